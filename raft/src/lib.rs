@@ -1,1 +1,83 @@
-//! placeholder
+//! The Raft runtime of ticketd: openraft on RocksDB, gRPC between nodes, and the client and
+//! admin services every node serves.
+//!
+//! `ticketd-store` is the engine (a pure state machine); this crate is the runtime that feeds it
+//! committed entries, persists the log, ships snapshots and answers clients.
+//!
+//! Architecture invariants:
+//! - A log append is reported durable to openraft only after the RocksDB WAL holding it is
+//!   fsynced; concurrent appends share one fsync (group commit).
+//! - A vote is fsynced before `save_vote` returns.
+//! - The state machine's data, its applied log id and its membership are written in one
+//!   RocksDB batch: a restarted node never sees one without the others.
+
+pub mod client;
+pub mod codec;
+pub mod log_store;
+pub mod network;
+pub mod node;
+pub mod pb;
+pub mod service;
+pub mod snapshot;
+pub mod state_machine;
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// A node's id in the cluster. Never reused for a different node.
+pub type NodeId = u64;
+
+/// How to reach a node: its gRPC address (`host:port`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeAddr {
+    /// gRPC address, `host:port`.
+    pub addr: String,
+}
+
+impl fmt::Display for NodeAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.addr)
+    }
+}
+
+/// The payload of a normal Raft entry: one client request for the state machine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Proposal(pub ticketd_store::Request);
+
+impl fmt::Display for Proposal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.0.client_id, self.0.idempotency_key)
+    }
+}
+
+openraft::declare_raft_types!(
+    /// The Raft type configuration of ticketd.
+    pub TypeConfig:
+        D = Proposal,
+        R = Option<ticketd_store::machine::Reply>,
+        Node = NodeAddr,
+);
+
+/// The openraft instance of a node.
+pub type Raft = openraft::Raft<TypeConfig, state_machine::StateMachine>;
+
+/// Column family of Raft log entries, keyed by big-endian index.
+pub const CF_LOG: &str = "raft_log";
+/// Column family of Raft metadata: vote, last purged log id.
+pub const CF_RAFT_META: &str = "raft_meta";
+/// Column family of state-machine metadata: applied log id and membership.
+pub const CF_SM_META: &str = "sm_meta";
+
+/// Opens (creating when missing) the node's RocksDB with every column family it uses.
+pub fn open_db(path: &std::path::Path) -> Result<rocksdb::DB, rocksdb::Error> {
+    let mut opts = rocksdb::Options::default();
+    opts.create_if_missing(true);
+    opts.create_missing_column_families(true);
+    // Every write goes to the WAL; durability comes from explicit WAL fsyncs (group commit).
+    opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+    let mut cfs = vec![CF_LOG, CF_RAFT_META, CF_SM_META];
+    cfs.extend_from_slice(ticketd_store::COLUMN_FAMILIES);
+    rocksdb::DB::open_cf(&opts, path, cfs)
+}

@@ -1,1 +1,426 @@
-fn main() {}
+//! `ticketctl`: the operator's command line for a ticketd cluster, shaped like etcdctl.
+//!
+//! Exit codes: 0 success, 2 usage error, 3 cluster unreachable, 4 request rejected,
+//! 5 server error, 6 outcome unknown.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use comfy_table::Table;
+use serde_json::json;
+use ticketd_raft::client::{AdminOp, ClientError, ClusterClient, RetryPolicy};
+use ticketd_raft::pb;
+
+#[derive(Parser)]
+#[command(name = "ticketctl", version, about = "Operate a ticketd cluster")]
+struct Cli {
+    /// Comma-separated gRPC endpoints of the cluster's nodes.
+    #[arg(
+        long,
+        global = true,
+        env = "TICKETCTL_ENDPOINTS",
+        value_delimiter = ',',
+        default_value = "127.0.0.1:7001"
+    )]
+    endpoints: Vec<String>,
+    /// Output format.
+    #[arg(
+        short = 'w',
+        long = "write-out",
+        global = true,
+        value_enum,
+        default_value = "table"
+    )]
+    write_out: Output,
+    /// Deadline of one request to one node, in ms.
+    #[arg(long, global = true, default_value_t = 3000)]
+    command_timeout_ms: u64,
+    /// Deadline of a whole command across retries, in ms.
+    #[arg(long, global = true, default_value_t = 15000)]
+    total_timeout_ms: u64,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum Output {
+    Table,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Cluster-wide operations.
+    #[command(subcommand)]
+    Cluster(ClusterCmd),
+    /// Membership.
+    #[command(subcommand)]
+    Member(MemberCmd),
+    /// Per-endpoint status and health.
+    #[command(subcommand)]
+    Endpoint(EndpointCmd),
+    /// Leadership.
+    #[command(subcommand)]
+    Leader(LeaderCmd),
+    /// Snapshots.
+    #[command(subcommand)]
+    Snapshot(SnapshotCmd),
+    /// Print each endpoint's Prometheus metrics.
+    Metrics,
+}
+
+#[derive(Subcommand)]
+enum ClusterCmd {
+    /// Initialize a new cluster with its first voters: `--members 1=127.0.0.1:7001,2=...`.
+    Init {
+        /// `id=host:port` pairs.
+        #[arg(long, value_delimiter = ',', required = true)]
+        members: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum MemberCmd {
+    /// List members as the leader sees them.
+    List,
+    /// Add a non-voting member that starts receiving the log.
+    AddLearner {
+        /// Node id (never reused).
+        id: u64,
+        /// Its gRPC address.
+        addr: String,
+    },
+    /// Make a learner a voter.
+    Promote {
+        /// Node id.
+        id: u64,
+    },
+    /// Remove a member.
+    Remove {
+        /// Node id.
+        id: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum EndpointCmd {
+    /// Raft status of each endpoint.
+    Status,
+    /// Whether each endpoint answers and knows a leader.
+    Health,
+}
+
+#[derive(Subcommand)]
+enum LeaderCmd {
+    /// Hand leadership to a voter.
+    Transfer {
+        /// Target node id.
+        to: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum SnapshotCmd {
+    /// Build a snapshot on each endpoint now.
+    Trigger,
+}
+
+enum Failure {
+    Client(ClientError),
+    Usage(String),
+}
+
+impl From<ClientError> for Failure {
+    fn from(e: ClientError) -> Self {
+        Failure::Client(e)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("Error: {e}");
+            return ExitCode::from(5);
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Usage(m)) => {
+            eprintln!("Error: {m}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Client(e)) => {
+            eprintln!("Error: {e}");
+            ExitCode::from(match e {
+                ClientError::Unreachable(_) => 3,
+                ClientError::Rejected(_) => 4,
+                ClientError::Server(_) => 5,
+                ClientError::Unknown(_) => 6,
+            })
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), Failure> {
+    if cli.endpoints.is_empty() {
+        return Err(Failure::Usage("no endpoints given".into()));
+    }
+    let policy = RetryPolicy {
+        attempt_timeout: Duration::from_millis(cli.command_timeout_ms),
+        total_deadline: Duration::from_millis(cli.total_timeout_ms),
+        ..RetryPolicy::default()
+    };
+    let client = ClusterClient::new(cli.endpoints.clone(), policy);
+    let out = cli.write_out;
+    match cli.cmd {
+        Cmd::Cluster(ClusterCmd::Init { members }) => {
+            let mut parsed = Vec::new();
+            for m in &members {
+                let (id, addr) = m
+                    .split_once('=')
+                    .ok_or_else(|| Failure::Usage(format!("member {m:?} is not id=host:port")))?;
+                let id: u64 = id
+                    .parse()
+                    .map_err(|_| Failure::Usage(format!("bad node id in {m:?}")))?;
+                parsed.push(pb::Member {
+                    id,
+                    addr: addr.to_string(),
+                });
+            }
+            let msg = client.init(&cli.endpoints[0], parsed).await?;
+            print_msg(out, &msg);
+        }
+        Cmd::Member(MemberCmd::List) => {
+            let s = leader_status(&client).await?;
+            if out == Output::Json {
+                let v: Vec<_> = s
+                    .members
+                    .iter()
+                    .map(|m| json!({"id": m.id, "addr": m.addr, "voter": m.voter}))
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            } else {
+                let mut t = Table::new();
+                t.set_header(["ID", "ADDRESS", "ROLE", "IS LEADER"]);
+                for m in &s.members {
+                    let role = if m.voter { "voter" } else { "learner" };
+                    t.add_row([
+                        m.id.to_string(),
+                        m.addr.clone(),
+                        role.into(),
+                        (m.id == s.leader_id).to_string(),
+                    ]);
+                }
+                println!("{t}");
+            }
+        }
+        Cmd::Member(MemberCmd::AddLearner { id, addr }) => print_msg(
+            out,
+            &client
+                .admin_on_leader(AdminOp::AddLearner { id, addr })
+                .await?,
+        ),
+        Cmd::Member(MemberCmd::Promote { id }) => {
+            print_msg(out, &client.admin_on_leader(AdminOp::Promote(id)).await?)
+        }
+        Cmd::Member(MemberCmd::Remove { id }) => {
+            print_msg(out, &client.admin_on_leader(AdminOp::Remove(id)).await?)
+        }
+        Cmd::Leader(LeaderCmd::Transfer { to }) => print_msg(
+            out,
+            &client.admin_on_leader(AdminOp::TransferLeader(to)).await?,
+        ),
+        Cmd::Snapshot(SnapshotCmd::Trigger) => {
+            for ep in &cli.endpoints {
+                let msg = client.trigger_snapshot(ep).await?;
+                print_msg(out, &format!("{ep}: {msg}"));
+            }
+        }
+        Cmd::Endpoint(EndpointCmd::Status) => endpoint_status(&client, out).await?,
+        Cmd::Endpoint(EndpointCmd::Health) => endpoint_health(&client, out).await?,
+        Cmd::Metrics => {
+            for ep in &cli.endpoints {
+                let s = client.status(ep).await?;
+                let body = http_get(&s.metrics_addr, "/metrics").map_err(|e| {
+                    ClientError::Unreachable(format!("metrics of {ep} at {}: {e}", s.metrics_addr))
+                })?;
+                println!("# endpoint {ep}\n{body}");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_msg(out: Output, msg: &str) {
+    match out {
+        Output::Json => println!("{}", json!({ "ok": msg })),
+        Output::Table => println!("{msg}"),
+    }
+}
+
+async fn leader_status(client: &ClusterClient) -> Result<pb::StatusReply, ClientError> {
+    let mut last = ClientError::Unreachable("no endpoint answered".into());
+    for ep in client.endpoints() {
+        match client.status(ep).await {
+            Ok(s) if s.is_leader => return Ok(s),
+            Ok(s) if s.has_leader => {
+                if let Some(l) = s.members.iter().find(|m| m.id == s.leader_id) {
+                    if let Ok(ls) = client.status(&l.addr).await {
+                        return Ok(ls);
+                    }
+                }
+                last = ClientError::Unreachable(format!("leader {} not reachable", s.leader_id));
+            }
+            Ok(_) => last = ClientError::Unreachable(format!("{ep} knows no leader")),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+async fn endpoint_status(client: &ClusterClient, out: Output) -> Result<(), Failure> {
+    let mut rows = Vec::new();
+    let mut failed = None;
+    for ep in client.endpoints() {
+        match client.status(ep).await {
+            Ok(s) => rows.push((ep.clone(), Some(s), String::new())),
+            Err(e) => {
+                rows.push((ep.clone(), None, e.to_string()));
+                failed = Some(e);
+            }
+        }
+    }
+    if out == Output::Json {
+        let v: Vec<_> = rows
+            .iter()
+            .map(|(ep, s, err)| match s {
+                Some(s) => json!({
+                    "endpoint": ep, "id": s.id, "version": s.version, "db_size_bytes": s.db_size_bytes,
+                    "is_leader": s.is_leader, "is_learner": s.is_learner, "raft_term": s.raft_term,
+                    "raft_index": s.raft_index, "committed_index": s.committed_index,
+                    "applied_index": s.applied_index, "leader_id": s.has_leader.then_some(s.leader_id),
+                    "state": s.state, "snapshot_index": s.snapshot_index, "purged_index": s.purged_index,
+                    "errors": s.errors,
+                }),
+                None => json!({ "endpoint": ep, "errors": [err] }),
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    } else {
+        let mut t = Table::new();
+        t.set_header([
+            "ENDPOINT",
+            "ID",
+            "VERSION",
+            "DB SIZE",
+            "IS LEADER",
+            "IS LEARNER",
+            "RAFT TERM",
+            "RAFT INDEX",
+            "RAFT APPLIED INDEX",
+            "ERRORS",
+        ]);
+        for (ep, s, err) in &rows {
+            match s {
+                Some(s) => t.add_row([
+                    ep.clone(),
+                    s.id.to_string(),
+                    s.version.clone(),
+                    format!("{} kB", s.db_size_bytes / 1024),
+                    s.is_leader.to_string(),
+                    s.is_learner.to_string(),
+                    s.raft_term.to_string(),
+                    s.raft_index.to_string(),
+                    s.applied_index.to_string(),
+                    s.errors.join("; "),
+                ]),
+                None => t.add_row([
+                    ep.clone(),
+                    "".into(),
+                    "".into(),
+                    "".into(),
+                    "".into(),
+                    "".into(),
+                    "".into(),
+                    "".into(),
+                    "".into(),
+                    err.clone(),
+                ]),
+            };
+        }
+        println!("{t}");
+    }
+    match failed {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
+}
+
+async fn endpoint_health(client: &ClusterClient, out: Output) -> Result<(), Failure> {
+    let mut failed = None;
+    let mut rows = Vec::new();
+    for ep in client.endpoints() {
+        let started = std::time::Instant::now();
+        let (healthy, error) = match client.status(ep).await {
+            Ok(s) if s.has_leader && s.errors.is_empty() => (true, String::new()),
+            Ok(s) if !s.has_leader => (false, "no leader known".to_string()),
+            Ok(s) => (false, s.errors.join("; ")),
+            Err(e) => {
+                let msg = e.to_string();
+                failed = Some(e);
+                (false, msg)
+            }
+        };
+        if !healthy && failed.is_none() {
+            failed = Some(ClientError::Unreachable(format!(
+                "{ep} is unhealthy: {error}"
+            )));
+        }
+        rows.push((ep.clone(), healthy, started.elapsed(), error));
+    }
+    if out == Output::Json {
+        let v: Vec<_> = rows
+            .iter()
+            .map(|(ep, h, took, err)| json!({"endpoint": ep, "health": h, "took_ms": took.as_millis() as u64, "error": err}))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    } else {
+        for (ep, h, took, err) in &rows {
+            if *h {
+                println!("{ep} is healthy: took = {took:?}");
+            } else {
+                println!("{ep} is unhealthy: took = {took:?}, error: {err}");
+            }
+        }
+    }
+    match failed {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
+}
+
+/// A minimal HTTP/1.0 GET on loopback, bounded in time and size.
+fn http_get(addr: &str, path: &str) -> std::io::Result<String> {
+    let sock: std::net::SocketAddr = addr
+        .parse()
+        .map_err(|_| std::io::Error::other("bad metrics address"))?;
+    let mut s = TcpStream::connect_timeout(&sock, Duration::from_secs(2))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+    let mut body = String::new();
+    s.take(16 << 20).read_to_string(&mut body)?;
+    match body.split_once("\r\n\r\n") {
+        Some((head, rest)) if head.starts_with("HTTP/1.") && head.contains(" 200 ") => {
+            Ok(rest.to_string())
+        }
+        _ => Err(std::io::Error::other("unexpected HTTP answer")),
+    }
+}

@@ -1,1 +1,144 @@
-fn main() {}
+//! `ticketd`: runs a node of the replicated ticket store.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use serde::Serialize;
+use ticketd_cluster::config::NodeFileConfig;
+use ticketd_cluster::telemetry;
+use ticketd_raft::node::{Node, NodeConfig};
+
+#[derive(Parser)]
+#[command(
+    name = "ticketd",
+    version,
+    about = "A Raft-replicated, strongly consistent ticket store"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run one node of the cluster.
+    Node(NodeArgs),
+}
+
+/// Flags override `TICKETD_*` environment variables, which override the config file.
+#[derive(clap::Args, Serialize)]
+struct NodeArgs {
+    /// TOML config file.
+    #[arg(long)]
+    #[serde(skip)]
+    config: Option<PathBuf>,
+    /// Node id (>= 1, never reused).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<u64>,
+    /// Data directory.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data_dir: Option<PathBuf>,
+    /// gRPC listen address.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    listen: Option<String>,
+    /// Address others reach this node at.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    advertise: Option<String>,
+    /// Prometheus /metrics listen address.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metrics_listen: Option<String>,
+    /// Raft heartbeat interval in ms.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    heartbeat_ms: Option<u64>,
+    /// Raft election timeout lower bound in ms.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    election_timeout_ms: Option<u64>,
+    /// Build a snapshot after this many log entries.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    snapshot_every_entries: Option<u64>,
+    /// Log entries kept behind a snapshot when purging.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    logs_kept_after_snapshot: Option<u64>,
+    /// Log format: text or json.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    log_format: Option<String>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Node(args) => {
+            let cfg = NodeFileConfig::load(args.config.as_ref(), &args)?;
+            telemetry::init_logs(&cfg.log_format);
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?
+                .block_on(run_node(cfg))
+        }
+    }
+}
+
+async fn run_node(cfg: NodeFileConfig) -> anyhow::Result<()> {
+    let prometheus = telemetry::init_metrics()?;
+    let metrics_listener = tokio::net::TcpListener::bind(cfg.metrics_listen)
+        .await
+        .with_context(|| format!("bind metrics address {}", cfg.metrics_listen))?;
+    let node = Node::start(NodeConfig {
+        id: cfg.id,
+        data_dir: cfg.data_dir.clone(),
+        listen_addr: cfg.listen,
+        advertise_addr: cfg
+            .advertise
+            .clone()
+            .unwrap_or_else(|| cfg.listen.to_string()),
+        heartbeat_ms: cfg.heartbeat_ms,
+        election_timeout_ms: cfg.election_timeout_ms,
+        snapshot_every_entries: cfg.snapshot_every_entries,
+        logs_kept_after_snapshot: cfg.logs_kept_after_snapshot,
+        metrics_addr: metrics_listener.local_addr()?.to_string(),
+    })
+    .await?;
+
+    let app = axum::Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(move || std::future::ready(prometheus.render())),
+        )
+        .route("/healthz", axum::routing::get(|| std::future::ready("ok")));
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let http = tokio::spawn(async move {
+        axum::serve(metrics_listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop_rx.wait_for(|s| *s).await;
+            })
+            .await
+    });
+
+    wait_for_signal().await?;
+    tracing::info!("shutting down");
+    let _ = stop_tx.send(true);
+    node.shutdown().await?;
+    http.await.context("metrics server task")??;
+    Ok(())
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r?,
+        _ = term.recv() => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,4 @@
+//! Configuration and process plumbing shared by the `ticketd` and `ticketctl` binaries.
+
+pub mod config;
+pub mod telemetry;

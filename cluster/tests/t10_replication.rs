@@ -1,0 +1,227 @@
+//! A 3-node cluster of real processes: election, writes through any node, linearizable reads
+//! through every node, leader failure and recovery from disk.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use ticketd_jepsen::cluster::{NodeOpts, TestCluster};
+use ticketd_store::Outcome;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_through_any_node_is_read_linearizably_through_every_node() -> anyhow::Result<()> {
+    phase("start 3 nodes, init, elect");
+    let c = TestCluster::start(&ticketd_bin(), 3, NodeOpts::default()).await?;
+
+    phase("write through each node in turn (followers forward to the leader)");
+    let mut last_index = 0;
+    for id in 1..=3u64 {
+        let client = c.client_for(&[c.addr(id)]);
+        let w = client
+            .write("t10", &format!("k{id}"), &create_venue(&format!("v{id}")))
+            .await?;
+        assert!(
+            matches!(w.reply.outcome, Outcome::Done(_)),
+            "write via node {id}: {:?}",
+            w.reply
+        );
+        assert!(w.log_index > last_index, "log indexes grow");
+        last_index = w.log_index;
+    }
+
+    phase("a linearizable read through every node returns every write");
+    for id in 1..=3u64 {
+        for v in 1..=3u64 {
+            let r = c
+                .read_linearizable_at(id, &get_venue(&format!("v{v}")))
+                .await?;
+            let venue = venue(&r.result).unwrap_or_else(|| panic!("node {id} lacks venue v{v}"));
+            assert_eq!(venue.venue_id, format!("v{v}"));
+            assert!(r.applied_index >= venue.created_index);
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_killed_new_leader_writes_go_on_restarted_node_catches_up() -> anyhow::Result<()> {
+    let mut c = TestCluster::start(&ticketd_bin(), 3, NodeOpts::default()).await?;
+    let client = c.client();
+    let before = client
+        .write("t10", "before", &create_venue("before"))
+        .await?;
+
+    phase("kill -9 the leader");
+    let old = c.wait_leader(Duration::from_secs(10)).await?;
+    c.kill(old)?;
+    let killed_at = Instant::now();
+    let new = c.wait_leader(Duration::from_secs(10)).await?;
+    let failover = killed_at.elapsed();
+    eprintln!("new leader {new} after {failover:?}");
+    assert_ne!(new, old);
+
+    phase("writes go on");
+    let mut last = before.log_index;
+    for i in 0..20 {
+        let w = client
+            .write(
+                "t10",
+                &format!("after{i}"),
+                &create_venue(&format!("after{i}")),
+            )
+            .await?;
+        assert!(matches!(w.reply.outcome, Outcome::Done(_)));
+        last = w.log_index;
+    }
+
+    phase("the killed node restarts from its disk and catches up");
+    c.restart(old)?;
+    c.wait_applied(old, last, Duration::from_secs(20)).await?;
+    let s = c.status(old).await?;
+    assert!(!s.is_leader || new == old);
+    for key in ["before", "after0", "after19"] {
+        let r = c.read_linearizable_at(old, &get_venue(key)).await?;
+        assert!(
+            venue(&r.result).is_some(),
+            "restarted node {old} lacks {key}"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_nodes_killed_mid_writes_lose_no_acknowledged_write() -> anyhow::Result<()> {
+    let mut c = TestCluster::start(&ticketd_bin(), 3, NodeOpts::default()).await?;
+
+    phase("4 writers write until the cluster dies under them");
+    let (ack_tx, mut ack_rx) = tokio::sync::mpsc::channel::<String>(10_000);
+    let mut writers = Vec::new();
+    for w in 0..4 {
+        let client = c.client();
+        let tx = ack_tx.clone();
+        writers.push(tokio::spawn(async move {
+            for i in 0..10_000 {
+                let id = format!("w{w}-{i}");
+                match client.write("t10", &id, &create_venue(&id)).await {
+                    Ok(r) if matches!(r.reply.outcome, Outcome::Done(_)) => {
+                        if tx.send(id).await.is_err() {
+                            return;
+                        }
+                    }
+                    _ => return,
+                }
+            }
+        }));
+    }
+    drop(ack_tx);
+    // Let some writes be acknowledged, then kill every node at once.
+    let mut acked = Vec::new();
+    while acked.len() < 50 {
+        acked.push(ack_rx.recv().await.expect("writers acknowledge"));
+    }
+    for id in 1..=3 {
+        c.kill(id)?;
+    }
+    for w in writers {
+        let _ = w.await;
+    }
+    while let Ok(id) = ack_rx.try_recv() {
+        acked.push(id);
+    }
+    eprintln!("{} writes acknowledged before the kill", acked.len());
+
+    phase("restart all three: every acknowledged write is there");
+    for id in 1..=3 {
+        c.restart(id)?;
+    }
+    let leader = c.wait_leader(Duration::from_secs(20)).await?;
+    let client = c.client();
+    for id in &acked {
+        let r = client
+            .read(
+                &get_venue(id),
+                ticketd_raft::client::Consistency::Linearizable,
+            )
+            .await?;
+        assert!(
+            venue(&r.result).is_some(),
+            "acknowledged write {id} lost (leader {leader})"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_retried_with_same_key_after_leader_kill_is_applied_once() -> anyhow::Result<()> {
+    let mut c = TestCluster::start(&ticketd_bin(), 3, NodeOpts::default()).await?;
+    let client = c.client();
+
+    phase("write through the leader, then kill it");
+    let first = client.write("t10", "once", &create_venue("once")).await?;
+    assert!(!first.reply.replayed);
+    let leader = c.wait_leader(Duration::from_secs(10)).await?;
+    c.kill(leader)?;
+
+    phase("retry with the same key on the new leader: the first outcome, not a second application");
+    let again = client.write("t10", "once", &create_venue("once")).await?;
+    assert!(
+        again.reply.replayed,
+        "the retry must be recognized: {:?}",
+        again.reply
+    );
+    assert_eq!(again.reply.index, first.reply.index);
+    assert_eq!(again.reply.outcome, first.reply.outcome);
+    assert!(
+        again.log_index > first.log_index,
+        "the retry travelled through the log again"
+    );
+
+    let r = client
+        .read(
+            &get_venue("once"),
+            ticketd_raft::client::Consistency::Linearizable,
+        )
+        .await?;
+    assert_eq!(
+        venue(&r.result).expect("venue").created_index,
+        first.reply.index
+    );
+
+    phase(
+        "a write in flight while its leader dies: retried with its key until known, applied once",
+    );
+    let new_leader = c.wait_leader(Duration::from_secs(10)).await?;
+    let writer = {
+        let client = c.client();
+        tokio::spawn(async move {
+            client
+                .write("t10", "inflight", &create_venue("inflight"))
+                .await
+        })
+    };
+    c.kill(new_leader)?;
+    c.restart(leader)?;
+    let outcome = writer.await?;
+    let settled = match outcome {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("in-flight write ended {e}; retrying with its key");
+            client
+                .write("t10", "inflight", &create_venue("inflight"))
+                .await?
+        }
+    };
+    let r = client
+        .read(
+            &get_venue("inflight"),
+            ticketd_raft::client::Consistency::Linearizable,
+        )
+        .await?;
+    let v = venue(&r.result).expect("in-flight venue exists");
+    assert_eq!(
+        v.created_index, settled.reply.index,
+        "exactly one application, the one every reply names"
+    );
+    Ok(())
+}

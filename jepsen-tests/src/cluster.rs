@@ -1,0 +1,414 @@
+//! Real node processes on loopback: start, kill -9, restart, pause, and bounded waits on their
+//! state. No fixed sleeps: every wait polls a condition with a deadline.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use ticketd_raft::client::{ClusterClient, Consistency, RetryPolicy};
+use ticketd_raft::pb;
+
+/// Interval between polls of a waited-for condition.
+const POLL: Duration = Duration::from_millis(50);
+
+/// Raft settings of the nodes a test starts.
+#[derive(Debug, Clone)]
+pub struct NodeOpts {
+    /// Heartbeat interval, ms.
+    pub heartbeat_ms: u64,
+    /// Election timeout lower bound, ms.
+    pub election_timeout_ms: u64,
+    /// Snapshot after this many entries.
+    pub snapshot_every_entries: u64,
+    /// Entries kept behind a snapshot.
+    pub logs_kept_after_snapshot: u64,
+}
+
+impl Default for NodeOpts {
+    fn default() -> Self {
+        Self {
+            heartbeat_ms: 100,
+            election_timeout_ms: 600,
+            snapshot_every_entries: 10_000,
+            logs_kept_after_snapshot: 1_000,
+        }
+    }
+}
+
+/// One node of a test cluster.
+pub struct TestNode {
+    /// Node id.
+    pub id: u64,
+    /// gRPC address.
+    pub addr: String,
+    /// Prometheus address.
+    pub metrics_addr: String,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    log_path: PathBuf,
+    child: Option<Child>,
+}
+
+impl TestNode {
+    /// True while its process runs (not killed by the test).
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// The OS process id, while running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+}
+
+/// A cluster of `ticketd node` processes for one test.
+pub struct TestCluster {
+    bin: PathBuf,
+    dir: tempfile::TempDir,
+    opts: NodeOpts,
+    nodes: BTreeMap<u64, TestNode>,
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+impl TestCluster {
+    /// Starts `n` nodes (ids 1..=n), initializes them as one cluster and waits for a leader.
+    pub async fn start(bin: &Path, n: u64, opts: NodeOpts) -> anyhow::Result<Self> {
+        let dir = tempfile::Builder::new().prefix("ticketd-test-").tempdir()?;
+        let mut c = TestCluster {
+            bin: bin.to_path_buf(),
+            dir,
+            opts,
+            nodes: BTreeMap::new(),
+        };
+        for id in 1..=n {
+            c.add_node(id)?;
+        }
+        let members: Vec<pb::Member> = c
+            .nodes
+            .values()
+            .map(|n| pb::Member {
+                id: n.id,
+                addr: n.addr.clone(),
+            })
+            .collect();
+        let first = c.addr(1);
+        // The first node may still be binding its port: retry init within a bound.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            match c
+                .client_for(&[first.clone()])
+                .init(&first, members.clone())
+                .await
+            {
+                Ok(_) => break,
+                Err(e) if Instant::now() < deadline => {
+                    tracing::debug!(error = %e, "init not yet accepted");
+                    tokio::time::sleep(POLL).await;
+                }
+                Err(e) => return Err(e).context("initialize cluster"),
+            }
+        }
+        c.wait_leader(Duration::from_secs(20)).await?;
+        Ok(c)
+    }
+
+    /// Creates and starts node `id` (not yet a member: see `ClusterClient::admin_on_leader`).
+    pub fn add_node(&mut self, id: u64) -> anyhow::Result<()> {
+        if self.nodes.contains_key(&id) {
+            bail!("node {id} exists");
+        }
+        let node = TestNode {
+            id,
+            addr: format!("127.0.0.1:{}", free_port()?),
+            metrics_addr: format!("127.0.0.1:{}", free_port()?),
+            data_dir: self.dir.path().join(format!("node{id}")),
+            log_path: self.dir.path().join(format!("node{id}.log")),
+            child: None,
+        };
+        self.nodes.insert(id, node);
+        self.restart(id)
+    }
+
+    /// Starts the process of node `id` again (after a kill), on the same data and ports.
+    pub fn restart(&mut self, id: u64) -> anyhow::Result<()> {
+        let opts = self.opts.clone();
+        let bin = self.bin.clone();
+        let node = self.nodes.get_mut(&id).context("no such node")?;
+        if node.child.is_some() {
+            bail!("node {id} is running");
+        }
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(&node.log_path)?;
+        let child = Command::new(&bin)
+            .arg("node")
+            .args(["--id", &id.to_string()])
+            .arg("--data-dir")
+            .arg(&node.data_dir)
+            .args(["--listen", &node.addr])
+            .args(["--metrics-listen", &node.metrics_addr])
+            .args(["--heartbeat-ms", &opts.heartbeat_ms.to_string()])
+            .args([
+                "--election-timeout-ms",
+                &opts.election_timeout_ms.to_string(),
+            ])
+            .args([
+                "--snapshot-every-entries",
+                &opts.snapshot_every_entries.to_string(),
+            ])
+            .args([
+                "--logs-kept-after-snapshot",
+                &opts.logs_kept_after_snapshot.to_string(),
+            ])
+            .env(
+                "RUST_LOG",
+                std::env::var("TICKETD_TEST_LOG").unwrap_or_else(|_| "info,openraft=warn".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("spawn {}", bin.display()))?;
+        node.child = Some(child);
+        Ok(())
+    }
+
+    /// kill -9 of node `id`, and waits for the process to be gone.
+    pub fn kill(&mut self, id: u64) -> anyhow::Result<()> {
+        let node = self.nodes.get_mut(&id).context("no such node")?;
+        let mut child = node
+            .child
+            .take()
+            .with_context(|| format!("node {id} is not running"))?;
+        child.kill()?;
+        child.wait()?;
+        Ok(())
+    }
+
+    /// Sends a signal (by name, e.g. `TERM`, `STOP`, `CONT`) to node `id`.
+    pub fn signal(&self, id: u64, sig: &str) -> anyhow::Result<()> {
+        let pid = self
+            .nodes
+            .get(&id)
+            .and_then(|n| n.pid())
+            .context("node not running")?;
+        let st = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(pid.to_string())
+            .status()?;
+        if !st.success() {
+            bail!("kill -{sig} {pid} failed");
+        }
+        Ok(())
+    }
+
+    /// SIGTERM to node `id` and a bounded wait for a clean exit.
+    pub async fn stop(
+        &mut self,
+        id: u64,
+        timeout: Duration,
+    ) -> anyhow::Result<std::process::ExitStatus> {
+        self.signal(id, "TERM")?;
+        let node = self.nodes.get_mut(&id).context("no such node")?;
+        let mut child = node.child.take().context("not running")?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(st) = child.try_wait()? {
+                return Ok(st);
+            }
+            if Instant::now() >= deadline {
+                child.kill()?;
+                child.wait()?;
+                bail!("node {id} did not stop within {timeout:?}");
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// gRPC address of node `id`.
+    pub fn addr(&self, id: u64) -> String {
+        self.nodes[&id].addr.clone()
+    }
+
+    /// The node handles.
+    pub fn nodes(&self) -> impl Iterator<Item = &TestNode> {
+        self.nodes.values()
+    }
+
+    /// Ids of nodes whose process runs.
+    pub fn running(&self) -> Vec<u64> {
+        self.nodes
+            .values()
+            .filter(|n| n.is_running())
+            .map(|n| n.id)
+            .collect()
+    }
+
+    /// Addresses of every node.
+    pub fn endpoints(&self) -> Vec<String> {
+        self.nodes.values().map(|n| n.addr.clone()).collect()
+    }
+
+    /// A client over every node.
+    pub fn client(&self) -> ClusterClient {
+        self.client_for(&self.endpoints())
+    }
+
+    /// A client over the given endpoints only.
+    pub fn client_for(&self, endpoints: &[String]) -> ClusterClient {
+        ClusterClient::new(
+            endpoints.to_vec(),
+            RetryPolicy {
+                attempt_timeout: Duration::from_secs(3),
+                total_deadline: Duration::from_secs(20),
+                ..Default::default()
+            },
+        )
+    }
+
+    /// Status of node `id`.
+    pub async fn status(&self, id: u64) -> anyhow::Result<pb::StatusReply> {
+        let addr = self.addr(id);
+        Ok(self.client_for(&[addr.clone()]).status(&addr).await?)
+    }
+
+    /// Waits until a running node is leader and every other running voter agrees; returns its id.
+    pub async fn wait_leader(&self, timeout: Duration) -> anyhow::Result<u64> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(l) = self.agreed_leader().await {
+                return Ok(l);
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "no agreed leader within {timeout:?}\n{}",
+                    self.logs_tail(30)
+                );
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    async fn agreed_leader(&self) -> Option<u64> {
+        let mut leader = None;
+        for id in self.running() {
+            let s = self.status(id).await.ok()?;
+            if s.is_learner {
+                continue;
+            }
+            if !s.has_leader {
+                return None;
+            }
+            match leader {
+                None => leader = Some(s.leader_id),
+                Some(l) if l != s.leader_id => return None,
+                _ => {}
+            }
+        }
+        let l = leader?;
+        let s = self.status(l).await.ok()?;
+        s.is_leader.then_some(l)
+    }
+
+    /// Waits until node `id` has applied at least `index`.
+    pub async fn wait_applied(
+        &self,
+        id: u64,
+        index: u64,
+        timeout: Duration,
+    ) -> anyhow::Result<pb::StatusReply> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(s) = self.status(id).await {
+                if s.applied_index >= index {
+                    return Ok(s);
+                }
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "node {id} did not apply index {index} within {timeout:?}\n{}",
+                    self.logs_tail(30)
+                );
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Waits until `cond` holds for node `id`'s status.
+    pub async fn wait_status(
+        &self,
+        id: u64,
+        what: &str,
+        timeout: Duration,
+        cond: impl Fn(&pb::StatusReply) -> bool,
+    ) -> anyhow::Result<pb::StatusReply> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(s) = self.status(id).await {
+                if cond(&s) {
+                    return Ok(s);
+                }
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "node {id}: {what} not reached within {timeout:?}\n{}",
+                    self.logs_tail(30)
+                );
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// A linearizable read through node `id` only.
+    pub async fn read_linearizable_at(
+        &self,
+        id: u64,
+        query: &ticketd_store::Query,
+    ) -> anyhow::Result<ticketd_raft::client::ReadResult> {
+        let addr = self.addr(id);
+        self.client_for(&[addr.clone()])
+            .read_at(&addr, query, Consistency::Linearizable)
+            .await?
+            .with_context(|| format!("node {id} knows no leader"))
+    }
+
+    /// The last `lines` lines of every node's log, for failure messages.
+    pub fn logs_tail(&self, lines: usize) -> String {
+        let mut out = String::new();
+        for n in self.nodes.values() {
+            let text = std::fs::read_to_string(&n.log_path).unwrap_or_default();
+            let all: Vec<&str> = text.lines().collect();
+            out.push_str(&format!("--- node {} log ---\n", n.id));
+            for l in &all[all.len().saturating_sub(lines)..] {
+                out.push_str(l);
+                out.push('\n');
+            }
+        }
+        out
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        for n in self.nodes.values_mut() {
+            if let Some(mut c) = n.child.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+        if std::thread::panicking() {
+            // Keep the data and logs of a failed test for inspection.
+            let path = self.dir.path().to_path_buf();
+            eprintln!("test cluster files kept at {}", path.display());
+            let _ = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir")).keep();
+        }
+    }
+}

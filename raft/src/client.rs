@@ -1,0 +1,456 @@
+//! The cluster client: knows the nodes, tracks the leader, follows leader hints, and retries a
+//! write on another node with the same idempotency key within a bounded number of attempts and a
+//! total deadline. Used by `ticketctl`, the HTTP API and the tests.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use ticketd_store::machine::Reply;
+use ticketd_store::{Command, Query, QueryResult};
+use tonic::Code;
+
+use crate::network::Channels;
+use crate::pb;
+
+/// Why a call did not give an answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// No node could be reached.
+    #[error("cluster unreachable: {0}")]
+    Unreachable(String),
+    /// A write may or may not have been applied: retry it with the same idempotency key.
+    #[error("outcome unknown: {0}")]
+    Unknown(String),
+    /// The cluster refused the request as invalid or not allowed now.
+    #[error("rejected: {0}")]
+    Rejected(String),
+    /// The server failed.
+    #[error("server error: {0}")]
+    Server(String),
+}
+
+/// Consistency of a read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consistency {
+    /// ReadIndex through the leader, then the local state: sees every write acknowledged before.
+    Linearizable,
+    /// The node's applied state as it is: may lag, says by how much through the applied index.
+    Local,
+}
+
+/// A committed write.
+#[derive(Debug, Clone)]
+pub struct WriteResult {
+    /// The state machine's reply.
+    pub reply: Reply,
+    /// Log index of the entry that carried this attempt.
+    pub log_index: u64,
+    /// Node that answered.
+    pub served_by: String,
+}
+
+/// A read answer.
+#[derive(Debug, Clone)]
+pub struct ReadResult {
+    /// The answer.
+    pub result: QueryResult,
+    /// Applied index of the node that answered.
+    pub applied_index: u64,
+}
+
+/// Limits of the client's retries.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Most attempts of one call across all nodes.
+    pub attempts_max: u32,
+    /// Deadline of one attempt.
+    pub attempt_timeout: Duration,
+    /// Deadline of the whole call.
+    pub total_deadline: Duration,
+    /// Pause between attempts that found no leader (doubles up to 8x).
+    pub backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            attempts_max: 12,
+            attempt_timeout: Duration::from_secs(3),
+            total_deadline: Duration::from_secs(15),
+            backoff: Duration::from_millis(50),
+        }
+    }
+}
+
+/// A client of a ticketd cluster.
+pub struct ClusterClient {
+    endpoints: Vec<String>,
+    channels: Channels,
+    leader: Mutex<Option<String>>,
+    policy: RetryPolicy,
+}
+
+enum Attempt<T> {
+    Done(T),
+    /// Try this address next.
+    Redirect(String),
+    /// Try another node; the error says what happened here.
+    Next(ClientError),
+}
+
+fn classify(status: &tonic::Status, is_write: bool) -> ClientError {
+    let msg = format!("{}: {}", status.code(), status.message());
+    match status.code() {
+        Code::InvalidArgument
+        | Code::FailedPrecondition
+        | Code::AlreadyExists
+        | Code::PermissionDenied => ClientError::Rejected(msg),
+        // The request may have reached a node and been proposed. tonic reports a connection
+        // broken mid-call as `Unknown`; ticketd's own failures are `Internal`.
+        Code::DeadlineExceeded | Code::Cancelled | Code::Unavailable | Code::Unknown
+            if is_write =>
+        {
+            ClientError::Unknown(msg)
+        }
+        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown => {
+            ClientError::Unreachable(msg)
+        }
+        _ => ClientError::Server(msg),
+    }
+}
+
+impl ClusterClient {
+    /// A client of the nodes at `endpoints` (`host:port`, gRPC).
+    pub fn new(endpoints: Vec<String>, policy: RetryPolicy) -> Self {
+        Self {
+            endpoints,
+            channels: Channels::default(),
+            leader: Mutex::new(None),
+            policy,
+        }
+    }
+
+    /// The nodes this client knows.
+    pub fn endpoints(&self) -> &[String] {
+        &self.endpoints
+    }
+
+    fn remember_leader(&self, addr: Option<String>) {
+        *self.leader.lock().expect("leader lock poisoned") = addr;
+    }
+
+    fn channel(&self, addr: &str) -> Result<tonic::transport::Channel, ClientError> {
+        self.channels
+            .get(addr)
+            .map_err(|e| ClientError::Unreachable(format!("{addr}: {e}")))
+    }
+
+    fn request<T>(&self, msg: T) -> tonic::Request<T> {
+        let mut r = tonic::Request::new(msg);
+        r.set_timeout(self.policy.attempt_timeout);
+        r
+    }
+
+    /// Runs `call` against the leader (or a guess), following hints and moving on to other
+    /// nodes, within the policy's bounds. An unknown outcome anywhere makes the final error
+    /// unknown unless a later attempt gives the answer.
+    async fn run(&self, call: Call<'_>) -> Result<Answer, ClientError> {
+        let started = Instant::now();
+        let mut next_guess = 0usize;
+        let mut target = self.leader.lock().expect("leader lock poisoned").clone();
+        let mut last_err = ClientError::Unreachable("no attempt made".into());
+        let mut unknown = false;
+        let mut pause = self.policy.backoff;
+        for _ in 0..self.policy.attempts_max {
+            if started.elapsed() >= self.policy.total_deadline {
+                break;
+            }
+            let addr = match target.take() {
+                Some(a) => a,
+                None => {
+                    let a = self.endpoints[next_guess % self.endpoints.len()].clone();
+                    next_guess += 1;
+                    a
+                }
+            };
+            match self.attempt(&call, &addr).await {
+                Attempt::Done(v) => {
+                    self.remember_leader(Some(addr));
+                    return Ok(v);
+                }
+                Attempt::Redirect(to) => {
+                    target = Some(to);
+                }
+                Attempt::Next(e) => {
+                    self.remember_leader(None);
+                    if matches!(e, ClientError::Rejected(_) | ClientError::Server(_)) {
+                        return Err(e);
+                    }
+                    unknown |= matches!(e, ClientError::Unknown(_));
+                    last_err = e;
+                    let left = self.policy.total_deadline.saturating_sub(started.elapsed());
+                    tokio::time::sleep(pause.min(left)).await;
+                    pause = (pause * 2).min(self.policy.backoff * 8);
+                }
+            }
+        }
+        if unknown && !matches!(last_err, ClientError::Unknown(_)) {
+            return Err(ClientError::Unknown(format!(
+                "an attempt may have been applied; last error: {last_err}"
+            )));
+        }
+        Err(last_err)
+    }
+
+    async fn attempt(&self, call: &Call<'_>, addr: &str) -> Attempt<Answer> {
+        let channel = match self.channel(addr) {
+            Ok(c) => c,
+            Err(e) => return Attempt::Next(e),
+        };
+        match call {
+            Call::Write {
+                client_id,
+                idempotency_key,
+                command_json,
+            } => {
+                let req = self.request(pb::WriteRequest {
+                    client_id: client_id.to_string(),
+                    idempotency_key: idempotency_key.to_string(),
+                    command_json: command_json.to_vec(),
+                    forwarded: false,
+                });
+                match pb::client_client::ClientClient::new(channel)
+                    .write(req)
+                    .await
+                {
+                    Ok(r) => {
+                        let r = r.into_inner();
+                        match r.result {
+                            Some(pb::write_reply::Result::ReplyJson(j)) => {
+                                match serde_json::from_slice(&j) {
+                                    Ok(reply) => Attempt::Done(Answer::Write(WriteResult {
+                                        reply,
+                                        log_index: r.log_index,
+                                        served_by: addr.to_string(),
+                                    })),
+                                    Err(e) => Attempt::Next(ClientError::Server(format!(
+                                        "bad reply: {e}"
+                                    ))),
+                                }
+                            }
+                            Some(pb::write_reply::Result::NotLeader(h))
+                                if h.known && h.leader_addr != addr =>
+                            {
+                                Attempt::Redirect(h.leader_addr)
+                            }
+                            _ => Attempt::Next(ClientError::Unreachable(format!(
+                                "{addr}: no leader known"
+                            ))),
+                        }
+                    }
+                    Err(s) => Attempt::Next(classify(&s, true)),
+                }
+            }
+            Call::Read { query, consistency } => {
+                match self.read_at(addr, query, *consistency).await {
+                    Ok(Some(r)) => Attempt::Done(Answer::Read(r)),
+                    Ok(None) => {
+                        Attempt::Next(ClientError::Unreachable(format!("{addr}: no leader known")))
+                    }
+                    Err(e) => Attempt::Next(e),
+                }
+            }
+            Call::Admin(op) => {
+                let mut c = pb::admin_client::AdminClient::new(channel);
+                let res = match op {
+                    AdminOp::AddLearner { id, addr } => {
+                        let member = Some(pb::Member {
+                            id: *id,
+                            addr: addr.clone(),
+                        });
+                        c.add_learner(long(pb::AddLearnerRequest { member })).await
+                    }
+                    AdminOp::Promote(id) => c.promote(long(pb::PromoteRequest { id: *id })).await,
+                    AdminOp::Remove(id) => c.remove(long(pb::RemoveRequest { id: *id })).await,
+                    AdminOp::TransferLeader(to) => {
+                        c.transfer_leader(long(pb::TransferLeaderRequest { to: *to }))
+                            .await
+                    }
+                };
+                match res {
+                    Ok(r) => match admin_result(r.into_inner()) {
+                        Ok(msg) => Attempt::Done(Answer::Admin(msg)),
+                        Err(h) if h.known && h.leader_addr != addr => {
+                            Attempt::Redirect(h.leader_addr)
+                        }
+                        Err(_) => Attempt::Next(ClientError::Unreachable(format!(
+                            "{addr}: no leader known"
+                        ))),
+                    },
+                    Err(s) => Attempt::Next(classify(&s, false)),
+                }
+            }
+        }
+    }
+
+    /// Writes `command` with an idempotency key; retries reuse the key, so it is applied once.
+    pub async fn write(
+        &self,
+        client_id: &str,
+        idempotency_key: &str,
+        command: &Command,
+    ) -> Result<WriteResult, ClientError> {
+        let command_json =
+            serde_json::to_vec(command).map_err(|e| ClientError::Rejected(e.to_string()))?;
+        match self
+            .run(Call::Write {
+                client_id,
+                idempotency_key,
+                command_json: &command_json,
+            })
+            .await?
+        {
+            Answer::Write(w) => Ok(w),
+            _ => Err(ClientError::Server("mismatched answer".into())),
+        }
+    }
+
+    /// Reads through any node at the given consistency (the leader, when known).
+    pub async fn read(
+        &self,
+        query: &Query,
+        consistency: Consistency,
+    ) -> Result<ReadResult, ClientError> {
+        match self.run(Call::Read { query, consistency }).await? {
+            Answer::Read(r) => Ok(r),
+            _ => Err(ClientError::Server("mismatched answer".into())),
+        }
+    }
+
+    /// Reads through one node, without retries. `Ok(None)` when it knows no leader for a
+    /// linearizable read.
+    pub async fn read_at(
+        &self,
+        addr: &str,
+        query: &Query,
+        consistency: Consistency,
+    ) -> Result<Option<ReadResult>, ClientError> {
+        let query_json =
+            serde_json::to_vec(query).map_err(|e| ClientError::Rejected(e.to_string()))?;
+        let consistency = match consistency {
+            Consistency::Linearizable => pb::Consistency::Linearizable,
+            Consistency::Local => pb::Consistency::Local,
+        };
+        let req = self.request(pb::ReadRequest {
+            query_json,
+            consistency: consistency as i32,
+        });
+        let r = pb::client_client::ClientClient::new(self.channel(addr)?)
+            .read(req)
+            .await
+            .map_err(|s| classify(&s, false))?
+            .into_inner();
+        match r.result {
+            Some(pb::read_reply::Result::ResultJson(j)) => {
+                let result = serde_json::from_slice(&j)
+                    .map_err(|e| ClientError::Server(format!("bad reply: {e}")))?;
+                Ok(Some(ReadResult {
+                    result,
+                    applied_index: r.applied_index,
+                }))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// The status of one node.
+    pub async fn status(&self, addr: &str) -> Result<pb::StatusReply, ClientError> {
+        let mut c = pb::admin_client::AdminClient::new(self.channel(addr)?);
+        Ok(c.status(self.request(pb::Empty {}))
+            .await
+            .map_err(|s| classify(&s, false))?
+            .into_inner())
+    }
+
+    /// Initializes a new cluster through the node at `addr`.
+    pub async fn init(&self, addr: &str, members: Vec<pb::Member>) -> Result<String, ClientError> {
+        let mut c = pb::admin_client::AdminClient::new(self.channel(addr)?);
+        let r = c
+            .init(self.request(pb::InitRequest { members }))
+            .await
+            .map_err(|s| classify(&s, false))?;
+        admin_result(r.into_inner())
+            .map_err(|h| ClientError::Rejected(format!("not initialized: leader hint {h:?}")))
+    }
+
+    /// Triggers a snapshot on the node at `addr` and waits until it is built.
+    pub async fn trigger_snapshot(&self, addr: &str) -> Result<String, ClientError> {
+        let mut c = pb::admin_client::AdminClient::new(self.channel(addr)?);
+        let r = c
+            .trigger_snapshot(long(pb::Empty {}))
+            .await
+            .map_err(|s| classify(&s, false))?;
+        admin_result(r.into_inner())
+            .map_err(|h| ClientError::Rejected(format!("leader hint {h:?}")))
+    }
+
+    /// Runs an admin call on the leader, following hints.
+    pub async fn admin_on_leader(&self, op: AdminOp) -> Result<String, ClientError> {
+        match self.run(Call::Admin(&op)).await? {
+            Answer::Admin(m) => Ok(m),
+            _ => Err(ClientError::Server("mismatched answer".into())),
+        }
+    }
+}
+
+enum Call<'a> {
+    Write {
+        client_id: &'a str,
+        idempotency_key: &'a str,
+        command_json: &'a [u8],
+    },
+    Read {
+        query: &'a Query,
+        consistency: Consistency,
+    },
+    Admin(&'a AdminOp),
+}
+
+enum Answer {
+    Write(WriteResult),
+    Read(ReadResult),
+    Admin(String),
+}
+
+/// An admin operation that must run on the leader.
+#[derive(Debug, Clone)]
+pub enum AdminOp {
+    /// Add a non-voting member that receives the log.
+    AddLearner {
+        /// Its id.
+        id: u64,
+        /// Its gRPC address.
+        addr: String,
+    },
+    /// Make a learner a voter.
+    Promote(u64),
+    /// Remove a member.
+    Remove(u64),
+    /// Hand leadership to a voter.
+    TransferLeader(u64),
+}
+
+/// A request with the long deadline of membership changes (a learner may need a snapshot).
+fn long<T>(m: T) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(m);
+    r.set_timeout(Duration::from_secs(90));
+    r
+}
+
+fn admin_result(r: pb::AdminReply) -> Result<String, pb::LeaderHint> {
+    match r.result {
+        Some(pb::admin_reply::Result::Ok(m)) => Ok(m),
+        Some(pb::admin_reply::Result::NotLeader(h)) => Err(h),
+        None => Err(pb::LeaderHint::default()),
+    }
+}

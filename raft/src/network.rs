@@ -1,0 +1,288 @@
+//! The Raft network between nodes over gRPC: one reused channel per peer, a deadline on every
+//! call, pipelined appends over a bidirectional stream, snapshots streamed in bounded chunks.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io::Read;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+use openraft::alias::{SnapshotOf, VoteOf};
+use openraft::base::{BoxFuture, BoxStream};
+use openraft::errors::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
+use openraft::network::{Backoff, RPCOption, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, StreamAppendResult,
+    TransferLeaderRequest, TransferLeaderResponse, VoteRequest, VoteResponse,
+};
+use openraft::{OptionalSend, RaftNetworkV2};
+use tonic::transport::{Channel, Endpoint};
+
+use crate::codec::{decode, encode};
+use crate::pb::{self, raft_client::RaftClient};
+use crate::snapshot::SnapshotFile;
+use crate::{NodeAddr, NodeId, TypeConfig};
+
+/// Bytes of snapshot file per streamed chunk.
+pub const SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;
+/// Chunks read ahead of the network while streaming a snapshot.
+const SNAPSHOT_CHUNKS_IN_FLIGHT: usize = 4;
+/// Deadline of a whole snapshot transfer.
+pub const SNAPSHOT_DEADLINE: Duration = Duration::from_secs(120);
+/// Deadline to establish a TCP connection to a peer.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Opens (lazily) a channel to `addr`: it connects on first use and reconnects by itself.
+pub fn lazy_channel(addr: &str) -> Result<Channel, tonic::transport::Error> {
+    Ok(Endpoint::from_shared(format!("http://{addr}"))?
+        .connect_timeout(CONNECT_TIMEOUT)
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(5))
+        .keep_alive_timeout(Duration::from_secs(5))
+        .keep_alive_while_idle(true)
+        .connect_lazy())
+}
+
+/// A pool of one channel per peer address, shared by every user in the process.
+#[derive(Clone, Default)]
+pub struct Channels {
+    by_addr: Arc<Mutex<HashMap<String, Channel>>>,
+}
+
+impl Channels {
+    /// The channel to `addr`, created on first use and reused after.
+    pub fn get(&self, addr: &str) -> Result<Channel, tonic::transport::Error> {
+        let mut map = self.by_addr.lock().expect("channel map poisoned");
+        if let Some(c) = map.get(addr) {
+            return Ok(c.clone());
+        }
+        let c = lazy_channel(addr)?;
+        map.insert(addr.to_string(), c.clone());
+        Ok(c)
+    }
+}
+
+/// Makes a [`PeerClient`] per replication target.
+#[derive(Clone)]
+pub struct NetworkFactory {
+    channels: Channels,
+}
+
+impl NetworkFactory {
+    /// A factory drawing from `channels`.
+    pub fn new(channels: Channels) -> Self {
+        Self { channels }
+    }
+}
+
+impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
+    type Network = PeerClient;
+
+    async fn new_client(&mut self, target: NodeId, node: &NodeAddr) -> PeerClient {
+        PeerClient {
+            target,
+            addr: node.addr.clone(),
+            channel: self.channels.get(&node.addr).ok(),
+        }
+    }
+}
+
+/// The Raft RPC client towards one peer.
+pub struct PeerClient {
+    target: NodeId,
+    addr: String,
+    channel: Option<Channel>,
+}
+
+fn unreachable(e: &(impl std::error::Error + 'static)) -> RPCError<TypeConfig> {
+    RPCError::Unreachable(Unreachable::new(e))
+}
+
+fn status_err(s: tonic::Status) -> RPCError<TypeConfig> {
+    match s.code() {
+        tonic::Code::Unavailable | tonic::Code::Unknown => unreachable(&s),
+        _ => RPCError::Network(NetworkError::new(&s)),
+    }
+}
+
+fn decode_err(e: std::io::Error) -> RPCError<TypeConfig> {
+    RPCError::Network(NetworkError::new(&e))
+}
+
+fn with_deadline<T>(msg: T, deadline: Duration) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(msg);
+    r.set_timeout(deadline);
+    r
+}
+
+impl PeerClient {
+    fn client(&self) -> Result<RaftClient<Channel>, RPCError<TypeConfig>> {
+        match &self.channel {
+            Some(c) => Ok(RaftClient::new(c.clone())),
+            None => Err(unreachable(&std::io::Error::other(format!(
+                "bad address {} for node {}",
+                self.addr, self.target
+            )))),
+        }
+    }
+
+    async fn unary<Req: serde::Serialize, Resp: serde::de::DeserializeOwned>(
+        &mut self,
+        req: &Req,
+        deadline: Duration,
+        call: impl AsyncFnOnce(
+            RaftClient<Channel>,
+            tonic::Request<pb::Blob>,
+        ) -> Result<tonic::Response<pb::Blob>, tonic::Status>,
+    ) -> Result<Resp, RPCError<TypeConfig>> {
+        let payload = encode(req).map_err(decode_err)?;
+        let client = self.client()?;
+        let resp = call(client, with_deadline(pb::Blob { payload }, deadline))
+            .await
+            .map_err(status_err)?;
+        decode(&resp.into_inner().payload).map_err(decode_err)
+    }
+}
+
+impl RaftNetworkV2<TypeConfig> for PeerClient {
+    type SnapshotData = SnapshotFile;
+
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
+        self.unary(&rpc, option.hard_ttl(), async |mut c, r| {
+            c.append_entries(r).await
+        })
+        .await
+    }
+
+    fn stream_append<'s, S>(
+        &'s mut self,
+        input: S,
+        option: RPCOption,
+    ) -> BoxFuture<
+        's,
+        Result<
+            BoxStream<'s, Result<StreamAppendResult<TypeConfig>, RPCError<TypeConfig>>>,
+            RPCError<TypeConfig>,
+        >,
+    >
+    where
+        S: Stream<Item = AppendEntriesRequest<TypeConfig>> + OptionalSend + Unpin + 'static,
+    {
+        Box::pin(async move {
+            let mut client = self.client()?;
+            // Encoding cannot fail for in-memory openraft values; a failure ends the stream,
+            // which openraft treats as a broken pipeline and retries.
+            let requests = tokio_stream::StreamExt::map_while(input, |req| {
+                encode(&req).ok().map(|payload| pb::Blob { payload })
+            });
+            // The stream lives as long as replication to this peer: no deadline on the whole
+            // call, the server answers each request as it is persisted.
+            let _ = option;
+            let resp = client.stream_append(requests).await.map_err(status_err)?;
+            let out = resp.into_inner().map(|item| {
+                let blob = item.map_err(status_err)?;
+                decode::<StreamAppendResult<TypeConfig>>(&blob.payload).map_err(decode_err)
+            });
+            Ok(Box::pin(out) as BoxStream<'s, _>)
+        })
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        self.unary(&rpc, option.hard_ttl(), async |mut c, r| c.vote(r).await)
+            .await
+    }
+
+    async fn pre_vote(
+        &mut self,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        self.unary(&rpc, option.hard_ttl(), async |mut c, r| {
+            c.pre_vote(r).await
+        })
+        .await
+    }
+
+    async fn transfer_leader(
+        &mut self,
+        req: TransferLeaderRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {
+        self.unary(&req, option.hard_ttl(), async |mut c, r| {
+            c.transfer_leader(r).await
+        })
+        .await
+    }
+
+    async fn full_snapshot(
+        &mut self,
+        vote: VoteOf<TypeConfig>,
+        snapshot: SnapshotOf<TypeConfig, SnapshotFile>,
+        cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
+        _option: RPCOption,
+    ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
+        let mut client = self.client().map_err(|e| match e {
+            RPCError::Unreachable(u) => StreamingError::Unreachable(u),
+            other => StreamingError::Network(NetworkError::new(&other)),
+        })?;
+        let net = |e: &(dyn std::error::Error + 'static)| {
+            StreamingError::<TypeConfig>::Network(NetworkError::new(&std::io::Error::other(
+                e.to_string(),
+            )))
+        };
+        let meta = encode(&(vote, snapshot.meta.clone())).map_err(|e| net(&e))?;
+        let (tx, rx) = tokio::sync::mpsc::channel::<pb::SnapshotChunk>(SNAPSHOT_CHUNKS_IN_FLIGHT);
+        let path = snapshot.snapshot.path.clone();
+        // Read the file on a blocking thread, a bounded number of chunks ahead of the network.
+        let reader = tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
+            tx.blocking_send(pb::SnapshotChunk {
+                item: Some(pb::snapshot_chunk::Item::Meta(meta)),
+            })
+            .map_err(|_| std::io::Error::other("snapshot receiver gone"))?;
+            let mut f = std::fs::File::open(&path)?;
+            let mut sent = 0u64;
+            loop {
+                let mut buf = vec![0u8; SNAPSHOT_CHUNK_BYTES];
+                let n = f.read(&mut buf)?;
+                if n == 0 {
+                    return Ok(sent);
+                }
+                buf.truncate(n);
+                sent += n as u64;
+                tx.blocking_send(pb::SnapshotChunk {
+                    item: Some(pb::snapshot_chunk::Item::Data(buf)),
+                })
+                .map_err(|_| std::io::Error::other("snapshot receiver gone"))?;
+            }
+        });
+        let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
+        let call = client.snapshot(with_deadline(stream, SNAPSHOT_DEADLINE));
+        let resp = tokio::select! {
+            r = call => r,
+            closed = cancel => return Err(StreamingError::Closed(closed)),
+        };
+        let resp = resp.map_err(|s| net(&s))?;
+        match reader.await {
+            Ok(Ok(bytes)) => {
+                metrics::counter!("ticketd_snapshot_sent_bytes_total").increment(bytes)
+            }
+            Ok(Err(e)) => return Err(net(&e)),
+            Err(e) => return Err(net(&e)),
+        }
+        metrics::counter!("ticketd_snapshots_sent_total").increment(1);
+        decode(&resp.into_inner().payload).map_err(|e| net(&e))
+    }
+
+    fn backoff(&self) -> Option<Backoff> {
+        Some(Backoff::new(std::iter::repeat(Duration::from_millis(100))))
+    }
+}

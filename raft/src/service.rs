@@ -1,0 +1,626 @@
+//! The gRPC services of a node: Raft (between nodes), Client (writes and reads), Admin.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures::{Stream, StreamExt};
+use openraft::alias::{LogIdOf, SnapshotMetaOf, SnapshotOf, VoteOf};
+use openraft::async_runtime::WatchReceiver;
+use openraft::errors::{ClientWriteError, ForwardToLeader, RaftError};
+use openraft::raft::{AppendEntriesRequest, TransferLeaderRequest, VoteRequest};
+use openraft::{ChangeMembers, ReadPolicy, ServerState};
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::codec::{decode, encode};
+use crate::network::Channels;
+use crate::pb;
+use crate::snapshot::SnapshotFile;
+use crate::state_machine::StateMachine;
+use crate::{NodeAddr, NodeId, Proposal, Raft, TypeConfig};
+
+/// Largest snapshot a node accepts from a peer.
+const SNAPSHOT_RECV_MAX_BYTES: u64 = 64 << 30;
+/// Longest a server waits for a write to commit or a read to become linearizable, whatever the
+/// client's own deadline.
+pub const SERVER_OP_DEADLINE: Duration = Duration::from_secs(10);
+
+/// What every service of a node needs.
+#[derive(Clone)]
+pub struct NodeCtx {
+    /// This node's id.
+    pub id: NodeId,
+    /// This node's advertised gRPC address.
+    pub addr: String,
+    /// The Raft instance.
+    pub raft: Raft,
+    /// The state machine.
+    pub sm: StateMachine,
+    /// Channels to peers, shared with the Raft network.
+    pub channels: Channels,
+    /// The node's database, for status figures.
+    pub db: Arc<rocksdb::DB>,
+    /// Where the node serves Prometheus `/metrics`, if it does.
+    pub metrics_addr: String,
+}
+
+fn internal(e: impl std::fmt::Display) -> Status {
+    Status::internal(e.to_string())
+}
+
+fn bad_request(e: impl std::fmt::Display) -> Status {
+    Status::invalid_argument(e.to_string())
+}
+
+fn blob<T: serde::Serialize>(v: &T) -> Result<Response<pb::Blob>, Status> {
+    Ok(Response::new(pb::Blob {
+        payload: encode(v).map_err(internal)?,
+    }))
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn hint(f: &ForwardToLeader<TypeConfig>) -> pb::LeaderHint {
+    pb::LeaderHint {
+        leader_id: f.leader_id.unwrap_or(0),
+        leader_addr: f
+            .leader_node
+            .as_ref()
+            .map(|n| n.addr.clone())
+            .unwrap_or_default(),
+        known: f.leader_id.is_some() && f.leader_node.is_some(),
+    }
+}
+
+impl NodeCtx {
+    /// The leader as this node knows it: id and address.
+    pub fn leader(&self) -> Option<(NodeId, String)> {
+        let m = self.raft.metrics().borrow_watched().clone();
+        let id = m.current_leader?;
+        let addr = m.membership_config.membership().get_node(&id)?.addr.clone();
+        Some((id, addr))
+    }
+
+    fn leader_hint(&self) -> pb::LeaderHint {
+        match self.leader() {
+            Some((id, addr)) => pb::LeaderHint {
+                leader_id: id,
+                leader_addr: addr,
+                known: true,
+            },
+            None => pb::LeaderHint::default(),
+        }
+    }
+}
+
+/// The Raft service: what peers call.
+pub struct RaftService(pub NodeCtx);
+
+type BlobStream = Pin<Box<dyn Stream<Item = Result<pb::Blob, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl pb::raft_server::Raft for RaftService {
+    async fn vote(&self, req: Request<pb::Blob>) -> Result<Response<pb::Blob>, Status> {
+        let rpc: VoteRequest<TypeConfig> =
+            decode(&req.into_inner().payload).map_err(bad_request)?;
+        blob(&self.0.raft.vote(rpc).await.map_err(internal)?)
+    }
+
+    async fn pre_vote(&self, req: Request<pb::Blob>) -> Result<Response<pb::Blob>, Status> {
+        let rpc: VoteRequest<TypeConfig> =
+            decode(&req.into_inner().payload).map_err(bad_request)?;
+        blob(&self.0.raft.pre_vote(rpc).await.map_err(internal)?)
+    }
+
+    async fn append_entries(&self, req: Request<pb::Blob>) -> Result<Response<pb::Blob>, Status> {
+        let rpc: AppendEntriesRequest<TypeConfig> =
+            decode(&req.into_inner().payload).map_err(bad_request)?;
+        blob(&self.0.raft.append_entries(rpc).await.map_err(internal)?)
+    }
+
+    type StreamAppendStream = BlobStream;
+
+    async fn stream_append(
+        &self,
+        req: Request<Streaming<pb::Blob>>,
+    ) -> Result<Response<Self::StreamAppendStream>, Status> {
+        // A request that fails to decode ends the input; openraft then restarts the pipeline.
+        let input = req
+            .into_inner()
+            .take_while(|r| futures::future::ready(r.is_ok()))
+            .filter_map(|r| async move {
+                r.ok()
+                    .and_then(|b| decode::<AppendEntriesRequest<TypeConfig>>(&b.payload).ok())
+            });
+        let output = self.0.raft.stream_append(Box::pin(input)).map(|r| match r {
+            Ok(result) => encode(&result)
+                .map(|payload| pb::Blob { payload })
+                .map_err(internal),
+            Err(fatal) => Err(internal(fatal)),
+        });
+        Ok(Response::new(Box::pin(output)))
+    }
+
+    async fn snapshot(
+        &self,
+        req: Request<Streaming<pb::SnapshotChunk>>,
+    ) -> Result<Response<pb::Blob>, Status> {
+        let mut input = req.into_inner();
+        let first = input
+            .next()
+            .await
+            .ok_or_else(|| bad_request("empty snapshot stream"))??;
+        let Some(pb::snapshot_chunk::Item::Meta(meta)) = first.item else {
+            return Err(bad_request("first snapshot chunk must carry the meta"));
+        };
+        let (vote, meta): (VoteOf<TypeConfig>, SnapshotMetaOf<TypeConfig>) =
+            decode(&meta).map_err(bad_request)?;
+        let path = self.0.sm.partial_path("recv");
+        let result = self
+            .receive_and_install(&mut input, &path, vote, meta)
+            .await;
+        // Whatever happened, no partial file stays behind (an installed one was renamed).
+        let _ = std::fs::remove_file(&path);
+        result
+    }
+
+    async fn transfer_leader(&self, req: Request<pb::Blob>) -> Result<Response<pb::Blob>, Status> {
+        let rpc: TransferLeaderRequest<TypeConfig> =
+            decode(&req.into_inner().payload).map_err(bad_request)?;
+        blob(
+            &self
+                .0
+                .raft
+                .handle_transfer_leader(rpc)
+                .await
+                .map_err(internal)?,
+        )
+    }
+}
+
+impl RaftService {
+    async fn receive_and_install(
+        &self,
+        input: &mut Streaming<pb::SnapshotChunk>,
+        path: &std::path::Path,
+        vote: VoteOf<TypeConfig>,
+        meta: SnapshotMetaOf<TypeConfig>,
+    ) -> Result<Response<pb::Blob>, Status> {
+        use tokio::io::AsyncWriteExt;
+        let mut file = tokio::fs::File::create(path).await.map_err(internal)?;
+        let mut received = 0u64;
+        while let Some(chunk) = input.next().await {
+            let Some(pb::snapshot_chunk::Item::Data(data)) = chunk?.item else {
+                return Err(bad_request(
+                    "snapshot chunk after the first must carry data",
+                ));
+            };
+            received += data.len() as u64;
+            if received > SNAPSHOT_RECV_MAX_BYTES {
+                return Err(bad_request("snapshot exceeds the size bound"));
+            }
+            file.write_all(&data).await.map_err(internal)?;
+        }
+        file.sync_all().await.map_err(internal)?;
+        drop(file);
+        metrics::counter!("ticketd_snapshot_received_bytes_total").increment(received);
+        let snap = SnapshotOf::<TypeConfig, SnapshotFile> {
+            meta,
+            snapshot: SnapshotFile {
+                path: path.to_path_buf(),
+            },
+        };
+        let resp = self
+            .0
+            .raft
+            .install_full_snapshot(vote, snap)
+            .await
+            .map_err(internal)?;
+        blob(&resp)
+    }
+}
+
+/// The client service: writes and reads of the ticket domain.
+pub struct ClientService(pub NodeCtx);
+
+fn not_leader_write(h: pb::LeaderHint) -> Response<pb::WriteReply> {
+    Response::new(pb::WriteReply {
+        result: Some(pb::write_reply::Result::NotLeader(h)),
+        log_index: 0,
+    })
+}
+
+#[tonic::async_trait]
+impl pb::client_server::Client for ClientService {
+    async fn write(
+        &self,
+        req: Request<pb::WriteRequest>,
+    ) -> Result<Response<pb::WriteReply>, Status> {
+        let deadline = SERVER_OP_DEADLINE;
+        let w = req.into_inner();
+        if w.client_id.is_empty() || w.idempotency_key.is_empty() {
+            return Err(bad_request("client_id and idempotency_key are required"));
+        }
+        let command: ticketd_store::Command =
+            serde_json::from_slice(&w.command_json).map_err(bad_request)?;
+        let ctx = &self.0;
+        let leader = ctx.leader();
+        match leader {
+            Some((id, _)) if id == ctx.id => {}
+            Some((_, addr)) if !w.forwarded => return forward_write(ctx, &addr, w).await,
+            _ => return Ok(not_leader_write(ctx.leader_hint())),
+        }
+        let proposal = Proposal(ticketd_store::Request {
+            client_id: w.client_id.clone(),
+            idempotency_key: w.idempotency_key.clone(),
+            stamped_at_ms: now_ms(),
+            command,
+        });
+        let result = tokio::time::timeout(deadline, ctx.raft.client_write(proposal)).await.map_err(|_| {
+            Status::deadline_exceeded("write did not commit in time: outcome unknown, retry with the same idempotency key")
+        })?;
+        match result {
+            Ok(resp) => {
+                let reply = resp.data.ok_or_else(|| internal("state machine gave no reply"))?;
+                Ok(Response::new(pb::WriteReply {
+                    result: Some(pb::write_reply::Result::ReplyJson(serde_json::to_vec(&reply).map_err(internal)?)),
+                    log_index: resp.log_id.index,
+                }))
+            }
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                let h = hint(&f);
+                if h.known && !w.forwarded {
+                    forward_write(ctx, &h.leader_addr.clone(), w).await
+                } else {
+                    Ok(not_leader_write(h))
+                }
+            }
+            Err(RaftError::APIError(ClientWriteError::LogEntryDiscarded(_))) => Err(Status::unavailable(
+                "leader changed while the write was in flight: outcome unknown, retry with the same idempotency key",
+            )),
+            Err(e) => Err(internal(e)),
+        }
+    }
+
+    async fn read(&self, req: Request<pb::ReadRequest>) -> Result<Response<pb::ReadReply>, Status> {
+        let r = req.into_inner();
+        let query: ticketd_store::Query =
+            serde_json::from_slice(&r.query_json).map_err(bad_request)?;
+        let ctx = &self.0;
+        if r.consistency() == pb::Consistency::Linearizable {
+            if let Err(h) = linearize(ctx).await? {
+                return Ok(Response::new(pb::ReadReply {
+                    result: Some(pb::read_reply::Result::NotLeader(h)),
+                    applied_index: ctx.sm.applied_index(),
+                }));
+            }
+        }
+        let (result, applied_index) = ctx.sm.query(&query);
+        Ok(Response::new(pb::ReadReply {
+            result: Some(pb::read_reply::Result::ResultJson(
+                serde_json::to_vec(&result).map_err(internal)?,
+            )),
+            applied_index,
+        }))
+    }
+
+    async fn read_index(
+        &self,
+        _req: Request<pb::ReadIndexRequest>,
+    ) -> Result<Response<pb::ReadIndexReply>, Status> {
+        let ctx = &self.0;
+        let fut = ctx.raft.get_read_log_id(ReadPolicy::ReadIndex);
+        let res = tokio::time::timeout(SERVER_OP_DEADLINE, fut)
+            .await
+            .map_err(|_| {
+                Status::deadline_exceeded("leader could not confirm its leadership in time")
+            })?;
+        let result = match res {
+            Ok((read_log_id, _)) => pb::read_index_reply::Result::ReadLogId(
+                encode(read_log_id.log_id()).map_err(internal)?,
+            ),
+            Err(e) => match e.forward_to_leader() {
+                Some(f) => pb::read_index_reply::Result::NotLeader(hint(f)),
+                None => return Err(Status::unavailable(e.to_string())),
+            },
+        };
+        Ok(Response::new(pb::ReadIndexReply {
+            result: Some(result),
+        }))
+    }
+}
+
+async fn forward_write(
+    ctx: &NodeCtx,
+    leader_addr: &str,
+    mut w: pb::WriteRequest,
+) -> Result<Response<pb::WriteReply>, Status> {
+    w.forwarded = true;
+    let channel = ctx.channels.get(leader_addr).map_err(internal)?;
+    let mut client = pb::client_client::ClientClient::new(channel);
+    let mut req = Request::new(w);
+    req.set_timeout(SERVER_OP_DEADLINE);
+    metrics::counter!("ticketd_writes_forwarded_total").increment(1);
+    client.write(req).await
+}
+
+/// Makes the local state machine current for a linearizable read: ReadIndex on the leader; on a
+/// follower, the read index from the leader, then a wait until it is applied here.
+/// `Ok(Err(hint))` when no leader is known.
+async fn linearize(ctx: &NodeCtx) -> Result<Result<(), pb::LeaderHint>, Status> {
+    let read_index = match ctx.leader() {
+        Some((id, _)) if id == ctx.id => {
+            let fut = ctx.raft.ensure_linearizable(ReadPolicy::ReadIndex);
+            return match tokio::time::timeout(SERVER_OP_DEADLINE, fut).await {
+                Err(_) => Err(Status::deadline_exceeded(
+                    "leader could not confirm its leadership in time",
+                )),
+                Ok(Ok(_)) => Ok(Ok(())),
+                Ok(Err(e)) => match e.forward_to_leader() {
+                    Some(f) => Ok(Err(hint(f))),
+                    None => Err(Status::unavailable(e.to_string())),
+                },
+            };
+        }
+        Some((_, addr)) => {
+            let channel = ctx.channels.get(&addr).map_err(internal)?;
+            let mut client = pb::client_client::ClientClient::new(channel);
+            let mut req = Request::new(pb::ReadIndexRequest {});
+            req.set_timeout(SERVER_OP_DEADLINE);
+            match client.read_index(req).await?.into_inner().result {
+                Some(pb::read_index_reply::Result::ReadLogId(b)) => {
+                    let log_id: LogIdOf<TypeConfig> = decode(&b).map_err(internal)?;
+                    log_id.index
+                }
+                Some(pb::read_index_reply::Result::NotLeader(h)) => return Ok(Err(h)),
+                None => return Err(internal("empty read index reply")),
+            }
+        }
+        None => return Ok(Err(pb::LeaderHint::default())),
+    };
+    ctx.raft
+        .wait(Some(SERVER_OP_DEADLINE))
+        .applied_index_at_least(Some(read_index), "linearizable read")
+        .await
+        .map_err(|e| {
+            Status::deadline_exceeded(format!("follower did not catch up to the read index: {e}"))
+        })?;
+    Ok(Ok(()))
+}
+
+/// The admin service: what `ticketctl` calls.
+pub struct AdminService(pub NodeCtx);
+
+fn admin_ok(msg: impl Into<String>) -> Result<Response<pb::AdminReply>, Status> {
+    Ok(Response::new(pb::AdminReply {
+        result: Some(pb::admin_reply::Result::Ok(msg.into())),
+    }))
+}
+
+fn admin_err<E: std::error::Error + 'static>(
+    e: RaftError<TypeConfig, E>,
+) -> Result<Response<pb::AdminReply>, Status>
+where
+    E: openraft::TryAsRef<ForwardToLeader<TypeConfig>>,
+{
+    if let Some(f) = e.forward_to_leader() {
+        return Ok(Response::new(pb::AdminReply {
+            result: Some(pb::admin_reply::Result::NotLeader(hint(f))),
+        }));
+    }
+    match e {
+        RaftError::APIError(api) => Err(Status::failed_precondition(api.to_string())),
+        RaftError::Fatal(f) => Err(internal(f)),
+    }
+}
+
+#[tonic::async_trait]
+impl pb::admin_server::Admin for AdminService {
+    async fn init(
+        &self,
+        req: Request<pb::InitRequest>,
+    ) -> Result<Response<pb::AdminReply>, Status> {
+        let members: BTreeMap<NodeId, NodeAddr> = req
+            .into_inner()
+            .members
+            .into_iter()
+            .map(|m| (m.id, NodeAddr { addr: m.addr }))
+            .collect();
+        if members.is_empty() {
+            return Err(bad_request("init needs at least one member"));
+        }
+        match self.0.raft.initialize(members.clone()).await {
+            Ok(()) => admin_ok(format!("initialized with {} members", members.len())),
+            Err(RaftError::APIError(e)) => Err(Status::failed_precondition(e.to_string())),
+            Err(RaftError::Fatal(f)) => Err(internal(f)),
+        }
+    }
+
+    async fn add_learner(
+        &self,
+        req: Request<pb::AddLearnerRequest>,
+    ) -> Result<Response<pb::AdminReply>, Status> {
+        let m = req
+            .into_inner()
+            .member
+            .ok_or_else(|| bad_request("member is required"))?;
+        let fut = self
+            .0
+            .raft
+            .add_learner(m.id, NodeAddr { addr: m.addr }, true);
+        match tokio::time::timeout(Duration::from_secs(60), fut).await {
+            Err(_) => Err(Status::deadline_exceeded(
+                "learner did not catch up in time",
+            )),
+            Ok(Ok(r)) => admin_ok(format!(
+                "learner {} added at log index {}",
+                m.id, r.log_id.index
+            )),
+            Ok(Err(e)) => admin_err(e),
+        }
+    }
+
+    async fn promote(
+        &self,
+        req: Request<pb::PromoteRequest>,
+    ) -> Result<Response<pb::AdminReply>, Status> {
+        let id = req.into_inner().id;
+        let fut = self
+            .0
+            .raft
+            .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false);
+        match tokio::time::timeout(SERVER_OP_DEADLINE, fut).await {
+            Err(_) => Err(Status::deadline_exceeded(
+                "membership change did not commit in time",
+            )),
+            Ok(Ok(r)) => admin_ok(format!(
+                "node {id} promoted to voter at log index {}",
+                r.log_id.index
+            )),
+            Ok(Err(e)) => admin_err(e),
+        }
+    }
+
+    async fn remove(
+        &self,
+        req: Request<pb::RemoveRequest>,
+    ) -> Result<Response<pb::AdminReply>, Status> {
+        let id = req.into_inner().id;
+        let m = self
+            .0
+            .raft
+            .metrics()
+            .borrow_watched()
+            .membership_config
+            .clone();
+        let is_voter = m.membership().voter_ids().any(|v| v == id);
+        let change = if is_voter {
+            ChangeMembers::RemoveVoters(BTreeSet::from([id]))
+        } else {
+            ChangeMembers::RemoveNodes(BTreeSet::from([id]))
+        };
+        let fut = self.0.raft.change_membership(change, false);
+        match tokio::time::timeout(SERVER_OP_DEADLINE, fut).await {
+            Err(_) => Err(Status::deadline_exceeded(
+                "membership change did not commit in time",
+            )),
+            Ok(Ok(r)) => admin_ok(format!("node {id} removed at log index {}", r.log_id.index)),
+            Ok(Err(e)) => admin_err(e),
+        }
+    }
+
+    async fn transfer_leader(
+        &self,
+        req: Request<pb::TransferLeaderRequest>,
+    ) -> Result<Response<pb::AdminReply>, Status> {
+        let to = req.into_inner().to;
+        let ctx = &self.0;
+        match ctx.leader() {
+            Some((id, _)) if id == ctx.id => {}
+            _ => {
+                return Ok(Response::new(pb::AdminReply {
+                    result: Some(pb::admin_reply::Result::NotLeader(ctx.leader_hint())),
+                }))
+            }
+        }
+        if !ctx.raft.voter_ids().any(|v| v == to) {
+            return Err(Status::failed_precondition(format!(
+                "node {to} is not a voter"
+            )));
+        }
+        ctx.raft
+            .trigger()
+            .transfer_leader(to)
+            .await
+            .map_err(internal)?;
+        ctx.raft
+            .wait(Some(SERVER_OP_DEADLINE))
+            .metrics(|m| m.current_leader == Some(to), "leader transferred")
+            .await
+            .map_err(|e| {
+                Status::deadline_exceeded(format!("leadership did not move in time: {e}"))
+            })?;
+        admin_ok(format!("leadership transferred to node {to}"))
+    }
+
+    async fn trigger_snapshot(
+        &self,
+        _req: Request<pb::Empty>,
+    ) -> Result<Response<pb::AdminReply>, Status> {
+        let ctx = &self.0;
+        let target = ctx.sm.applied_index();
+        ctx.raft.trigger().snapshot().await.map_err(internal)?;
+        let m = ctx
+            .raft
+            .wait(Some(Duration::from_secs(60)))
+            .metrics(
+                |m| m.snapshot.as_ref().map(|s| s.index).unwrap_or(0) >= target,
+                "snapshot built",
+            )
+            .await
+            .map_err(|e| Status::deadline_exceeded(format!("snapshot not built in time: {e}")))?;
+        admin_ok(format!(
+            "snapshot at log index {}",
+            m.snapshot.map(|s| s.index).unwrap_or(0)
+        ))
+    }
+
+    async fn status(&self, _req: Request<pb::Empty>) -> Result<Response<pb::StatusReply>, Status> {
+        let ctx = &self.0;
+        let m = ctx.raft.metrics().borrow_watched().clone();
+        let membership = m.membership_config.membership();
+        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+        let members = membership
+            .nodes()
+            .map(|(id, n)| pb::MemberStatus {
+                id: *id,
+                addr: n.addr.clone(),
+                voter: voters.contains(id),
+            })
+            .collect();
+        let db_size_bytes = [
+            "rocksdb.total-sst-files-size",
+            "rocksdb.size-all-mem-tables",
+        ]
+        .iter()
+        .filter_map(|p| ctx.db.property_int_value(*p).ok().flatten())
+        .sum();
+        let mut errors = Vec::new();
+        if let Err(e) = &m.running_state {
+            errors.push(e.to_string());
+        }
+        let state = match m.state {
+            ServerState::Leader => "leader",
+            ServerState::Follower => "follower",
+            ServerState::Candidate => "candidate",
+            ServerState::Learner => "learner",
+            ServerState::Shutdown => "shutdown",
+        };
+        Ok(Response::new(pb::StatusReply {
+            id: ctx.id,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            db_size_bytes,
+            is_leader: m.state == ServerState::Leader,
+            is_learner: !voters.contains(&ctx.id),
+            raft_term: m.current_term,
+            raft_index: m.last_log_index.unwrap_or(0),
+            committed_index: m.cluster_committed.as_ref().map(|l| l.index).unwrap_or(0),
+            applied_index: m.last_applied.as_ref().map(|l| l.index).unwrap_or(0),
+            leader_id: m.current_leader.unwrap_or(0),
+            has_leader: m.current_leader.is_some(),
+            state: state.to_string(),
+            members,
+            snapshot_index: m.snapshot.as_ref().map(|l| l.index).unwrap_or(0),
+            purged_index: m.purged.as_ref().map(|l| l.index).unwrap_or(0),
+            errors,
+            addr: ctx.addr.clone(),
+            metrics_addr: ctx.metrics_addr.clone(),
+        }))
+    }
+}

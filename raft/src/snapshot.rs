@@ -1,0 +1,227 @@
+//! Snapshot files: a consistent copy of the state machine's column families.
+//!
+//! Layout: magic, length-prefixed meta (JSON), then records `(cf name, key, value)`, an end tag,
+//! and a SHA-256 over everything before it. Files are written under a temporary name, fsynced,
+//! renamed into place and the directory fsynced, so a crash leaves either the old snapshot or the
+//! new one, never a torn file. The bytes of a file are what is streamed to a follower.
+
+use std::fs::{self, File};
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use openraft::alias::SnapshotMetaOf;
+use sha2::{Digest, Sha256};
+
+use crate::codec::{decode, encode};
+use crate::TypeConfig;
+
+const MAGIC: &[u8; 8] = b"TKTSNAP1";
+const TAG_RECORD: u8 = 1;
+const TAG_END: u8 = 0;
+/// Bound on one key or value in a snapshot file, against corrupt length fields.
+const FIELD_MAX_BYTES: u32 = 64 << 20;
+/// Snapshots kept on disk besides the newest one.
+const KEEP_OLDER: usize = 1;
+
+/// The snapshot data openraft moves around: a handle to a complete, fsynced file.
+#[derive(Debug, Clone)]
+pub struct SnapshotFile {
+    /// Where the file is.
+    pub path: PathBuf,
+}
+
+fn bad(msg: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, msg.into())
+}
+
+/// Writes a snapshot file record by record, hashing as it goes.
+pub struct SnapshotWriter {
+    out: BufWriter<File>,
+    hasher: Sha256,
+    tmp_path: PathBuf,
+    records: u64,
+}
+
+impl SnapshotWriter {
+    /// Starts a file at `tmp_path` with `meta` in its header.
+    pub fn create(tmp_path: PathBuf, meta: &SnapshotMetaOf<TypeConfig>) -> io::Result<Self> {
+        let out = BufWriter::with_capacity(1 << 20, File::create(&tmp_path)?);
+        let mut w = Self {
+            out,
+            hasher: Sha256::new(),
+            tmp_path,
+            records: 0,
+        };
+        w.put(MAGIC)?;
+        let meta_bytes = encode(meta)?;
+        w.put(&(meta_bytes.len() as u32).to_be_bytes())?;
+        w.put(&meta_bytes)?;
+        Ok(w)
+    }
+
+    fn put(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.hasher.update(bytes);
+        self.out.write_all(bytes)
+    }
+
+    /// Adds one key-value pair of column family `cf`.
+    pub fn record(&mut self, cf: &str, key: &[u8], value: &[u8]) -> io::Result<()> {
+        self.put(&[TAG_RECORD, cf.len() as u8])?;
+        self.put(cf.as_bytes())?;
+        self.put(&(key.len() as u32).to_be_bytes())?;
+        self.put(key)?;
+        self.put(&(value.len() as u32).to_be_bytes())?;
+        self.put(value)?;
+        self.records += 1;
+        Ok(())
+    }
+
+    /// Ends the file, fsyncs it, renames it to `final_path` and fsyncs the directory.
+    pub fn finish(mut self, final_path: &Path) -> io::Result<u64> {
+        self.put(&[TAG_END])?;
+        let digest = self.hasher.finalize_reset();
+        self.out.write_all(&digest)?;
+        let file = self.out.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        fs::rename(&self.tmp_path, final_path)?;
+        sync_dir(final_path)?;
+        Ok(self.records)
+    }
+}
+
+/// Fsyncs the directory holding `path`, making a rename in it durable.
+pub fn sync_dir(path: &Path) -> io::Result<()> {
+    let dir = path.parent().ok_or_else(|| bad("path has no parent"))?;
+    File::open(dir)?.sync_all()
+}
+
+struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+}
+
+impl<R: Read> HashingReader<R> {
+    fn exact(&mut self, buf: &mut [u8]) -> io::Result<()> {
+        self.inner.read_exact(buf)?;
+        self.hasher.update(&*buf);
+        Ok(())
+    }
+
+    fn u32(&mut self) -> io::Result<u32> {
+        let mut b = [0u8; 4];
+        self.exact(&mut b)?;
+        Ok(u32::from_be_bytes(b))
+    }
+
+    fn field(&mut self) -> io::Result<Vec<u8>> {
+        let len = self.u32()?;
+        if len > FIELD_MAX_BYTES {
+            return Err(bad(format!(
+                "snapshot field of {len} bytes exceeds the bound"
+            )));
+        }
+        let mut v = vec![0u8; len as usize];
+        self.exact(&mut v)?;
+        Ok(v)
+    }
+}
+
+/// Reads a snapshot file's meta only.
+pub fn read_meta(path: &Path) -> io::Result<SnapshotMetaOf<TypeConfig>> {
+    let mut r = HashingReader {
+        inner: BufReader::new(File::open(path)?),
+        hasher: Sha256::new(),
+    };
+    read_header(&mut r)
+}
+
+fn read_header<R: Read>(r: &mut HashingReader<R>) -> io::Result<SnapshotMetaOf<TypeConfig>> {
+    let mut magic = [0u8; 8];
+    r.exact(&mut magic)?;
+    if &magic != MAGIC {
+        return Err(bad("not a ticketd snapshot file"));
+    }
+    let meta = r.field()?;
+    decode(&meta)
+}
+
+/// Reads a whole snapshot file, verifying its checksum; calls `visit` for every record.
+/// Nothing read is to be trusted before this returns `Ok`.
+pub fn read_all(
+    path: &Path,
+    mut visit: impl FnMut(&str, Vec<u8>, Vec<u8>) -> io::Result<()>,
+) -> io::Result<SnapshotMetaOf<TypeConfig>> {
+    let mut r = HashingReader {
+        inner: BufReader::new(File::open(path)?),
+        hasher: Sha256::new(),
+    };
+    let meta = read_header(&mut r)?;
+    loop {
+        let mut tag = [0u8; 1];
+        r.exact(&mut tag)?;
+        match tag[0] {
+            TAG_END => break,
+            TAG_RECORD => {
+                let mut len = [0u8; 1];
+                r.exact(&mut len)?;
+                let mut name = vec![0u8; len[0] as usize];
+                r.exact(&mut name)?;
+                let name = String::from_utf8(name).map_err(|_| bad("column family name"))?;
+                let key = r.field()?;
+                let value = r.field()?;
+                visit(&name, key, value)?;
+            }
+            other => return Err(bad(format!("unknown snapshot tag {other}"))),
+        }
+    }
+    let expected = r.hasher.finalize();
+    let mut got = [0u8; 32];
+    r.inner.read_exact(&mut got)?;
+    if got[..] != expected[..] {
+        return Err(bad("snapshot checksum mismatch"));
+    }
+    Ok(meta)
+}
+
+/// The canonical file name of a snapshot: names sort by the log index they cover.
+pub fn file_name(meta: &SnapshotMetaOf<TypeConfig>) -> String {
+    match &meta.last_log_id {
+        Some(l) => format!("snapshot-{:020}.snap", l.index),
+        None => "snapshot-none.snap".to_string(),
+    }
+}
+
+/// Complete snapshot files in `dir`, oldest first.
+pub fn list(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("snapshot-") && n.ends_with(".snap"))
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Removes all but the newest snapshot and [`KEEP_OLDER`] before it, and leftover temporary files.
+pub fn prune(dir: &Path) -> io::Result<()> {
+    let files = list(dir)?;
+    let keep_from = files.len().saturating_sub(KEEP_OLDER + 1);
+    for old in &files[..keep_from] {
+        fs::remove_file(old)?;
+    }
+    Ok(())
+}
+
+/// Removes temporary files a crash may have left (unfinished builds and receives).
+pub fn remove_partial(dir: &Path) -> io::Result<()> {
+    for e in fs::read_dir(dir)? {
+        let p = e?.path();
+        if p.extension().is_some_and(|x| x == "part") {
+            fs::remove_file(p)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,351 @@
+//! The adapter that applies committed entries to the ticket domain on RocksDB, and builds and
+//! installs snapshots of it.
+
+use std::io;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+use futures::{Stream, TryStreamExt};
+use openraft::alias::{LogIdOf, SnapshotMetaOf, SnapshotOf, StoredMembershipOf};
+use openraft::entry::RaftEntry;
+use openraft::storage::{EntryResponder, RaftStateMachine};
+use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
+use rocksdb::{IteratorMode, WriteBatch, DB};
+use ticketd_store::{Machine, Query, QueryResult, RocksBackend, WriteSet, COLUMN_FAMILIES};
+
+use crate::codec::{decode, encode};
+use crate::snapshot::{self, SnapshotFile, SnapshotWriter};
+use crate::{TypeConfig, CF_SM_META};
+
+const KEY_APPLIED: &[u8] = b"applied";
+const KEY_MEMBERSHIP: &[u8] = b"membership";
+
+fn io_err(e: impl std::fmt::Display) -> io::Error {
+    io::Error::other(e.to_string())
+}
+
+fn cf<'a>(db: &'a DB, name: &str) -> io::Result<&'a rocksdb::ColumnFamily> {
+    db.cf_handle(name)
+        .ok_or_else(|| io_err(format!("column family {name} missing")))
+}
+
+/// What has been applied: the last log id and the membership in force.
+#[derive(Debug, Clone, Default)]
+pub struct AppliedState {
+    /// The last applied log id.
+    pub last_applied: Option<LogIdOf<TypeConfig>>,
+    /// The last applied membership.
+    pub membership: StoredMembershipOf<TypeConfig>,
+}
+
+struct Inner {
+    db: Arc<DB>,
+    backend: RocksBackend,
+    machine: RwLock<Machine>,
+    applied: RwLock<AppliedState>,
+    snapshot_dir: PathBuf,
+}
+
+/// The state machine of a node; clones share it.
+#[derive(Clone)]
+pub struct StateMachine {
+    inner: Arc<Inner>,
+}
+
+fn load_applied(db: &DB) -> io::Result<AppliedState> {
+    let meta = cf(db, CF_SM_META)?;
+    let last_applied = db
+        .get_cf(meta, KEY_APPLIED)
+        .map_err(io_err)?
+        .map(|b| decode(&b))
+        .transpose()?;
+    let membership = db
+        .get_cf(meta, KEY_MEMBERSHIP)
+        .map_err(io_err)?
+        .map(|b| decode(&b))
+        .transpose()?
+        .unwrap_or_default();
+    Ok(AppliedState {
+        last_applied,
+        membership,
+    })
+}
+
+impl StateMachine {
+    /// Opens the state machine persisted in `db`; snapshots live in `snapshot_dir`.
+    pub fn open(db: Arc<DB>, snapshot_dir: PathBuf) -> io::Result<Self> {
+        std::fs::create_dir_all(&snapshot_dir)?;
+        snapshot::remove_partial(&snapshot_dir)?;
+        let backend = RocksBackend::new(db.clone());
+        let machine = Machine::open(&backend).map_err(io_err)?;
+        let applied = load_applied(&db)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                db,
+                backend,
+                machine: RwLock::new(machine),
+                applied: RwLock::new(applied),
+                snapshot_dir,
+            }),
+        })
+    }
+
+    /// The last applied log index (0 before anything was applied).
+    pub fn applied_index(&self) -> u64 {
+        self.applied_state()
+            .last_applied
+            .map(|l| l.index)
+            .unwrap_or(0)
+    }
+
+    /// A copy of the applied state.
+    pub fn applied_state(&self) -> AppliedState {
+        self.inner
+            .applied
+            .read()
+            .expect("applied lock poisoned")
+            .clone()
+    }
+
+    /// Answers a query from the applied state, with the applied index it reflects.
+    pub fn query(&self, q: &Query) -> (QueryResult, u64) {
+        // Hold the machine lock while reading the applied index: apply updates both under it.
+        let machine = self.inner.machine.read().expect("machine lock poisoned");
+        let index = self.applied_index();
+        (machine.query(q), index)
+    }
+
+    /// Where snapshot files are kept.
+    pub fn snapshot_dir(&self) -> &PathBuf {
+        &self.inner.snapshot_dir
+    }
+
+    /// A temporary path in the snapshot directory for a file being written.
+    pub fn partial_path(&self, what: &str) -> PathBuf {
+        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner
+            .snapshot_dir
+            .join(format!("{what}-{}-{n}.part", std::process::id()))
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotData = SnapshotFile;
+    type SnapshotBuilder = Self;
+
+    async fn applied_state(
+        &mut self,
+    ) -> Result<(Option<LogIdOf<TypeConfig>>, StoredMembershipOf<TypeConfig>), io::Error> {
+        let s = StateMachine::applied_state(self);
+        Ok((s.last_applied, s.membership))
+    }
+
+    async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
+    where
+        Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + OptionalSend,
+    {
+        let mut ws = WriteSet::new();
+        let mut responses = Vec::new();
+        let mut last_applied = None;
+        let mut last_membership = None;
+        let mut received = Vec::new();
+        while let Some(item) = entries.try_next().await? {
+            received.push(item);
+        }
+        let applied_entries = received.len() as u64;
+        {
+            let mut machine = self.inner.machine.write().expect("machine lock poisoned");
+            for (entry, responder) in received {
+                let log_id = entry.log_id();
+                let reply = match &entry.payload {
+                    EntryPayload::Blank => None,
+                    EntryPayload::Normal(proposal) => {
+                        Some(machine.apply(log_id.index, &proposal.0, &mut ws))
+                    }
+                    EntryPayload::Membership(m) => {
+                        last_membership = Some(StoredMembershipOf::<TypeConfig>::new(
+                            Some(log_id.clone()),
+                            m.clone(),
+                        ));
+                        None
+                    }
+                };
+                last_applied = Some(log_id);
+                if let Some(r) = responder {
+                    responses.push((r, reply));
+                }
+            }
+            let Some(last) = last_applied.clone() else {
+                return Ok(());
+            };
+            let mut batch = WriteBatch::default();
+            self.inner
+                .backend
+                .fill_batch(&ws, &mut batch)
+                .map_err(io_err)?;
+            let meta = cf(&self.inner.db, CF_SM_META)?;
+            batch.put_cf(meta, KEY_APPLIED, encode(&last)?);
+            if let Some(m) = &last_membership {
+                batch.put_cf(meta, KEY_MEMBERSHIP, encode(m)?);
+            }
+            // Data, applied id and membership in one batch. No fsync: the log entries are
+            // durable already, and the WAL keeps these writes in order behind them, so after a
+            // crash the state is some applied prefix and the rest is re-applied from the log.
+            self.inner.db.write(batch).map_err(io_err)?;
+            let mut applied = self.inner.applied.write().expect("applied lock poisoned");
+            applied.last_applied = Some(last);
+            if let Some(m) = last_membership {
+                applied.membership = m;
+            }
+        }
+        metrics::counter!("ticketd_sm_applied_entries_total").increment(applied_entries);
+        for (responder, reply) in responses {
+            responder.send(reply);
+        }
+        Ok(())
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMetaOf<TypeConfig>,
+        snapshot: SnapshotFile,
+    ) -> Result<(), io::Error> {
+        let this = self.clone();
+        let meta = meta.clone();
+        tokio::task::spawn_blocking(move || this.install_blocking(&meta, &snapshot))
+            .await
+            .map_err(io_err)??;
+        metrics::counter!("ticketd_snapshots_installed_total").increment(1);
+        Ok(())
+    }
+
+    async fn get_current_snapshot(
+        &mut self,
+    ) -> Result<Option<SnapshotOf<TypeConfig, SnapshotFile>>, io::Error> {
+        let Some(path) = snapshot::list(&self.inner.snapshot_dir)?.pop() else {
+            return Ok(None);
+        };
+        let meta = snapshot::read_meta(&path)?;
+        Ok(Some(SnapshotOf::<TypeConfig, SnapshotFile> {
+            meta,
+            snapshot: SnapshotFile { path },
+        }))
+    }
+}
+
+impl StateMachine {
+    fn install_blocking(
+        &self,
+        meta: &SnapshotMetaOf<TypeConfig>,
+        file: &SnapshotFile,
+    ) -> io::Result<()> {
+        let db = &self.inner.db;
+        let mut batch = WriteBatch::default();
+        // Clear every state column family, then fill it from the file, all in one batch.
+        for name in COLUMN_FAMILIES {
+            let handle = cf(db, name)?;
+            for item in db.iterator_cf(handle, IteratorMode::Start) {
+                let (k, _) = item.map_err(io_err)?;
+                batch.delete_cf(handle, k);
+            }
+        }
+        let file_meta = snapshot::read_all(&file.path, |name, key, value| {
+            if !COLUMN_FAMILIES.contains(&name) {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("snapshot names unknown column family {name}"),
+                ));
+            }
+            batch.put_cf(cf(db, name)?, key, value);
+            Ok(())
+        })?;
+        if &file_meta != meta {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "snapshot meta differs from its file",
+            ));
+        }
+        let meta_cf = cf(db, CF_SM_META)?;
+        match &meta.last_log_id {
+            Some(l) => batch.put_cf(meta_cf, KEY_APPLIED, encode(l)?),
+            None => batch.delete_cf(meta_cf, KEY_APPLIED),
+        }
+        batch.put_cf(meta_cf, KEY_MEMBERSHIP, encode(&meta.last_membership)?);
+
+        let mut machine = self.inner.machine.write().expect("machine lock poisoned");
+        db.write(batch).map_err(io_err)?;
+        db.flush_wal(true).map_err(io_err)?;
+        // Load (and check the invariants of) the installed state before serving from it.
+        *machine = Machine::open(&self.inner.backend).map_err(io_err)?;
+        *self.inner.applied.write().expect("applied lock poisoned") = AppliedState {
+            last_applied: meta.last_log_id.clone(),
+            membership: meta.last_membership.clone(),
+        };
+        drop(machine);
+
+        let final_path = self.inner.snapshot_dir.join(snapshot::file_name(meta));
+        if file.path != final_path {
+            std::fs::rename(&file.path, &final_path)?;
+            snapshot::sync_dir(&final_path)?;
+        }
+        snapshot::prune(&self.inner.snapshot_dir)?;
+        tracing::info!(last_log_id = ?meta.last_log_id, "installed snapshot");
+        Ok(())
+    }
+
+    fn build_blocking(&self) -> io::Result<SnapshotOf<TypeConfig, SnapshotFile>> {
+        let db = &self.inner.db;
+        // One RocksDB snapshot: the meta and every column family as of the same instant.
+        let view = db.snapshot();
+        let meta_cf = cf(db, CF_SM_META)?;
+        let last_log_id: Option<LogIdOf<TypeConfig>> = view
+            .get_cf(meta_cf, KEY_APPLIED)
+            .map_err(io_err)?
+            .map(|b| decode(&b))
+            .transpose()?;
+        let last_membership: StoredMembershipOf<TypeConfig> = view
+            .get_cf(meta_cf, KEY_MEMBERSHIP)
+            .map_err(io_err)?
+            .map(|b| decode(&b))
+            .transpose()?
+            .unwrap_or_default();
+        let meta = SnapshotMetaOf::<TypeConfig> {
+            last_log_id,
+            last_membership,
+        };
+        let tmp = self.partial_path("build");
+        let mut w = SnapshotWriter::create(tmp, &meta)?;
+        for name in COLUMN_FAMILIES {
+            for item in view.iterator_cf(cf(db, name)?, IteratorMode::Start) {
+                let (k, v) = item.map_err(io_err)?;
+                w.record(name, &k, &v)?;
+            }
+        }
+        let path = self.inner.snapshot_dir.join(snapshot::file_name(&meta));
+        let records = w.finish(&path)?;
+        snapshot::prune(&self.inner.snapshot_dir)?;
+        tracing::info!(last_log_id = ?meta.last_log_id, records, "built snapshot");
+        Ok(SnapshotOf::<TypeConfig, SnapshotFile> {
+            meta,
+            snapshot: SnapshotFile { path },
+        })
+    }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
+    type SnapshotData = SnapshotFile;
+
+    async fn build_snapshot(&mut self) -> Result<SnapshotOf<TypeConfig, SnapshotFile>, io::Error> {
+        let this = self.clone();
+        let snap = tokio::task::spawn_blocking(move || this.build_blocking())
+            .await
+            .map_err(io_err)??;
+        metrics::counter!("ticketd_snapshots_built_total").increment(1);
+        Ok(snap)
+    }
+}

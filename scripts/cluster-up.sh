@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Starts a local cluster of 3 or 5 ticketd nodes on loopback, data under .data/cluster/.
+#   scripts/cluster-up.sh [3|5]
+# Node i serves gRPC on 127.0.0.1:700i and Prometheus metrics on 127.0.0.1:910i.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+n="${1:-3}"
+case "$n" in 3|5) ;; *) die "cluster size must be 3 or 5, got $n" ;; esac
+DATA="${TICKETD_DATA:-$ROOT/.data/cluster}"
+mkdir -p "$DATA"
+
+ensure_build_deps
+build_bins
+
+members=()
+for i in $(seq 1 "$n"); do
+  pidf="$DATA/node$i.pid"
+  if [ -f "$pidf" ] && kill -0 "$(cat "$pidf")" 2>/dev/null; then
+    die "node $i already runs (pid $(cat "$pidf")); run scripts/cluster-down.sh first"
+  fi
+  "$BIN_DIR/ticketd" node --id "$i" --data-dir "$DATA/node$i" \
+    --listen "127.0.0.1:700$i" --metrics-listen "127.0.0.1:910$i" \
+    >>"$DATA/node$i.log" 2>&1 &
+  echo $! >"$pidf"
+  members+=("$i=127.0.0.1:700$i")
+  log "node $i: pid $(cat "$pidf"), gRPC 127.0.0.1:700$i, metrics http://127.0.0.1:910$i/metrics, log $DATA/node$i.log"
+done
+
+endpoints=$(IFS=,; for i in $(seq 1 "$n"); do printf '127.0.0.1:700%s,' "$i"; done)
+endpoints="${endpoints%,}"
+ctl() { "$BIN_DIR/ticketctl" --endpoints "$endpoints" "$@"; }
+
+# Initialize once (a restarted cluster keeps its membership on disk); bounded retries while
+# the nodes bind their ports.
+if [ ! -f "$DATA/initialized" ]; then
+  for _ in $(seq 1 50); do
+    if ctl cluster init --members "$(IFS=,; echo "${members[*]}")" >/dev/null 2>&1; then
+      touch "$DATA/initialized"; break
+    fi
+    sleep 0.2
+  done
+  [ -f "$DATA/initialized" ] || die "cluster init failed; see $DATA/node1.log"
+fi
+for _ in $(seq 1 100); do
+  if ctl endpoint health >/dev/null 2>&1; then break; fi
+  sleep 0.2
+done
+ctl endpoint status
+echo "$endpoints" >"$DATA/endpoints"
+log "cluster up: export TICKETCTL_ENDPOINTS=$endpoints; $BIN_DIR/ticketctl member list"

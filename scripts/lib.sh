@@ -1,0 +1,46 @@
+# Shared by the scripts: paths, the build cache, and installing what a fresh machine lacks.
+# shellcheck shell=bash
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# One build cache outside the clone, so CI and every checkout reuse the RocksDB build.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/cache/ticketd/target}"
+BIN_DIR="$CARGO_TARGET_DIR/debug"
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+apt_updated=0
+# ensure_pkg COMMAND_OR_FILE PACKAGE: installs the Debian package when the thing is missing.
+ensure_pkg() {
+  local probe="$1" pkg="$2"
+  if [ -e "$probe" ] || command -v "$probe" >/dev/null 2>&1; then return 0; fi
+  log "installing $pkg (missing $probe)"
+  if [ "$(id -u)" -ne 0 ]; then die "need root to install $pkg; install it and retry"; fi
+  if [ $apt_updated -eq 0 ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq || die "apt-get update failed"
+    apt_updated=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg" >/dev/null || die "apt-get install $pkg failed"
+}
+
+ensure_build_deps() {
+  mkdir -p "$CARGO_TARGET_DIR"
+  command -v cargo >/dev/null || die "cargo not found: install a Rust toolchain (rustup)"
+  # RocksDB's bindings are generated at build time with libclang.
+  if ! ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1 && ! ls /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1; then
+    ensure_pkg /nonexistent-libclang libclang-dev
+  fi
+  ensure_pkg g++ g++
+}
+
+ensure_nextest() {
+  if ! cargo nextest --version >/dev/null 2>&1; then
+    log "installing cargo-nextest"
+    cargo install --locked cargo-nextest >/dev/null || die "cargo install cargo-nextest failed"
+  fi
+}
+
+build_bins() {
+  log "building ticketd and ticketctl (first build compiles RocksDB: about 20 minutes on 2 cores)"
+  (cd "$ROOT" && cargo build -p ticketd-cluster --bins) || die "build failed"
+}

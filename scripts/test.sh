@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Runs every test: format and lint gate, unit and property tests, and the integration tests that
+# start real clusters of ticketd processes on loopback. Installs what a fresh machine lacks.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+ensure_build_deps
+ensure_nextest
+
+log "format check"
+cargo fmt --all --check || die "cargo fmt --all --check failed: run cargo fmt --all"
+log "clippy"
+cargo clippy --workspace --all-targets -- -D warnings || die "clippy found problems"
+log "tests"
+cargo nextest run --workspace --no-fail-fast "$@"
