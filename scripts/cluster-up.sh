@@ -28,15 +28,15 @@ for i in $(seq 1 "$n"); do
   log "node $i: pid $(cat "$pidf"), gRPC 127.0.0.1:700$i, metrics http://127.0.0.1:910$i/metrics, log $DATA/node$i.log"
 done
 
-endpoints=$(IFS=,; for i in $(seq 1 "$n"); do printf '127.0.0.1:700%s,' "$i"; done)
-endpoints="${endpoints%,}"
+endpoints=""
+for i in $(seq 1 "$n"); do endpoints="$endpoints${endpoints:+,}127.0.0.1:700$i"; done
 ctl() { "$BIN_DIR/ticketctl" --endpoints "$endpoints" "$@"; }
 
 # Initialize once (a restarted cluster keeps its membership on disk); bounded retries while
 # the nodes bind their ports.
 if [ ! -f "$DATA/initialized" ]; then
   for _ in $(seq 1 50); do
-    if ctl cluster init --members "$(IFS=,; echo "${members[*]}")" >/dev/null 2>&1; then
+    if ctl cluster init --members "$(IFS=,; echo "${members[*]}")" >"$DATA/init.out" 2>&1; then
       touch "$DATA/initialized"; break
     fi
     sleep 0.2

@@ -91,3 +91,110 @@ async fn ticketctl_reports_status_moves_leadership_and_exits_with_distinct_codes
     assert_eq!(code, 4, "{err}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_takes_config_from_file_env_and_flags_stops_on_sigterm_and_recovers(
+) -> anyhow::Result<()> {
+    use std::net::TcpListener;
+    use ticketd_raft::client::{ClusterClient, Consistency, RetryPolicy};
+    let dir = tempfile::tempdir()?;
+    let free_addr = || -> anyhow::Result<String> {
+        Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.to_string())
+    };
+    let addr = free_addr()?;
+    let metrics = free_addr()?;
+    let cfg = dir.path().join("node.toml");
+    // The file names a wrong listen address and id; the environment and the flag override them.
+    std::fs::write(
+        &cfg,
+        format!(
+            "id = 9\ndata_dir = {:?}\nlisten = \"127.0.0.1:1\"\nmetrics_listen = {metrics:?}\nlog_format = \"json\"\n",
+            dir.path().join("data")
+        ),
+    )?;
+    let spawn = || {
+        Command::new(ticketd_bin())
+            .args(["node", "--config"])
+            .arg(&cfg)
+            .args(["--listen", &addr])
+            .env("TICKETD_ID", "1")
+            .stderr(std::fs::File::create(dir.path().join("node.log")).expect("log file"))
+            .spawn()
+    };
+
+    phase("start from the file, env and flags; init a one-node cluster; write");
+    let mut child = spawn()?;
+    let client = ClusterClient::new(vec![addr.clone()], RetryPolicy::default());
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while client
+        .init(
+            &addr,
+            vec![ticketd_raft::pb::Member {
+                id: 1,
+                addr: addr.clone(),
+            }],
+        )
+        .await
+        .is_err()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node never accepted init"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let status = client.status(&addr).await?;
+    assert_eq!(status.id, 1, "TICKETD_ID overrides the file");
+    assert_eq!(
+        status.metrics_addr, metrics,
+        "the file's metrics address is used"
+    );
+    let w = client.write("t30", "cfg", &create_venue("cfg")).await?;
+
+    phase("SIGTERM: a clean exit");
+    Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let exit = loop {
+        if let Some(st) = child.try_wait()? {
+            break st;
+        }
+        assert!(std::time::Instant::now() < deadline, "node ignored SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(exit.success(), "exit status {exit}");
+    let log = std::fs::read_to_string(dir.path().join("node.log"))?;
+    assert!(
+        log.lines()
+            .any(|l| l.starts_with('{') && l.contains("node stopped")),
+        "JSON logs:\n{log}"
+    );
+
+    phase("restart from its own disk: the write is there");
+    let mut child = spawn()?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let r = loop {
+        match client
+            .read(&get_venue("cfg"), Consistency::Linearizable)
+            .await
+        {
+            Ok(r) => break r,
+            Err(e) => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "no read after restart: {e}"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    assert_eq!(
+        venue(&r.result).expect("venue").created_index,
+        w.reply.index
+    );
+    child.kill()?;
+    child.wait()?;
+    Ok(())
+}
