@@ -103,7 +103,7 @@ impl TestCluster {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             match c
-                .client_for(&[first.clone()])
+                .client_for(std::slice::from_ref(&first))
                 .init(&first, members.clone())
                 .await
             {
@@ -277,7 +277,10 @@ impl TestCluster {
     /// Status of node `id`.
     pub async fn status(&self, id: u64) -> anyhow::Result<pb::StatusReply> {
         let addr = self.addr(id);
-        Ok(self.client_for(&[addr.clone()]).status(&addr).await?)
+        Ok(self
+            .client_for(std::slice::from_ref(&addr))
+            .status(&addr)
+            .await?)
     }
 
     /// Waits until a running node is leader and every other running voter agrees; returns its id.
@@ -374,7 +377,7 @@ impl TestCluster {
         query: &ticketd_store::Query,
     ) -> anyhow::Result<ticketd_raft::client::ReadResult> {
         let addr = self.addr(id);
-        self.client_for(&[addr.clone()])
+        self.client_for(std::slice::from_ref(&addr))
             .read_at(&addr, query, Consistency::Linearizable)
             .await?
             .with_context(|| format!("node {id} knows no leader"))

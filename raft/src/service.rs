@@ -403,11 +403,9 @@ fn admin_ok(msg: impl Into<String>) -> Result<Response<pb::AdminReply>, Status> 
     }))
 }
 
-fn admin_err<E: std::error::Error + 'static>(
-    e: RaftError<TypeConfig, E>,
-) -> Result<Response<pb::AdminReply>, Status>
+fn admin_err<E>(e: RaftError<TypeConfig, E>) -> Result<Response<pb::AdminReply>, Status>
 where
-    E: openraft::TryAsRef<ForwardToLeader<TypeConfig>>,
+    E: std::error::Error + openraft::TryAsRef<ForwardToLeader<TypeConfig>> + 'static,
 {
     if let Some(f) = e.forward_to_leader() {
         return Ok(Response::new(pb::AdminReply {

@@ -165,7 +165,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     }
                     EntryPayload::Membership(m) => {
                         last_membership = Some(StoredMembershipOf::<TypeConfig>::new(
-                            Some(log_id.clone()),
+                            Some(log_id),
                             m.clone(),
                         ));
                         None
@@ -176,7 +176,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     responses.push((r, reply));
                 }
             }
-            let Some(last) = last_applied.clone() else {
+            let Some(last) = last_applied else {
                 return Ok(());
             };
             let mut batch = WriteBatch::default();
@@ -283,7 +283,7 @@ impl StateMachine {
         // Load (and check the invariants of) the installed state before serving from it.
         *machine = Machine::open(&self.inner.backend).map_err(io_err)?;
         *self.inner.applied.write().expect("applied lock poisoned") = AppliedState {
-            last_applied: meta.last_log_id.clone(),
+            last_applied: meta.last_log_id,
             membership: meta.last_membership.clone(),
         };
         drop(machine);

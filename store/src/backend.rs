@@ -58,12 +58,19 @@ impl WriteSet {
 
     /// Adds a put.
     pub fn put(&mut self, cf: &'static str, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
-        self.ops.push(WriteOp::Put { cf, key: key.into(), value: value.into() });
+        self.ops.push(WriteOp::Put {
+            cf,
+            key: key.into(),
+            value: value.into(),
+        });
     }
 
     /// Adds a delete.
     pub fn delete(&mut self, cf: &'static str, key: impl Into<Vec<u8>>) {
-        self.ops.push(WriteOp::Delete { cf, key: key.into() });
+        self.ops.push(WriteOp::Delete {
+            cf,
+            key: key.into(),
+        });
     }
 
     /// The writes in the order they were added.
@@ -82,17 +89,19 @@ impl WriteSet {
     }
 }
 
+/// A visitor of key-value pairs in key order; an error stops the scan.
+pub type Visit<'a> = dyn FnMut(&[u8], &[u8]) -> Result<(), StoreError> + 'a;
+
+/// Column families of the in-memory backend.
+type MemCfs = BTreeMap<&'static str, BTreeMap<Vec<u8>, Vec<u8>>>;
+
 /// Ordered key-value column families the state machine persists into.
 pub trait Backend: Send + Sync {
     /// Commits every write of `set` atomically: after a crash either all are visible or none.
     fn write(&self, set: &WriteSet) -> Result<(), StoreError>;
 
     /// Visits every key-value pair of `cf` in key order.
-    fn scan(
-        &self,
-        cf: &'static str,
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<(), StoreError>,
-    ) -> Result<(), StoreError>;
+    fn scan(&self, cf: &'static str, visit: &mut Visit<'_>) -> Result<(), StoreError>;
 
     /// Reads one key.
     fn get(&self, cf: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
@@ -101,7 +110,7 @@ pub trait Backend: Send + Sync {
 /// The in-memory twin of [`RocksBackend`], for tests and simulation.
 #[derive(Debug, Default, Clone)]
 pub struct MemBackend {
-    cfs: Arc<Mutex<BTreeMap<&'static str, BTreeMap<Vec<u8>, Vec<u8>>>>>,
+    cfs: Arc<Mutex<MemCfs>>,
 }
 
 impl MemBackend {
@@ -113,11 +122,16 @@ impl MemBackend {
 
 impl Backend for MemBackend {
     fn write(&self, set: &WriteSet) -> Result<(), StoreError> {
-        let mut cfs = self.cfs.lock().map_err(|e| StoreError::Backend(e.to_string()))?;
+        let mut cfs = self
+            .cfs
+            .lock()
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
         for op in set.ops() {
             match op {
                 WriteOp::Put { cf, key, value } => {
-                    cfs.entry(cf).or_default().insert(key.clone(), value.clone());
+                    cfs.entry(cf)
+                        .or_default()
+                        .insert(key.clone(), value.clone());
                 }
                 WriteOp::Delete { cf, key } => {
                     cfs.entry(cf).or_default().remove(key);
@@ -127,12 +141,11 @@ impl Backend for MemBackend {
         Ok(())
     }
 
-    fn scan(
-        &self,
-        cf: &'static str,
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<(), StoreError>,
-    ) -> Result<(), StoreError> {
-        let cfs = self.cfs.lock().map_err(|e| StoreError::Backend(e.to_string()))?;
+    fn scan(&self, cf: &'static str, visit: &mut Visit<'_>) -> Result<(), StoreError> {
+        let cfs = self
+            .cfs
+            .lock()
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
         if let Some(map) = cfs.get(cf) {
             for (k, v) in map {
                 visit(k, v)?;
@@ -142,7 +155,10 @@ impl Backend for MemBackend {
     }
 
     fn get(&self, cf: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        let cfs = self.cfs.lock().map_err(|e| StoreError::Backend(e.to_string()))?;
+        let cfs = self
+            .cfs
+            .lock()
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
         Ok(cfs.get(cf).and_then(|m| m.get(key).cloned()))
     }
 }
@@ -152,7 +168,7 @@ pub use rocks::RocksBackend;
 
 #[cfg(feature = "rocksdb")]
 mod rocks {
-    use super::{Backend, StoreError, WriteOp, WriteSet};
+    use super::{Backend, StoreError, Visit, WriteOp, WriteSet};
     use std::sync::Arc;
 
     /// Column families of a RocksDB instance shared with the Raft log.
@@ -201,14 +217,12 @@ mod rocks {
         fn write(&self, set: &WriteSet) -> Result<(), StoreError> {
             let mut batch = rocksdb::WriteBatch::default();
             self.fill_batch(set, &mut batch)?;
-            self.db.write(batch).map_err(|e| StoreError::Backend(e.to_string()))
+            self.db
+                .write(batch)
+                .map_err(|e| StoreError::Backend(e.to_string()))
         }
 
-        fn scan(
-            &self,
-            cf: &'static str,
-            visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<(), StoreError>,
-        ) -> Result<(), StoreError> {
+        fn scan(&self, cf: &'static str, visit: &mut Visit<'_>) -> Result<(), StoreError> {
             let handle = self.cf(cf)?;
             for item in self.db.iterator_cf(handle, rocksdb::IteratorMode::Start) {
                 let (k, v) = item.map_err(|e| StoreError::Backend(e.to_string()))?;
@@ -218,7 +232,9 @@ mod rocks {
         }
 
         fn get(&self, cf: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-            self.db.get_cf(self.cf(cf)?, key).map_err(|e| StoreError::Backend(e.to_string()))
+            self.db
+                .get_cf(self.cf(cf)?, key)
+                .map_err(|e| StoreError::Backend(e.to_string()))
         }
     }
 }

@@ -15,8 +15,8 @@ pub mod backend;
 pub mod command;
 pub mod machine;
 
-pub use backend::{Backend, MemBackend, StoreError, WriteOp, WriteSet};
 #[cfg(feature = "rocksdb")]
 pub use backend::RocksBackend;
+pub use backend::{Backend, MemBackend, StoreError, WriteOp, WriteSet};
 pub use command::{Command, Outcome, Query, QueryResult, Rejection, Request};
 pub use machine::{Machine, COLUMN_FAMILIES};

@@ -55,8 +55,10 @@ fn encode<T: Serialize>(v: &T) -> Vec<u8> {
 }
 
 fn decode<'a, T: Deserialize<'a>>(cf: &str, bytes: &'a [u8]) -> Result<T, StoreError> {
-    postcard::from_bytes(bytes)
-        .map_err(|e| StoreError::Corrupt { cf: cf.to_string(), detail: e.to_string() })
+    postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt {
+        cf: cf.to_string(),
+        detail: e.to_string(),
+    })
 }
 
 fn idem_key(client_id: &str, key: &str) -> Vec<u8> {
@@ -80,7 +82,8 @@ impl Machine {
             let mut parts = k.splitn(2, |b| *b == 0);
             let client = String::from_utf8_lossy(parts.next().unwrap_or_default()).into_owned();
             let key = String::from_utf8_lossy(parts.next().unwrap_or_default()).into_owned();
-            m.idempotency.insert((client, key), decode(CF_IDEMPOTENCY, v)?);
+            m.idempotency
+                .insert((client, key), decode(CF_IDEMPOTENCY, v)?);
             Ok(())
         })?;
         if let Some(t) = backend.get(CF_STATE, b"log_time_ms")? {
@@ -110,20 +113,40 @@ impl Machine {
                         replayed: false,
                     };
                 }
-                return Reply { outcome: prev.outcome.clone(), index: prev.index, replayed: true };
+                return Reply {
+                    outcome: prev.outcome.clone(),
+                    index: prev.index,
+                    replayed: true,
+                };
             }
         }
         let outcome = self.execute(index, &req.command, ws);
-        let remembered =
-            Remembered { command_digest: digest, index, applied_at_ms: now, outcome: outcome.clone() };
-        ws.put(CF_IDEMPOTENCY, idem_key(&key.0, &key.1), encode(&remembered));
+        let remembered = Remembered {
+            command_digest: digest,
+            index,
+            applied_at_ms: now,
+            outcome: outcome.clone(),
+        };
+        ws.put(
+            CF_IDEMPOTENCY,
+            idem_key(&key.0, &key.1),
+            encode(&remembered),
+        );
         self.idempotency.insert(key, remembered);
-        Reply { outcome, index, replayed: false }
+        Reply {
+            outcome,
+            index,
+            replayed: false,
+        }
     }
 
     fn execute(&mut self, index: u64, cmd: &Command, ws: &mut WriteSet) -> Outcome {
         match cmd {
-            Command::CreateVenue { venue_id, name, city } => {
+            Command::CreateVenue {
+                venue_id,
+                name,
+                city,
+            } => {
                 if venue_id.is_empty() || name.is_empty() {
                     return Outcome::Rejected {
                         code: Rejection::InvalidArgument,
@@ -144,7 +167,9 @@ impl Machine {
                 };
                 ws.put(CF_VENUES, venue_id.as_bytes().to_vec(), encode(&venue));
                 self.venues.insert(venue_id.clone(), venue);
-                Outcome::Done(Done::VenueCreated { venue_id: venue_id.clone() })
+                Outcome::Done(Done::VenueCreated {
+                    venue_id: venue_id.clone(),
+                })
             }
         }
     }
@@ -209,7 +234,10 @@ mod tests {
         let reused = m.apply(3, &req("k1", "v2"), &mut ws);
         assert!(matches!(
             reused.outcome,
-            Outcome::Rejected { code: Rejection::IdempotencyKeyReused, .. }
+            Outcome::Rejected {
+                code: Rejection::IdempotencyKeyReused,
+                ..
+            }
         ));
     }
 }
