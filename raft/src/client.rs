@@ -9,7 +9,7 @@ use ticketd_store::machine::Reply;
 use ticketd_store::{Command, Query, QueryResult};
 use tonic::Code;
 
-use crate::network::Channels;
+use crate::channels::Channels;
 use crate::pb;
 
 /// Why a call did not give an answer.

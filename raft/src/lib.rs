@@ -11,15 +11,26 @@
 //! - The state machine's data, its applied log id and its membership are written in one
 //!   RocksDB batch: a restarted node never sees one without the others.
 
+pub mod channels;
 pub mod client;
-pub mod codec;
-pub mod log_store;
-pub mod network;
-pub mod node;
 pub mod pb;
+
+#[cfg(feature = "node")]
+pub mod codec;
+#[cfg(feature = "node")]
+pub mod log_store;
+#[cfg(feature = "node")]
+pub mod network;
+#[cfg(feature = "node")]
+pub mod node;
+#[cfg(feature = "node")]
 pub mod service;
+#[cfg(feature = "node")]
 pub mod snapshot;
+#[cfg(feature = "node")]
 pub mod state_machine;
+#[cfg(feature = "node")]
+pub use runtime::*;
 
 use std::fmt;
 
@@ -52,32 +63,37 @@ impl fmt::Display for Proposal {
     }
 }
 
-openraft::declare_raft_types!(
-    /// The Raft type configuration of ticketd.
-    pub TypeConfig:
-        D = Proposal,
-        R = Option<ticketd_store::machine::Reply>,
-        Node = NodeAddr,
-);
+#[cfg(feature = "node")]
+mod runtime {
+    use super::{state_machine, NodeAddr, Proposal};
 
-/// The openraft instance of a node.
-pub type Raft = openraft::Raft<TypeConfig, state_machine::StateMachine>;
+    openraft::declare_raft_types!(
+        /// The Raft type configuration of ticketd.
+        pub TypeConfig:
+            D = Proposal,
+            R = Option<ticketd_store::machine::Reply>,
+            Node = NodeAddr,
+    );
 
-/// Column family of Raft log entries, keyed by big-endian index.
-pub const CF_LOG: &str = "raft_log";
-/// Column family of Raft metadata: vote, last purged log id.
-pub const CF_RAFT_META: &str = "raft_meta";
-/// Column family of state-machine metadata: applied log id and membership.
-pub const CF_SM_META: &str = "sm_meta";
+    /// The openraft instance of a node.
+    pub type Raft = openraft::Raft<TypeConfig, state_machine::StateMachine>;
 
-/// Opens (creating when missing) the node's RocksDB with every column family it uses.
-pub fn open_db(path: &std::path::Path) -> Result<rocksdb::DB, rocksdb::Error> {
-    let mut opts = rocksdb::Options::default();
-    opts.create_if_missing(true);
-    opts.create_missing_column_families(true);
-    // Every write goes to the WAL; durability comes from explicit WAL fsyncs (group commit).
-    opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
-    let mut cfs = vec![CF_LOG, CF_RAFT_META, CF_SM_META];
-    cfs.extend_from_slice(ticketd_store::COLUMN_FAMILIES);
-    rocksdb::DB::open_cf(&opts, path, cfs)
+    /// Column family of Raft log entries, keyed by big-endian index.
+    pub const CF_LOG: &str = "raft_log";
+    /// Column family of Raft metadata: vote, last purged log id.
+    pub const CF_RAFT_META: &str = "raft_meta";
+    /// Column family of state-machine metadata: applied log id and membership.
+    pub const CF_SM_META: &str = "sm_meta";
+
+    /// Opens (creating when missing) the node's RocksDB with every column family it uses.
+    pub fn open_db(path: &std::path::Path) -> Result<rocksdb::DB, rocksdb::Error> {
+        let mut opts = rocksdb::Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        // Every write goes to the WAL; durability comes from explicit WAL fsyncs (group commit).
+        opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        let mut cfs = vec![CF_LOG, CF_RAFT_META, CF_SM_META];
+        cfs.extend_from_slice(ticketd_store::COLUMN_FAMILIES);
+        rocksdb::DB::open_cf(&opts, path, cfs)
+    }
 }

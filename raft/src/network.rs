@@ -1,10 +1,8 @@
 //! The Raft network between nodes over gRPC: one reused channel per peer, a deadline on every
 //! call, pipelined appends over a bidirectional stream, snapshots streamed in bounded chunks.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::io::Read;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
@@ -17,7 +15,9 @@ use openraft::raft::{
     TransferLeaderRequest, TransferLeaderResponse, VoteRequest, VoteResponse,
 };
 use openraft::{OptionalSend, RaftNetworkV2};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
+
+use crate::channels::Channels;
 
 use crate::codec::{decode, encode};
 use crate::pb::{self, raft_client::RaftClient};
@@ -30,38 +30,6 @@ pub const SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;
 const SNAPSHOT_CHUNKS_IN_FLIGHT: usize = 4;
 /// Deadline of a whole snapshot transfer.
 pub const SNAPSHOT_DEADLINE: Duration = Duration::from_secs(120);
-/// Deadline to establish a TCP connection to a peer.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
-
-/// Opens (lazily) a channel to `addr`: it connects on first use and reconnects by itself.
-pub fn lazy_channel(addr: &str) -> Result<Channel, tonic::transport::Error> {
-    Ok(Endpoint::from_shared(format!("http://{addr}"))?
-        .connect_timeout(CONNECT_TIMEOUT)
-        .tcp_nodelay(true)
-        .http2_keep_alive_interval(Duration::from_secs(5))
-        .keep_alive_timeout(Duration::from_secs(5))
-        .keep_alive_while_idle(true)
-        .connect_lazy())
-}
-
-/// A pool of one channel per peer address, shared by every user in the process.
-#[derive(Clone, Default)]
-pub struct Channels {
-    by_addr: Arc<Mutex<HashMap<String, Channel>>>,
-}
-
-impl Channels {
-    /// The channel to `addr`, created on first use and reused after.
-    pub fn get(&self, addr: &str) -> Result<Channel, tonic::transport::Error> {
-        let mut map = self.by_addr.lock().expect("channel map poisoned");
-        if let Some(c) = map.get(addr) {
-            return Ok(c.clone());
-        }
-        let c = lazy_channel(addr)?;
-        map.insert(addr.to_string(), c.clone());
-        Ok(c)
-    }
-}
 
 /// Makes a [`PeerClient`] per replication target.
 #[derive(Clone)]

@@ -9,8 +9,9 @@ use anyhow::Context as _;
 use openraft::async_runtime::WatchReceiver;
 use openraft::{Config, ServerState, SnapshotPolicy};
 
+use crate::channels::Channels;
 use crate::log_store::LogStore;
-use crate::network::{Channels, NetworkFactory};
+use crate::network::NetworkFactory;
 use crate::pb;
 use crate::service::{AdminService, ClientService, NodeCtx, RaftService};
 use crate::state_machine::StateMachine;

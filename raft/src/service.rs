@@ -13,8 +13,8 @@ use openraft::raft::{AppendEntriesRequest, TransferLeaderRequest, VoteRequest};
 use openraft::{ChangeMembers, ReadPolicy, ServerState};
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::channels::Channels;
 use crate::codec::{decode, encode};
-use crate::network::Channels;
 use crate::pb;
 use crate::snapshot::SnapshotFile;
 use crate::state_machine::StateMachine;
