@@ -27,7 +27,8 @@ ensure_build_deps() {
   mkdir -p "$CARGO_TARGET_DIR"
   command -v cargo >/dev/null || die "cargo not found: install a Rust toolchain (rustup)"
   # RocksDB's bindings are generated at build time with libclang.
-  if ! ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1 && ! ls /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1; then
+  # (A new machine has libclang-cpp but not libclang itself: ask dpkg, not the file system.)
+  if [ -z "${LIBCLANG_PATH:-}" ] && ! dpkg -s libclang-dev >/dev/null 2>&1; then
     ensure_pkg /nonexistent-libclang libclang-dev
   fi
   ensure_pkg g++ g++
