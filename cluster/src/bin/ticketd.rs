@@ -24,6 +24,40 @@ struct Cli {
 enum Cmd {
     /// Run one node of the cluster.
     Node(NodeArgs),
+    /// Run the stateless HTTP API in front of a cluster.
+    Api(ApiArgs),
+}
+
+/// The HTTP API process: stateless, so any number of copies may run.
+#[derive(clap::Args)]
+struct ApiArgs {
+    /// HTTP listen address (serves /v1, /openapi.json, /metrics).
+    #[arg(long, env = "TICKETD_API_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: std::net::SocketAddr,
+    /// Comma-separated gRPC endpoints of the cluster.
+    #[arg(
+        long,
+        env = "TICKETD_API_ENDPOINTS",
+        value_delimiter = ',',
+        default_value = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003"
+    )]
+    endpoints: Vec<String>,
+    /// Key that signs bearer tokens (at least 32 bytes); every API copy needs the same one.
+    /// Without it a random key is drawn and tokens die with the process.
+    #[arg(long, env = "TICKETD_API_TOKEN_KEY", hide_env_values = true)]
+    token_key: Option<String>,
+    /// Bearer token lifetime in seconds.
+    #[arg(long, default_value_t = 24 * 3600)]
+    token_ttl_s: u64,
+    /// Holds one user may create per minute.
+    #[arg(long, default_value_t = 30)]
+    holds_per_user_per_minute: u32,
+    /// Holds one IP address may create per minute.
+    #[arg(long, default_value_t = 120)]
+    holds_per_ip_per_minute: u32,
+    /// Log format: text or json.
+    #[arg(long, default_value = "text")]
+    log_format: String,
 }
 
 /// Flags override `TICKETD_*` environment variables, which override the config file.
@@ -81,10 +115,22 @@ fn main() -> anyhow::Result<()> {
         Cmd::Node(args) => {
             let cfg = NodeFileConfig::load(args.config.as_ref(), &args)?;
             telemetry::init_logs(&cfg.log_format);
-            tokio::runtime::Builder::new_multi_thread()
+            let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
-                .build()?
-                .block_on(run_node(cfg))
+                .build()?;
+            let result = rt.block_on(run_node(cfg));
+            // Do not wait on idle connection tasks: everything durable is flushed by now.
+            rt.shutdown_timeout(std::time::Duration::from_millis(500));
+            result
+        }
+        Cmd::Api(args) => {
+            telemetry::init_logs(&args.log_format);
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            let result = rt.block_on(run_api(args));
+            rt.shutdown_timeout(std::time::Duration::from_millis(500));
+            result
         }
     }
 }
@@ -140,5 +186,43 @@ async fn wait_for_signal() -> anyhow::Result<()> {
         r = tokio::signal::ctrl_c() => r?,
         _ = term.recv() => {}
     }
+    Ok(())
+}
+
+async fn run_api(args: ApiArgs) -> anyhow::Result<()> {
+    use ticketd_api::auth::TokenKey;
+    use ticketd_raft::client::{ClusterClient, RetryPolicy};
+    let prometheus = telemetry::init_metrics()?;
+    let key = match &args.token_key {
+        Some(k) => k.as_bytes().to_vec(),
+        None => {
+            tracing::warn!(
+                "no --token-key: drawing a random one; tokens will not survive a restart"
+            );
+            (0..4)
+                .flat_map(|_| *uuid::Uuid::new_v4().as_bytes())
+                .collect()
+        }
+    };
+    let tokens = TokenKey::new(&key, args.token_ttl_s)?;
+    let limits = ticketd_api::Limits {
+        holds_per_user_per_minute: args.holds_per_user_per_minute,
+        holds_per_ip_per_minute: args.holds_per_ip_per_minute,
+        ..Default::default()
+    };
+    let cluster = ClusterClient::new(args.endpoints.clone(), RetryPolicy::default());
+    let state = ticketd_api::AppState::new(cluster, tokens, limits);
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("bind {}", args.listen))?;
+    tracing::info!(addr = %args.listen, endpoints = ?args.endpoints, "API serving");
+    let metrics_route = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || std::future::ready(prometheus.render())),
+    );
+    ticketd_api::serve_with(listener, state, metrics_route, async {
+        let _ = wait_for_signal().await;
+    })
+    .await?;
     Ok(())
 }

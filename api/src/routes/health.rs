@@ -1,0 +1,7 @@
+//! Liveness of the API process.
+
+/// Answers `ok` while the process serves.
+#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "serving", body = String)))]
+pub async fn healthz() -> &'static str {
+    "ok"
+}
