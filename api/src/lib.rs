@@ -77,6 +77,13 @@ pub fn app(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
     (router, doc)
 }
 
+/// The OpenAPI document as pretty JSON, exactly as `/openapi.json` serves it.
+pub fn openapi_json() -> anyhow::Result<String> {
+    let mut doc = routes::router(ApiDoc::openapi()).into_openapi();
+    doc.openapi = utoipa::openapi::OpenApiVersion::Version31;
+    Ok(serde_json::to_string_pretty(&doc)?)
+}
+
 /// Per-route latency histogram and status counts.
 async fn track_metrics(req: Request, next: Next) -> Response {
     let route = req

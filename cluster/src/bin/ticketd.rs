@@ -26,6 +26,8 @@ enum Cmd {
     Node(NodeArgs),
     /// Run the stateless HTTP API in front of a cluster.
     Api(ApiArgs),
+    /// Print the HTTP API's OpenAPI 3.1 document (the copy in docs/openapi.json is this output).
+    Openapi,
 }
 
 /// The HTTP API process: stateless, so any number of copies may run.
@@ -122,6 +124,10 @@ fn main() -> anyhow::Result<()> {
             // Do not wait on idle connection tasks: everything durable is flushed by now.
             rt.shutdown_timeout(std::time::Duration::from_millis(500));
             result
+        }
+        Cmd::Openapi => {
+            println!("{}", ticketd_api::openapi_json()?);
+            Ok(())
         }
         Cmd::Api(args) => {
             telemetry::init_logs(&args.log_format);
