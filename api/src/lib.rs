@@ -12,6 +12,7 @@
 pub mod auth;
 pub mod cache;
 pub mod extract;
+pub mod payments;
 pub mod problem;
 pub mod routes;
 pub mod state;

@@ -28,6 +28,15 @@ enum Cmd {
     Api(ApiArgs),
     /// Print the HTTP API's OpenAPI 3.1 document (the copy in docs/openapi.json is this output).
     Openapi,
+    /// Run the payment provider simulator (a Stripe-shaped API with faults on request).
+    Paysim {
+        /// HTTP listen address.
+        #[arg(long, default_value = "127.0.0.1:8090")]
+        listen: std::net::SocketAddr,
+        /// File that keeps the simulator's intents across restarts.
+        #[arg(long)]
+        state_file: Option<PathBuf>,
+    },
 }
 
 /// The HTTP API process: stateless, so any number of copies may run.
@@ -124,6 +133,25 @@ fn main() -> anyhow::Result<()> {
             // Do not wait on idle connection tasks: everything durable is flushed by now.
             rt.shutdown_timeout(std::time::Duration::from_millis(500));
             result
+        }
+        Cmd::Paysim { listen, state_file } => {
+            telemetry::init_logs("text");
+            let sim = ticketd_api::payments::sim::Simulator::new(state_file)?;
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?
+                .block_on(async move {
+                    let listener = tokio::net::TcpListener::bind(listen)
+                        .await
+                        .with_context(|| format!("bind {listen}"))?;
+                    tracing::info!(addr = %listen, "payment simulator serving");
+                    axum::serve(listener, sim.router())
+                        .with_graceful_shutdown(async {
+                            let _ = wait_for_signal().await;
+                        })
+                        .await?;
+                    anyhow::Ok(())
+                })
         }
         Cmd::Openapi => {
             println!("{}", ticketd_api::openapi_json()?);

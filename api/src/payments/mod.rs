@@ -1,0 +1,212 @@
+//! Payments through a provider shaped like Stripe's payment intents: create (authorize) with an
+//! idempotency key and metadata, capture, cancel (void), refund, list by metadata.
+//!
+//! Card data never reaches ticketd: the browser gives the provider's payment-method token, which
+//! the API passes on. [`HttpProvider`] speaks the provider's HTTP API; the project ships a
+//! simulator of it ([`sim`]) as its own process for development and tests.
+
+pub mod sim;
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// State of a payment intent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum IntentStatus {
+    /// Authorized: money reserved, not yet taken.
+    RequiresCapture,
+    /// Captured.
+    Succeeded,
+    /// Voided before capture, or declined.
+    Canceled,
+    /// Captured, then refunded in full.
+    Refunded,
+}
+
+/// A payment intent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Intent {
+    /// Provider id.
+    pub id: String,
+    /// Amount in minor units.
+    pub amount: i64,
+    /// ISO currency code.
+    pub currency: String,
+    /// Status.
+    pub status: IntentStatus,
+    /// Caller's metadata (ticketd puts `hold_id`, `user_id`, `dt_id` here).
+    pub metadata: std::collections::BTreeMap<String, String>,
+    /// Amount refunded so far.
+    pub amount_refunded: i64,
+}
+
+/// What to authorize.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreateIntent {
+    /// Amount in minor units.
+    pub amount: i64,
+    /// ISO currency code.
+    pub currency: String,
+    /// The provider's payment-method token.
+    pub payment_method: String,
+    /// Metadata to find the intent by.
+    pub metadata: std::collections::BTreeMap<String, String>,
+}
+
+/// How a provider call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PaymentError {
+    /// The card was declined: definitely no money moved.
+    #[error("declined: {0}")]
+    Declined(String),
+    /// No answer in time, or a failure after the provider may have acted: the outcome is
+    /// unknown until the intent is looked up (by idempotency key or metadata).
+    #[error("payment outcome unknown: {0}")]
+    Unknown(String),
+    /// The provider refused the request (wrong state, bad input).
+    #[error("payment rejected: {0}")]
+    Rejected(String),
+}
+
+/// A payment provider.
+#[allow(async_fn_in_trait)]
+pub trait PaymentProvider: Send + Sync {
+    /// Creates and authorizes an intent; the same `idempotency_key` returns the same intent.
+    async fn authorize(
+        &self,
+        idempotency_key: &str,
+        req: &CreateIntent,
+    ) -> Result<Intent, PaymentError>;
+    /// Captures an authorized intent (idempotent).
+    async fn capture(&self, intent_id: &str) -> Result<Intent, PaymentError>;
+    /// Voids an authorized intent (idempotent).
+    async fn cancel(&self, intent_id: &str) -> Result<Intent, PaymentError>;
+    /// Refunds a captured intent in full (idempotent).
+    async fn refund(&self, intent_id: &str) -> Result<Intent, PaymentError>;
+    /// Intents whose metadata has `key` = `value`.
+    async fn list_by_metadata(&self, key: &str, value: &str) -> Result<Vec<Intent>, PaymentError>;
+}
+
+/// The provider's HTTP API.
+#[derive(Clone)]
+pub struct HttpProvider {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl HttpProvider {
+    /// A client of the provider at `authority` (`host:port`), each call bounded by `timeout`.
+    pub fn new(authority: &str, timeout: Duration) -> Result<Self, PaymentError> {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(Duration::from_millis(500))
+            .pool_max_idle_per_host(16)
+            .build()
+            .map_err(|e| PaymentError::Rejected(e.to_string()))?;
+        Ok(Self {
+            base: format!("http://{authority}"),
+            http,
+        })
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Vec<u8>>,
+    ) -> Result<Vec<u8>, PaymentError> {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(k) = key {
+            req = req.header("Idempotency-Key", k);
+        }
+        if let Some(b) = body {
+            req = req.header("Content-Type", "application/json").body(b);
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| PaymentError::Unknown(e.to_string()))?;
+        let status = resp.status().as_u16();
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| PaymentError::Unknown(e.to_string()))?
+            .to_vec();
+        match status {
+            200..=299 => Ok(body),
+            402 => Err(PaymentError::Declined(
+                String::from_utf8_lossy(&body).into_owned(),
+            )),
+            400..=499 => Err(PaymentError::Rejected(
+                String::from_utf8_lossy(&body).into_owned(),
+            )),
+            _ => Err(PaymentError::Unknown(format!("provider answered {status}"))),
+        }
+    }
+
+    fn decode<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, PaymentError> {
+        serde_json::from_slice(b)
+            .map_err(|e| PaymentError::Unknown(format!("unreadable provider answer: {e}")))
+    }
+}
+
+fn encode_component(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+impl PaymentProvider for HttpProvider {
+    async fn authorize(
+        &self,
+        idempotency_key: &str,
+        req: &CreateIntent,
+    ) -> Result<Intent, PaymentError> {
+        let body = serde_json::to_vec(req).map_err(|e| PaymentError::Rejected(e.to_string()))?;
+        Self::decode(
+            &self
+                .call(
+                    reqwest::Method::POST,
+                    "/v1/payment_intents",
+                    Some(idempotency_key),
+                    Some(body),
+                )
+                .await?,
+        )
+    }
+
+    async fn capture(&self, intent_id: &str) -> Result<Intent, PaymentError> {
+        let path = format!(
+            "/v1/payment_intents/{}/capture",
+            encode_component(intent_id)
+        );
+        Self::decode(&self.call(reqwest::Method::POST, &path, None, None).await?)
+    }
+
+    async fn cancel(&self, intent_id: &str) -> Result<Intent, PaymentError> {
+        let path = format!("/v1/payment_intents/{}/cancel", encode_component(intent_id));
+        Self::decode(&self.call(reqwest::Method::POST, &path, None, None).await?)
+    }
+
+    async fn refund(&self, intent_id: &str) -> Result<Intent, PaymentError> {
+        let path = format!("/v1/payment_intents/{}/refund", encode_component(intent_id));
+        Self::decode(&self.call(reqwest::Method::POST, &path, None, None).await?)
+    }
+
+    async fn list_by_metadata(&self, key: &str, value: &str) -> Result<Vec<Intent>, PaymentError> {
+        let path = format!(
+            "/v1/payment_intents?key={}&value={}",
+            encode_component(key),
+            encode_component(value)
+        );
+        Self::decode(&self.call(reqwest::Method::GET, &path, None, None).await?)
+    }
+}
