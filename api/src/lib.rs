@@ -11,11 +11,13 @@
 
 pub mod auth;
 pub mod cache;
+pub mod crypto;
 pub mod extract;
 pub mod payments;
 pub mod problem;
 pub mod routes;
 pub mod state;
+pub mod tickets;
 
 use std::net::SocketAddr;
 use std::time::Instant;
