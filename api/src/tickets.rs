@@ -110,7 +110,7 @@ mod tests {
         let secret = b"per-ticket-secret-0123456789abcdef";
         let t = 1_800_000_000;
         let (c, left) = current_code(secret, t);
-        assert!(left >= 1 && left <= CODE_STEP_S);
+        assert!((1..=CODE_STEP_S).contains(&left));
         assert_eq!(check_code(secret, &c, t), CodeCheck::Valid);
         assert_eq!(
             check_code(secret, &c, t + CODE_STEP_S),
