@@ -13,6 +13,7 @@ pub mod auth;
 pub mod cache;
 pub mod crypto;
 pub mod extract;
+pub mod notify;
 pub mod payments;
 pub mod problem;
 pub mod routes;

@@ -1,0 +1,145 @@
+//! Sending messages: email over SMTP (lettre) and SMS through a provider interface. Every message
+//! carries a stable id (`Message-ID` for email), so a redelivery after a leader change is
+//! recognizable by the receiver and harmless.
+
+use lettre::message::{header::ContentType, Attachment, MultiPart, SinglePart};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+/// One email to send.
+#[derive(Debug, Clone)]
+pub struct Email {
+    /// Stable id of the message; the same notification always has the same id.
+    pub id: String,
+    /// Recipient address.
+    pub to: String,
+    /// Subject line.
+    pub subject: String,
+    /// Plain-text body.
+    pub text: String,
+    /// An SVG attachment (an e-ticket's QR code), if any: (file name, SVG).
+    pub svg_attachment: Option<(String, String)>,
+}
+
+/// Why a message was not sent.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// The message could not be built (bad address): retrying will not help.
+    #[error("invalid message: {0}")]
+    Invalid(String),
+    /// The server did not take it: retry later.
+    #[error("delivery failed: {0}")]
+    Transient(String),
+}
+
+/// Sends email over SMTP.
+#[derive(Clone)]
+pub struct SmtpMailer {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: String,
+    domain: String,
+}
+
+impl SmtpMailer {
+    /// A mailer to the SMTP server at `host:port`, without TLS (a relay on the same host), with
+    /// a timeout per message.
+    pub fn new(host: &str, port: u16, from: &str, timeout: std::time::Duration) -> Self {
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
+            .port(port)
+            .timeout(Some(timeout))
+            .build();
+        let domain = from
+            .rsplit_once('@')
+            .map(|(_, d)| d.to_string())
+            .unwrap_or_else(|| "ticketd.local".into());
+        Self {
+            transport,
+            from: from.to_string(),
+            domain,
+        }
+    }
+
+    /// Sends one email.
+    pub async fn send(&self, e: &Email) -> Result<(), SendError> {
+        let invalid = |x: &dyn std::fmt::Display| SendError::Invalid(x.to_string());
+        let builder = Message::builder()
+            .message_id(Some(format!("<{}@{}>", e.id, self.domain)))
+            .from(self.from.parse().map_err(|x| invalid(&x))?)
+            .to(e.to.parse().map_err(|x| invalid(&x))?)
+            .subject(e.subject.clone());
+        let text = SinglePart::builder()
+            .header(ContentType::TEXT_PLAIN)
+            .body(e.text.clone());
+        let msg = match &e.svg_attachment {
+            None => builder.singlepart(text),
+            Some((name, svg)) => {
+                let svg_type = ContentType::parse("image/svg+xml").map_err(|x| invalid(&x))?;
+                let att = Attachment::new(name.clone()).body(svg.clone(), svg_type);
+                builder.multipart(MultiPart::mixed().singlepart(text).singlepart(att))
+            }
+        }
+        .map_err(|x| invalid(&x))?;
+        self.transport
+            .send(msg)
+            .await
+            .map_err(|x| SendError::Transient(x.to_string()))?;
+        metrics::counter!("ticketd_notifications_sent_total", "channel" => "email").increment(1);
+        Ok(())
+    }
+}
+
+/// One SMS to send.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Sms {
+    /// Stable id of the message.
+    pub id: String,
+    /// Phone number, E.164.
+    pub to: String,
+    /// Text.
+    pub text: String,
+}
+
+/// An SMS provider's HTTP API (`POST /v1/messages`, JSON, with the message id as the
+/// idempotency key); the project's simulator implements it (`ticketd smssim`).
+#[derive(Clone)]
+pub struct HttpSms {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl HttpSms {
+    /// A client of the SMS provider at `authority`.
+    pub fn new(authority: &str, timeout: std::time::Duration) -> Result<Self, SendError> {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .build()
+            .map_err(|e| SendError::Invalid(e.to_string()))?;
+        Ok(Self {
+            base: format!("http://{authority}"),
+            http,
+        })
+    }
+
+    /// Sends one SMS.
+    pub async fn send(&self, m: &Sms) -> Result<(), SendError> {
+        let resp = self
+            .http
+            .post(format!("{}/v1/messages", self.base))
+            .header("Idempotency-Key", &m.id)
+            .json(m)
+            .send()
+            .await
+            .map_err(|e| SendError::Transient(e.to_string()))?;
+        match resp.status().as_u16() {
+            200..=299 => {
+                metrics::counter!("ticketd_notifications_sent_total", "channel" => "sms")
+                    .increment(1);
+                Ok(())
+            }
+            400..=499 => Err(SendError::Invalid(format!(
+                "SMS provider answered {}",
+                resp.status()
+            ))),
+            s => Err(SendError::Transient(format!("SMS provider answered {s}"))),
+        }
+    }
+}
