@@ -28,6 +28,12 @@ enum Cmd {
     Api(ApiArgs),
     /// Print the HTTP API's OpenAPI 3.1 document (the copy in docs/openapi.json is this output).
     Openapi,
+    /// Run the SMS provider simulator.
+    Smssim {
+        /// HTTP listen address.
+        #[arg(long, default_value = "127.0.0.1:8091")]
+        listen: std::net::SocketAddr,
+    },
     /// Run the payment provider simulator (a Stripe-shaped API with faults on request).
     Paysim {
         /// HTTP listen address.
@@ -135,23 +141,11 @@ fn main() -> anyhow::Result<()> {
             result
         }
         Cmd::Paysim { listen, state_file } => {
-            telemetry::init_logs("text");
             let sim = ticketd_api::payments::sim::Simulator::new(state_file)?;
-            tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?
-                .block_on(async move {
-                    let listener = tokio::net::TcpListener::bind(listen)
-                        .await
-                        .with_context(|| format!("bind {listen}"))?;
-                    tracing::info!(addr = %listen, "payment simulator serving");
-                    axum::serve(listener, sim.router())
-                        .with_graceful_shutdown(async {
-                            let _ = wait_for_signal().await;
-                        })
-                        .await?;
-                    anyhow::Ok(())
-                })
+            serve_simulator(listen, "payment", sim.router())
+        }
+        Cmd::Smssim { listen } => {
+            serve_simulator(listen, "SMS", ticketd_api::notify::sms_sim::router())
         }
         Cmd::Openapi => {
             println!("{}", ticketd_api::openapi_json()?);
@@ -259,4 +253,28 @@ async fn run_api(args: ApiArgs) -> anyhow::Result<()> {
     })
     .await?;
     Ok(())
+}
+
+/// Runs a simulator's router until SIGTERM or Ctrl-C.
+fn serve_simulator(
+    listen: std::net::SocketAddr,
+    what: &str,
+    router: axum::Router,
+) -> anyhow::Result<()> {
+    telemetry::init_logs("text");
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(async move {
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("bind {listen}"))?;
+            tracing::info!(addr = %listen, "{what} simulator serving");
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async {
+                    let _ = wait_for_signal().await;
+                })
+                .await?;
+            anyhow::Ok(())
+        })
 }
