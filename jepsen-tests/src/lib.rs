@@ -1,7 +1,16 @@
-//! The test-cluster helper and (as it grows) the chaos harness of ticketd.
+//! The test-cluster helper and the chaos harness of ticketd.
 //!
 //! Every integration and chaos test starts real `ticketd node` processes through
-//! [`cluster::TestCluster`], on loopback ports, each with its own data directory, and drives them
-//! with the same client library operators and the HTTP API use.
+//! [`cluster::TestCluster`], each with its own data directory, and drives them with the same
+//! client library operators and the HTTP API use.
+//!
+//! The chaos harness: [`runner`] starts a cluster (in network namespaces when it can), runs
+//! concurrent clients, injects faults drawn from a seed ([`nemesis`], [`net`]), heals, runs final
+//! reads and writes a [`history`]; [`checker`] then replays it against the [`model`], checks
+//! real-time order, per-object linearizability ([`wgl`]) and the invariants.
 
+pub mod checker;
 pub mod cluster;
+pub mod history;
+pub mod model;
+pub mod wgl;
