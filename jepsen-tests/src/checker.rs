@@ -15,7 +15,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use ticketd_store::command::Venue;
 use ticketd_store::{Command, Outcome, Query, QueryResult, Rejection};
 
@@ -24,10 +24,10 @@ use crate::model::{same_outcome, Model};
 use crate::wgl::{self, SetOnce, SetOnceOp, Timed, Verdict};
 
 /// One violation found.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Anomaly {
     /// The checker that found it.
-    pub checker: &'static str,
+    pub checker: String,
     /// Short kind.
     pub kind: String,
     /// Details: op ids, indexes, values.
@@ -60,7 +60,7 @@ pub struct Report {
 impl Report {
     fn push(&mut self, checker: &'static str, kind: &str, detail: String) {
         self.anomalies.push(Anomaly {
-            checker,
+            checker: checker.to_string(),
             kind: kind.to_string(),
             detail,
         });

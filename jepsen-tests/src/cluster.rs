@@ -71,6 +71,30 @@ pub struct TestCluster {
     dir: tempfile::TempDir,
     opts: NodeOpts,
     nodes: BTreeMap<u64, TestNode>,
+    /// How each node's process is launched (network namespace, faketime), for
+    /// [`TestCluster::respawn`]; empty for clusters started by [`TestCluster::start`].
+    launch: BTreeMap<u64, Launch>,
+}
+
+/// How to launch one node's process: a command prefix (e.g. `ip netns exec NS`) that must `exec`
+/// the node (so its pid is the node's), and extra environment (e.g. libfaketime's).
+#[derive(Debug, Clone, Default)]
+pub struct Launch {
+    /// Program and arguments put before the `ticketd` binary.
+    pub prefix: Vec<String>,
+    /// Extra environment variables.
+    pub env: Vec<(String, String)>,
+}
+
+/// Where a node of [`TestCluster::start_placed`] listens and how it is launched.
+#[derive(Debug, Clone)]
+pub struct Placement {
+    /// gRPC address (listen and advertise).
+    pub addr: String,
+    /// Prometheus address.
+    pub metrics_addr: String,
+    /// Launch prefix and environment.
+    pub launch: Launch,
 }
 
 fn free_port() -> anyhow::Result<u16> {
@@ -86,6 +110,7 @@ impl TestCluster {
             dir,
             opts,
             nodes: BTreeMap::new(),
+            launch: BTreeMap::new(),
         };
         for id in 1..=n {
             c.add_node(id)?;
@@ -396,6 +421,186 @@ impl TestCluster {
             }
         }
         out
+    }
+}
+
+impl TestCluster {
+    /// Like [`TestCluster::start`], with each node's addresses and launch chosen by `place`
+    /// (e.g. one network namespace per node). Restart such nodes with [`TestCluster::respawn`].
+    pub async fn start_placed(
+        bin: &Path,
+        n: u64,
+        opts: NodeOpts,
+        place: &dyn Fn(u64) -> anyhow::Result<Placement>,
+    ) -> anyhow::Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("ticketd-chaos-")
+            .tempdir()?;
+        let mut c = TestCluster {
+            bin: bin.to_path_buf(),
+            dir,
+            opts,
+            nodes: BTreeMap::new(),
+            launch: BTreeMap::new(),
+        };
+        for id in 1..=n {
+            c.add_node_placed(id, place(id)?)?;
+        }
+        let members: Vec<pb::Member> = c
+            .nodes
+            .values()
+            .map(|n| pb::Member {
+                id: n.id,
+                addr: n.addr.clone(),
+            })
+            .collect();
+        let first = c.addr(1);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            match c
+                .client_for(std::slice::from_ref(&first))
+                .init(&first, members.clone())
+                .await
+            {
+                Ok(_) => break,
+                Err(e) if Instant::now() < deadline => {
+                    tracing::debug!(error = %e, "init not yet accepted");
+                    tokio::time::sleep(POLL).await;
+                }
+                Err(e) => {
+                    return Err(e)
+                        .with_context(|| format!("initialize cluster\n{}", c.logs_tail(20)))
+                }
+            }
+        }
+        c.wait_leader(Duration::from_secs(20)).await?;
+        Ok(c)
+    }
+
+    /// Creates node `id` at `place` and starts it (not yet a member).
+    pub fn add_node_placed(&mut self, id: u64, place: Placement) -> anyhow::Result<()> {
+        if self.nodes.contains_key(&id) {
+            bail!("node {id} exists");
+        }
+        let node = TestNode {
+            id,
+            addr: place.addr,
+            metrics_addr: place.metrics_addr,
+            data_dir: self.dir.path().join(format!("node{id}")),
+            log_path: self.dir.path().join(format!("node{id}.log")),
+            child: None,
+        };
+        self.nodes.insert(id, node);
+        self.launch.insert(id, place.launch);
+        self.respawn(id)
+    }
+
+    /// Replaces how node `id` is launched from its next [`TestCluster::respawn`] on.
+    pub fn set_launch(&mut self, id: u64, launch: Launch) {
+        self.launch.insert(id, launch);
+    }
+
+    /// How node `id` is launched.
+    pub fn launch_of(&self, id: u64) -> Launch {
+        self.launch.get(&id).cloned().unwrap_or_default()
+    }
+
+    /// Starts node `id`'s process again with its [`Launch`] (after a kill).
+    pub fn respawn(&mut self, id: u64) -> anyhow::Result<()> {
+        let opts = self.opts.clone();
+        let bin = self.bin.clone();
+        let launch = self.launch.get(&id).cloned().unwrap_or_default();
+        let node = self.nodes.get_mut(&id).context("no such node")?;
+        if node.child.is_some() {
+            bail!("node {id} is running");
+        }
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(&node.log_path)?;
+        let mut cmd = match launch.prefix.split_first() {
+            Some((prog, args)) => {
+                let mut c = Command::new(prog);
+                c.args(args).arg(&bin);
+                c
+            }
+            None => Command::new(&bin),
+        };
+        cmd.arg("node")
+            .args(["--id", &id.to_string()])
+            .arg("--data-dir")
+            .arg(&node.data_dir)
+            .args(["--listen", &node.addr])
+            .args(["--advertise", &node.addr])
+            .args(["--metrics-listen", &node.metrics_addr])
+            .args(["--heartbeat-ms", &opts.heartbeat_ms.to_string()])
+            .args([
+                "--election-timeout-ms",
+                &opts.election_timeout_ms.to_string(),
+            ])
+            .args([
+                "--snapshot-every-entries",
+                &opts.snapshot_every_entries.to_string(),
+            ])
+            .args([
+                "--logs-kept-after-snapshot",
+                &opts.logs_kept_after_snapshot.to_string(),
+            ])
+            .env(
+                "RUST_LOG",
+                std::env::var("TICKETD_TEST_LOG").unwrap_or_else(|_| "info,openraft=warn".into()),
+            )
+            .envs(launch.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("spawn {:?} {}", launch.prefix, bin.display()))?;
+        node.child = Some(child);
+        Ok(())
+    }
+
+    /// Reaps node `id`'s process if it exited on its own; returns its exit status then.
+    pub fn reap_if_exited(&mut self, id: u64) -> Option<std::process::ExitStatus> {
+        let node = self.nodes.get_mut(&id)?;
+        let st = node.child.as_mut()?.try_wait().ok()??;
+        node.child = None;
+        Some(st)
+    }
+
+    /// The leader as the running voters agree on it now, without waiting.
+    pub async fn current_leader(&self) -> Option<u64> {
+        self.agreed_leader().await
+    }
+
+    /// The leader some running node believes in (no agreement needed), without waiting.
+    pub async fn any_leader(&self) -> Option<u64> {
+        for id in self.running() {
+            if let Ok(s) = self.status(id).await {
+                if s.has_leader && self.nodes.contains_key(&s.leader_id) {
+                    return Some(s.leader_id);
+                }
+            }
+        }
+        None
+    }
+
+    /// The directory holding the nodes' data and logs.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Path of node `id`'s log file.
+    pub fn log_path(&self, id: u64) -> Option<PathBuf> {
+        self.nodes.get(&id).map(|n| n.log_path.clone())
+    }
+
+    /// Keeps the data and logs after the cluster is dropped; returns where they are.
+    pub fn keep_files(&mut self) -> PathBuf {
+        let path = self.dir.path().to_path_buf();
+        let _ = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir")).keep();
+        path
     }
 }
 

@@ -13,4 +13,7 @@ pub mod checker;
 pub mod cluster;
 pub mod history;
 pub mod model;
+pub mod nemesis;
+pub mod net;
+pub mod runner;
 pub mod wgl;

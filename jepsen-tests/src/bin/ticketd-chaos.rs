@@ -1,10 +1,19 @@
 //! `ticketd-chaos`: runs chaos workloads against real `ticketd` nodes and checks histories.
+//!
+//! ```text
+//! ticketd-chaos run --seed 7 --faults kill-leader,isolate-one --duration 60
+//! ticketd-chaos check out/run.history.jsonl
+//! ticketd-chaos table out/*.summary.json
+//! ```
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use ticketd_jepsen::checker;
 use ticketd_jepsen::history::History;
+use ticketd_jepsen::nemesis::FaultKind;
+use ticketd_jepsen::runner::{self, NetMode, RunConfig, RunSummary};
 
 #[derive(Parser)]
 #[command(about = "Chaos harness of ticketd: run workloads under faults, check histories")]
@@ -15,22 +24,190 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Checks a history file (JSON lines) and prints the report; exit 1 on any anomaly.
+    /// One run: cluster, clients, faults from the seed, heal, final reads, history, check.
+    /// Exit 1 on any anomaly.
+    Run {
+        /// Name of the run (file prefix).
+        #[arg(long, default_value = "run")]
+        name: String,
+        /// Seed (default: from the clock; printed either way).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Nodes: 3 or 5.
+        #[arg(long, default_value_t = 3)]
+        nodes: u64,
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 6)]
+        clients: usize,
+        /// Target ops/s over all clients.
+        #[arg(long, default_value_t = 100.0)]
+        rate: f64,
+        /// Workload seconds.
+        #[arg(long, default_value_t = 30)]
+        duration: u64,
+        /// Comma-separated fault kinds, `all`, or `none`.
+        #[arg(long, default_value = "all")]
+        faults: String,
+        /// Mean quiet seconds between faults.
+        #[arg(long, default_value_t = 4.0)]
+        fault_interval: f64,
+        /// Longest seconds a fault is held.
+        #[arg(long, default_value_t = 6.0)]
+        fault_hold: f64,
+        /// auto (namespaces if possible), netns, loopback.
+        #[arg(long, default_value = "auto")]
+        net: String,
+        /// The ticketd binary.
+        #[arg(
+            long,
+            env = "TICKETD_BIN",
+            default_value = "/var/cache/ticketd/target/debug/ticketd"
+        )]
+        bin: PathBuf,
+        /// Output directory.
+        #[arg(long, default_value = "chaos-out")]
+        out: PathBuf,
+        /// Venue ids in use at once (contention).
+        #[arg(long, default_value_t = 4)]
+        key_window: u64,
+    },
+    /// Checks a history file and prints the report; exit 1 on any anomaly.
     Check {
         /// The history file.
         history: PathBuf,
     },
+    /// Prints the summary table of run summaries; exit 1 on any anomaly.
+    Table {
+        /// `*.summary.json` files.
+        summaries: Vec<PathBuf>,
+    },
+    /// Lists the fault kinds.
+    Faults,
+    /// Removes namespaces and bridges left by killed runs (tjN-nI, tjbN).
+    Cleanup,
+}
+
+fn parse_faults(s: &str) -> anyhow::Result<Vec<FaultKind>> {
+    match s {
+        "all" => Ok(FaultKind::ALL.to_vec()),
+        "none" | "" => Ok(Vec::new()),
+        s => s.split(',').map(|f| FaultKind::parse(f.trim())).collect(),
+    }
 }
 
 fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CHAOS_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let cli = Cli::parse();
     match cli.cmd {
+        Cmd::Run {
+            name,
+            seed,
+            nodes,
+            clients,
+            rate,
+            duration,
+            faults,
+            fault_interval,
+            fault_hold,
+            net,
+            bin,
+            out,
+            key_window,
+        } => {
+            let seed = seed.unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos() as u64 % 1_000_000_007)
+                    .unwrap_or(1)
+            });
+            println!("seed {seed}");
+            let net = match net.as_str() {
+                "auto" => NetMode::Auto,
+                "netns" => NetMode::Netns,
+                "loopback" => NetMode::Loopback,
+                other => anyhow::bail!("--net {other}: expected auto, netns or loopback"),
+            };
+            if !bin.exists() {
+                anyhow::bail!(
+                    "{} not found: build it with `cargo build -p ticketd-cluster --bins`",
+                    bin.display()
+                );
+            }
+            let cfg = RunConfig {
+                name,
+                seed,
+                nodes,
+                clients,
+                rate,
+                duration: Duration::from_secs(duration),
+                faults: parse_faults(&faults)?,
+                fault_interval: Duration::from_secs_f64(fault_interval),
+                fault_hold_max: Duration::from_secs_f64(fault_hold),
+                net,
+                bin,
+                out_dir: out,
+                key_window,
+            };
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?;
+            let s = rt.block_on(runner::run(&cfg))?;
+            rt.shutdown_timeout(Duration::from_secs(5));
+            println!("{}", runner::table(std::slice::from_ref(&s)));
+            println!("history: {}", s.history.display());
+            println!("replay:  {}", s.replay);
+            if let Some(d) = &s.cluster_dir {
+                println!("node data and logs kept at {}", d.display());
+            }
+            if !s.anomalies.is_empty() {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         Cmd::Check { history } => {
             let h = History::load(&history)?;
             let r = checker::check(&h);
             println!("{}", serde_json::to_string_pretty(&r)?);
             if !r.anomalies.is_empty() {
                 std::process::exit(1);
+            }
+            Ok(())
+        }
+        Cmd::Table { summaries } => {
+            let mut runs: Vec<RunSummary> = Vec::new();
+            for p in &summaries {
+                runs.push(serde_json::from_slice(&std::fs::read(p)?)?);
+            }
+            println!("{}", runner::table(&runs));
+            if runs.iter().any(|r| !r.anomalies.is_empty()) {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Cmd::Faults => {
+            for f in FaultKind::ALL {
+                println!(
+                    "{}{}",
+                    f.name(),
+                    if f.needs_netns() {
+                        " (needs namespaces)"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            Ok(())
+        }
+        Cmd::Cleanup => {
+            for r in ticketd_jepsen::net::cleanup_stale() {
+                println!("removed {r}");
             }
             Ok(())
         }

@@ -1,0 +1,585 @@
+//! One chaos run: start a cluster, run concurrent clients at a set rate for a bounded time while
+//! the nemesis injects faults, heal, run final reads, write the history, check it.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use ticketd_raft::client::{ClientError, ClusterClient, Consistency, RetryPolicy};
+use ticketd_store::{Command, Query};
+
+use crate::checker::{self, Anomaly};
+use crate::cluster::{NodeOpts, TestCluster};
+use crate::history::{Call, Cons, History, Line, OpType, Recorder, Ret};
+use crate::nemesis::{placement, Env, FaultCounts, FaultKind, Nemesis};
+use crate::net::Netns;
+
+/// How nodes are networked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NetMode {
+    /// Namespaces when they can be made, else loopback (said in the output).
+    Auto,
+    /// Namespaces or fail.
+    Netns,
+    /// Loopback ports; no network faults.
+    Loopback,
+}
+
+/// Parameters of one run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunConfig {
+    /// Name (file prefix).
+    pub name: String,
+    /// The seed of the fault schedule and of every client's choices.
+    pub seed: u64,
+    /// 3 or 5.
+    pub nodes: u64,
+    /// Concurrent clients.
+    pub clients: usize,
+    /// Target ops per second over all clients.
+    pub rate: f64,
+    /// Workload time (faults happen inside it).
+    pub duration: Duration,
+    /// Fault kinds to draw from (empty: none).
+    pub faults: Vec<FaultKind>,
+    /// Mean quiet time between faults.
+    pub fault_interval: Duration,
+    /// Longest a fault is held.
+    pub fault_hold_max: Duration,
+    /// Network mode.
+    pub net: NetMode,
+    /// The `ticketd` binary.
+    pub bin: PathBuf,
+    /// Where the history, report and summary go.
+    pub out_dir: PathBuf,
+    /// Keys in use at once (smaller: more contention).
+    pub key_window: u64,
+}
+
+/// What one run produced.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunSummary {
+    /// Name.
+    pub name: String,
+    /// Seed.
+    pub seed: u64,
+    /// Nodes.
+    pub nodes: u64,
+    /// `netns` or `loopback` (and why).
+    pub network: String,
+    /// Fault kinds asked for.
+    pub faults_requested: Vec<String>,
+    /// Ops answered.
+    pub ok: usize,
+    /// Ops that definitely failed.
+    pub fail: usize,
+    /// Ops with unknown outcome.
+    pub info: usize,
+    /// Injections by kind: [installed, skipped, indeterminate].
+    pub faults: FaultCounts,
+    /// Violations.
+    pub anomalies: Vec<Anomaly>,
+    /// Objects whose linearizability search ran out of budget.
+    pub inconclusive: usize,
+    /// The history file.
+    pub history: PathBuf,
+    /// Node data and logs (kept when anomalies were found).
+    pub cluster_dir: Option<PathBuf>,
+    /// Wall time of the run, s.
+    pub seconds: f64,
+    /// The command that replays this run's schedule.
+    pub replay: String,
+}
+
+fn cons_of(c: Cons) -> Consistency {
+    match c {
+        Cons::Linearizable => Consistency::Linearizable,
+        Cons::Local => Consistency::Local,
+    }
+}
+
+fn client_policy() -> RetryPolicy {
+    RetryPolicy {
+        attempts_max: 8,
+        attempt_timeout: Duration::from_millis(1500),
+        total_deadline: Duration::from_secs(5),
+        backoff: Duration::from_millis(50),
+    }
+}
+
+/// Executes `call` and records its invocation and completion.
+async fn perform(
+    rec: &Recorder,
+    client: &ClusterClient,
+    process: u64,
+    call: Call,
+    endpoints: &[(u64, String)],
+) -> OpType {
+    let op = rec.next_op();
+    let f = call.f().to_string();
+    rec.record(&Line::Invoke {
+        time_ns: rec.now(),
+        process,
+        op,
+        f: f.clone(),
+        call: call.clone(),
+    });
+    let line = match &call {
+        Call::Write {
+            client_id,
+            key,
+            command,
+        } => match client.write(client_id, key, command).await {
+            Ok(w) => Line::Ok {
+                time_ns: rec.now(),
+                process,
+                op,
+                f,
+                ret: Ret::from_reply(&w.reply),
+                index: w.log_index,
+                call,
+            },
+            // Never proposed: no leader answered, or the request was refused as invalid.
+            Err(e @ (ClientError::Unreachable(_) | ClientError::Rejected(_))) => Line::Fail {
+                time_ns: rec.now(),
+                process,
+                op,
+                f,
+                call,
+                error: e.to_string(),
+            },
+            // May have been applied.
+            Err(e @ (ClientError::Unknown(_) | ClientError::Server(_))) => Line::Info {
+                time_ns: rec.now(),
+                process,
+                op,
+                f,
+                call,
+                error: e.to_string(),
+            },
+        },
+        Call::Read {
+            query,
+            consistency,
+            node,
+            ..
+        } => {
+            let res = match node {
+                Some(n) => {
+                    let addr = endpoints
+                        .iter()
+                        .find(|(id, _)| id == n)
+                        .map(|(_, a)| a.clone())
+                        .unwrap_or_default();
+                    match client.read_at(&addr, query, cons_of(*consistency)).await {
+                        Ok(Some(r)) => Ok(r),
+                        Ok(None) => Err(ClientError::Unreachable("no leader known".into())),
+                        Err(e) => Err(e),
+                    }
+                }
+                None => client.read(query, cons_of(*consistency)).await,
+            };
+            match res {
+                Ok(r) => Line::Ok {
+                    time_ns: rec.now(),
+                    process,
+                    op,
+                    f,
+                    ret: Ret::Read { result: r.result },
+                    index: r.applied_index,
+                    call,
+                },
+                // A read changes nothing: an unanswered read is a failed one.
+                Err(e) => Line::Fail {
+                    time_ns: rec.now(),
+                    process,
+                    op,
+                    f,
+                    call,
+                    error: e.to_string(),
+                },
+            }
+        }
+    };
+    let typ = match line {
+        Line::Ok { .. } => OpType::Ok,
+        Line::Fail { .. } => OpType::Fail,
+        _ => OpType::Info,
+    };
+    rec.record(&line);
+    typ
+}
+
+/// One client: sequential ops at its share of the rate until `until`. A process whose op ended
+/// unknown is retired (its op may still be in flight) and the client continues as a new process.
+#[allow(clippy::too_many_arguments)]
+async fn client_loop(
+    idx: usize,
+    clients: usize,
+    seed: u64,
+    rate: f64,
+    key_window: u64,
+    until: Instant,
+    rec: Arc<Recorder>,
+    endpoints: Vec<(u64, String)>,
+    counter: Arc<AtomicU64>,
+) {
+    let mut rng = ChaCha8Rng::seed_from_u64(
+        seed.wrapping_add(1 + idx as u64)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15),
+    );
+    let client = ClusterClient::new(
+        endpoints.iter().map(|(_, a)| a.clone()).collect(),
+        client_policy(),
+    );
+    let client_id = format!("chaos-c{idx}");
+    let mut process = idx as u64;
+    let mut past: Vec<(String, Command)> = Vec::new();
+    let period = Duration::from_secs_f64(clients as f64 / rate.max(0.1));
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while Instant::now() < until {
+        tick.tick().await;
+        if Instant::now() >= until {
+            break;
+        }
+        let n = counter.fetch_add(1, Ordering::Relaxed);
+        let venue = format!("v{}", n / 16 + rng.random_range(0..key_window.max(1)));
+        let roll: f64 = rng.random();
+        let call = if roll < 0.45 {
+            let key = format!("k{n}");
+            let command = Command::CreateVenue {
+                venue_id: venue,
+                name: format!("n{idx}-{n}"),
+                city: "Chaos".into(),
+            };
+            past.push((key.clone(), command.clone()));
+            Call::Write {
+                client_id: client_id.clone(),
+                key,
+                command,
+            }
+        } else if roll < 0.50 && !past.is_empty() {
+            // Resubmission: the same key and command again.
+            let (key, command) = past[rng.random_range(0..past.len())].clone();
+            Call::Write {
+                client_id: client_id.clone(),
+                key,
+                command,
+            }
+        } else if roll < 0.85 {
+            Call::Read {
+                query: Query::GetVenue { venue_id: venue },
+                consistency: Cons::Linearizable,
+                node: None,
+                final_read: false,
+            }
+        } else {
+            let (id, _) = &endpoints[rng.random_range(0..endpoints.len())];
+            Call::Read {
+                query: Query::GetVenue { venue_id: venue },
+                consistency: Cons::Local,
+                node: Some(*id),
+                final_read: false,
+            }
+        };
+        if perform(&rec, &client, process, call, &endpoints).await == OpType::Info {
+            process += clients as u64;
+        }
+    }
+}
+
+/// Starts the cluster in namespaces or on loopback, as the config asks.
+async fn start_env(cfg: &RunConfig, rec: &Recorder) -> anyhow::Result<(Env, String)> {
+    let opts = NodeOpts {
+        heartbeat_ms: 100,
+        election_timeout_ms: 600,
+        snapshot_every_entries: 500,
+        logs_kept_after_snapshot: 100,
+    };
+    let net = match cfg.net {
+        NetMode::Loopback => None,
+        NetMode::Netns => Some(Netns::create(1..=cfg.nodes).context("network namespaces")?),
+        NetMode::Auto => match Netns::create(1..=cfg.nodes) {
+            Ok(n) => Some(n),
+            Err(e) => {
+                let msg = format!(
+                    "NO NETWORK NAMESPACES ({e:#}): running on loopback WITHOUT partition or packet-loss faults"
+                );
+                eprintln!("{msg}");
+                rec.note(msg);
+                None
+            }
+        },
+    };
+    let network = match &net {
+        Some(n) => format!("netns (bridge {}, 10.88.x.0/24)", n.bridge()),
+        None => "loopback (no partitions)".into(),
+    };
+    let cluster = {
+        let place = |id| placement(net.as_ref(), id);
+        TestCluster::start_placed(&cfg.bin, cfg.nodes, opts, &place).await?
+    };
+    Ok((Env { cluster, net }, network))
+}
+
+/// Runs one chaos run and checks it.
+pub async fn run(cfg: &RunConfig) -> anyhow::Result<RunSummary> {
+    let started = Instant::now();
+    std::fs::create_dir_all(&cfg.out_dir)?;
+    let history_path = cfg.out_dir.join(format!("{}.history.jsonl", cfg.name));
+    let rec = Arc::new(Recorder::create(&history_path)?);
+    rec.record(&Line::Meta {
+        time_ns: 0,
+        seed: cfg.seed,
+        config: serde_json::to_value(cfg)?,
+    });
+    eprintln!(
+        "chaos run {}: seed {} nodes {} clients {} rate {}/s for {:?}, faults {:?}",
+        cfg.name, cfg.seed, cfg.nodes, cfg.clients, cfg.rate, cfg.duration, cfg.faults
+    );
+    let (env, network) = start_env(cfg, &rec).await?;
+    rec.note(format!("cluster up: {network}"));
+    let endpoints: Vec<(u64, String)> = env
+        .cluster
+        .nodes()
+        .map(|n| (n.id, n.addr.clone()))
+        .collect();
+
+    let until = Instant::now() + cfg.duration;
+    let counter = Arc::new(AtomicU64::new(0));
+    let mut clients = Vec::new();
+    for i in 0..cfg.clients {
+        clients.push(tokio::spawn(client_loop(
+            i,
+            cfg.clients,
+            cfg.seed,
+            cfg.rate,
+            cfg.key_window,
+            until,
+            rec.clone(),
+            endpoints.clone(),
+            counter.clone(),
+        )));
+    }
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let nemesis = Nemesis::new(cfg.seed, env, rec.clone());
+    // Faults stop a little before the clients do, so the tail of the run sees a healed cluster.
+    let fault_until = until - cfg.duration.mul_f64(0.1).min(Duration::from_secs(5));
+    let nem = tokio::spawn(nemesis.run(
+        cfg.faults.clone(),
+        fault_until,
+        cfg.fault_interval,
+        cfg.fault_hold_max,
+        stop_rx,
+    ));
+    for c in clients {
+        // A client's op is bounded by the client's total deadline: this join is bounded too.
+        let _ = c.await;
+    }
+    let _ = stop_tx.send(true);
+    let (mut env, counts) = nem.await.context("nemesis task")?;
+    rec.note("workload done; final reads");
+
+    // Final reads through a healed cluster: a leader, everyone caught up, every key read.
+    let leader = env.cluster.wait_leader(Duration::from_secs(60)).await;
+    if let Err(e) = &leader {
+        rec.note(format!("no leader after healing: {e:#}"));
+    }
+    let history_so_far = {
+        rec.flush()?;
+        History::load(&history_path)?
+    };
+    let venues: BTreeSet<String> = history_so_far
+        .ops
+        .iter()
+        .filter_map(|o| match &o.call {
+            Call::Write {
+                command: Command::CreateVenue { venue_id, .. },
+                ..
+            } => Some(venue_id.clone()),
+            _ => None,
+        })
+        .collect();
+    let final_client = ClusterClient::new(
+        env.cluster.endpoints(),
+        RetryPolicy {
+            attempts_max: 20,
+            attempt_timeout: Duration::from_secs(3),
+            total_deadline: Duration::from_secs(30),
+            ..Default::default()
+        },
+    );
+    let fin_endpoints: Vec<(u64, String)> = env
+        .cluster
+        .nodes()
+        .map(|n| (n.id, n.addr.clone()))
+        .collect();
+    let mut unread = 0;
+    for v in &venues {
+        let call = Call::Read {
+            query: Query::GetVenue {
+                venue_id: v.clone(),
+            },
+            consistency: Cons::Linearizable,
+            node: None,
+            final_read: true,
+        };
+        // Bounded: a few tries of a bounded call.
+        let mut got = false;
+        for _ in 0..3 {
+            if perform(&rec, &final_client, 1_000_000, call.clone(), &fin_endpoints).await
+                == OpType::Ok
+            {
+                got = true;
+                break;
+            }
+        }
+        if !got {
+            unread += 1;
+        }
+    }
+    if unread > 0 {
+        rec.note(format!("{unread} venues could not be read back"));
+    }
+    // Replicas converge: wait (bounded) until every running member applied the same index,
+    // then read each one's digest locally.
+    if let Ok(l) = leader {
+        if let Ok(s) = env.cluster.status(l).await {
+            let target = s.committed_index;
+            let voters: Vec<u64> = s.members.iter().map(|m| m.id).collect();
+            for id in env.cluster.running() {
+                if voters.contains(&id) {
+                    let _ = env
+                        .cluster
+                        .wait_applied(id, target, Duration::from_secs(30))
+                        .await;
+                }
+            }
+            for id in env.cluster.running() {
+                if !voters.contains(&id) {
+                    continue;
+                }
+                let call = Call::Read {
+                    query: Query::Digest,
+                    consistency: Cons::Local,
+                    node: Some(id),
+                    final_read: true,
+                };
+                perform(&rec, &final_client, 1_000_001, call, &fin_endpoints).await;
+            }
+        }
+    }
+    rec.note("done");
+    rec.flush()?;
+
+    let h = History::load(&history_path)?;
+    let report = checker::check(&h);
+    let report_path = cfg.out_dir.join(format!("{}.report.json", cfg.name));
+    std::fs::write(&report_path, serde_json::to_vec_pretty(&report)?)?;
+    let cluster_dir = if report.anomalies.is_empty() {
+        None
+    } else {
+        Some(env.cluster.keep_files())
+    };
+    drop(env);
+    let summary = RunSummary {
+        name: cfg.name.clone(),
+        seed: cfg.seed,
+        nodes: cfg.nodes,
+        network,
+        faults_requested: cfg.faults.iter().map(|f| f.name()).collect(),
+        ok: report.ok,
+        fail: report.fail,
+        info: report.info,
+        faults: counts,
+        anomalies: report.anomalies.clone(),
+        inconclusive: report.inconclusive.len(),
+        history: history_path.clone(),
+        cluster_dir,
+        seconds: started.elapsed().as_secs_f64(),
+        replay: format!(
+            "ticketd-chaos run --name {}-replay --seed {} --nodes {} --clients {} --rate {} --duration {} --faults {} --fault-interval {} --fault-hold {}",
+            cfg.name,
+            cfg.seed,
+            cfg.nodes,
+            cfg.clients,
+            cfg.rate,
+            cfg.duration.as_secs(),
+            if cfg.faults.is_empty() { "none".to_string() } else { cfg.faults.iter().map(|f| f.name()).collect::<Vec<_>>().join(",") },
+            cfg.fault_interval.as_secs_f64(),
+            cfg.fault_hold_max.as_secs_f64(),
+        ),
+    };
+    std::fs::write(
+        cfg.out_dir.join(format!("{}.summary.json", cfg.name)),
+        serde_json::to_vec_pretty(&summary)?,
+    )?;
+    Ok(summary)
+}
+
+/// The summary table of several runs, in the shape the anchors report.
+pub fn table(runs: &[RunSummary]) -> String {
+    let mut out = String::new();
+    out.push_str("| run | seed | nodes | network | ops ok | fail | unknown | faults installed/skipped/indeterminate | anomalies |\n");
+    out.push_str("| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
+    let (mut ok, mut fail, mut info, mut an) = (0, 0, 0, 0);
+    let mut all = FaultCounts::new();
+    for r in runs {
+        let faults: Vec<String> = r
+            .faults
+            .iter()
+            .map(|(k, c)| format!("{k} {}/{}/{}", c[0], c[1], c[2]))
+            .collect();
+        for (k, c) in &r.faults {
+            let e = all.entry(k.clone()).or_insert([0; 3]);
+            for i in 0..3 {
+                e[i] += c[i];
+            }
+        }
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            r.name,
+            r.seed,
+            r.nodes,
+            r.network.split(' ').next().unwrap_or_default(),
+            r.ok,
+            r.fail,
+            r.info,
+            if faults.is_empty() {
+                "-".into()
+            } else {
+                faults.join(", ")
+            },
+            r.anomalies.len()
+        ));
+        ok += r.ok;
+        fail += r.fail;
+        info += r.info;
+        an += r.anomalies.len();
+    }
+    out.push_str(&format!(
+        "| **total: {} runs** | | | | {ok} | {fail} | {info} | {} | {an} |\n",
+        runs.len(),
+        all.iter()
+            .map(|(k, c)| format!("{k} {}/{}/{}", c[0], c[1], c[2]))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    for r in runs {
+        for a in r.anomalies.iter().take(10) {
+            out.push_str(&format!(
+                "\nANOMALY {} (seed {}): [{}] {}: {}",
+                r.name, r.seed, a.checker, a.kind, a.detail
+            ));
+        }
+    }
+    out
+}
