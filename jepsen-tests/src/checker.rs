@@ -416,7 +416,13 @@ pub fn realtime(h: &History, r: &mut Report) {
 /// The WGL check of every venue id's ops (linearizable reads, non-replayed writes).
 pub fn per_object_linearizability(h: &History, r: &mut Report, max_steps: u64) {
     let mut per: BTreeMap<&str, Vec<Timed<SetOnceOp>>> = BTreeMap::new();
+    // Keys already invoked: a later op with the same key is a resubmission.
+    let mut seen_keys: std::collections::HashSet<(&str, &str)> = Default::default();
     for o in &h.ops {
+        let first_of_key = match write_parts(o) {
+            Some((c, k, _)) => seen_keys.insert((c, k)),
+            None => false,
+        };
         if o.typ == OpType::Fail {
             continue;
         }
@@ -435,11 +441,12 @@ pub fn per_object_linearizability(h: &History, r: &mut Report, max_steps: u64) {
             ) => {
                 let answer = match ret_val {
                     None => None,
+                    // A replay answers from memory, not from the state. When the op is the
+                    // key's first, the remembered outcome is its own earlier attempt's (the
+                    // client library retried internally): it is this op's answer.
                     Some(Ret::Write {
-                        outcome,
-                        replayed: false,
-                        ..
-                    }) => match outcome {
+                        outcome, replayed, ..
+                    }) if !*replayed || first_of_key => match outcome {
                         Outcome::Done(_) => Some(true),
                         Outcome::Rejected {
                             code: Rejection::AlreadyExists,
@@ -448,7 +455,7 @@ pub fn per_object_linearizability(h: &History, r: &mut Report, max_steps: u64) {
                         // Other rejections change nothing and answer nothing about the state.
                         Outcome::Rejected { .. } => continue,
                     },
-                    // A replay answers from memory, not from the state: left to the replay check.
+                    // A resubmission's replay: left to the replay check.
                     Some(_) => continue,
                 };
                 per.entry(venue_id).or_default().push(Timed {
@@ -803,6 +810,33 @@ mod tests {
         );
         b.read(20, 21, "v1", venue("v1", "a", 3), 9, true);
         assert!(kinds(&b.check()).contains(&"idempotency-key-two-answers".into()));
+    }
+
+    #[test]
+    fn an_internal_retry_replaying_its_own_first_attempt_is_that_ops_effect() {
+        let mut b = B::new();
+        let call = Call::Write {
+            client_id: "c".into(),
+            key: "k1".into(),
+            command: cv("v1", "a"),
+        };
+        let op = b.invoke(0, call.clone());
+        b.ok(
+            10,
+            op,
+            call,
+            Ret::Write {
+                outcome: done("v1"),
+                effect_index: 3,
+                replayed: true,
+            },
+            5,
+        );
+        b.write(11, 12, "k2", cv("v1", "b"), exists(), 6);
+        b.read(13, 14, "v1", venue("v1", "a", 3), 6, false);
+        b.read(20, 21, "v1", venue("v1", "a", 3), 9, true);
+        let r = b.check();
+        assert!(r.anomalies.is_empty(), "{:?}", r.anomalies);
     }
 
     #[test]

@@ -1,0 +1,110 @@
+//! A short, bounded chaos suite for CI: three runs of about 20 s of workload each (crashes and
+//! pauses; membership changes and leader transfers; partitions and packet loss when network
+//! namespaces can be made, said in the output otherwise). Every history is checked; any anomaly
+//! fails the test with the seed and the replay command.
+//!
+//! Needs the `ticketd` binary: `cargo build -p ticketd-cluster --bins` (a workspace test run
+//! builds it), or `TICKETD_BIN`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ticketd_jepsen::nemesis::FaultKind;
+use ticketd_jepsen::runner::{self, NetMode, RunConfig};
+
+fn ticketd_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("TICKETD_BIN") {
+        return PathBuf::from(p);
+    }
+    // target/debug/deps/chaos_short-HASH -> target/debug/ticketd
+    let exe = std::env::current_exe().expect("test executable path");
+    exe.parent()
+        .and_then(|d| d.parent())
+        .map(|d| d.join("ticketd"))
+        .expect("target dir")
+}
+
+fn seed() -> u64 {
+    std::env::var("CHAOS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64 % 1_000_000_007)
+                .unwrap_or(1)
+        })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_chaos_suite_finds_no_anomaly() -> anyhow::Result<()> {
+    let bin = ticketd_bin();
+    assert!(
+        bin.exists(),
+        "{} is missing: build it with `cargo build -p ticketd-cluster --bins` or set TICKETD_BIN",
+        bin.display()
+    );
+    let out = tempfile::Builder::new().prefix("chaos-ci-").tempdir()?;
+    let seed = seed();
+    eprintln!("short chaos suite: seed {seed} (rerun with CHAOS_SEED={seed})");
+    let runs: [(&str, Vec<FaultKind>); 3] = [
+        (
+            "crash-pause",
+            vec![
+                FaultKind::KillOne,
+                FaultKind::KillLeader,
+                FaultKind::KillMajority,
+                FaultKind::PauseLeader,
+            ],
+        ),
+        (
+            "membership",
+            vec![FaultKind::Membership, FaultKind::TransferLeader],
+        ),
+        (
+            "network",
+            vec![
+                FaultKind::IsolateLeader,
+                FaultKind::MajoritySplit,
+                FaultKind::PacketLoss,
+            ],
+        ),
+    ];
+    let mut summaries = Vec::new();
+    for (i, (name, faults)) in runs.into_iter().enumerate() {
+        let cfg = RunConfig {
+            name: name.to_string(),
+            seed: seed + i as u64,
+            nodes: 3,
+            clients: 4,
+            rate: 60.0,
+            duration: Duration::from_secs(20),
+            faults,
+            fault_interval: Duration::from_secs(2),
+            fault_hold_max: Duration::from_secs(4),
+            net: NetMode::Auto,
+            bin: bin.clone(),
+            out_dir: out.path().to_path_buf(),
+            key_window: 4,
+        };
+        let s = runner::run(&cfg).await?;
+        summaries.push(s);
+    }
+    let table = runner::table(&summaries);
+    eprintln!("{table}");
+    for s in &summaries {
+        assert!(s.ok > 0, "{}: no op succeeded\n{table}", s.name);
+        if !s.anomalies.is_empty() {
+            let kept = out.keep();
+            panic!(
+                "{}: {} anomalies (seed {}); histories kept in {}\nreplay: {}\n{table}",
+                s.name,
+                s.anomalies.len(),
+                s.seed,
+                kept.display(),
+                s.replay
+            );
+        }
+    }
+    Ok(())
+}
