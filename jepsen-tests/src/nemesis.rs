@@ -1,7 +1,8 @@
 //! Faults on a schedule drawn from a seed: crashes, pauses, membership changes, leader
 //! transfers, partitions, packet loss and clock skew. One fault at a time: install, hold, heal.
 //! Every injection is recorded as `installed`, `skipped` (e.g. no leader to kill, no namespaces
-//! for a partition) or `indeterminate` (a step failed halfway).
+//! for a partition) or `indeterminate` (a step failed halfway). Kinds come in shuffled rounds,
+//! so a run long enough for k faults covers min(k, kinds) distinct kinds.
 
 use std::collections::BTreeSet;
 use std::net::TcpListener;
@@ -240,13 +241,19 @@ impl Nemesis {
                 }
             }
         };
+        let mut bag: Vec<FaultKind> = Vec::new();
         while !kinds.is_empty() && Instant::now() < until && !*stop.borrow() {
             let quiet = interval.mul_f64(self.rng.random_range(0.5..1.5));
             sleep_until((Instant::now() + quiet).min(until), &stop).await;
             if Instant::now() >= until || *stop.borrow() {
                 break;
             }
-            let kind = *kinds.choose(&mut self.rng).expect("non-empty");
+            // Kinds come in shuffled rounds: every kind once per round, the order from the seed.
+            if bag.is_empty() {
+                bag = kinds.clone();
+                bag.shuffle(&mut self.rng);
+            }
+            let kind = bag.pop().expect("refilled");
             let hold = Duration::from_millis(
                 self.rng
                     .random_range(1_000..=hold_max.as_millis().max(1_001) as u64),

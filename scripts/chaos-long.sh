@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The long chaos run: every fault kind combined on a 5-node cluster for 10 minutes (a fault every
+# few seconds), then heal, final reads and every checker. Prints the summary table; exits
+# non-zero on any anomaly or if the run did not complete.
+#
+#   scripts/chaos-long.sh
+#   CHAOS_SEED=1234 CHAOS_DURATION=600 CHAOS_NODES=5 scripts/chaos-long.sh
+set -uo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+try_pkg() {
+  local probe="$1" pkg="$2"
+  if [ -e "$probe" ] || command -v "$probe" >/dev/null 2>&1; then return 0; fi
+  if [ "$(id -u)" -ne 0 ]; then log "WARNING: $pkg missing and not root: faults needing it are skipped"; return 1; fi
+  log "installing $pkg"
+  if ! { DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg" >/dev/null; }; then
+    log "WARNING: apt-get install $pkg FAILED: faults needing it are skipped"
+    return 1
+  fi
+}
+
+ensure_build_deps
+try_pkg iptables iptables
+try_pkg /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 faketime
+
+log "building ticketd and ticketd-chaos"
+cargo build -p ticketd-cluster --bins >/dev/null 2>&1 || cargo build -p ticketd-cluster --bins || die "build of ticketd failed"
+cargo build -p ticketd-jepsen --bins || die "build of ticketd-chaos failed"
+CHAOS="$BIN_DIR/ticketd-chaos"
+export TICKETD_BIN="$BIN_DIR/ticketd"
+
+SEED="${CHAOS_SEED:-$(( $(date +%s) % 1000000 ))}"
+DURATION="${CHAOS_DURATION:-600}"
+NODES="${CHAOS_NODES:-5}"
+OUT="${CHAOS_OUT:-/var/cache/ticketd/chaos/long-$(date +%Y%m%d-%H%M%S)}"
+mkdir -p "$OUT"
+log "long chaos run: seed $SEED, $NODES nodes, ${DURATION}s, all faults, output in $OUT"
+"$CHAOS" cleanup >/dev/null 2>&1 || true
+
+timeout --signal=TERM --kill-after=30 $((DURATION + 600)) "$CHAOS" run --name long --seed "$SEED" \
+    --nodes "$NODES" --clients 8 --rate 120 --duration "$DURATION" --faults all \
+    --fault-interval 4 --fault-hold 8 --out "$OUT" 2>&1 | tee "$OUT/long.out"
+rc=${PIPESTATUS[0]}
+grep -h "NO NETWORK NAMESPACES" "$OUT/long.out" >&2 || true
+if [ ! -f "$OUT/long.summary.json" ]; then
+  log "the run did not complete (exit $rc)"
+  exit 2
+fi
+echo
+echo "## long chaos run, seed $SEED"
+echo
+"$CHAOS" table "$OUT/long.summary.json"
+table_rc=$?
+[ $table_rc -eq 0 ] || { log "anomalies found: history in $OUT"; exit 1; }
+log "no anomalies; history in $OUT"
