@@ -44,3 +44,59 @@ pub fn venue(r: &QueryResult) -> Option<Venue> {
 pub fn phase(msg: &str) {
     eprintln!("=== {msg}");
 }
+
+/// A `ticketd api` process in front of a test cluster, and an HTTP client for it.
+pub struct ApiProcess {
+    /// Base URL, `http://127.0.0.1:PORT`.
+    pub base: String,
+    child: std::process::Child,
+    /// The HTTP client.
+    pub http: reqwest::Client,
+}
+
+impl ApiProcess {
+    /// Starts the API against `endpoints` and waits (bounded) until it serves.
+    pub async fn start(endpoints: &[String], log_dir: &std::path::Path) -> anyhow::Result<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let child = std::process::Command::new(ticketd_bin())
+            .arg("api")
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--endpoints", &endpoints.join(",")])
+            .args(["--token-key", "test-token-key-0123456789abcdef0123456789"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(log_dir.join("api.log"))?)
+            .spawn()?;
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(30))
+            .build()?;
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            if http
+                .get(format!("{base}/healthz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                break;
+            }
+            anyhow::ensure!(std::time::Instant::now() < deadline, "API did not start");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        Ok(Self { base, child, http })
+    }
+
+    /// `base` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+impl Drop for ApiProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

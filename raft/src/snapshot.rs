@@ -242,12 +242,8 @@ mod tests {
         let mut w =
             SnapshotWriter::create(dir.join(format!("w{index}.part")), &meta(index)).unwrap();
         for i in 0..records {
-            w.record(
-                "sm_test",
-                format!("key{i:06}").as_bytes(),
-                &vec![i as u8; 100],
-            )
-            .unwrap();
+            w.record("sm_test", format!("key{i:06}").as_bytes(), &[i as u8; 100])
+                .unwrap();
         }
         let path = dir.join(file_name(&meta(index)));
         assert_eq!(w.finish(&path).unwrap(), records as u64);
