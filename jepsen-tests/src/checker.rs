@@ -119,6 +119,7 @@ fn write_parts(o: &Op) -> Option<(&str, &str, &Command)> {
             client_id,
             key,
             command,
+            ..
         } => Some((client_id, key, command)),
         _ => None,
     }
@@ -609,6 +610,7 @@ mod tests {
                 client_id: "c".into(),
                 key: key.into(),
                 command: cmd,
+                via: None,
             };
             let op = self.invoke(t0, call.clone());
             self.ok(
@@ -628,6 +630,7 @@ mod tests {
                 client_id: "c".into(),
                 key: key.into(),
                 command: cmd,
+                via: None,
             };
             let op = self.invoke(t0, call.clone());
             self.lines.push(Line::Info {
@@ -644,6 +647,7 @@ mod tests {
                 client_id: "c".into(),
                 key: key.into(),
                 command: cmd,
+                via: None,
             };
             let op = self.invoke(t0, call.clone());
             self.lines.push(Line::Fail {
@@ -794,6 +798,7 @@ mod tests {
             client_id: "c".into(),
             key: "k1".into(),
             command: cv("v1", "a"),
+            via: None,
         };
         let op = b.invoke(11, call.clone());
         // The resubmission was applied again instead of replayed.
@@ -819,6 +824,7 @@ mod tests {
             client_id: "c".into(),
             key: "k1".into(),
             command: cv("v1", "a"),
+            via: None,
         };
         let op = b.invoke(0, call.clone());
         b.ok(

@@ -46,6 +46,9 @@ pub enum Call {
         key: String,
         /// The command.
         command: Command,
+        /// Sent through this node only, which forwards to the leader (`None`: any node).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        via: Option<u64>,
     },
     /// A read.
     Read {

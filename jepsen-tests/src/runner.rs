@@ -1,7 +1,7 @@
 //! One chaos run: start a cluster, run concurrent clients at a set rate for a bounded time while
 //! the nemesis injects faults, heal, run final reads, write the history, check it.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -121,6 +121,7 @@ async fn perform(
     process: u64,
     call: Call,
     endpoints: &[(u64, String)],
+    singles: &BTreeMap<u64, ClusterClient>,
 ) -> OpType {
     let op = rec.next_op();
     let f = call.f().to_string();
@@ -136,7 +137,13 @@ async fn perform(
             client_id,
             key,
             command,
-        } => match client.write(client_id, key, command).await {
+            via,
+        } => match via
+            .and_then(|n| singles.get(&n))
+            .unwrap_or(client)
+            .write(client_id, key, command)
+            .await
+        {
             Ok(w) => Line::Ok {
                 time_ns: rec.now(),
                 process,
@@ -239,6 +246,11 @@ async fn client_loop(
         endpoints.iter().map(|(_, a)| a.clone()).collect(),
         client_policy(),
     );
+    // One client per node, for writes that a follower must forward.
+    let singles: BTreeMap<u64, ClusterClient> = endpoints
+        .iter()
+        .map(|(id, a)| (*id, ClusterClient::new(vec![a.clone()], client_policy())))
+        .collect();
     let client_id = format!("chaos-c{idx}");
     let mut process = idx as u64;
     let mut past: Vec<(String, Command)> = Vec::new();
@@ -261,10 +273,15 @@ async fn client_loop(
                 city: "Chaos".into(),
             };
             past.push((key.clone(), command.clone()));
+            // A third of the writes go through one chosen node (forwarded when a follower).
+            let via = rng
+                .random_bool(0.33)
+                .then(|| endpoints[rng.random_range(0..endpoints.len())].0);
             Call::Write {
                 client_id: client_id.clone(),
                 key,
                 command,
+                via,
             }
         } else if roll < 0.50 && !past.is_empty() {
             // Resubmission: the same key and command again.
@@ -273,12 +290,18 @@ async fn client_loop(
                 client_id: client_id.clone(),
                 key,
                 command,
+                via: None,
             }
         } else if roll < 0.85 {
+            // Linearizable reads through any node (the leader, mostly) or through a chosen
+            // node (a follower's ReadIndex path).
+            let node = rng
+                .random_bool(0.4)
+                .then(|| endpoints[rng.random_range(0..endpoints.len())].0);
             Call::Read {
                 query: Query::GetVenue { venue_id: venue },
                 consistency: Cons::Linearizable,
-                node: None,
+                node,
                 final_read: false,
             }
         } else {
@@ -290,7 +313,7 @@ async fn client_loop(
                 final_read: false,
             }
         };
-        if perform(&rec, &client, process, call, &endpoints).await == OpType::Info {
+        if perform(&rec, &client, process, call, &endpoints, &singles).await == OpType::Info {
             process += clients as u64;
         }
     }
@@ -435,7 +458,15 @@ pub async fn run(cfg: &RunConfig) -> anyhow::Result<RunSummary> {
         // Bounded: a few tries of a bounded call.
         let mut got = false;
         for _ in 0..3 {
-            if perform(&rec, &final_client, 1_000_000, call.clone(), &fin_endpoints).await
+            if perform(
+                &rec,
+                &final_client,
+                1_000_000,
+                call.clone(),
+                &fin_endpoints,
+                &BTreeMap::new(),
+            )
+            .await
                 == OpType::Ok
             {
                 got = true;
@@ -473,7 +504,15 @@ pub async fn run(cfg: &RunConfig) -> anyhow::Result<RunSummary> {
                     node: Some(id),
                     final_read: true,
                 };
-                perform(&rec, &final_client, 1_000_001, call, &fin_endpoints).await;
+                perform(
+                    &rec,
+                    &final_client,
+                    1_000_001,
+                    call,
+                    &fin_endpoints,
+                    &BTreeMap::new(),
+                )
+                .await;
             }
         }
     }
