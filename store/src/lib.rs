@@ -6,17 +6,35 @@
 //! index, collects the resulting writes in a [`WriteSet`], adds its own metadata (applied index,
 //! membership) and commits the set atomically through a [`Backend`].
 //!
+//! Codemap:
+//! - [`command`]: the log's payload (commands, outcomes, rejection codes) and queries.
+//! - [`types`]: the entities (venues, sellers, events, dts, holds, payments, orders, tickets,
+//!   users, the outbox).
+//! - [`machine`]: `open`, `apply` (log time, hold expiry, idempotency), persistence, digest.
+//! - `exec`: one handler per command; `query`: reads; `invariants`: the checker.
+//! - [`seats`]: one byte per seat availability of a dt, best-available search.
+//! - [`limits`]: every bound.
+//!
 //! Architecture invariants:
 //! - `apply` reads no clock, draws no randomness and performs no I/O: time enters only as the
-//!   leader-stamped `stamped_at_ms` in the request, ids are derived from the log index.
+//!   leader-stamped `stamped_at_ms` in the request, ids are minted by the client or derived
+//!   from the log index. Maps are ordered (`BTreeMap`), never hash-ordered.
 //! - Rejections (seat taken, hold expired, ...) are values with stable codes, not errors.
+//! - Every change to an entity is written through to the [`WriteSet`]; what is not written
+//!   (seat books, indexes) is derived, rebuilt on open and checked against a rebuild.
 
 pub mod backend;
 pub mod command;
+mod exec;
+mod invariants;
+pub mod limits;
 pub mod machine;
+pub mod query;
+pub mod seats;
+pub mod types;
 
 #[cfg(feature = "rocksdb")]
 pub use backend::RocksBackend;
 pub use backend::{Backend, MemBackend, StoreError, WriteOp, WriteSet};
-pub use command::{Command, Outcome, Query, QueryResult, Rejection, Request};
-pub use machine::{Machine, COLUMN_FAMILIES};
+pub use command::{Command, Done, Outcome, Query, QueryResult, Rejection, Request};
+pub use machine::{Machine, Reply, COLUMN_FAMILIES};

@@ -1,26 +1,64 @@
 //! The deterministic state machine: `apply(state, request, index) -> reply`.
+//!
+//! Entities live in ordered maps, each written through to its own column family on every
+//! change. Everything else (seat books, expiry and user indexes) is *derived*: rebuilt from
+//! the entities on open and compared with a fresh rebuild by [`Machine::check_invariants`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use crate::backend::{Backend, StoreError, WriteSet};
-use crate::command::{Command, Done, Outcome, Query, QueryResult, Rejection, Request, Venue};
+use crate::command::{Outcome, Query, QueryResult, Rejection, Request, Venue};
+use crate::limits::IDEMPOTENCY_PRUNE_PER_APPLY_MAX;
+use crate::seats::{SeatBook, FREE, HELD, SOLD};
+use crate::types::{
+    Dt, Event, Hold, HoldStatus, Notification, NotificationStatus, Order, Payment, SeatRef, Seller,
+    Ticket, TicketStatus, User, VenueLayout,
+};
 
-/// Column family of venues, keyed by venue id.
-const CF_VENUES: &str = "sm_venues";
-/// Column family of remembered outcomes, keyed by `client_id \0 idempotency_key`.
-const CF_IDEMPOTENCY: &str = "sm_idempotency";
-/// Column family of small machine-wide values (log time).
-const CF_STATE: &str = "sm_state";
+pub use crate::limits::IDEMPOTENCY_WINDOW_MS;
+
+/// Column family names. "sm_meta" belongs to the Raft runtime.
+pub(crate) mod cf {
+    pub const VENUES: &str = "sm_venues";
+    pub const LAYOUTS: &str = "sm_venue_layouts";
+    pub const SELLERS: &str = "sm_sellers";
+    pub const EVENTS: &str = "sm_events";
+    pub const DTS: &str = "sm_dts";
+    pub const USERS: &str = "sm_users";
+    pub const HOLDS: &str = "sm_holds";
+    pub const PAYMENTS: &str = "sm_payments";
+    pub const ORDERS: &str = "sm_orders";
+    pub const TICKETS: &str = "sm_tickets";
+    pub const OUTBOX: &str = "sm_outbox";
+    pub const IDEMPOTENCY: &str = "sm_idempotency";
+    pub const STATE: &str = "sm_state";
+}
+
+/// A visitor of persisted `(column family, key, value)` triples.
+pub type PersistedVisit<'a> = dyn FnMut(&'static str, &[u8], &[u8]) + 'a;
 
 /// Every column family the state machine persists into; the Raft runtime opens them and
 /// includes them in snapshots.
-pub const COLUMN_FAMILIES: &[&str] = &[CF_VENUES, CF_IDEMPOTENCY, CF_STATE];
+pub const COLUMN_FAMILIES: &[&str] = &[
+    cf::VENUES,
+    cf::LAYOUTS,
+    cf::SELLERS,
+    cf::EVENTS,
+    cf::DTS,
+    cf::USERS,
+    cf::HOLDS,
+    cf::PAYMENTS,
+    cf::ORDERS,
+    cf::TICKETS,
+    cf::OUTBOX,
+    cf::IDEMPOTENCY,
+    cf::STATE,
+];
 
-/// How long, in log time, the outcome of an idempotency key is remembered.
-pub const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 60 * 60 * 1000;
+const KEY_LOG_TIME: &[u8] = b"log_time_ms";
 
 /// The reply to one applied request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,23 +72,68 @@ pub struct Reply {
     pub replayed: bool,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Remembered {
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Remembered {
     command_digest: [u8; 32],
     index: u64,
     applied_at_ms: i64,
     outcome: Outcome,
 }
 
+/// State derived from the entities: never persisted, rebuilt on open, compared with a fresh
+/// rebuild by the invariant checker.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub(crate) struct Derived {
+    /// Availability per dt.
+    pub books: BTreeMap<String, SeatBook>,
+    /// Live holds by (effective expiry, hold id).
+    pub live_by_expiry: BTreeSet<(i64, String)>,
+    /// Seats held or owned (valid or used) per (dt, user).
+    pub user_dt_seats: BTreeMap<(String, String), u32>,
+    /// (user, order) pairs.
+    pub user_orders: BTreeSet<(String, String)>,
+    /// (order, notification) pairs.
+    pub order_notes: BTreeSet<(String, String)>,
+    /// Pending notifications by (due, id).
+    pub pending_outbox: BTreeSet<(i64, String)>,
+    /// Remembered outcomes by (applied at, client, key), for pruning.
+    pub idem_by_age: BTreeSet<(i64, String, String)>,
+}
+
 /// The ticket domain's state, held in memory and written through to a [`Backend`].
 #[derive(Debug, Default)]
 pub struct Machine {
-    venues: BTreeMap<String, Venue>,
-    idempotency: BTreeMap<(String, String), Remembered>,
-    log_time_ms: i64,
+    pub(crate) log_time_ms: i64,
+    pub(crate) venues: BTreeMap<String, Venue>,
+    pub(crate) layouts: BTreeMap<String, VenueLayout>,
+    pub(crate) sellers: BTreeMap<String, Seller>,
+    pub(crate) events: BTreeMap<String, Event>,
+    pub(crate) dts: BTreeMap<String, Dt>,
+    pub(crate) users: BTreeMap<String, User>,
+    pub(crate) holds: BTreeMap<String, Hold>,
+    pub(crate) payments: BTreeMap<String, Payment>,
+    pub(crate) orders: BTreeMap<String, Order>,
+    pub(crate) tickets: BTreeMap<String, Ticket>,
+    pub(crate) outbox: BTreeMap<String, Notification>,
+    pub(crate) idempotency: BTreeMap<(String, String), Remembered>,
+    pub(crate) d: Derived,
 }
 
-fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+/// What one apply works with besides the state: the entry's index and log time, the writes,
+/// and counters for ids minted from the index.
+pub(crate) struct Cx<'a> {
+    pub index: u64,
+    pub now: i64,
+    pub ws: &'a mut WriteSet,
+    /// Notifications minted in this entry (their ids are `n-{index}-{k}`).
+    pub notes: u32,
+    /// Holds expired in this entry.
+    pub expired: u32,
+    /// The dt this entry changed availability of, for the per-apply check.
+    pub touched_dt: Option<String>,
+}
+
+pub(crate) fn encode<T: Serialize>(v: &T) -> Vec<u8> {
     postcard::to_stdvec(v).expect("in-memory types always encode")
 }
 
@@ -69,36 +152,92 @@ fn idem_key(client_id: &str, key: &str) -> Vec<u8> {
     k
 }
 
+/// Inserts `v` under `id` and writes it through.
+pub(crate) fn put<T: Serialize>(
+    map: &mut BTreeMap<String, T>,
+    ws: &mut WriteSet,
+    cf: &'static str,
+    id: &str,
+    v: T,
+) {
+    ws.put(cf, id.as_bytes().to_vec(), encode(&v));
+    map.insert(id.to_string(), v);
+}
+
+fn load<T: for<'a> Deserialize<'a>>(
+    backend: &dyn Backend,
+    cf: &'static str,
+    map: &mut BTreeMap<String, T>,
+) -> Result<(), StoreError> {
+    backend.scan(cf, &mut |k, v| {
+        let id = std::str::from_utf8(k).map_err(|e| StoreError::Corrupt {
+            cf: cf.to_string(),
+            detail: e.to_string(),
+        })?;
+        map.insert(id.to_string(), decode(cf, v)?);
+        Ok(())
+    })
+}
+
 impl Machine {
-    /// Loads the state persisted in `backend`.
+    /// Loads the state persisted in `backend`, rebuilds what is derived from it and checks
+    /// every invariant: a state that breaks one is refused with [`StoreError::Invariant`].
     pub fn open(backend: &dyn Backend) -> Result<Self, StoreError> {
         let mut m = Machine::default();
-        backend.scan(CF_VENUES, &mut |_, v| {
-            let venue: Venue = decode(CF_VENUES, v)?;
-            m.venues.insert(venue.venue_id.clone(), venue);
-            Ok(())
-        })?;
-        backend.scan(CF_IDEMPOTENCY, &mut |k, v| {
+        load(backend, cf::VENUES, &mut m.venues)?;
+        load(backend, cf::LAYOUTS, &mut m.layouts)?;
+        load(backend, cf::SELLERS, &mut m.sellers)?;
+        load(backend, cf::EVENTS, &mut m.events)?;
+        load(backend, cf::DTS, &mut m.dts)?;
+        load(backend, cf::USERS, &mut m.users)?;
+        load(backend, cf::HOLDS, &mut m.holds)?;
+        load(backend, cf::PAYMENTS, &mut m.payments)?;
+        load(backend, cf::ORDERS, &mut m.orders)?;
+        load(backend, cf::TICKETS, &mut m.tickets)?;
+        load(backend, cf::OUTBOX, &mut m.outbox)?;
+        backend.scan(cf::IDEMPOTENCY, &mut |k, v| {
             let mut parts = k.splitn(2, |b| *b == 0);
             let client = String::from_utf8_lossy(parts.next().unwrap_or_default()).into_owned();
             let key = String::from_utf8_lossy(parts.next().unwrap_or_default()).into_owned();
             m.idempotency
-                .insert((client, key), decode(CF_IDEMPOTENCY, v)?);
+                .insert((client, key), decode(cf::IDEMPOTENCY, v)?);
             Ok(())
         })?;
-        if let Some(t) = backend.get(CF_STATE, b"log_time_ms")? {
-            m.log_time_ms = decode(CF_STATE, &t)?;
+        if let Some(t) = backend.get(cf::STATE, KEY_LOG_TIME)? {
+            m.log_time_ms = decode(cf::STATE, &t)?;
         }
+        m.d = m.derive().map_err(StoreError::Invariant)?;
+        m.check_invariants().map_err(StoreError::Invariant)?;
         Ok(m)
     }
 
+    /// The log time: the largest stamp applied so far.
+    pub fn log_time_ms(&self) -> i64 {
+        self.log_time_ms
+    }
+
     /// Applies one committed request at log `index`, recording its writes in `ws`.
+    ///
+    /// Before the command itself, log time advances to the entry's stamp, holds whose time is
+    /// up expire, and a bounded number of forgotten idempotency keys are pruned: all functions
+    /// of log time only, so every replica does the same.
     pub fn apply(&mut self, index: u64, req: &Request, ws: &mut WriteSet) -> Reply {
         if req.stamped_at_ms > self.log_time_ms {
             self.log_time_ms = req.stamped_at_ms;
-            ws.put(CF_STATE, b"log_time_ms".to_vec(), encode(&self.log_time_ms));
+            ws.put(cf::STATE, KEY_LOG_TIME.to_vec(), encode(&self.log_time_ms));
         }
         let now = self.log_time_ms;
+        let mut cx = Cx {
+            index,
+            now,
+            ws,
+            notes: 0,
+            expired: 0,
+            touched_dt: None,
+        };
+        self.expire_due(&mut cx, now);
+        self.prune_idempotency(&mut cx);
+
         let digest: [u8; 32] = Sha256::digest(encode(&req.command)).into();
         let key = (req.client_id.clone(), req.idempotency_key.clone());
         if let Some(prev) = self.idempotency.get(&key) {
@@ -119,19 +258,37 @@ impl Machine {
                     replayed: true,
                 };
             }
+            self.d
+                .idem_by_age
+                .remove(&(prev.applied_at_ms, key.0.clone(), key.1.clone()));
         }
-        let outcome = self.execute(index, &req.command, ws);
+        let outcome = match self.execute(&mut cx, &req.command) {
+            Ok(done) => Outcome::Done(done),
+            Err(r) => Outcome::Rejected {
+                code: r.code,
+                detail: r.detail,
+            },
+        };
+        #[cfg(debug_assertions)]
+        if let Some(book) = cx.touched_dt.as_ref().and_then(|d| self.d.books.get(d)) {
+            if let Err(e) = book.check_counts() {
+                panic!("invariant broken by entry {index}: {e}");
+            }
+        }
         let remembered = Remembered {
             command_digest: digest,
             index,
             applied_at_ms: now,
             outcome: outcome.clone(),
         };
-        ws.put(
-            CF_IDEMPOTENCY,
+        cx.ws.put(
+            cf::IDEMPOTENCY,
             idem_key(&key.0, &key.1),
             encode(&remembered),
         );
+        self.d
+            .idem_by_age
+            .insert((now, key.0.clone(), key.1.clone()));
         self.idempotency.insert(key, remembered);
         Reply {
             outcome,
@@ -140,60 +297,152 @@ impl Machine {
         }
     }
 
-    fn execute(&mut self, index: u64, cmd: &Command, ws: &mut WriteSet) -> Outcome {
-        match cmd {
-            Command::CreateVenue {
-                venue_id,
-                name,
-                city,
-            } => {
-                if venue_id.is_empty() || name.is_empty() {
-                    return Outcome::Rejected {
-                        code: Rejection::InvalidArgument,
-                        detail: "venue id and name are required".into(),
-                    };
-                }
-                if self.venues.contains_key(venue_id) {
-                    return Outcome::Rejected {
-                        code: Rejection::AlreadyExists,
-                        detail: format!("venue {venue_id} exists"),
-                    };
-                }
-                let venue = Venue {
-                    venue_id: venue_id.clone(),
-                    name: name.clone(),
-                    city: city.clone(),
-                    created_index: index,
-                };
-                ws.put(CF_VENUES, venue_id.as_bytes().to_vec(), encode(&venue));
-                self.venues.insert(venue_id.clone(), venue);
-                Outcome::Done(Done::VenueCreated {
-                    venue_id: venue_id.clone(),
-                })
+    /// Forgets a bounded number of idempotency keys older than the window.
+    fn prune_idempotency(&mut self, cx: &mut Cx<'_>) {
+        for _ in 0..IDEMPOTENCY_PRUNE_PER_APPLY_MAX {
+            let Some(first) = self.d.idem_by_age.first() else {
+                return;
+            };
+            if cx.now - first.0 <= IDEMPOTENCY_WINDOW_MS {
+                return;
             }
+            let (_, client, key) = self.d.idem_by_age.pop_first().expect("checked non-empty");
+            cx.ws.delete(cf::IDEMPOTENCY, idem_key(&client, &key));
+            self.idempotency.remove(&(client, key));
         }
     }
 
     /// Answers a read from the applied state.
     pub fn query(&self, q: &Query) -> QueryResult {
-        match q {
-            Query::GetVenue { venue_id } => QueryResult::Venue(self.venues.get(venue_id).cloned()),
-            Query::Digest => QueryResult::Digest(self.digest()),
+        crate::query::answer(self, q)
+    }
+
+    /// Visits every persisted key and value, column family by column family in the order of
+    /// [`COLUMN_FAMILIES`], keys in order: exactly what the backend holds after every write set
+    /// this machine produced was committed.
+    pub fn visit_persisted(&self, f: &mut PersistedVisit<'_>) {
+        fn each<T: Serialize>(
+            f: &mut PersistedVisit<'_>,
+            cf: &'static str,
+            map: &BTreeMap<String, T>,
+        ) {
+            for (k, v) in map {
+                f(cf, k.as_bytes(), &encode(v));
+            }
+        }
+        each(f, cf::VENUES, &self.venues);
+        each(f, cf::LAYOUTS, &self.layouts);
+        each(f, cf::SELLERS, &self.sellers);
+        each(f, cf::EVENTS, &self.events);
+        each(f, cf::DTS, &self.dts);
+        each(f, cf::USERS, &self.users);
+        each(f, cf::HOLDS, &self.holds);
+        each(f, cf::PAYMENTS, &self.payments);
+        each(f, cf::ORDERS, &self.orders);
+        each(f, cf::TICKETS, &self.tickets);
+        each(f, cf::OUTBOX, &self.outbox);
+        for ((c, k), r) in &self.idempotency {
+            f(cf::IDEMPOTENCY, &idem_key(c, k), &encode(r));
+        }
+        if self.log_time_ms != 0 {
+            f(cf::STATE, KEY_LOG_TIME, &encode(&self.log_time_ms));
         }
     }
 
-    /// Hex SHA-256 over the state in a canonical order.
+    /// Hex SHA-256 over every persisted key and value in a canonical order.
     pub fn digest(&self) -> String {
         let mut h = Sha256::new();
-        for v in self.venues.values() {
-            h.update(encode(v));
+        self.visit_persisted(&mut |cf, k, v| {
+            h.update(cf.as_bytes());
+            h.update((k.len() as u64).to_be_bytes());
+            h.update(k);
+            h.update((v.len() as u64).to_be_bytes());
+            h.update(v);
+        });
+        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Rebuilds everything derived from the entities. Fails when two live holds or valid
+    /// tickets claim one seat, or more than a GA area's capacity.
+    pub(crate) fn derive(&self) -> Result<Derived, String> {
+        let mut d = Derived::default();
+        for (id, dt) in &self.dts {
+            let empty = Default::default();
+            let map = self
+                .layouts
+                .get(&dt.venue_id)
+                .map(|l| &l.seating_map)
+                .unwrap_or(&empty);
+            let specs: Vec<_> = dt.tiers.iter().map(|t| t.spec.clone()).collect();
+            let book = SeatBook::build(map, &specs).map_err(|e| format!("dt {id}: {e}"))?;
+            d.books.insert(id.clone(), book);
+        }
+        let claim = |d: &mut Derived, dt: &str, r: SeatRef, to: u8, what: &str| {
+            let book = d
+                .books
+                .get_mut(dt)
+                .ok_or_else(|| format!("{what} names unknown dt {dt}"))?;
+            match book.lookup(r) {
+                Some((_, FREE)) => {
+                    book.shift(r, FREE, to);
+                    Ok(())
+                }
+                other => Err(format!(
+                    "{what}: {r:?} of dt {dt} claimed twice or not for sale ({other:?})"
+                )),
+            }
+        };
+        for h in self.holds.values() {
+            if h.status != HoldStatus::Live {
+                continue;
+            }
+            for it in &h.items {
+                claim(
+                    &mut d,
+                    &h.dt_id,
+                    it.seat,
+                    HELD,
+                    &format!("hold {}", h.hold_id),
+                )?;
+            }
+            d.live_by_expiry
+                .insert((h.effective_expiry_ms(), h.hold_id.clone()));
+            *d.user_dt_seats
+                .entry((h.dt_id.clone(), h.user_id.clone()))
+                .or_default() += h.items.len() as u32;
+        }
+        for t in self.tickets.values() {
+            if !matches!(t.status, TicketStatus::Valid | TicketStatus::Used { .. }) {
+                continue;
+            }
+            claim(
+                &mut d,
+                &t.dt_id,
+                t.seat,
+                SOLD,
+                &format!("ticket {}", t.ticket_id),
+            )?;
+            *d.user_dt_seats
+                .entry((t.dt_id.clone(), t.user_id.clone()))
+                .or_default() += 1;
+        }
+        for o in self.orders.values() {
+            d.user_orders
+                .insert((o.user_id.clone(), o.order_id.clone()));
+        }
+        for n in self.outbox.values() {
+            d.order_notes
+                .insert((n.order_id.clone(), n.notification_id.clone()));
+            if n.status == NotificationStatus::Pending {
+                d.pending_outbox
+                    .insert((n.due_at_ms, n.notification_id.clone()));
+            }
         }
         for ((c, k), r) in &self.idempotency {
-            h.update(idem_key(c, k));
-            h.update(encode(r));
+            d.idem_by_age
+                .insert((r.applied_at_ms, c.clone(), k.clone()));
         }
-        h.update(self.log_time_ms.to_be_bytes());
-        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+        Ok(d)
     }
 }
 
@@ -201,6 +450,7 @@ impl Machine {
 mod tests {
     use super::*;
     use crate::backend::MemBackend;
+    use crate::command::Command;
 
     fn req(key: &str, venue: &str) -> Request {
         Request {
@@ -239,5 +489,19 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn idempotency_keys_are_forgotten_after_the_window() {
+        let backend = MemBackend::new();
+        let mut m = Machine::open(&backend).unwrap();
+        let mut ws = WriteSet::new();
+        m.apply(1, &req("k1", "v1"), &mut ws);
+        let mut late = req("k2", "v2");
+        late.stamped_at_ms = 1_000 + IDEMPOTENCY_WINDOW_MS + 1;
+        m.apply(2, &late, &mut ws);
+        backend.write(&ws).unwrap();
+        assert_eq!(m.idempotency.len(), 1, "k1 pruned, k2 remembered");
+        assert_eq!(Machine::open(&backend).unwrap().digest(), m.digest());
     }
 }

@@ -1,0 +1,153 @@
+//! The invariants that make selling safe, checked over the whole state.
+//!
+//! Called by `Machine::open` (so a snapshot that breaks one is refused) and by tests after
+//! every apply. `apply` itself checks the counters of the dt it touched in debug builds.
+
+use std::collections::BTreeMap;
+
+use crate::machine::Machine;
+use crate::types::{HoldStatus, OrderStatus, PaymentStatus, ScanVerdict, TicketStatus};
+
+impl Machine {
+    /// Checks every invariant; the error says which and where.
+    ///
+    /// 1. A seat is in at most one live hold or valid (or used) ticket, and the seat books
+    ///    and indexes equal a fresh rebuild from the entities.
+    /// 2. Per dt and tier, available + held + sold = capacity.
+    /// 3. An order's total = its tickets' prices + fees, and what it owes back = the prices +
+    ///    fees of its canceled and refunded tickets.
+    /// 4. A ticket is admitted at most once.
+    /// 5. Money and tickets move together: a confirmed payment has its order and back.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let fresh = self.derive()?;
+        for (dt, book) in &fresh.books {
+            book.check_counts().map_err(|e| format!("dt {dt}: {e}"))?;
+        }
+        if fresh != self.d {
+            for (dt, book) in &fresh.books {
+                if self.d.books.get(dt) != Some(book) {
+                    return Err(format!("dt {dt}: seat book differs from a rebuild"));
+                }
+            }
+            return Err("derived indexes differ from a rebuild".into());
+        }
+
+        for h in self.holds.values() {
+            let sub: i64 = h.items.iter().map(|i| i.price_minor).sum();
+            let fee: i64 = h.items.iter().map(|i| i.fee_minor).sum();
+            if sub != h.subtotal_minor || fee != h.fee_minor || sub + fee != h.total_minor {
+                return Err(format!("hold {}: totals do not add up", h.hold_id));
+            }
+            if let HoldStatus::Purchased { order_id } = &h.status {
+                if !self.orders.contains_key(order_id) {
+                    return Err(format!("hold {}: purchased without order", h.hold_id));
+                }
+            }
+        }
+
+        let mut popularity: BTreeMap<&str, u64> = BTreeMap::new();
+        for o in self.orders.values() {
+            let (mut sub, mut fee, mut back) = (0i64, 0i64, 0i64);
+            let mut all_refunded = true;
+            for id in &o.ticket_ids {
+                let t = self
+                    .tickets
+                    .get(id)
+                    .ok_or_else(|| format!("order {}: no ticket {id}", o.order_id))?;
+                if t.order_id != o.order_id || t.user_id != o.user_id || t.dt_id != o.dt_id {
+                    return Err(format!("ticket {id} does not match order {}", o.order_id));
+                }
+                sub += t.price_minor;
+                fee += t.fee_minor;
+                match t.status {
+                    TicketStatus::Canceled { .. } | TicketStatus::Refunded { .. } => {
+                        back += t.price_minor + t.fee_minor;
+                    }
+                    TicketStatus::Valid | TicketStatus::Used { .. } => {
+                        *popularity.entry(&t.event_id).or_default() += 1;
+                    }
+                }
+                all_refunded &= matches!(t.status, TicketStatus::Refunded { .. });
+            }
+            if sub != o.subtotal_minor || fee != o.fee_minor || sub + fee != o.total_minor {
+                return Err(format!(
+                    "order {}: total {} != ticket prices {sub} + fees {fee}",
+                    o.order_id, o.total_minor
+                ));
+            }
+            if back != o.refunded_minor {
+                return Err(format!(
+                    "order {}: owes back {} but its canceled and refunded tickets sum to {back}",
+                    o.order_id, o.refunded_minor
+                ));
+            }
+            if (o.status == OrderStatus::Refunded) != (all_refunded && !o.ticket_ids.is_empty()) {
+                return Err(format!(
+                    "order {}: status {:?} vs tickets",
+                    o.order_id, o.status
+                ));
+            }
+            match self.payments.get(&o.payment_ref).map(|p| &p.status) {
+                Some(PaymentStatus::Confirmed { order_id }) if order_id == &o.order_id => {}
+                other => {
+                    return Err(format!(
+                        "order {}: payment {} is {other:?}",
+                        o.order_id, o.payment_ref
+                    ))
+                }
+            }
+        }
+        for p in self.payments.values() {
+            if let PaymentStatus::Confirmed { order_id } = &p.status {
+                if self.orders.get(order_id).map(|o| &o.payment_ref) != Some(&p.payment_ref) {
+                    return Err(format!(
+                        "payment {} confirmed without its order",
+                        p.payment_ref
+                    ));
+                }
+            }
+        }
+        for e in self.events.values() {
+            let want = popularity.get(e.event_id.as_str()).copied().unwrap_or(0);
+            if e.popularity != want {
+                return Err(format!(
+                    "event {}: popularity {} but {want} tickets sold",
+                    e.event_id, e.popularity
+                ));
+            }
+        }
+
+        for t in self.tickets.values() {
+            let admitted: Vec<_> = t
+                .scans
+                .iter()
+                .filter(|s| s.verdict == ScanVerdict::Admitted)
+                .collect();
+            if admitted.len() > 1 {
+                return Err(format!("ticket {} admitted twice", t.ticket_id));
+            }
+            if let Some(s) = admitted.first() {
+                let used_here = TicketStatus::Used {
+                    at_ms: s.at_ms,
+                    gate: s.gate.clone(),
+                };
+                if t.status != used_here {
+                    return Err(format!(
+                        "ticket {}: admitted at {} but status {:?}",
+                        t.ticket_id, s.at_ms, t.status
+                    ));
+                }
+            }
+            if let TicketStatus::Used { at_ms, .. } = &t.status {
+                let later_admit = t
+                    .scans
+                    .iter()
+                    .any(|s| s.verdict == ScanVerdict::Admitted && s.at_ms != *at_ms);
+                if later_admit {
+                    return Err(format!("ticket {} admitted after use", t.ticket_id));
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,218 @@
+//! Reads of the applied state. Queries never change state and may use floats (distances):
+//! they are answered by one replica, not replayed.
+
+use crate::command::{
+    EventFilter, EventHit, GaAvailability, OrderView, Query, QueryResult, SeatMapView,
+    TierAvailability,
+};
+use crate::exec::fee_of;
+use crate::limits::QUERY_LIMIT_MAX;
+use crate::machine::Machine;
+use crate::seats::TIER_NONE;
+use crate::types::{DtStatus, GeoPoint};
+
+/// Great-circle distance in meters (haversine on a sphere of the Earth's mean radius).
+pub fn distance_m(a: GeoPoint, b: GeoPoint) -> f64 {
+    const EARTH_RADIUS_M: f64 = 6_371_008.8;
+    let rad = |e6: i32| (e6 as f64 * 1e-6).to_radians();
+    let (lat1, lon1, lat2, lon2) = (rad(a.lat_e6), rad(a.lon_e6), rad(b.lat_e6), rad(b.lon_e6));
+    let h = ((lat2 - lat1) / 2.0).sin().powi(2)
+        + lat1.cos() * lat2.cos() * ((lon2 - lon1) / 2.0).sin().powi(2);
+    2.0 * EARTH_RADIUS_M * h.sqrt().min(1.0).asin()
+}
+
+fn cap(limit: u32) -> usize {
+    limit.clamp(1, QUERY_LIMIT_MAX) as usize
+}
+
+pub(crate) fn answer(m: &Machine, q: &Query) -> QueryResult {
+    match q {
+        Query::GetVenue { venue_id } => QueryResult::Venue(m.venues.get(venue_id).cloned()),
+        Query::Digest => QueryResult::Digest(m.digest()),
+        Query::GetVenueLayout { venue_id } => {
+            QueryResult::VenueLayout(m.layouts.get(venue_id).cloned())
+        }
+        Query::GetSeller { seller_id } => QueryResult::Seller(m.sellers.get(seller_id).cloned()),
+        Query::GetEvent { event_id } => QueryResult::Event(m.events.get(event_id).cloned()),
+        Query::BrowseEvents(f) => QueryResult::Events(browse(m, f)),
+        Query::ListDts { event_id } => {
+            let mut dts: Vec<_> = m
+                .dts
+                .values()
+                .filter(|d| &d.event_id == event_id)
+                .cloned()
+                .collect();
+            dts.sort_by(|a, b| (a.starts_at_ms, &a.dt_id).cmp(&(b.starts_at_ms, &b.dt_id)));
+            QueryResult::Dts(dts)
+        }
+        Query::GetDt { dt_id } => QueryResult::Dt(m.dts.get(dt_id).cloned()),
+        Query::SeatMap { dt_id } => QueryResult::SeatMap(seat_map(m, dt_id)),
+        Query::GetHold { hold_id } => QueryResult::Hold(m.holds.get(hold_id).cloned()),
+        Query::GetPayment { payment_ref } => {
+            QueryResult::Payment(m.payments.get(payment_ref).cloned())
+        }
+        Query::GetUser { user_id } => QueryResult::User(m.users.get(user_id).cloned()),
+        Query::UserOrders { user_id, limit } => {
+            let mut views: Vec<OrderView> =
+                m.d.user_orders
+                    .range((user_id.clone(), String::new())..)
+                    .take_while(|(u, _)| u == user_id)
+                    .filter_map(|(_, o)| order_view(m, o))
+                    .collect();
+            views.sort_by_key(|v| std::cmp::Reverse(v.order.created_index));
+            views.truncate(cap(*limit));
+            QueryResult::Orders(views)
+        }
+        Query::GetOrder { order_id } => QueryResult::Order(order_view(m, order_id)),
+        Query::GetTicket { ticket_id } => QueryResult::Ticket(m.tickets.get(ticket_id).cloned()),
+        Query::DueNotifications { up_to_ms, limit } => QueryResult::Notifications(
+            m.d.pending_outbox
+                .iter()
+                .take_while(|(due, _)| due <= up_to_ms)
+                .take(cap(*limit))
+                .map(|(_, id)| m.outbox[id].clone())
+                .collect(),
+        ),
+    }
+}
+
+fn order_view(m: &Machine, order_id: &str) -> Option<OrderView> {
+    let order = m.orders.get(order_id)?.clone();
+    let tickets = order
+        .ticket_ids
+        .iter()
+        .filter_map(|t| m.tickets.get(t).cloned())
+        .collect();
+    Some(OrderView { order, tickets })
+}
+
+/// Events with a published dt matching the filter, most popular first, then nearest, then id.
+fn browse(m: &Machine, f: &EventFilter) -> Vec<EventHit> {
+    let mut best: std::collections::BTreeMap<&str, EventHit> = Default::default();
+    for dt in m.dts.values() {
+        if dt.status != DtStatus::Published
+            || f.from_ms.is_some_and(|from| dt.starts_at_ms < from)
+            || f.to_ms.is_some_and(|to| dt.starts_at_ms >= to)
+        {
+            continue;
+        }
+        let Some(event) = m.events.get(&dt.event_id) else {
+            continue;
+        };
+        if f.category.as_ref().is_some_and(|c| c != &event.category) {
+            continue;
+        }
+        let distance_m = match &f.near {
+            None => None,
+            Some(near) => {
+                let Some(layout) = m.layouts.get(&dt.venue_id) else {
+                    continue;
+                };
+                let d = distance_m(near.point, layout.geo);
+                if d > near.radius_m as f64 {
+                    continue;
+                }
+                Some(d.round() as u32)
+            }
+        };
+        let hit = EventHit {
+            event: event.clone(),
+            dt_id: dt.dt_id.clone(),
+            starts_at_ms: dt.starts_at_ms,
+            venue_id: dt.venue_id.clone(),
+            distance_m,
+        };
+        // Keep the nearest dt, then the earliest.
+        let better = |old: &EventHit| {
+            (hit.distance_m, hit.starts_at_ms, &hit.dt_id)
+                < (old.distance_m, old.starts_at_ms, &old.dt_id)
+        };
+        match best.get(event.event_id.as_str()) {
+            Some(old) if !better(old) => {}
+            _ => {
+                best.insert(&event.event_id, hit);
+            }
+        }
+    }
+    let mut hits: Vec<EventHit> = best.into_values().collect();
+    hits.sort_by(|a, b| {
+        b.event
+            .popularity
+            .cmp(&a.event.popularity)
+            .then(a.distance_m.cmp(&b.distance_m))
+            .then(a.event.event_id.cmp(&b.event.event_id))
+    });
+    hits.truncate(cap(f.limit));
+    hits
+}
+
+fn seat_map(m: &Machine, dt_id: &str) -> Option<SeatMapView> {
+    let dt = m.dts.get(dt_id)?;
+    let book = m.d.books.get(dt_id)?;
+    let fee_bps = m
+        .events
+        .get(&dt.event_id)
+        .and_then(|e| m.sellers.get(&e.seller_id))
+        .map(|s| s.fee_bps)
+        .unwrap_or(0);
+    let tiers = dt
+        .tiers
+        .iter()
+        .zip(book.tiers())
+        .map(|(t, c)| TierAvailability {
+            tier_id: t.spec.tier_id.clone(),
+            name: t.spec.name.clone(),
+            price_minor: t.spec.price_minor,
+            fee_minor: fee_of(t.spec.price_minor, fee_bps),
+            currency: t.spec.currency.clone(),
+            capacity: c.capacity,
+            available: c.available(),
+            held: c.held,
+            sold: c.sold,
+        })
+        .collect();
+    let areas = m
+        .layouts
+        .get(&dt.venue_id)
+        .map(|l| l.seating_map.ga_areas.as_slice())
+        .unwrap_or(&[]);
+    let ga = areas
+        .iter()
+        .zip(book.ga())
+        .map(|(a, (t, c))| GaAvailability {
+            area_id: a.area_id.clone(),
+            tier_id: (*t != TIER_NONE).then(|| dt.tiers[*t as usize].spec.tier_id.clone()),
+            capacity: c.capacity,
+            available: if *t == TIER_NONE { 0 } else { c.available() },
+        })
+        .collect();
+    Some(SeatMapView {
+        dt_id: dt_id.to_string(),
+        venue_id: dt.venue_id.clone(),
+        tiers,
+        ga,
+        seat_count: book.seat_count() as u32,
+        seat_states: book.packed_states(),
+        seat_tiers: book.tier_runs(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn haversine_oslo_to_bergen_is_about_305_km() {
+        let oslo = GeoPoint {
+            lat_e6: 59_913_900,
+            lon_e6: 10_752_200,
+        };
+        let bergen = GeoPoint {
+            lat_e6: 60_391_300,
+            lon_e6: 5_322_100,
+        };
+        let d = distance_m(oslo, bergen);
+        assert!((300_000.0..310_000.0).contains(&d), "{d}");
+        assert_eq!(distance_m(oslo, oslo), 0.0);
+    }
+}
