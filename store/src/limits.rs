@@ -7,7 +7,7 @@ pub const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 60 * 60 * 1000;
 pub const IDEMPOTENCY_PRUNE_PER_APPLY_MAX: usize = 8;
 /// How long a hold keeps its seats without a payment.
 pub const HOLD_TTL_MS: i64 = 10 * 60 * 1000;
-/// How long a started payment pins its hold beyond the hold's own expiry.
+/// How long a started payment pins its hold, from when it starts (never shortening the hold).
 pub const PAYMENT_PIN_MS: i64 = 10 * 60 * 1000;
 /// Payments that may be started on one hold.
 pub const PAYMENT_ATTEMPTS_PER_HOLD_MAX: u8 = 3;
