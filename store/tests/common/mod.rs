@@ -22,6 +22,8 @@ pub struct H {
     pub index: u64,
     pub now: i64,
     seq: u64,
+    /// Every entry applied, for replaying on another backend.
+    pub log: Vec<(u64, Request)>,
 }
 
 impl Default for H {
@@ -40,6 +42,7 @@ impl H {
             index: 0,
             now: T0,
             seq: 0,
+            log: Vec::new(),
         }
     }
 
@@ -54,6 +57,7 @@ impl H {
         };
         let mut ws = WriteSet::new();
         let reply = self.m.apply(self.index, &req, &mut ws);
+        self.log.push((self.index, req));
         self.backend.write(&ws).unwrap();
         self.m
             .check_invariants()
