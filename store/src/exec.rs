@@ -300,6 +300,12 @@ impl Machine {
         let mut ids = std::collections::BTreeSet::new();
         for s in &map.sections {
             check_id("section_id", &s.section_id)?;
+            if s.rows.iter().any(|r| r.seats.len() > SEATS_PER_ROW_MAX) {
+                return Err(no(
+                    Rejection::InvalidArgument,
+                    format!("at most {SEATS_PER_ROW_MAX} seats per row"),
+                ));
+            }
             if !ids.insert(s.section_id.as_str()) {
                 return Err(no(
                     Rejection::InvalidArgument,
@@ -505,12 +511,13 @@ impl Machine {
         })
     }
 
-    fn dt_mut(&self, dt_id: &str) -> R<Dt> {
+    /// A dt that is not canceled.
+    fn dt_live(&self, dt_id: &str) -> R<&Dt> {
         let dt = self.dts.get(dt_id).ok_or_else(|| not_found("dt", dt_id))?;
         if dt.status == DtStatus::Canceled {
             return Err(no(Rejection::DtCanceled, format!("dt {dt_id} is canceled")));
         }
-        Ok(dt.clone())
+        Ok(dt)
     }
 
     fn change_sale_window(
@@ -520,7 +527,7 @@ impl Machine {
         starts: i64,
         ends: i64,
     ) -> R<Done> {
-        let mut dt = self.dt_mut(dt_id)?;
+        let mut dt = self.dt_live(dt_id)?.clone();
         check_window(starts, ends)?;
         dt.sale_starts_at_ms = starts;
         dt.sale_ends_at_ms = ends;
@@ -531,7 +538,7 @@ impl Machine {
     }
 
     fn publish_dt(&mut self, cx: &mut Cx<'_>, dt_id: &str) -> R<Done> {
-        let mut dt = self.dt_mut(dt_id)?;
+        let mut dt = self.dt_live(dt_id)?.clone();
         if dt.status != DtStatus::Draft {
             return Err(no(
                 Rejection::InvalidState,
@@ -546,7 +553,7 @@ impl Machine {
     }
 
     fn cancel_dt(&mut self, cx: &mut Cx<'_>, dt_id: &str, reason: &str) -> R<Done> {
-        let mut dt = self.dt_mut(dt_id)?;
+        let mut dt = self.dt_live(dt_id)?.clone();
         check_text("reason", reason, TEXT_LEN_MAX)?;
         dt.status = DtStatus::Canceled;
         put(&mut self.dts, cx.ws, cf::DTS, dt_id, dt);
@@ -637,7 +644,7 @@ impl Machine {
         count: u64,
     ) -> R<u32> {
         check_id("hold_id", hold_id)?;
-        let dt = self.dt_mut(dt_id)?;
+        let dt = self.dt_live(dt_id)?;
         if dt.status != DtStatus::Published
             || now < dt.sale_starts_at_ms
             || now >= dt.sale_ends_at_ms

@@ -17,6 +17,8 @@ pub const SEATS_PER_HOLD_MAX: u32 = 10;
 pub const SEATS_PER_USER_PER_DT_MAX: u32 = 10;
 /// Seats of one venue.
 pub const SEATS_PER_VENUE_MAX: u64 = 200_000;
+/// Seats of one row (a row's free count is a u16).
+pub const SEATS_PER_ROW_MAX: usize = 1_000;
 /// GA areas of one venue (an area index is a u16).
 pub const GA_AREAS_PER_VENUE_MAX: usize = 1_000;
 /// Tiers of one dt: a tier index lives in the high 6 bits of a seat byte, 63 meaning "none".
@@ -37,8 +39,8 @@ pub const PERFORMERS_MAX: usize = 64;
 pub const PAYMENT_TOKEN_LEN_MAX: usize = 1_024;
 /// Bytes of the client-minted seed of the ticket secrets of one purchase (min and max).
 pub const SECRET_SEED_LEN: std::ops::RangeInclusive<usize> = 16..=64;
-/// Seats a best-available search looks past the first free one for adjacent seats, before
-/// settling for the first free ones: bounds the search on a fragmented stadium.
-pub const BEST_AVAILABLE_SCAN_MAX: usize = 4_096;
+/// Rows a best-available search looks at for adjacent seats, from the row of the first free
+/// seat, before settling for the first free seats: bounds the search on a fragmented stadium.
+pub const BEST_AVAILABLE_ROWS_MAX: usize = 4_096;
 /// Rows of answers a list query returns at most.
 pub const QUERY_LIMIT_MAX: u32 = 500;

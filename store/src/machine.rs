@@ -216,6 +216,11 @@ impl Machine {
         self.log_time_ms
     }
 
+    /// Heap bytes of a dt's in-memory availability (the seat book), for capacity planning.
+    pub fn seat_book_heap_bytes(&self, dt_id: &str) -> Option<usize> {
+        self.d.books.get(dt_id).map(|b| b.heap_bytes())
+    }
+
     /// Applies one committed request at log `index`, recording its writes in `ws`.
     ///
     /// Before the command itself, log time advances to the entry's stamp, holds whose time is

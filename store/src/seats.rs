@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::limits::BEST_AVAILABLE_SCAN_MAX;
+use crate::limits::BEST_AVAILABLE_ROWS_MAX;
 use crate::types::{SeatRef, SeatingMap, TierSpec};
 
 /// A seat nobody holds or owns.
@@ -49,6 +49,9 @@ pub struct SeatBook {
     tiers: Vec<Counts>,
     /// Per GA area of the venue: the tier covering it (or [`TIER_NONE`]) and its counters.
     ga: Vec<(u8, Counts)>,
+    /// Free seats (of any tier) per row: lets best-available skip rows that cannot hold a
+    /// party without reading their seats.
+    row_free: Vec<u16>,
     /// Per tier: no free seat of the tier has a lower index. Speeds up best-available; never
     /// changes an answer, so it is not part of the state's identity.
     free_hint: Vec<u32>,
@@ -60,6 +63,7 @@ impl PartialEq for SeatBook {
             && self.row_starts == other.row_starts
             && self.tiers == other.tiers
             && self.ga == other.ga
+            && self.row_free == other.row_free
     }
 }
 
@@ -145,13 +149,28 @@ impl SeatBook {
                 return Err(format!("tier {} covers nothing", spec.tier_id));
             }
         }
-        Ok(SeatBook {
+        let mut book = SeatBook {
             seats,
+            row_free: vec![0; row_starts.len()],
             row_starts,
             free_hint: vec![0; tiers.len()],
             tiers,
             ga,
-        })
+        };
+        book.recount_rows();
+        Ok(book)
+    }
+
+    fn recount_rows(&mut self) {
+        for r in 0..self.row_starts.len() {
+            let (a, b) = (self.row_starts[r] as usize, self.row_end(r + 1));
+            self.row_free[r] = self.seats[a..b].iter().filter(|s| *s & 3 == FREE).count() as u16;
+        }
+    }
+
+    /// The row holding seat `i` (rows without seats never hold one).
+    fn row_of(&self, i: usize) -> usize {
+        self.row_starts.partition_point(|s| (*s as usize) <= i) - 1
     }
 
     /// Number of seats.
@@ -196,8 +215,15 @@ impl SeatBook {
                 debug_assert_eq!(*b & 3, from, "seat {i} not in state {from}");
                 let tier = *b >> 2;
                 *b = tier << 2 | to;
-                if to == FREE && i < self.free_hint[tier as usize] {
-                    self.free_hint[tier as usize] = i;
+                let row = self.row_of(i as usize);
+                if from == FREE {
+                    self.row_free[row] -= 1;
+                }
+                if to == FREE {
+                    self.row_free[row] += 1;
+                    if i < self.free_hint[tier as usize] {
+                        self.free_hint[tier as usize] = i;
+                    }
                 }
                 tier
             }
@@ -210,9 +236,10 @@ impl SeatBook {
         bump(&mut self.tiers[tier as usize], from, to);
     }
 
-    /// Up to `n` free seats of `tier`, best first: the first `n` adjacent free seats of one
-    /// row within [`BEST_AVAILABLE_SCAN_MAX`] seats of the first free one, else the first `n`
-    /// free seats; then free places in the tier's GA areas. Fewer than `n` when sold out.
+    /// Up to `n` free seats of `tier`, best first (lowest index): the first `n` adjacent free
+    /// seats of one row within [`BEST_AVAILABLE_ROWS_MAX`] rows of the first free seat, else
+    /// the first `n` free seats; then free places in the tier's GA areas. Fewer than `n` when
+    /// sold out.
     pub fn best_available(&mut self, tier: u8, n: usize) -> Vec<SeatRef> {
         let mut picked = self.best_seats(tier, n);
         for (a, (t, c)) in self.ga.iter().enumerate() {
@@ -229,53 +256,58 @@ impl SeatBook {
     }
 
     fn best_seats(&mut self, tier: u8, n: usize) -> Vec<SeatRef> {
-        if n == 0 {
-            return Vec::new();
-        }
         let want = tier << 2 | FREE;
         let len = self.seats.len();
+        if n == 0 || len == 0 {
+            return Vec::new();
+        }
+        // Move the hint to the first free seat of the tier, skipping full rows whole.
         let mut i = self.free_hint[tier as usize] as usize;
-        let mut row = self.row_starts.partition_point(|s| (*s as usize) <= i);
-        let mut row_end = self.row_end(row);
-        let mut first_free: Option<usize> = None;
-        let mut scattered = Vec::with_capacity(n);
-        let (mut run_start, mut run_len) = (0usize, 0usize);
-        while i < len {
-            while i >= row_end {
-                row += 1;
-                row_end = self.row_end(row);
-                run_len = 0;
+        while i < len && self.seats[i] != want {
+            let row = self.row_of(i);
+            if self.row_free[row] == 0 {
+                i = self.row_end(row + 1);
+            } else {
+                i += 1;
+            }
+        }
+        self.free_hint[tier as usize] = i as u32;
+        if i >= len {
+            return Vec::new();
+        }
+        // Adjacent seats in the first row that has them, within a bounded number of rows.
+        let first_row = self.row_of(i);
+        let last_row = (first_row + BEST_AVAILABLE_ROWS_MAX).min(self.row_starts.len());
+        for row in first_row..last_row {
+            if (self.row_free[row] as usize) < n {
+                continue;
+            }
+            let (a, b) = (
+                (self.row_starts[row] as usize).max(i),
+                self.row_end(row + 1),
+            );
+            let mut run = 0;
+            for s in a..b {
+                run = if self.seats[s] == want { run + 1 } else { 0 };
+                if run == n {
+                    return (s + 1 - n..=s).map(|s| SeatRef::Seat(s as u32)).collect();
+                }
+            }
+        }
+        // Else the first free seats, wherever they are.
+        let mut picked = Vec::with_capacity(n);
+        while i < len && picked.len() < n {
+            let row = self.row_of(i);
+            if self.row_free[row] == 0 {
+                i = self.row_end(row + 1);
+                continue;
             }
             if self.seats[i] == want {
-                first_free.get_or_insert(i);
-                if scattered.len() < n {
-                    scattered.push(SeatRef::Seat(i as u32));
-                }
-                if run_len == 0 {
-                    run_start = i;
-                }
-                run_len += 1;
-                if run_len == n {
-                    break;
-                }
-            } else {
-                run_len = 0;
-            }
-            if let Some(f) = first_free {
-                if scattered.len() == n && i - f >= BEST_AVAILABLE_SCAN_MAX {
-                    break;
-                }
+                picked.push(SeatRef::Seat(i as u32));
             }
             i += 1;
         }
-        self.free_hint[tier as usize] = first_free.unwrap_or(len) as u32;
-        if run_len == n {
-            (run_start..run_start + n)
-                .map(|s| SeatRef::Seat(s as u32))
-                .collect()
-        } else {
-            scattered
-        }
+        picked
     }
 
     /// The first seat of row `next`, which is where the row before it ends.
@@ -328,6 +360,7 @@ impl SeatBook {
             c.sold = 0;
         }
         b.free_hint.iter_mut().for_each(|h| *h = 0);
+        b.recount_rows();
         b
     }
 
@@ -335,6 +368,7 @@ impl SeatBook {
     pub fn heap_bytes(&self) -> usize {
         self.seats.capacity()
             + self.row_starts.capacity() * 4
+            + self.row_free.capacity() * 2
             + self.tiers.capacity() * std::mem::size_of::<Counts>()
             + self.ga.capacity() * std::mem::size_of::<(u8, Counts)>()
             + self.free_hint.capacity() * 4

@@ -1,0 +1,226 @@
+//! Microbenchmark of `apply` on a 100k-seat stadium: a one-seat hold, and best-available 4.
+//!
+//! Run in release: `cargo run --release --no-default-features --example apply_bench`.
+//! It prints µs per command and bytes of state per seat; it asserts nothing about time.
+
+use std::time::Instant;
+
+use ticketd_store::command::{Done, Outcome};
+use ticketd_store::types::*;
+use ticketd_store::{Command, Machine, MemBackend, Request, WriteSet};
+
+const SECTIONS: usize = 50;
+const ROWS: usize = 40;
+const SEATS_PER_ROW: usize = 50;
+const NOW_MS: i64 = 1_700_000_000_000;
+
+fn stadium() -> SeatingMap {
+    SeatingMap {
+        sections: (0..SECTIONS)
+            .map(|s| SectionDef {
+                section_id: format!("S{s}"),
+                name: format!("Section {s}"),
+                rows: (0..ROWS)
+                    .map(|r| RowDef {
+                        label: (r + 1).to_string(),
+                        seats: (0..SEATS_PER_ROW)
+                            .map(|n| SeatDef {
+                                number: (n + 1).to_string(),
+                                x: (s * 1000 + n * 10) as i32,
+                                y: (r * 10) as i32,
+                            })
+                            .collect(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+        ga_areas: vec![],
+    }
+}
+
+struct Bench {
+    m: Machine,
+    index: u64,
+    ws: WriteSet,
+}
+
+impl Bench {
+    fn apply(&mut self, key: String, command: Command) -> Outcome {
+        self.index += 1;
+        let req = Request {
+            client_id: "bench".into(),
+            idempotency_key: key,
+            stamped_at_ms: NOW_MS,
+            command,
+        };
+        self.m.apply(self.index, &req, &mut self.ws).outcome
+    }
+
+    fn ok(&mut self, key: String, command: Command) -> Done {
+        match self.apply(key, command) {
+            Outcome::Done(d) => d,
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+fn main() {
+    let mut b = Bench {
+        m: Machine::open(&MemBackend::new()).unwrap(),
+        index: 0,
+        ws: WriteSet::new(),
+    };
+    let map = stadium();
+    let seats = map.seat_count();
+    b.ok(
+        "v".into(),
+        Command::CreateVenue {
+            venue_id: "stadium".into(),
+            name: "Stadium".into(),
+            city: "Oslo".into(),
+        },
+    );
+    b.ok(
+        "l".into(),
+        Command::SetVenueLayout {
+            venue_id: "stadium".into(),
+            address: "Somewhere 1".into(),
+            geo: GeoPoint::default(),
+            seating_map: map.clone(),
+        },
+    );
+    let layout_bytes =
+        b.ws.ops()
+            .iter()
+            .map(|op| match op {
+                ticketd_store::WriteOp::Put { value, .. } => value.len(),
+                ticketd_store::WriteOp::Delete { .. } => 0,
+            })
+            .max()
+            .unwrap_or(0);
+    b.ok(
+        "s".into(),
+        Command::CreateSeller {
+            seller_id: "s".into(),
+            name: "S".into(),
+            fee_bps: 800,
+            plan: SellerPlan::Vip,
+        },
+    );
+    b.ok(
+        "e".into(),
+        Command::CreateEvent {
+            event_id: "e".into(),
+            seller_id: "s".into(),
+            title: "Final".into(),
+            description: "".into(),
+            category: "sports".into(),
+            performers: vec![],
+        },
+    );
+    // Two tiers: the first 25 sections and the rest.
+    let tier = |id: &str, from: usize, to: usize| TierSpec {
+        tier_id: id.into(),
+        name: id.into(),
+        price_minor: 9_900,
+        currency: "EUR".into(),
+        sections: (from..to).map(|s| format!("S{s}")).collect(),
+        seat_ranges: vec![],
+        ga_areas: vec![],
+    };
+    b.ok(
+        "d".into(),
+        Command::CreateDt {
+            dt_id: "d".into(),
+            event_id: "e".into(),
+            venue_id: "stadium".into(),
+            starts_at_ms: NOW_MS + 86_400_000,
+            time_zone: "Europe/Oslo".into(),
+            tiers: vec![tier("lower", 0, 25), tier("upper", 25, 50)],
+            sale_starts_at_ms: 0,
+            sale_ends_at_ms: NOW_MS + 86_400_000,
+        },
+    );
+    b.ok("p".into(), Command::PublishDt { dt_id: "d".into() });
+    const USERS: usize = 14_000;
+    for u in 0..USERS {
+        b.ok(
+            format!("u{u}"),
+            Command::UpsertUser {
+                user_id: format!("user-{u:05}"),
+                profile: Profile::default(),
+                contact: Contact::default(),
+                reminder: ReminderPreference::default(),
+                payment_token_sealed: None,
+            },
+        );
+    }
+    b.ws = WriteSet::new();
+
+    // One-seat holds spread over the lower tier (a stride walks every section).
+    const HOLDS: usize = 20_000;
+    let commands: Vec<Command> = (0..HOLDS)
+        .map(|i| Command::HoldSeats {
+            hold_id: format!("hold-{i:06}-7f3a9c"),
+            dt_id: "d".into(),
+            user_id: format!("user-{:05}", i % 4_000),
+            seats: vec![((i * 7_919) % (seats as usize / 2)) as u32],
+            ga: vec![],
+        })
+        .collect();
+    let writes_before = b.ws.len();
+    let start = Instant::now();
+    let mut refused = 0;
+    for (i, c) in commands.into_iter().enumerate() {
+        if let Outcome::Rejected { .. } = b.apply(format!("h{i}"), c) {
+            refused += 1;
+        }
+    }
+    let hold_us = start.elapsed().as_secs_f64() * 1e6 / HOLDS as f64;
+    let writes_per_hold = (b.ws.len() - writes_before) as f64 / HOLDS as f64;
+    let bytes_per_hold: usize = b.ws.ops()[writes_before..]
+        .iter()
+        .map(|op| match op {
+            ticketd_store::WriteOp::Put { key, value, .. } => key.len() + value.len(),
+            ticketd_store::WriteOp::Delete { key, .. } => key.len(),
+        })
+        .sum::<usize>()
+        / HOLDS;
+    b.ws = WriteSet::new();
+
+    // Best-available 4 in the upper tier.
+    const BESTS: usize = 10_000;
+    let commands: Vec<Command> = (0..BESTS)
+        .map(|i| Command::HoldBestAvailable {
+            hold_id: format!("best-{i:06}-7f3a9c"),
+            dt_id: "d".into(),
+            user_id: format!("user-{:05}", 4_000 + i),
+            tier_id: "upper".into(),
+            quantity: 4,
+        })
+        .collect();
+    let start = Instant::now();
+    let mut best_refused = 0;
+    for (i, c) in commands.into_iter().enumerate() {
+        if let Outcome::Rejected { .. } = b.apply(format!("b{i}"), c) {
+            best_refused += 1;
+        }
+    }
+    let best_us = start.elapsed().as_secs_f64() * 1e6 / BESTS as f64;
+
+    let book = b.m.seat_book_heap_bytes("d").unwrap();
+    println!("stadium: {seats} seats, 2 tiers");
+    println!(
+        "one-seat hold: {hold_us:.2} µs/command over {HOLDS} ({refused} refused), \
+         {writes_per_hold:.1} writes and {bytes_per_hold} bytes written per hold"
+    );
+    println!("best-available 4: {best_us:.2} µs/command over {BESTS} ({best_refused} refused)");
+    println!(
+        "availability state per dt: {book} bytes in memory = {:.2} bytes/seat; 0 bytes/seat on disk (derived from holds and tickets)",
+        book as f64 / seats as f64
+    );
+    println!(
+        "venue layout (once per venue, with labels and x/y): {layout_bytes} bytes = {:.2} bytes/seat on disk",
+        layout_bytes as f64 / seats as f64
+    );
+}
