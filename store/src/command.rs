@@ -622,6 +622,14 @@ pub enum Query {
         /// At most this many (capped by [`crate::limits::QUERY_LIMIT_MAX`]).
         limit: u32,
     },
+    /// Full-text search over title, description, performers, category and venue; answered
+    /// with [`QueryResult::Events`], best match first.
+    SearchEvents {
+        /// Words to find.
+        text: String,
+        /// At most this many (capped by [`crate::limits::QUERY_LIMIT_MAX`]).
+        limit: u32,
+    },
 }
 
 /// The answer to a [`Query`].

@@ -13,6 +13,7 @@
 //! - [`machine`]: `open`, `apply` (log time, hold expiry, idempotency), persistence, digest.
 //! - `exec`: one handler per command; `query`: reads; `invariants`: the checker.
 //! - [`seats`]: one byte per seat availability of a dt, best-available search.
+//! - [`search`]: full-text search over events, derived from state.
 //! - [`limits`]: every bound.
 //!
 //! Architecture invariants:
@@ -30,6 +31,7 @@ mod invariants;
 pub mod limits;
 pub mod machine;
 pub mod query;
+pub mod search;
 pub mod seats;
 pub mod types;
 

@@ -73,6 +73,9 @@ pub(crate) fn answer(m: &Machine, q: &Query) -> QueryResult {
                 .map(|(_, id)| m.outbox[id].clone())
                 .collect(),
         ),
+        Query::SearchEvents { text, limit } => {
+            QueryResult::Events(crate::search::search(m, text, cap(*limit)))
+        }
     }
 }
 

@@ -466,3 +466,46 @@ fn t90_every_state_survives_a_restart() {
         backend_contents(&h.backend as &dyn Backend)
     );
 }
+
+#[test]
+fn t75_full_text_search_over_title_performers_and_venue() {
+    let mut h = H::show();
+    h.ok(Command::CreateEvent {
+        event_id: "e2".into(),
+        seller_id: "s1".into(),
+        title: "Carmen".into(),
+        description: "Opera in four acts".into(),
+        category: "opera".into(),
+        performers: vec!["Oslo Philharmonic".into()],
+    });
+    let mut dt = dt_cmd("d2", "e2", "v1", T0 + 40 * DAY_MS);
+    if let Command::CreateDt { tiers, .. } = &mut dt {
+        tiers.truncate(1);
+    }
+    h.ok(dt);
+    h.ok(Command::PublishDt { dt_id: "d2".into() });
+    let search = |h: &H, text: &str| match h.q(Query::SearchEvents {
+        text: text.into(),
+        limit: 10,
+    }) {
+        QueryResult::Events(hits) => hits
+            .into_iter()
+            .map(|e| e.event.event_id)
+            .collect::<Vec<_>>(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(search(&h, "carmen"), vec!["e2"]);
+    assert_eq!(
+        search(&h, "PHILHARM"),
+        vec!["e2"],
+        "prefix of the last word"
+    );
+    assert_eq!(search(&h, "the band"), vec!["e1"]);
+    // Both play at the Arena in Oslo; "oslo" is a performer word of e2, so e2 ranks first.
+    assert_eq!(search(&h, "oslo"), vec!["e2", "e1"]);
+    assert_eq!(search(&h, "arena"), vec!["e1", "e2"], "equal score: by id");
+    assert!(
+        search(&h, "carmen band").is_empty(),
+        "every word must match"
+    );
+}
