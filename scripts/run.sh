@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Runs the system locally: a 3-node ticketd cluster on loopback with embedded defaults.
+# Runs the system locally: a 3-node ticketd cluster on loopback with embedded defaults, the
+# payment provider simulator, the HTTP API on 127.0.0.1:8080, and the demo data set (venues with
+# a 50,400-seat stadium, events in several cities, dts on sale, demo users).
 # Stop it with scripts/cluster-down.sh (add --wipe to delete its data).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -10,9 +12,18 @@ endpoints="$(cat "$DATA/endpoints")"
 if [ -f "$DATA/api.pid" ] && kill -0 "$(cat "$DATA/api.pid")" 2>/dev/null; then
   die "the API already runs (pid $(cat "$DATA/api.pid")); run scripts/cluster-down.sh first"
 fi
+# The payment provider simulator (Stripe-shaped; declines pm_card_declined).
+if ! { [ -f "$DATA/paysim.pid" ] && kill -0 "$(cat "$DATA/paysim.pid")" 2>/dev/null; }; then
+  "$BIN_DIR/ticketd" paysim --listen 127.0.0.1:8091 >>"$DATA/paysim.log" 2>&1 &
+  echo $! >"$DATA/paysim.pid"
+fi
+# The demo data set, written through the cluster with fixed idempotency keys (twice is a no-op).
+"$BIN_DIR/ticketd" seed --endpoints "$endpoints" >>"$DATA/seed.log" 2>&1 \
+  || die "seeding the demo data failed; see $DATA/seed.log"
+log "demo data written (see $DATA/seed.log)"
 # A fixed development key, so tokens survive an API restart; production sets its own.
 "$BIN_DIR/ticketd" api --listen 127.0.0.1:8080 --endpoints "$endpoints" \
-  --token-key "${TICKETD_API_TOKEN_KEY:-development-only-token-key-0123456789abcdef}" \
+  --payments 127.0.0.1:8091 --token-key "${TICKETD_API_TOKEN_KEY:-development-only-token-key-0123456789abcdef}" \
   >>"$DATA/api.log" 2>&1 &
 echo $! >"$DATA/api.pid"
 for _ in $(seq 1 100); do
@@ -21,4 +32,7 @@ for _ in $(seq 1 100); do
 done
 curl -fsS http://127.0.0.1:8080/healthz >/dev/null || die "the API did not come up; see $DATA/api.log"
 log "API: http://127.0.0.1:8080 (OpenAPI at /openapi.json, metrics at /metrics), log $DATA/api.log"
+log "try:  curl -s 'http://127.0.0.1:8080/v1/events?lat=59.91&lon=10.75&radius_km=50'"
+log "      curl -s 'http://127.0.0.1:8080/v1/events?q=aurora'"
+log "the whole flow with curl: docs/API.md"
 log "stop everything with scripts/cluster-down.sh (add --wipe to delete the data)"

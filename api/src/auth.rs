@@ -88,6 +88,25 @@ impl TokenKey {
         (format!("{payload}.{sig}"), exp)
     }
 
+    /// 32 bytes derived from `parts` under the secret key: unguessable, yet the same for the
+    /// same parts, so a retried request mints the same ids and secrets.
+    pub fn keyed_bytes(&self, parts: &[&str]) -> [u8; 32] {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes any key length");
+        for p in parts {
+            mac.update(&(p.len() as u64).to_be_bytes());
+            mac.update(p.as_bytes());
+        }
+        mac.finalize().into_bytes().into()
+    }
+
+    /// [`Self::keyed_bytes`] as 32 hex digits (128 bits), for ids.
+    pub fn keyed_hex(&self, parts: &[&str]) -> String {
+        self.keyed_bytes(parts)[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
     /// Checks a token's signature and expiry.
     pub fn verify(&self, token: &str) -> Option<Claims> {
         let (payload, sig) = token.split_once('.')?;

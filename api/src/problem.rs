@@ -33,10 +33,17 @@ pub fn status_of(code: &str) -> StatusCode {
         "UNAUTHENTICATED" => StatusCode::UNAUTHORIZED,
         "FORBIDDEN" => StatusCode::FORBIDDEN,
         "NOT_FOUND" => StatusCode::NOT_FOUND,
-        "ALREADY_EXISTS" | "SEAT_ALREADY_HELD" | "SEAT_UNAVAILABLE" | "SEAT_TAKEN"
-        | "NOT_ENOUGH_SEATS" | "EMAIL_TAKEN" => StatusCode::CONFLICT,
+        "ALREADY_EXISTS"
+        | "SEAT_ALREADY_HELD"
+        | "SEAT_UNAVAILABLE"
+        | "SEAT_TAKEN"
+        | "NOT_ENOUGH_SEATS"
+        | "EMAIL_TAKEN"
+        | "ORDER_NOT_CANCELABLE"
+        | "TICKET_NOT_REFUNDABLE" => StatusCode::CONFLICT,
         "IDEMPOTENCY_KEY_REUSED" => StatusCode::UNPROCESSABLE_ENTITY,
-        "HOLD_EXPIRED" => StatusCode::GONE,
+        "HOLD_EXPIRED" | "HOLD_NOT_LIVE" => StatusCode::GONE,
+        "PAYMENT_DECLINED" => StatusCode::PAYMENT_REQUIRED,
         "PAYLOAD_TOO_LARGE" => StatusCode::PAYLOAD_TOO_LARGE,
         "RATE_LIMITED" => StatusCode::TOO_MANY_REQUESTS,
         "OUTCOME_UNKNOWN" | "UNAVAILABLE" => StatusCode::SERVICE_UNAVAILABLE,

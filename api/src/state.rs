@@ -50,6 +50,8 @@ pub struct AppState {
     pub holds_by_ip: Arc<DefaultKeyedRateLimiter<IpAddr>>,
     /// The limits in force.
     pub limits: Limits,
+    /// The payment provider, when configured.
+    pub payments: Option<Arc<crate::payments::HttpProvider>>,
 }
 
 impl AppState {
@@ -67,6 +69,13 @@ impl AppState {
                 limits.holds_per_ip_per_minute,
             ))),
             limits,
+            payments: None,
         }
+    }
+
+    /// Uses `provider` for purchases.
+    pub fn with_payments(mut self, provider: crate::payments::HttpProvider) -> Self {
+        self.payments = Some(Arc::new(provider));
+        self
     }
 }

@@ -1,4 +1,5 @@
 //! Configuration and process plumbing shared by the `ticketd` and `ticketctl` binaries.
 
 pub mod config;
+pub mod demo;
 pub mod telemetry;

@@ -57,6 +57,15 @@ pub struct ApiProcess {
 impl ApiProcess {
     /// Starts the API against `endpoints` and waits (bounded) until it serves.
     pub async fn start(endpoints: &[String], log_dir: &std::path::Path) -> anyhow::Result<Self> {
+        Self::start_with(endpoints, log_dir, &[]).await
+    }
+
+    /// Like [`Self::start`], with extra `ticketd api` flags.
+    pub async fn start_with(
+        endpoints: &[String],
+        log_dir: &std::path::Path,
+        extra: &[&str],
+    ) -> anyhow::Result<Self> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
@@ -64,7 +73,8 @@ impl ApiProcess {
             .arg("api")
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .args(["--endpoints", &endpoints.join(",")])
-            .args(["--token-key", "test-token-key-0123456789abcdef0123456789"])
+            .args(["--token-key", TOKEN_KEY])
+            .args(extra)
             .stdout(std::process::Stdio::null())
             .stderr(std::fs::File::create(log_dir.join("api.log"))?)
             .spawn()?;
@@ -99,4 +109,42 @@ impl Drop for ApiProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The token key the test API processes run with.
+pub const TOKEN_KEY: &str = "test-token-key-0123456789abcdef0123456789";
+
+/// A bearer token for `user` with `role`, signed with [`TOKEN_KEY`].
+pub fn token(user: &str, role: ticketd_api::auth::Role) -> String {
+    ticketd_api::auth::TokenKey::new(TOKEN_KEY.as_bytes(), 3600)
+        .expect("key")
+        .issue(user, role)
+        .0
+}
+
+/// A `ticketd paysim` process, killed on drop.
+pub struct Paysim(std::process::Child);
+
+impl Drop for Paysim {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the payment provider simulator on a free port; its address and handle.
+pub async fn start_paysim() -> anyhow::Result<(String, Paysim)> {
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .to_string();
+    let child = std::process::Command::new(ticketd_bin())
+        .args(["paysim", "--listen", &addr])
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(&addr).is_err() {
+        anyhow::ensure!(std::time::Instant::now() < deadline, "paysim did not start");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    Ok((addr, Paysim(child)))
 }

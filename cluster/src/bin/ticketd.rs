@@ -28,6 +28,19 @@ enum Cmd {
     Api(ApiArgs),
     /// Print the HTTP API's OpenAPI 3.1 document (the copy in docs/openapi.json is this output).
     Openapi,
+    /// Write the demo data set (idempotent) into a running cluster.
+    Seed {
+        /// Comma-separated gRPC endpoints of the cluster.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003"
+        )]
+        endpoints: Vec<String>,
+        /// Leave out the 50,400-seat stadium.
+        #[arg(long)]
+        no_stadium: bool,
+    },
     /// Run the SMS provider simulator.
     Smssim {
         /// HTTP listen address.
@@ -72,6 +85,9 @@ struct ApiArgs {
     /// Holds one IP address may create per minute.
     #[arg(long, default_value_t = 120)]
     holds_per_ip_per_minute: u32,
+    /// Address (`host:port`) of the payment provider's API; purchases are refused without one.
+    #[arg(long, env = "TICKETD_API_PAYMENTS")]
+    payments: Option<String>,
     /// Log format: text or json.
     #[arg(long, default_value = "text")]
     log_format: String,
@@ -146,6 +162,25 @@ fn main() -> anyhow::Result<()> {
         }
         Cmd::Smssim { listen } => {
             serve_simulator(listen, "SMS", ticketd_api::notify::sms_sim::router())
+        }
+        Cmd::Seed {
+            endpoints,
+            no_stadium,
+        } => {
+            telemetry::init_logs("text");
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+                .block_on(async move {
+                    let client =
+                        ticketd_raft::client::ClusterClient::new(endpoints, Default::default());
+                    let now_ms = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)?
+                        .as_millis() as i64;
+                    ticketd_cluster::demo::seed(&client, now_ms, !no_stadium).await?;
+                    tracing::info!("demo data written");
+                    anyhow::Ok(())
+                })
         }
         Cmd::Openapi => {
             println!("{}", ticketd_api::openapi_json()?);
@@ -239,7 +274,13 @@ async fn run_api(args: ApiArgs) -> anyhow::Result<()> {
         ..Default::default()
     };
     let cluster = ClusterClient::new(args.endpoints.clone(), RetryPolicy::default());
-    let state = ticketd_api::AppState::new(cluster, tokens, limits);
+    let mut state = ticketd_api::AppState::new(cluster, tokens, limits);
+    if let Some(p) = &args.payments {
+        let provider =
+            ticketd_api::payments::HttpProvider::new(p, std::time::Duration::from_secs(5))
+                .map_err(|e| anyhow::anyhow!("payment provider: {e}"))?;
+        state = state.with_payments(provider);
+    }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("bind {}", args.listen))?;

@@ -1,0 +1,322 @@
+//! Holds (the seed's purchase intent) and the purchase itself.
+//!
+//! Purchase saga: authorize at the provider with the hold id as idempotency key -> pin the hold
+//! with the payment (StartPayment) -> one Raft command turns hold into order + tickets
+//! (ConfirmPurchase, refused if the hold is gone or the amount differs) -> capture. When the
+//! store refuses, the authorization is voided. A crash between the steps leaves an authorized
+//! intent whose metadata names the hold: the reconciler closes that gap.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use ticketd_raft::client::Consistency;
+use ticketd_store::command::{Done, GaPick};
+use ticketd_store::{Command, Query, QueryResult};
+
+use super::{propose, read};
+use crate::auth::{Caller, Role};
+use crate::extract::IdempotencyKey;
+use crate::payments::{CreateIntent, HttpProvider, PaymentError, PaymentProvider};
+use crate::problem::Problem;
+use crate::state::AppState;
+
+/// Most seats one hold request may name.
+pub const SEATS_PER_REQUEST_MAX: usize = 20;
+
+/// A hold request: chosen seats (and GA places), or the best N of a tier.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HoldRequest {
+    /// Seat indexes from the seat map, for chosen seats.
+    #[serde(default)]
+    seats: Vec<u32>,
+    /// General-admission places: `[{"area_id": "...", "quantity": n}]`.
+    #[serde(default)]
+    #[schema(value_type = Vec<Object>)]
+    ga: Vec<GaPickDto>,
+    /// For best available: the tier.
+    tier_id: Option<String>,
+    /// For best available: how many.
+    quantity: Option<u32>,
+}
+
+/// GA places in a hold request.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GaPickDto {
+    area_id: String,
+    quantity: u32,
+}
+
+fn done_json(status: StatusCode, d: &Done, log_index: u64) -> Response {
+    let mut r = (status, Json(d)).into_response();
+    r.headers_mut().insert("x-log-index", log_index.into());
+    r
+}
+
+/// Holds seats for 10 minutes: chosen seats, or the best available N of a tier.
+#[utoipa::path(post, path = "/v1/events/{event_id}/dts/{dt_id}/holds", request_body = HoldRequest,
+    params(("event_id" = String, Path, description = "event id"), ("dt_id" = String, Path, description = "dt id"),
+           ("Idempotency-Key" = String, Header, description = "retry key")),
+    security(("bearer" = [])),
+    responses((status = 201, description = "held", content_type = "application/json"),
+              (status = 409, description = "seats taken or held: SEAT_ALREADY_HELD, SEAT_TAKEN, NOT_ENOUGH_SEATS", body = Problem, content_type = "application/problem+json"),
+              (status = 422, description = "SALE_NOT_OPEN, limits", body = Problem, content_type = "application/problem+json"),
+              (status = 429, description = "RATE_LIMITED", body = Problem, content_type = "application/problem+json"),
+              (status = 503, description = "OUTCOME_UNKNOWN: retry with the same key", body = Problem, content_type = "application/problem+json")))]
+pub async fn create_hold(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    caller: Caller,
+    IdempotencyKey(key): IdempotencyKey,
+    Path((event_id, dt_id)): Path<(String, String)>,
+    Json(req): Json<HoldRequest>,
+) -> Result<Response, Problem> {
+    caller.require(&[Role::User])?;
+    if state.holds_by_user.check_key(&caller.user_id).is_err()
+        || state.holds_by_ip.check_key(&peer.ip()).is_err()
+    {
+        return Err(Problem::new("RATE_LIMITED", "too many holds; slow down").retry_after(10));
+    }
+    let (dt, _) = read(
+        &state,
+        Query::GetDt {
+            dt_id: dt_id.clone(),
+        },
+        Consistency::Local,
+    )
+    .await?;
+    if !matches!(dt, QueryResult::Dt(Some(ref d)) if d.event_id == event_id) {
+        return Err(Problem::not_found());
+    }
+    // The hold id derives from the idempotency key, so a retried request names the same hold.
+    let hold_id = format!(
+        "h-{}",
+        state.tokens.keyed_hex(&["hold", &caller.user_id, &key])
+    );
+    let command = match (req.tier_id, req.quantity) {
+        (Some(tier_id), Some(quantity)) if req.seats.is_empty() && req.ga.is_empty() => {
+            Command::HoldBestAvailable {
+                hold_id,
+                dt_id,
+                user_id: caller.user_id.clone(),
+                tier_id,
+                quantity,
+            }
+        }
+        (None, None) if !req.seats.is_empty() || !req.ga.is_empty() => {
+            if req.seats.len() + req.ga.len() > SEATS_PER_REQUEST_MAX {
+                return Err(Problem::bad_request(format!(
+                    "at most {SEATS_PER_REQUEST_MAX} seats per hold"
+                )));
+            }
+            let ga = req
+                .ga
+                .into_iter()
+                .map(|g| GaPick {
+                    area_id: g.area_id,
+                    quantity: g.quantity,
+                })
+                .collect();
+            Command::HoldSeats {
+                hold_id,
+                dt_id,
+                user_id: caller.user_id.clone(),
+                seats: req.seats,
+                ga,
+            }
+        }
+        _ => {
+            return Err(Problem::bad_request(
+                "give seats/ga, or tier_id with quantity",
+            ))
+        }
+    };
+    let (done, index) = propose(&state, &caller.user_id, &key, command).await?;
+    Ok(done_json(StatusCode::CREATED, &done, index))
+}
+
+async fn owned_hold(
+    state: &AppState,
+    caller: &Caller,
+    dt_id: &str,
+    hold_id: &str,
+) -> Result<ticketd_store::types::Hold, Problem> {
+    let (r, _) = read(
+        state,
+        Query::GetHold {
+            hold_id: hold_id.to_string(),
+        },
+        Consistency::Linearizable,
+    )
+    .await?;
+    match r {
+        QueryResult::Hold(Some(h)) if h.user_id == caller.user_id && h.dt_id == dt_id => Ok(h),
+        _ => Err(Problem::not_found()),
+    }
+}
+
+/// A hold of the caller's (linearizable).
+#[utoipa::path(get, path = "/v1/events/{event_id}/dts/{dt_id}/holds/{hold_id}",
+    params(("event_id" = String, Path, description = "event id"), ("dt_id" = String, Path, description = "dt id"),
+           ("hold_id" = String, Path, description = "hold id")),
+    security(("bearer" = [])),
+    responses((status = 200, description = "the hold", content_type = "application/json"),
+              (status = 404, description = "no such hold of yours", body = Problem, content_type = "application/problem+json")))]
+pub async fn get_hold(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((_event_id, dt_id, hold_id)): Path<(String, String, String)>,
+) -> Result<Response, Problem> {
+    Ok(Json(owned_hold(&state, &caller, &dt_id, &hold_id).await?).into_response())
+}
+
+/// Gives a hold's seats back.
+#[utoipa::path(delete, path = "/v1/events/{event_id}/dts/{dt_id}/holds/{hold_id}",
+    params(("event_id" = String, Path, description = "event id"), ("dt_id" = String, Path, description = "dt id"),
+           ("hold_id" = String, Path, description = "hold id"), ("Idempotency-Key" = String, Header, description = "retry key")),
+    security(("bearer" = [])),
+    responses((status = 200, description = "released", content_type = "application/json"),
+              (status = 404, description = "no such hold of yours", body = Problem, content_type = "application/problem+json")))]
+pub async fn release_hold(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdempotencyKey(key): IdempotencyKey,
+    Path((_event_id, dt_id, hold_id)): Path<(String, String, String)>,
+) -> Result<Response, Problem> {
+    owned_hold(&state, &caller, &dt_id, &hold_id).await?;
+    let cmd = Command::ReleaseHold {
+        hold_id,
+        user_id: caller.user_id.clone(),
+    };
+    let (done, index) = propose(&state, &caller.user_id, &key, cmd).await?;
+    Ok(done_json(StatusCode::OK, &done, index))
+}
+
+/// A purchase: the held seats, the total the user saw, the provider's payment-method token.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PurchaseRequest {
+    /// The hold to buy.
+    hold_id: String,
+    /// The total shown to the user, minor units; a different current total is a nack.
+    expected_total_minor: i64,
+    /// The provider's payment-method token (never card data).
+    payment_method_token: String,
+}
+
+/// Buys a hold: ack with the order confirmation id, or nack with a code.
+#[utoipa::path(post, path = "/v1/events/{event_id}/dts/{dt_id}", request_body = PurchaseRequest,
+    params(("event_id" = String, Path, description = "event id"), ("dt_id" = String, Path, description = "dt id"),
+           ("Idempotency-Key" = String, Header, description = "retry key")),
+    security(("bearer" = [])),
+    responses((status = 201, description = "ack: order confirmed", content_type = "application/json"),
+              (status = 402, description = "PAYMENT_DECLINED", body = Problem, content_type = "application/problem+json"),
+              (status = 410, description = "HOLD_EXPIRED", body = Problem, content_type = "application/problem+json"),
+              (status = 422, description = "AMOUNT_MISMATCH and other nacks", body = Problem, content_type = "application/problem+json"),
+              (status = 503, description = "OUTCOME_UNKNOWN: retry with the same key", body = Problem, content_type = "application/problem+json")))]
+pub async fn purchase(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdempotencyKey(key): IdempotencyKey,
+    Path((_event_id, dt_id)): Path<(String, String)>,
+    Json(req): Json<PurchaseRequest>,
+) -> Result<Response, Problem> {
+    caller.require(&[Role::User])?;
+    let provider = state
+        .payments
+        .clone()
+        .ok_or_else(|| Problem::new("UNAVAILABLE", "no payment provider configured"))?;
+    let hold = owned_hold(&state, &caller, &dt_id, &req.hold_id).await?;
+    if hold.total_minor != req.expected_total_minor {
+        return Err(Problem::new(
+            "AMOUNT_MISMATCH",
+            format!(
+                "the hold's total is {} {}, not {}",
+                hold.total_minor, hold.currency, req.expected_total_minor
+            ),
+        ));
+    }
+    // 1. Authorize; the hold id is the provider's idempotency key, so a retry finds the same intent.
+    let intent = provider
+        .authorize(
+            &hold.hold_id,
+            &CreateIntent {
+                amount: hold.total_minor,
+                currency: hold.currency.clone(),
+                payment_method: req.payment_method_token.clone(),
+                metadata: [
+                    ("hold_id".to_string(), hold.hold_id.clone()),
+                    ("user_id".to_string(), caller.user_id.clone()),
+                    ("dt_id".to_string(), dt_id.clone()),
+                ]
+                .into(),
+            },
+        )
+        .await
+        .map_err(payment_problem)?;
+    // 2. Pin the hold with the payment.
+    let start = Command::StartPayment {
+        hold_id: hold.hold_id.clone(),
+        user_id: caller.user_id.clone(),
+        payment_ref: intent.id.clone(),
+        amount_minor: hold.total_minor,
+        currency: hold.currency.clone(),
+    };
+    if let Err(p) = propose(&state, &caller.user_id, &format!("{key}:start"), start).await {
+        return Err(void_then(&provider, &intent.id, p).await);
+    }
+    // 3. Hold -> order + tickets, in one command.
+    // Derived from the idempotency key: a retry proposes the very same command.
+    let order_id = format!(
+        "o-{}",
+        state.tokens.keyed_hex(&["order", &caller.user_id, &key])
+    );
+    let seed = state
+        .tokens
+        .keyed_bytes(&["ticket-secrets", &caller.user_id, &key]);
+    let confirm = Command::ConfirmPurchase {
+        hold_id: hold.hold_id.clone(),
+        order_id,
+        payment_ref: intent.id.clone(),
+        amount_minor: hold.total_minor,
+        currency: hold.currency.clone(),
+        secret_seed: seed.to_vec(),
+    };
+    let (done, index) =
+        match propose(&state, &caller.user_id, &format!("{key}:confirm"), confirm).await {
+            Ok(x) => x,
+            // Unknown: the order may exist; the reconciler (or this key's retry) settles it.
+            Err(p) if p.code == "OUTCOME_UNKNOWN" || p.code == "UNAVAILABLE" => return Err(p),
+            Err(p) => return Err(void_then(&provider, &intent.id, p).await),
+        };
+    // 4. Capture: idempotent; a failure here is closed by the reconciler (order without capture).
+    if let Err(e) = provider.capture(&intent.id).await {
+        tracing::warn!(payment = %intent.id, error = %e, "capture failed; the reconciler will capture");
+    }
+    Ok(done_json(StatusCode::CREATED, &done, index))
+}
+
+fn payment_problem(e: PaymentError) -> Problem {
+    match e {
+        PaymentError::Declined(d) => {
+            Problem::new("PAYMENT_DECLINED", format!("the card was declined: {d}"))
+        }
+        PaymentError::Unknown(d) => {
+            Problem::new("OUTCOME_UNKNOWN", format!("payment provider: {d}")).retry_after(2)
+        }
+        PaymentError::Rejected(d) => Problem::new("PAYMENT_REJECTED", d),
+    }
+}
+
+/// Voids an authorization the store refused, then answers with the refusal.
+async fn void_then(provider: &HttpProvider, intent_id: &str, p: Problem) -> Problem {
+    if let Err(e) = provider.cancel(intent_id).await {
+        tracing::warn!(payment = %intent_id, error = %e, "void failed; the reconciler will void");
+    }
+    p
+}

@@ -1,0 +1,340 @@
+//! Demo data: sellers, venues (a 50k-seat stadium among them), events in several cities, dts on
+//! sale, users. Written through the cluster client with fixed idempotency keys, so seeding twice
+//! changes nothing.
+
+use ticketd_raft::client::ClusterClient;
+use ticketd_store::types::{
+    Contact, GaAreaDef, GeoPoint, Profile, ReminderPreference, RowDef, SeatDef, SeatingMap,
+    SectionDef, SellerPlan, TierSpec,
+};
+use ticketd_store::{Command, Outcome, Rejection};
+
+const DAY_MS: i64 = 24 * 3600 * 1000;
+
+/// A seating map of `sections` sections, each `rows` rows of `per_row` seats, and GA areas.
+pub fn seating(sections: &[(&str, usize, usize)], ga: &[(&str, u32)]) -> SeatingMap {
+    SeatingMap {
+        sections: sections
+            .iter()
+            .enumerate()
+            .map(|(si, (id, rows, per_row))| SectionDef {
+                section_id: id.to_string(),
+                name: format!("Section {id}"),
+                rows: (0..*rows)
+                    .map(|r| RowDef {
+                        label: (r + 1).to_string(),
+                        seats: (0..*per_row)
+                            .map(|s| SeatDef {
+                                number: (s + 1).to_string(),
+                                x: (si * 400 + s * 4) as i32,
+                                y: r as i32 * 4,
+                            })
+                            .collect(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+        ga_areas: ga
+            .iter()
+            .map(|(id, cap)| GaAreaDef {
+                area_id: id.to_string(),
+                name: format!("GA {id}"),
+                capacity: *cap,
+            })
+            .collect(),
+    }
+}
+
+fn tier(id: &str, price_minor: i64, sections: &[&str], ga: &[&str]) -> TierSpec {
+    TierSpec {
+        tier_id: id.into(),
+        name: id.into(),
+        price_minor,
+        currency: "EUR".into(),
+        sections: sections.iter().map(|s| s.to_string()).collect(),
+        seat_ranges: vec![],
+        ga_areas: ga.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+async fn put(client: &ClusterClient, key: &str, cmd: Command) -> anyhow::Result<()> {
+    let w = client.write("demo-seed", key, &cmd).await?;
+    match w.reply.outcome {
+        Outcome::Done(_)
+        | Outcome::Rejected {
+            code: Rejection::AlreadyExists,
+            ..
+        } => Ok(()),
+        Outcome::Rejected { code, detail } => {
+            anyhow::bail!("seeding {key}: {} {detail}", code.code())
+        }
+    }
+}
+
+/// A venue with a layout.
+pub struct VenueSpec<'a> {
+    /// Id.
+    pub id: &'a str,
+    /// Name.
+    pub name: &'a str,
+    /// City.
+    pub city: &'a str,
+    /// Latitude and longitude, degrees.
+    pub at: (f64, f64),
+    /// Sections (id, rows, seats per row).
+    pub sections: Vec<(&'a str, usize, usize)>,
+    /// GA areas (id, capacity).
+    pub ga: Vec<(&'a str, u32)>,
+}
+
+/// Creates a venue with its layout.
+pub async fn venue(client: &ClusterClient, v: &VenueSpec<'_>) -> anyhow::Result<()> {
+    put(
+        client,
+        &format!("venue-{}", v.id),
+        Command::CreateVenue {
+            venue_id: v.id.into(),
+            name: v.name.into(),
+            city: v.city.into(),
+        },
+    )
+    .await?;
+    let sections: Vec<(&str, usize, usize)> = v.sections.clone();
+    put(
+        client,
+        &format!("layout-{}", v.id),
+        Command::SetVenueLayout {
+            venue_id: v.id.into(),
+            address: format!("{}, {}", v.name, v.city),
+            geo: GeoPoint {
+                lat_e6: (v.at.0 * 1e6) as i32,
+                lon_e6: (v.at.1 * 1e6) as i32,
+            },
+            seating_map: seating(&sections, &v.ga),
+        },
+    )
+    .await
+}
+
+/// A published dt of a new event at `venue_id`, on sale now, tiers gold (first section, 120 EUR)
+/// and silver (the rest and GA, 60 EUR).
+#[allow(clippy::too_many_arguments)]
+pub async fn event_with_dt(
+    client: &ClusterClient,
+    seller_id: &str,
+    event_id: &str,
+    title: &str,
+    category: &str,
+    venue_id: &str,
+    dt_id: &str,
+    starts_at_ms: i64,
+    sections: &[&str],
+    ga: &[&str],
+) -> anyhow::Result<()> {
+    put(
+        client,
+        &format!("event-{event_id}"),
+        Command::CreateEvent {
+            event_id: event_id.into(),
+            seller_id: seller_id.into(),
+            title: title.into(),
+            description: format!("{title}: one night only"),
+            category: category.into(),
+            performers: vec![format!("{title} Band")],
+        },
+    )
+    .await?;
+    let (first, rest) = sections
+        .split_first()
+        .map(|(f, r)| (vec![*f], r.to_vec()))
+        .unwrap_or_default();
+    put(
+        client,
+        &format!("dt-{dt_id}"),
+        Command::CreateDt {
+            dt_id: dt_id.into(),
+            event_id: event_id.into(),
+            venue_id: venue_id.into(),
+            starts_at_ms,
+            time_zone: "Europe/Oslo".into(),
+            tiers: vec![
+                tier("gold", 12_000, &first, &[]),
+                tier("silver", 6_000, &rest, ga),
+            ],
+            sale_starts_at_ms: 0,
+            sale_ends_at_ms: starts_at_ms,
+        },
+    )
+    .await?;
+    put(
+        client,
+        &format!("publish-{dt_id}"),
+        Command::PublishDt {
+            dt_id: dt_id.into(),
+        },
+    )
+    .await
+}
+
+/// Creates (or updates) a user.
+pub async fn user(client: &ClusterClient, id: &str, email: &str) -> anyhow::Result<()> {
+    put(
+        client,
+        &format!("user-{id}"),
+        Command::UpsertUser {
+            user_id: id.into(),
+            profile: Profile {
+                first_name: "Demo".into(),
+                last_name: id.into(),
+                ..Profile::default()
+            },
+            contact: Contact {
+                email: email.into(),
+                phone: "+4700000000".into(),
+            },
+            reminder: ReminderPreference::default(),
+            payment_token_sealed: None,
+        },
+    )
+    .await
+}
+
+/// Creates a seller.
+pub async fn seller(
+    client: &ClusterClient,
+    id: &str,
+    fee_bps: u32,
+    plan: SellerPlan,
+) -> anyhow::Result<()> {
+    put(
+        client,
+        &format!("seller-{id}"),
+        Command::CreateSeller {
+            seller_id: id.into(),
+            name: format!("Seller {id}"),
+            fee_bps,
+            plan,
+        },
+    )
+    .await
+}
+
+/// The demo data set; `stadium` adds a 50,400-seat stadium with a sold-out-scale on-sale.
+pub async fn seed(client: &ClusterClient, now_ms: i64, stadium: bool) -> anyhow::Result<()> {
+    seller(client, "live-nation-demo", 1_000, SellerPlan::Standard).await?;
+    seller(client, "indie-demo", 500, SellerPlan::Vip).await?;
+    let venues = [
+        VenueSpec {
+            id: "oslo-spektrum",
+            name: "Oslo Spektrum",
+            city: "Oslo",
+            at: (59.9128, 10.7547),
+            sections: vec![("A", 10, 20), ("B", 10, 20)],
+            ga: vec![("floor", 500)],
+        },
+        VenueSpec {
+            id: "gota-lejon",
+            name: "Göta Lejon",
+            city: "Stockholm",
+            at: (59.3152, 18.0719),
+            sections: vec![("P", 12, 20), ("R", 8, 20)],
+            ga: vec![],
+        },
+        VenueSpec {
+            id: "vega",
+            name: "VEGA",
+            city: "Copenhagen",
+            at: (55.6677, 12.5431),
+            sections: vec![("B", 5, 20)],
+            ga: vec![("floor", 800)],
+        },
+    ];
+    for v in &venues {
+        venue(client, v).await?;
+    }
+    let shows = [
+        (
+            "aurora-live",
+            "Aurora Live",
+            "concert",
+            "oslo-spektrum",
+            vec!["A", "B"],
+            vec!["floor"],
+        ),
+        (
+            "nordic-jazz",
+            "Nordic Jazz Night",
+            "jazz",
+            "gota-lejon",
+            vec!["P", "R"],
+            vec![],
+        ),
+        (
+            "comedy-club",
+            "Comedy Club",
+            "comedy",
+            "vega",
+            vec!["B"],
+            vec!["floor"],
+        ),
+    ];
+    for (i, (id, title, cat, venue_id, sections, ga)) in shows.iter().enumerate() {
+        for d in 0..2 {
+            let dt_id = format!("{id}-d{d}");
+            let at = now_ms + (10 + i as i64 * 3 + d * 7) * DAY_MS;
+            event_with_dt(
+                client,
+                "live-nation-demo",
+                id,
+                title,
+                cat,
+                venue_id,
+                &dt_id,
+                at,
+                sections,
+                ga,
+            )
+            .await?;
+        }
+    }
+    if stadium {
+        let sections: Vec<(String, usize, usize)> =
+            (0..24).map(|s| (format!("S{s:02}"), 50, 42)).collect();
+        let refs: Vec<(&str, usize, usize)> = sections
+            .iter()
+            .map(|(n, r, p)| (n.as_str(), *r, *p))
+            .collect();
+        let v = VenueSpec {
+            id: "ullevaal",
+            name: "Ullevaal Stadion",
+            city: "Oslo",
+            at: (59.9489, 10.7339),
+            sections: refs,
+            ga: vec![],
+        };
+        venue(client, &v).await?;
+        let names: Vec<&str> = sections.iter().map(|(n, _, _)| n.as_str()).collect();
+        event_with_dt(
+            client,
+            "indie-demo",
+            "stadium-tour",
+            "Stadium Tour",
+            "concert",
+            "ullevaal",
+            "stadium-tour-d0",
+            now_ms + 30 * DAY_MS,
+            &names,
+            &[],
+        )
+        .await?;
+    }
+    for u in 1..=3 {
+        user(
+            client,
+            &format!("demo-user-{u}"),
+            &format!("demo{u}@example.org"),
+        )
+        .await?;
+    }
+    Ok(())
+}

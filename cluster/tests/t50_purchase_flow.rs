@@ -1,0 +1,271 @@
+//! The seed's end-user flow over real HTTP against a real 3-node cluster, with the payment
+//! provider simulator: browse near a point, pick an event, its dts, the seat map, hold, buy,
+//! see the order and tickets, cancel. Races, expiry and authorization around it.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+use ticketd_api::auth::Role;
+use ticketd_jepsen::cluster::{NodeOpts, TestCluster};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browse_hold_buy_see_tickets_cancel_and_the_rules_around_it() -> anyhow::Result<()> {
+    let c = TestCluster::start(&ticketd_bin(), 3, NodeOpts::default()).await?;
+    let dir = tempfile::tempdir()?;
+    let (pay_addr, _paysim) = start_paysim().await?;
+    let api =
+        ApiProcess::start_with(&c.endpoints(), dir.path(), &["--payments", &pay_addr]).await?;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64;
+    ticketd_cluster::demo::seed(&c.client(), now_ms, false).await?;
+    let ada = token("demo-user-1", Role::User);
+    let bob = token("demo-user-2", Role::User);
+    let http = &api.http;
+
+    phase("browse near Oslo: the Oslo event comes first, with its distance");
+    let r = http
+        .get(api.url("/v1/events?lat=59.91&lon=10.75&radius_km=50"))
+        .send()
+        .await?;
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().contains_key("x-applied-index") && r.headers().contains_key("etag"));
+    let etag = r.headers()["etag"].clone();
+    let events: Value = r.json().await?;
+    let hits = events["events"].as_array().expect("events");
+    assert!(!hits.is_empty());
+    assert!(
+        hits.iter().all(|h| h["venue_id"] == "oslo-spektrum"),
+        "only Oslo within 50 km: {hits:?}"
+    );
+    let r = http
+        .get(api.url("/v1/events?lat=59.91&lon=10.75&radius_km=50"))
+        .header("if-none-match", etag)
+        .send()
+        .await?;
+    assert_eq!(r.status(), 304, "a revalidation with the ETag is a 304");
+
+    phase("the event, its dts, a seat map with tiers and availability");
+    let e: Value = http
+        .get(api.url("/v1/events/aurora-live"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(e["title"], "Aurora Live");
+    let dts: Value = http
+        .get(api.url("/v1/events/aurora-live/dts"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(dts["dts"].as_array().map(|a| a.len()), Some(2));
+    let dt_path = "/v1/events/aurora-live/dts/aurora-live-d0";
+    let map: Value = http.get(api.url(dt_path)).send().await?.json().await?;
+    assert_eq!(map["seat_map"]["seat_count"], 400);
+    let gold = map["seat_map"]["tiers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["tier_id"] == "gold")
+        .cloned()
+        .unwrap();
+    assert_eq!(gold["available"], 200);
+
+    phase("two users race for the same seats: exactly one wins, the other gets the conflict code");
+    let hold_req = |tok: &str, key: &str| {
+        http.post(api.url(&format!("{dt_path}/holds")))
+            .bearer_auth(tok)
+            .header("idempotency-key", key)
+            .json(&json!({ "seats": [0, 1] }))
+            .send()
+    };
+    let (ra, rb) = tokio::join!(hold_req(&ada, "race-a"), hold_req(&bob, "race-b"));
+    let (ra, rb) = (ra?, rb?);
+    let mut statuses = [ra.status().as_u16(), rb.status().as_u16()];
+    statuses.sort();
+    assert_eq!(statuses, [201, 409], "one hold, one conflict");
+    let (winner, loser) = if ra.status() == 201 {
+        (ra, rb)
+    } else {
+        (rb, ra)
+    };
+    let conflict: Value = loser.json().await?;
+    assert_eq!(conflict["code"], "SEAT_ALREADY_HELD");
+    let held: Value = winner.json().await?;
+    let hold_id = held["HoldPlaced"]["hold_id"]
+        .as_str()
+        .expect("hold id")
+        .to_string();
+    let total = held["HoldPlaced"]["total_minor"].as_i64().expect("total");
+    let owner = {
+        let r = http
+            .get(api.url(&format!("{dt_path}/holds/{hold_id}")))
+            .bearer_auth(&ada)
+            .send()
+            .await?;
+        if r.status() == 200 {
+            ada.clone()
+        } else {
+            bob.clone()
+        }
+    };
+    let other = if owner == ada {
+        bob.clone()
+    } else {
+        ada.clone()
+    };
+
+    phase("another user cannot see or release the hold: 404");
+    let r = http
+        .get(api.url(&format!("{dt_path}/holds/{hold_id}")))
+        .bearer_auth(&other)
+        .send()
+        .await?;
+    assert_eq!(r.status(), 404);
+    let r = http
+        .delete(api.url(&format!("{dt_path}/holds/{hold_id}")))
+        .bearer_auth(&other)
+        .header("idempotency-key", "steal")
+        .send()
+        .await?;
+    assert_eq!(r.status(), 404);
+
+    phase("a wrong total is a nack; a declined card is a nack; then the purchase acks");
+    let buy = |tok: &str, key: &str, total: i64, pm: &str| {
+        http.post(api.url(dt_path))
+            .bearer_auth(tok)
+            .header("idempotency-key", key)
+            .json(&json!({ "hold_id": hold_id, "expected_total_minor": total, "payment_method_token": pm }))
+            .send()
+    };
+    let r = buy(&owner, "buy-wrong", total - 1, "pm_card_visa").await?;
+    assert_eq!(r.status(), 422);
+    assert_eq!(r.json::<Value>().await?["code"], "AMOUNT_MISMATCH");
+    let r = buy(&owner, "buy-declined", total, "pm_card_declined").await?;
+    assert_eq!(r.status(), 402);
+    let r = buy(&owner, "buy-1", total, "pm_card_visa").await?;
+    assert_eq!(r.status(), 201, "{}", r.text().await?);
+    let ack: Value = buy(&owner, "buy-1", total, "pm_card_visa")
+        .await?
+        .json()
+        .await?;
+    let order_id = ack["PurchaseConfirmed"]["order_id"]
+        .as_str()
+        .expect("order id")
+        .to_string();
+    let ticket_ids: Vec<String> = ack["PurchaseConfirmed"]["ticket_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        ticket_ids.len(),
+        2,
+        "the retry with the same key answers the same order"
+    );
+
+    phase("the buyer sees the order and a ticket with its rotating code and QR; nobody else does");
+    let o: Value = http
+        .get(api.url(&format!("/v1/orders/{order_id}")))
+        .bearer_auth(&owner)
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(o["order"]["total_minor"], total);
+    let r = http
+        .get(api.url(&format!("/v1/orders/{order_id}")))
+        .bearer_auth(&other)
+        .send()
+        .await?;
+    assert_eq!(r.status(), 404);
+    let t: Value = http
+        .get(api.url(&format!("/v1/tickets/{}", ticket_ids[0])))
+        .bearer_auth(&owner)
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(t["code"].as_str().map(str::len), Some(6));
+    assert!(t["qr_svg"].as_str().unwrap().contains("<svg"));
+    assert!(
+        t.get("secret").is_none(),
+        "the secret never leaves the server"
+    );
+    let r = http
+        .get(api.url(&format!("/v1/tickets/{}", ticket_ids[0])))
+        .bearer_auth(&other)
+        .send()
+        .await?;
+    assert_eq!(r.status(), 404);
+    let mine: Value = http
+        .get(api.url("/v1/me/orders"))
+        .bearer_auth(&owner)
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(mine["orders"].as_array().map(|a| a.len()), Some(1));
+
+    phase("cancel: another user cannot; the buyer can, and the seats go back");
+    let cancel = |tok: &str, key: &str| {
+        http.post(api.url(&format!("/v1/orders/{order_id}/cancel")))
+            .bearer_auth(tok)
+            .header("idempotency-key", key)
+            .json(&json!({}))
+            .send()
+    };
+    assert_eq!(cancel(&other, "c-other").await?.status(), 404);
+    let r = cancel(&owner, "c-1").await?;
+    assert_eq!(r.status(), 200, "{}", r.text().await?);
+    let o: Value = http
+        .get(api.url(&format!("/v1/orders/{order_id}")))
+        .bearer_auth(&owner)
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(o["order"]["status"], "Canceled");
+
+    phase("unsafe requests need an Idempotency-Key and a token; a client cannot set prices");
+    let r = http
+        .post(api.url(&format!("{dt_path}/holds")))
+        .bearer_auth(&ada)
+        .json(&json!({ "seats": [5] }))
+        .send()
+        .await?;
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    assert_eq!(r.json::<Value>().await?["code"], "IDEMPOTENCY_KEY_MISSING");
+    let r = http
+        .post(api.url(&format!("{dt_path}/holds")))
+        .header("idempotency-key", "x")
+        .json(&json!({ "seats": [5] }))
+        .send()
+        .await?;
+    assert_eq!(r.status(), 401);
+    let r = http
+        .post(api.url(&format!("{dt_path}/holds")))
+        .bearer_auth(&ada)
+        .header("idempotency-key", "price")
+        .json(&json!({ "seats": [5], "price_minor": 1 }))
+        .send()
+        .await?;
+    assert!(
+        r.status().is_client_error(),
+        "unknown fields such as a price are refused"
+    );
+    let scanner = token("scanner-1", Role::Scanner);
+    let r = http
+        .post(api.url(&format!("{dt_path}/holds")))
+        .bearer_auth(&scanner)
+        .header("idempotency-key", "s")
+        .json(&json!({ "seats": [5] }))
+        .send()
+        .await?;
+    assert_eq!(r.status(), 403, "a scanner does not buy");
+    Ok(())
+}
