@@ -55,6 +55,8 @@ pub struct Report {
     pub checked_reads: usize,
     /// Objects checked for linearizability.
     pub wgl_objects: usize,
+    /// Write ops of commands the checkers do not model (not checked).
+    pub unmodelled_writes: usize,
 }
 
 impl Report {
@@ -125,6 +127,15 @@ fn write_parts(o: &Op) -> Option<(&str, &str, &Command)> {
     }
 }
 
+/// The venue id and name a `CreateVenue` creates; `None` for other commands.
+fn created_venue(c: &Command) -> Option<(&str, &str)> {
+    match c {
+        Command::CreateVenue { venue_id, name, .. } => Some((venue_id, name)),
+        #[allow(unreachable_patterns)]
+        _ => None,
+    }
+}
+
 /// Model replay by log index, with settling of unknown writes and the write invariants.
 pub fn replay(h: &History, r: &mut Report) {
     let finals = final_venues(h);
@@ -149,8 +160,9 @@ pub fn replay(h: &History, r: &mut Report) {
     // Which logical write created each final venue (names are unique per logical write).
     let mut by_name: HashMap<(&str, &str), Vec<(&str, &str)>> = HashMap::new();
     for (k, l) in &logical {
-        let Command::CreateVenue { venue_id, name, .. } = l.command;
-        by_name.entry((venue_id, name)).or_default().push(*k);
+        if let Some((venue_id, name)) = created_venue(l.command) {
+            by_name.entry((venue_id, name)).or_default().push(*k);
+        }
     }
     for (venue_id, v) in &finals {
         if let Some(v) = v {
@@ -173,9 +185,12 @@ pub fn replay(h: &History, r: &mut Report) {
     // The settled effect of each logical write: (effect index, outcome) when known.
     let mut events: Vec<(u64, &Logical, Option<Outcome>)> = Vec::new();
     for l in logical.values() {
-        let Command::CreateVenue { venue_id, name, .. } = l.command;
-        let fin = finals.get(venue_id.as_str());
-        let created_here = matches!(fin, Some(Some(v)) if &v.name == name);
+        let Some((venue_id, name)) = created_venue(l.command) else {
+            r.unmodelled_writes += l.ops.len();
+            continue;
+        };
+        let fin = finals.get(venue_id);
+        let created_here = matches!(fin, Some(Some(v)) if v.name == name);
         let mut answer: Option<(u64, Outcome, u64)> = None;
         for o in &l.ops {
             if let (
@@ -303,7 +318,9 @@ pub fn replay(h: &History, r: &mut Report) {
     let mut apply_upto = |model: &mut Model, upto: u64, r: &mut Report| {
         while let Some((i, l, observed)) = ev.next_if(|(i, _, _)| *i <= upto) {
             r.replayed_writes += 1;
-            let m = model.apply(*i, l.client_id, l.key, l.command);
+            let Some(m) = model.apply(*i, l.client_id, l.key, l.command) else {
+                continue;
+            };
             let ok = match observed {
                 Some(out) => same_outcome(&m.outcome, out) && !m.replayed,
                 None => matches!(m.outcome, Outcome::Done(_)) && !m.replayed,

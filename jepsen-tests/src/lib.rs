@@ -16,4 +16,6 @@ pub mod model;
 pub mod nemesis;
 pub mod net;
 pub mod runner;
+pub mod sim;
+pub mod simrt;
 pub mod wgl;

@@ -44,45 +44,53 @@ fn reject(code: Rejection) -> Outcome {
 }
 
 impl Model {
-    /// Applies a write at log `index`. The idempotency window (24 h of log time) is not
-    /// modelled: a chaos run is far shorter, so a key is always remembered.
-    pub fn apply(&mut self, index: u64, client_id: &str, key: &str, cmd: &Command) -> ModelReply {
+    /// Applies a write at log `index`; `None` when the command is not modelled. The idempotency
+    /// window (24 h of log time) is not modelled: a chaos run is far shorter, so a key is always
+    /// remembered.
+    pub fn apply(
+        &mut self,
+        index: u64,
+        client_id: &str,
+        key: &str,
+        cmd: &Command,
+    ) -> Option<ModelReply> {
         let k = (client_id.to_string(), key.to_string());
         if let Some((prev_cmd, first, outcome)) = self.idem.get(&k) {
             if prev_cmd != cmd {
-                return ModelReply {
+                return Some(ModelReply {
                     outcome: reject(Rejection::IdempotencyKeyReused),
                     effect_index: index,
                     replayed: false,
-                };
+                });
             }
-            return ModelReply {
+            return Some(ModelReply {
                 outcome: outcome.clone(),
                 effect_index: *first,
                 replayed: true,
-            };
+            });
         }
-        let outcome = self.execute(index, cmd);
+        let outcome = self.execute(index, cmd)?;
         self.idem.insert(k, (cmd.clone(), index, outcome.clone()));
-        ModelReply {
+        Some(ModelReply {
             outcome,
             effect_index: index,
             replayed: false,
-        }
+        })
     }
 
-    fn execute(&mut self, index: u64, cmd: &Command) -> Outcome {
-        match cmd {
+    /// `None` for commands the model does not know (yet).
+    fn execute(&mut self, index: u64, cmd: &Command) -> Option<Outcome> {
+        Some(match cmd {
             Command::CreateVenue {
                 venue_id,
                 name,
                 city,
             } => {
                 if venue_id.is_empty() || name.is_empty() {
-                    return reject(Rejection::InvalidArgument);
+                    return Some(reject(Rejection::InvalidArgument));
                 }
                 if self.venues.contains_key(venue_id) {
-                    return reject(Rejection::AlreadyExists);
+                    return Some(reject(Rejection::AlreadyExists));
                 }
                 self.venues.insert(
                     venue_id.clone(),
@@ -97,7 +105,9 @@ impl Model {
                     venue_id: venue_id.clone(),
                 })
             }
-        }
+            #[allow(unreachable_patterns)]
+            _ => return None,
+        })
     }
 
     /// Answers a query; `None` for queries the model does not know (the digest).
@@ -107,6 +117,8 @@ impl Model {
                 Some(QueryResult::Venue(self.venues.get(venue_id).cloned()))
             }
             Query::Digest => None,
+            #[allow(unreachable_patterns)]
+            _ => None,
         }
     }
 }
