@@ -43,7 +43,19 @@ pub struct NodeCtx {
     pub db: Arc<rocksdb::DB>,
     /// Where the node serves Prometheus `/metrics`, if it does.
     pub metrics_addr: String,
+    /// What `Admin.Reconcile` runs on the leader, once the node's background worker set it.
+    pub reconcile: Arc<std::sync::OnceLock<ReconcileHook>>,
 }
+
+/// The reconciler's entry point as the admin service calls it: the report as JSON, or why not.
+pub type ReconcileHook = Arc<
+    dyn Fn() -> Pin<Box<dyn std::future::Future<Output = Result<String, String>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// Longest an on-demand reconcile may run.
+pub const RECONCILE_DEADLINE: Duration = Duration::from_secs(120);
 
 fn internal(e: impl std::fmt::Display) -> Status {
     Status::internal(e.to_string())
@@ -59,11 +71,34 @@ fn blob<T: serde::Serialize>(v: &T) -> Result<Response<pb::Blob>, Status> {
     }))
 }
 
+/// Fault injection for clock tests: `TICKETD_FAULT_CLOCK_OFFSET_MS` moves this node's clock (the
+/// time it stamps on the entries it proposes as leader) by that many ms. Read once; absent or
+/// unparsable is 0. The store keeps log time monotonic, so a leader whose clock jumps ahead
+/// moves log time forward for everyone: holds lapse early, as they would on a real skewed host.
+fn clock_offset_ms() -> i64 {
+    static OFFSET: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *OFFSET.get_or_init(|| {
+        let v = std::env::var("TICKETD_FAULT_CLOCK_OFFSET_MS").ok();
+        let off = v
+            .as_deref()
+            .and_then(|s| s.parse::<i64>().ok())
+            .unwrap_or(0);
+        if off != 0 {
+            tracing::warn!(
+                offset_ms = off,
+                "fault injection: this node's clock is offset"
+            );
+        }
+        off
+    })
+}
+
 fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+        .saturating_add(clock_offset_ms())
 }
 
 fn hint(f: &ForwardToLeader<TypeConfig>) -> pb::LeaderHint {
@@ -567,6 +602,31 @@ impl pb::admin_server::Admin for AdminService {
             "snapshot at log index {}",
             m.snapshot.map(|s| s.index).unwrap_or(0)
         ))
+    }
+
+    async fn reconcile(
+        &self,
+        _req: Request<pb::Empty>,
+    ) -> Result<Response<pb::AdminReply>, Status> {
+        let ctx = &self.0;
+        match ctx.leader() {
+            Some((id, _)) if id == ctx.id => {}
+            _ => {
+                return Ok(Response::new(pb::AdminReply {
+                    result: Some(pb::admin_reply::Result::NotLeader(ctx.leader_hint())),
+                }))
+            }
+        }
+        let hook = ctx.reconcile.get().cloned().ok_or_else(|| {
+            Status::failed_precondition("this node runs no background worker (no --payments)")
+        })?;
+        match tokio::time::timeout(RECONCILE_DEADLINE, hook()).await {
+            Err(_) => Err(Status::deadline_exceeded(
+                "reconcile did not finish in time",
+            )),
+            Ok(Ok(report)) => admin_ok(report),
+            Ok(Err(e)) => Err(Status::failed_precondition(e)),
+        }
     }
 
     async fn status(&self, _req: Request<pb::Empty>) -> Result<Response<pb::StatusReply>, Status> {

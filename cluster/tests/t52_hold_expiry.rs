@@ -1,0 +1,139 @@
+//! A purchase after the hold expired is a nack, and the authorized payment is voided. Holds lapse
+//! in log time, which the leader stamps; the test moves a node's clock 11 minutes ahead (fault
+//! injection through `TICKETD_FAULT_CLOCK_OFFSET_MS`) and makes it the leader, as a host whose
+//! clock jumps would.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{json, Value};
+use ticketd_api::auth::Role;
+use ticketd_jepsen::cluster::{Launch, NodeOpts, TestCluster};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purchase_after_the_hold_expired_is_a_nack() -> anyhow::Result<()> {
+    let mut c = TestCluster::start(&ticketd_bin(), 3, NodeOpts::default()).await?;
+    let dir = tempfile::tempdir()?;
+    let (pay_addr, _paysim) = start_paysim().await?;
+    let api =
+        ApiProcess::start_with(&c.endpoints(), dir.path(), &["--payments", &pay_addr]).await?;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64;
+    ticketd_cluster::demo::seed(&c.client(), now_ms, false).await?;
+    let user = token("demo-user-3", Role::User);
+    let dt_path = "/v1/events/nordic-jazz/dts/nordic-jazz-d0";
+
+    phase("hold two seats");
+    let r = api
+        .http
+        .post(api.url(&format!("{dt_path}/holds")))
+        .bearer_auth(&user)
+        .header("idempotency-key", "hold-1")
+        .json(&json!({"seats": [10, 11]}))
+        .send()
+        .await?;
+    assert_eq!(r.status(), 201);
+    let held: Value = r.json().await?;
+    let hold_id = held["HoldPlaced"]["hold_id"].as_str().unwrap().to_string();
+    let total = held["HoldPlaced"]["total_minor"].as_i64().unwrap();
+
+    phase("a follower restarts with its clock 11 minutes ahead and becomes the leader");
+    let leader = c.wait_leader(Duration::from_secs(10)).await?;
+    let skewed = c.running().into_iter().find(|id| *id != leader).unwrap();
+    c.kill(skewed)?;
+    c.set_launch(
+        skewed,
+        Launch {
+            env: vec![(
+                "TICKETD_FAULT_CLOCK_OFFSET_MS".into(),
+                (11 * 60 * 1000).to_string(),
+            )],
+            ..Launch::default()
+        },
+    );
+    c.respawn(skewed)?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (code, _, err) = ctl(&c.endpoints(), &["leader", "transfer", &skewed.to_string()]);
+        if code == 0 && c.current_leader().await == Some(skewed) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "could not move leadership to {skewed}: {err}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    phase("the purchase is a nack: the hold lapsed in log time; nothing is sold");
+    let r = api
+        .http
+        .post(api.url(dt_path))
+        .bearer_auth(&user)
+        .header("idempotency-key", "buy-1")
+        .json(&json!({"hold_id": hold_id, "expected_total_minor": total, "payment_method_token": "pm_card_visa"}))
+        .send()
+        .await?;
+    let status = r.status().as_u16();
+    let p: Value = r.json().await?;
+    assert_eq!(status, 410, "{p}");
+    assert!(
+        matches!(
+            p["code"].as_str(),
+            Some("HOLD_EXPIRED") | Some("HOLD_NOT_LIVE")
+        ),
+        "{p}"
+    );
+    let mine: Value = api
+        .http
+        .get(api.url("/v1/me/orders"))
+        .bearer_auth(&user)
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(mine["orders"].as_array().map(Vec::len), Some(0), "{mine}");
+    let h: Value = api
+        .http
+        .get(api.url(&format!("{dt_path}/holds/{hold_id}")))
+        .bearer_auth(&user)
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert!(
+        h["status"].get("Expired").is_some(),
+        "the hold expired: {h}"
+    );
+
+    phase("the seats are free again: another user holds them");
+    let r = api
+        .http
+        .post(api.url(&format!("{dt_path}/holds")))
+        .bearer_auth(token("demo-user-2", Role::User))
+        .header("idempotency-key", "hold-2")
+        .json(&json!({"seats": [10, 11]}))
+        .send()
+        .await?;
+    assert_eq!(r.status(), 201, "{}", r.text().await?);
+    Ok(())
+}
+
+/// Runs `ticketctl` against `endpoints`: exit code, stdout, stderr.
+fn ctl(endpoints: &[String], args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(ticketctl_bin())
+        .arg("--endpoints")
+        .arg(endpoints.join(","))
+        .args(["--command-timeout-ms", "2000", "--total-timeout-ms", "4000"])
+        .args(args)
+        .output()
+        .expect("run ticketctl");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
