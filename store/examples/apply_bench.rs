@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use ticketd_store::command::{Done, Outcome};
 use ticketd_store::types::*;
-use ticketd_store::{Command, Machine, MemBackend, Request, WriteSet};
+use ticketd_store::{Backend, Command, Machine, MemBackend, Query, QueryResult, Request, WriteSet};
 
 const SECTIONS: usize = 50;
 const ROWS: usize = 40;
@@ -142,6 +142,13 @@ fn main() {
         },
     );
     b.ok("p".into(), Command::PublishDt { dt_id: "d".into() });
+    // The first search indexes the event and its dt (noted by the two commands above).
+    let start = Instant::now();
+    let _ = b.m.query(&Query::SearchEvents {
+        text: "final".into(),
+        limit: 10,
+    });
+    let first_search_ms = start.elapsed().as_secs_f64() * 1e3;
     const USERS: usize = 14_000;
     for u in 0..USERS {
         b.ok(
@@ -208,6 +215,20 @@ fn main() {
     }
     let best_us = start.elapsed().as_secs_f64() * 1e6 / BESTS as f64;
 
+    // Search after all those holds: they noted nothing for the index, so nothing to catch up.
+    let search = |m: &Machine, text: &str| {
+        let start = Instant::now();
+        let QueryResult::Events(hits) = m.query(&Query::SearchEvents {
+            text: text.into(),
+            limit: 10,
+        }) else {
+            unreachable!()
+        };
+        (start.elapsed().as_secs_f64() * 1e6, hits.len())
+    };
+    let (search_after_holds_us, found) = search(&b.m, "final oslo");
+    assert_eq!(found, 1);
+
     let book = b.m.seat_book_heap_bytes("d").unwrap();
     println!("stadium: {seats} seats, 2 tiers");
     println!(
@@ -222,5 +243,170 @@ fn main() {
     println!(
         "venue layout (once per venue, with labels and x/y): {layout_bytes} bytes = {:.2} bytes/seat on disk",
         layout_bytes as f64 / seats as f64
+    );
+    println!(
+        "search: first one after the event and dt were created (re-index + commit) \
+         {first_search_ms:.1} ms; right after the {} holds {search_after_holds_us:.0} µs \
+         (holds note nothing for the index)",
+        HOLDS + BESTS
+    );
+    search_figures();
+}
+
+/// Full-text index costs on a catalogue: building it on open, catching up after one new
+/// event, and a search.
+fn search_figures() {
+    const EVENTS: usize = 5_000;
+    let backend = MemBackend::new();
+    let mut b = Bench {
+        m: Machine::open(&backend).unwrap(),
+        index: 0,
+        ws: WriteSet::new(),
+    };
+    let words = [
+        "rock",
+        "jazz",
+        "opera",
+        "night",
+        "live",
+        "festival",
+        "tour",
+        "orchestra",
+        "quartet",
+        "symphony",
+        "ballet",
+        "comedy",
+        "derby",
+        "final",
+        "cup",
+        "league",
+    ];
+    b.ok(
+        "s".into(),
+        Command::CreateSeller {
+            seller_id: "s".into(),
+            name: "S".into(),
+            fee_bps: 800,
+            plan: SellerPlan::Vip,
+        },
+    );
+    for v in 0..50 {
+        b.ok(
+            format!("v{v}"),
+            Command::CreateVenue {
+                venue_id: format!("v{v}"),
+                name: format!("Hall {v}"),
+                city: ["Oslo", "Bergen", "Stockholm", "Copenhagen", "Helsinki"][v % 5].into(),
+            },
+        );
+        b.ok(
+            format!("l{v}"),
+            Command::SetVenueLayout {
+                venue_id: format!("v{v}"),
+                address: String::new(),
+                geo: GeoPoint::default(),
+                seating_map: SeatingMap {
+                    sections: vec![],
+                    ga_areas: vec![GaAreaDef {
+                        area_id: "floor".into(),
+                        name: "Floor".into(),
+                        capacity: 1_000,
+                    }],
+                },
+            },
+        );
+    }
+    for e in 0..EVENTS {
+        let w = |k: usize| words[(e * 7 + k * 3) % words.len()];
+        b.ok(
+            format!("e{e}"),
+            Command::CreateEvent {
+                event_id: format!("e{e:05}"),
+                seller_id: "s".into(),
+                title: format!("{} {} {e}", w(0), w(1)),
+                description: format!("A {} {} with {} and {}", w(2), w(3), w(4), w(5)),
+                category: w(6).into(),
+                performers: vec![format!("The {} Band", w(7)), format!("DJ {}", w(8))],
+            },
+        );
+        b.ok(
+            format!("d{e}"),
+            Command::CreateDt {
+                dt_id: format!("d{e:05}"),
+                event_id: format!("e{e:05}"),
+                venue_id: format!("v{}", e % 50),
+                starts_at_ms: NOW_MS + 86_400_000,
+                time_zone: "Europe/Oslo".into(),
+                tiers: vec![TierSpec {
+                    tier_id: "ga".into(),
+                    name: "GA".into(),
+                    price_minor: 1_000,
+                    currency: "EUR".into(),
+                    sections: vec![],
+                    seat_ranges: vec![],
+                    ga_areas: vec!["floor".into()],
+                }],
+                sale_starts_at_ms: 0,
+                sale_ends_at_ms: NOW_MS + 86_400_000,
+            },
+        );
+        b.ok(
+            format!("p{e}"),
+            Command::PublishDt {
+                dt_id: format!("d{e:05}"),
+            },
+        );
+    }
+    backend.write(&b.ws).unwrap();
+    let start = Instant::now();
+    let m = Machine::open(&backend).unwrap();
+    let open_ms = start.elapsed().as_secs_f64() * 1e3;
+    let searches = [
+        "rock",
+        "jazz night",
+        "oslo",
+        "the quart",
+        "dj symph",
+        "hall 7",
+    ];
+    let start = Instant::now();
+    let mut found = 0;
+    for q in searches {
+        let QueryResult::Events(hits) = m.query(&Query::SearchEvents {
+            text: q.into(),
+            limit: 20,
+        }) else {
+            unreachable!()
+        };
+        found += hits.len();
+    }
+    let search_us = start.elapsed().as_secs_f64() * 1e6 / searches.len() as f64;
+    let mut b = Bench {
+        m,
+        index: b.index,
+        ws: WriteSet::new(),
+    };
+    b.ok(
+        "late".into(),
+        Command::CreateEvent {
+            event_id: "late".into(),
+            seller_id: "s".into(),
+            title: "Late addition".into(),
+            description: String::new(),
+            category: "rock".into(),
+            performers: vec![],
+        },
+    );
+    let start = Instant::now();
+    let _ = b.m.query(&Query::SearchEvents {
+        text: "rock".into(),
+        limit: 20,
+    });
+    let catch_up_ms = start.elapsed().as_secs_f64() * 1e3;
+    println!(
+        "search index over {EVENTS} events with dts: open (state load, checks and index build) \
+         {open_ms:.0} ms; search {search_us:.0} µs ({found} hits over {} queries); first search \
+         after one new event (re-index + commit) {catch_up_ms:.1} ms",
+        searches.len()
     );
 }

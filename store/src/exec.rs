@@ -426,6 +426,7 @@ impl Machine {
         }
         let id = event.event_id.clone();
         put(&mut self.events, cx.ws, cf::EVENTS, &id, event);
+        self.search.changed(&id);
         Ok(Done::EventCreated { event_id: id })
     }
 
@@ -504,6 +505,13 @@ impl Machine {
         let capacity = book.tiers().iter().map(|c| c.capacity).sum();
         let id = dt.dt_id.clone();
         self.d.books.insert(id.clone(), book);
+        self.d
+            .event_dts
+            .entry(dt.event_id.clone())
+            .or_default()
+            .insert(id.clone());
+        // The event is now also found by this dt's venue.
+        self.search.changed(&dt.event_id);
         put(&mut self.dts, cx.ws, cf::DTS, &id, dt);
         Ok(Done::DtCreated {
             dt_id: id,

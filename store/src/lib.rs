@@ -13,7 +13,7 @@
 //! - [`machine`]: `open`, `apply` (log time, hold expiry, idempotency), persistence, digest.
 //! - `exec`: one handler per command; `query`: reads; `invariants`: the checker.
 //! - [`seats`]: one byte per seat availability of a dt, best-available search.
-//! - [`search`]: full-text search over events, derived from state.
+//! - [`search`]: full-text search over events: a tantivy index in RAM, derived from state.
 //! - [`limits`]: every bound.
 //!
 //! Architecture invariants:

@@ -98,6 +98,8 @@ pub(crate) struct Derived {
     pub pending_outbox: BTreeSet<(i64, String)>,
     /// Remembered outcomes by (applied at, client, key), for pruning.
     pub idem_by_age: BTreeSet<(i64, String, String)>,
+    /// Dts of each event that has some.
+    pub event_dts: BTreeMap<String, BTreeSet<String>>,
 }
 
 /// The ticket domain's state, held in memory and written through to a [`Backend`].
@@ -117,6 +119,8 @@ pub struct Machine {
     pub(crate) outbox: BTreeMap<String, Notification>,
     pub(crate) idempotency: BTreeMap<(String, String), Remembered>,
     pub(crate) d: Derived,
+    /// Full-text index over events: derived, in RAM, never read by `apply`.
+    pub(crate) search: crate::search::SearchIndex,
 }
 
 /// What one apply works with besides the state: the entry's index and log time, the writes,
@@ -208,12 +212,25 @@ impl Machine {
         }
         m.d = m.derive().map_err(StoreError::Invariant)?;
         m.check_invariants().map_err(StoreError::Invariant)?;
+        m.search
+            .rebuild(&m)
+            .map_err(|e| StoreError::Search(e.to_string()))?;
         Ok(m)
     }
 
     /// The log time: the largest stamp applied so far.
     pub fn log_time_ms(&self) -> i64 {
         self.log_time_ms
+    }
+
+    /// The dts of an event, by dt id.
+    pub(crate) fn event_dts<'a>(&'a self, event_id: &str) -> impl Iterator<Item = &'a Dt> + 'a {
+        self.d
+            .event_dts
+            .get(event_id)
+            .into_iter()
+            .flatten()
+            .filter_map(|d| self.dts.get(d))
     }
 
     /// Heap bytes of a dt's in-memory availability (the seat book), for capacity planning.
@@ -381,6 +398,10 @@ impl Machine {
             let specs: Vec<_> = dt.tiers.iter().map(|t| t.spec.clone()).collect();
             let book = SeatBook::build(map, &specs).map_err(|e| format!("dt {id}: {e}"))?;
             d.books.insert(id.clone(), book);
+            d.event_dts
+                .entry(dt.event_id.clone())
+                .or_default()
+                .insert(id.clone());
         }
         let claim = |d: &mut Derived, dt: &str, r: SeatRef, to: u8, what: &str| {
             let book = d

@@ -36,12 +36,7 @@ pub(crate) fn answer(m: &Machine, q: &Query) -> QueryResult {
         Query::GetEvent { event_id } => QueryResult::Event(m.events.get(event_id).cloned()),
         Query::BrowseEvents(f) => QueryResult::Events(browse(m, f)),
         Query::ListDts { event_id } => {
-            let mut dts: Vec<_> = m
-                .dts
-                .values()
-                .filter(|d| &d.event_id == event_id)
-                .cloned()
-                .collect();
+            let mut dts: Vec<_> = m.event_dts(event_id).cloned().collect();
             dts.sort_by(|a, b| (a.starts_at_ms, &a.dt_id).cmp(&(b.starts_at_ms, &b.dt_id)));
             QueryResult::Dts(dts)
         }
@@ -74,7 +69,7 @@ pub(crate) fn answer(m: &Machine, q: &Query) -> QueryResult {
                 .collect(),
         ),
         Query::SearchEvents { text, limit } => {
-            QueryResult::Events(crate::search::search(m, text, cap(*limit)))
+            QueryResult::Events(m.search.search(m, text, cap(*limit)))
         }
     }
 }
