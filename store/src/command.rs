@@ -7,8 +7,9 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::types::Venue;
 use crate::types::{
-    Contact, Dt, Event, GeoPoint, Hold, Notification, Order, Payment, Profile, ReminderPreference,
-    ScanVerdict, SeatRef, SeatingMap, Seller, SellerPlan, Ticket, TierSpec, User, VenueLayout,
+    Account, Contact, Dt, Event, GeoPoint, Hold, Notification, Order, Payment, Profile,
+    ReminderPreference, Role, ScanVerdict, SeatRef, SeatingMap, Seller, SellerPlan, Ticket,
+    TierSpec, User, VenueLayout,
 };
 
 /// A client write as it travels through the Raft log.
@@ -255,6 +256,32 @@ pub enum Command {
         /// "email", "sms", "provider".
         channel: String,
     },
+    /// Sign-up: a new user with a profile and an account to sign in with. Refused with
+    /// [`Rejection::EmailTaken`] when an account has the email (compared normalized, see
+    /// [`crate::types::normalize_email`]) and with [`Rejection::AlreadyExists`] when the user
+    /// id exists.
+    RegisterUser {
+        /// Minted before proposing.
+        user_id: String,
+        /// Sign-in email, as typed: the account keeps it normalized, the profile's contact as
+        /// typed (trimmed).
+        email: String,
+        /// argon2id PHC string (`$argon2id$...`) computed by the API; the store keeps it as is.
+        password_hash: String,
+        /// What the user may do.
+        role: Role,
+        /// Name and address.
+        profile: Profile,
+        /// Phone number (E.164), may be empty.
+        phone: String,
+    },
+    /// Admin: change what a user with an account may do.
+    SetUserRole {
+        /// The user.
+        user_id: String,
+        /// The new role.
+        role: Role,
+    },
 }
 
 /// Stable machine-readable rejection codes: the one catalogue of the domain.
@@ -304,6 +331,8 @@ pub enum Rejection {
     OrderNotCancelable,
     /// The ticket is not valid (used, canceled or refunded).
     TicketNotRefundable,
+    /// An account exists with this email.
+    EmailTaken,
 }
 
 impl Rejection {
@@ -331,6 +360,7 @@ impl Rejection {
         Rejection::AmountMismatch,
         Rejection::OrderNotCancelable,
         Rejection::TicketNotRefundable,
+        Rejection::EmailTaken,
     ];
 
     /// The stable code string clients key off.
@@ -358,6 +388,7 @@ impl Rejection {
             Rejection::AmountMismatch => "AMOUNT_MISMATCH",
             Rejection::OrderNotCancelable => "ORDER_NOT_CANCELABLE",
             Rejection::TicketNotRefundable => "TICKET_NOT_REFUNDABLE",
+            Rejection::EmailTaken => "EMAIL_TAKEN",
         }
     }
 }
@@ -515,6 +546,22 @@ pub enum Done {
         /// The notification.
         notification_id: String,
     },
+    /// A user and their account were created.
+    UserRegistered {
+        /// The user.
+        user_id: String,
+        /// The account's normalized email.
+        email: String,
+        /// The role given.
+        role: Role,
+    },
+    /// A user's role changed (or was already that).
+    UserRoleSet {
+        /// The user.
+        user_id: String,
+        /// The role now.
+        role: Role,
+    },
 }
 
 /// Filters of [`Query::BrowseEvents`]; all given ones must match.
@@ -630,6 +677,17 @@ pub enum Query {
         /// At most this many (capped by [`crate::limits::QUERY_LIMIT_MAX`]).
         limit: u32,
     },
+    /// Sign-in: the account with this email (compared normalized), answered with
+    /// [`QueryResult::Account`]; none for an unknown or malformed email.
+    AccountByEmail {
+        /// As typed.
+        email: String,
+    },
+    /// A user's account, answered with [`QueryResult::Account`].
+    GetAccount {
+        /// The user.
+        user_id: String,
+    },
 }
 
 /// The answer to a [`Query`].
@@ -667,6 +725,8 @@ pub enum QueryResult {
     Ticket(Option<Ticket>),
     /// Notifications.
     Notifications(Vec<Notification>),
+    /// An account (user id, role, password hash), or none.
+    Account(Option<Account>),
 }
 
 /// One answer of [`Query::BrowseEvents`].

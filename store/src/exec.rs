@@ -65,6 +65,21 @@ fn check_window(starts: i64, ends: i64) -> R<()> {
     Ok(())
 }
 
+/// A PHC string of an argon2id hash: printable ASCII starting `$argon2id$`. A plain password
+/// sent by mistake is refused rather than kept.
+fn check_password_hash(v: &str) -> R<()> {
+    let ok = v.starts_with("$argon2id$")
+        && v.len() <= PASSWORD_HASH_LEN_MAX
+        && v.bytes().all(|b| b.is_ascii_graphic());
+    if !ok {
+        return Err(no(
+            Rejection::InvalidArgument,
+            format!("password hash must be an argon2id PHC string of at most {PASSWORD_HASH_LEN_MAX} bytes"),
+        ));
+    }
+    Ok(())
+}
+
 fn not_found(what: &str, id: &str) -> Reject {
     no(Rejection::NotFound, format!("no {what} {id}"))
 }
@@ -236,6 +251,15 @@ impl Machine {
                 notification_id,
                 channel,
             } => self.mark_sent(cx, notification_id, channel),
+            Command::RegisterUser {
+                user_id,
+                email,
+                password_hash,
+                role,
+                profile,
+                phone,
+            } => self.register_user(cx, user_id, email, password_hash, *role, profile, phone),
+            Command::SetUserRole { user_id, role } => self.set_user_role(cx, user_id, *role),
         }
     }
 
@@ -638,6 +662,99 @@ impl Machine {
         Ok(Done::UserSaved {
             user_id: id,
             created,
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn register_user(
+        &mut self,
+        cx: &mut Cx<'_>,
+        user_id: &str,
+        email: &str,
+        password_hash: &str,
+        role: Role,
+        profile: &Profile,
+        phone: &str,
+    ) -> R<Done> {
+        check_id("user_id", user_id)?;
+        let normalized = normalize_email(email)
+            .ok_or_else(|| no(Rejection::InvalidArgument, "email is not an address"))?;
+        check_password_hash(password_hash)?;
+        for (f, v) in [
+            ("first_name", &profile.first_name),
+            ("middle_name", &profile.middle_name),
+            ("last_name", &profile.last_name),
+            ("address", &profile.address),
+        ] {
+            check_text(f, v, TEXT_LEN_MAX)?;
+        }
+        check_text("phone", phone, ID_LEN_MAX)?;
+        if self.accounts.contains_key(&normalized) {
+            return Err(no(
+                Rejection::EmailTaken,
+                format!("an account uses {normalized}"),
+            ));
+        }
+        if self.users.contains_key(user_id) {
+            return Err(no(
+                Rejection::AlreadyExists,
+                format!("user {user_id} exists"),
+            ));
+        }
+        let user = User {
+            user_id: user_id.to_string(),
+            profile: profile.clone(),
+            contact: Contact {
+                email: email.trim().to_string(),
+                phone: phone.to_string(),
+            },
+            reminder: ReminderPreference::default(),
+            payment_token_sealed: None,
+            created_index: cx.index,
+            updated_index: cx.index,
+        };
+        put(&mut self.users, cx.ws, cf::USERS, user_id, user);
+        let account = Account {
+            user_id: user_id.to_string(),
+            email: normalized.clone(),
+            password_hash: password_hash.to_string(),
+            role,
+            created_index: cx.index,
+            updated_index: cx.index,
+        };
+        put(
+            &mut self.accounts,
+            cx.ws,
+            cf::ACCOUNTS,
+            &normalized,
+            account,
+        );
+        self.d
+            .account_of_user
+            .insert(user_id.to_string(), normalized.clone());
+        Ok(Done::UserRegistered {
+            user_id: user_id.to_string(),
+            email: normalized,
+            role,
+        })
+    }
+
+    fn set_user_role(&mut self, cx: &mut Cx<'_>, user_id: &str, role: Role) -> R<Done> {
+        let email = self
+            .d
+            .account_of_user
+            .get(user_id)
+            .ok_or_else(|| not_found("account of user", user_id))?
+            .clone();
+        let mut account = self.accounts[&email].clone();
+        if account.role != role {
+            account.role = role;
+            account.updated_index = cx.index;
+            put(&mut self.accounts, cx.ws, cf::ACCOUNTS, &email, account);
+        }
+        Ok(Done::UserRoleSet {
+            user_id: user_id.to_string(),
+            role,
         })
     }
 

@@ -18,6 +18,8 @@ impl Machine {
     ///    fees of its canceled and refunded tickets.
     /// 4. A ticket is admitted at most once.
     /// 5. Money and tickets move together: a confirmed payment has its order and back.
+    /// 6. An account is keyed by its email and belongs to an existing user; a user has at
+    ///    most one account.
     pub fn check_invariants(&self) -> Result<(), String> {
         let fresh = self.derive()?;
         for (dt, book) in &fresh.books {
@@ -114,6 +116,12 @@ impl Machine {
                     "event {}: popularity {} but {want} tickets sold",
                     e.event_id, e.popularity
                 ));
+            }
+        }
+
+        for (email, a) in &self.accounts {
+            if a.email != *email || !self.users.contains_key(&a.user_id) {
+                return Err(format!("account {email}: key or user {} wrong", a.user_id));
             }
         }
 

@@ -35,6 +35,8 @@ pub const ID_LEN_MAX: usize = 128;
 pub const TEXT_LEN_MAX: usize = 8_192;
 /// Performers of one event.
 pub const PERFORMERS_MAX: usize = 64;
+/// Length of a password hash (PHC string).
+pub const PASSWORD_HASH_LEN_MAX: usize = 512;
 /// Length of an encrypted payment-method token.
 pub const PAYMENT_TOKEN_LEN_MAX: usize = 1_024;
 /// Bytes of the client-minted seed of the ticket secrets of one purchase (min and max).

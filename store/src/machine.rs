@@ -14,8 +14,8 @@ use crate::command::{Outcome, Query, QueryResult, Rejection, Request, Venue};
 use crate::limits::IDEMPOTENCY_PRUNE_PER_APPLY_MAX;
 use crate::seats::{SeatBook, FREE, HELD, SOLD};
 use crate::types::{
-    Dt, Event, Hold, HoldStatus, Notification, NotificationStatus, Order, Payment, SeatRef, Seller,
-    Ticket, TicketStatus, User, VenueLayout,
+    Account, Dt, Event, Hold, HoldStatus, Notification, NotificationStatus, Order, Payment,
+    SeatRef, Seller, Ticket, TicketStatus, User, VenueLayout,
 };
 
 pub use crate::limits::IDEMPOTENCY_WINDOW_MS;
@@ -28,6 +28,7 @@ pub(crate) mod cf {
     pub const EVENTS: &str = "sm_events";
     pub const DTS: &str = "sm_dts";
     pub const USERS: &str = "sm_users";
+    pub const ACCOUNTS: &str = "sm_accounts";
     pub const HOLDS: &str = "sm_holds";
     pub const PAYMENTS: &str = "sm_payments";
     pub const ORDERS: &str = "sm_orders";
@@ -49,6 +50,7 @@ pub const COLUMN_FAMILIES: &[&str] = &[
     cf::EVENTS,
     cf::DTS,
     cf::USERS,
+    cf::ACCOUNTS,
     cf::HOLDS,
     cf::PAYMENTS,
     cf::ORDERS,
@@ -100,6 +102,8 @@ pub(crate) struct Derived {
     pub idem_by_age: BTreeSet<(i64, String, String)>,
     /// Dts of each event that has some.
     pub event_dts: BTreeMap<String, BTreeSet<String>>,
+    /// The account (normalized email) of each user that has one.
+    pub account_of_user: BTreeMap<String, String>,
 }
 
 /// The ticket domain's state, held in memory and written through to a [`Backend`].
@@ -112,6 +116,8 @@ pub struct Machine {
     pub(crate) events: BTreeMap<String, Event>,
     pub(crate) dts: BTreeMap<String, Dt>,
     pub(crate) users: BTreeMap<String, User>,
+    /// By normalized email.
+    pub(crate) accounts: BTreeMap<String, Account>,
     pub(crate) holds: BTreeMap<String, Hold>,
     pub(crate) payments: BTreeMap<String, Payment>,
     pub(crate) orders: BTreeMap<String, Order>,
@@ -194,6 +200,7 @@ impl Machine {
         load(backend, cf::EVENTS, &mut m.events)?;
         load(backend, cf::DTS, &mut m.dts)?;
         load(backend, cf::USERS, &mut m.users)?;
+        load(backend, cf::ACCOUNTS, &mut m.accounts)?;
         load(backend, cf::HOLDS, &mut m.holds)?;
         load(backend, cf::PAYMENTS, &mut m.payments)?;
         load(backend, cf::ORDERS, &mut m.orders)?;
@@ -358,6 +365,7 @@ impl Machine {
         each(f, cf::EVENTS, &self.events);
         each(f, cf::DTS, &self.dts);
         each(f, cf::USERS, &self.users);
+        each(f, cf::ACCOUNTS, &self.accounts);
         each(f, cf::HOLDS, &self.holds);
         each(f, cf::PAYMENTS, &self.payments);
         each(f, cf::ORDERS, &self.orders);
@@ -467,6 +475,14 @@ impl Machine {
         for ((c, k), r) in &self.idempotency {
             d.idem_by_age
                 .insert((r.applied_at_ms, c.clone(), k.clone()));
+        }
+        for (email, a) in &self.accounts {
+            if let Some(other) = d.account_of_user.insert(a.user_id.clone(), email.clone()) {
+                return Err(format!(
+                    "user {} has two accounts: {other} and {email}",
+                    a.user_id
+                ));
+            }
         }
         Ok(d)
     }

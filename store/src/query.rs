@@ -68,6 +68,15 @@ pub(crate) fn answer(m: &Machine, q: &Query) -> QueryResult {
                 .map(|(_, id)| m.outbox[id].clone())
                 .collect(),
         ),
+        Query::AccountByEmail { email } => QueryResult::Account(
+            crate::types::normalize_email(email).and_then(|e| m.accounts.get(&e).cloned()),
+        ),
+        Query::GetAccount { user_id } => QueryResult::Account(
+            m.d.account_of_user
+                .get(user_id)
+                .and_then(|e| m.accounts.get(e))
+                .cloned(),
+        ),
         Query::SearchEvents { text, limit } => {
             QueryResult::Events(m.search.search(m, text, cap(*limit)))
         }

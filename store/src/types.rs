@@ -580,6 +580,60 @@ pub struct User {
     pub updated_index: u64,
 }
 
+/// What a user may do; the API decides each route's roles.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Role {
+    /// Buys tickets.
+    #[default]
+    User,
+    /// Creates venues, events, dts, tiers and sale windows (as the seller whose id is the
+    /// user's id).
+    Seller,
+    /// Admits tickets at a venue.
+    Scanner,
+    /// Operates the platform.
+    Admin,
+}
+
+/// How a user signs in: one account per user and per email, kept in its own column family
+/// (`sm_accounts`) keyed by the normalized email, so a profile read never carries the hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    /// The user.
+    pub user_id: String,
+    /// Normalized (see [`normalize_email`]): unique among accounts.
+    pub email: String,
+    /// The password's argon2id hash as a PHC string (`$argon2id$v=19$...`), computed by the
+    /// API before proposing: no password reaches the log.
+    pub password_hash: String,
+    /// What the user may do.
+    pub role: Role,
+    /// Log index of the command that created it.
+    pub created_index: u64,
+    /// Log index of the last change.
+    pub updated_index: u64,
+}
+
+/// Bytes of an email address (RFC 5321's path limit).
+pub const EMAIL_LEN_MAX: usize = 254;
+
+/// The form of an email address that accounts are keyed by: surrounding white space removed,
+/// lower-cased (so `Ada@Example.org` and `ada@example.org` are one account). `None` when it is
+/// not an address: no single `@` with text on both sides, white space or control characters
+/// inside, or longer than [`EMAIL_LEN_MAX`] bytes.
+pub fn normalize_email(email: &str) -> Option<String> {
+    let e = email.trim().to_lowercase();
+    let (local, domain) = e.split_once('@')?;
+    let ok = !local.is_empty()
+        && !domain.is_empty()
+        && !domain.contains('@')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && e.len() <= EMAIL_LEN_MAX
+        && !e.chars().any(|c| c.is_whitespace() || c.is_control());
+    ok.then_some(e)
+}
+
 /// What a notification says.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum NotificationKind {

@@ -7,7 +7,7 @@ use common::*;
 use ticketd_store::command::{Done, EventFilter, Near, SeatMapView};
 use ticketd_store::types::*;
 use ticketd_store::{
-    Backend, Command, Machine, MemBackend, Query, QueryResult, StoreError, WriteSet,
+    Backend, Command, Machine, MemBackend, Query, QueryResult, Rejection, StoreError, WriteSet,
 };
 
 fn state_of(v: &SeatMapView, seat: usize) -> u8 {
@@ -590,4 +590,125 @@ fn t75_full_text_search_over_title_performers_and_venue() {
     h.reopen();
     let after: Vec<_> = queries.iter().map(|q| search(&h, q)).collect();
     assert_eq!(before, after);
+}
+
+#[test]
+fn t95_sign_up_then_sign_in_by_email_with_a_role() {
+    let mut h = H::show();
+    let account = |h: &H, q: Query| match h.q(q) {
+        QueryResult::Account(a) => a,
+        other => panic!("{other:?}"),
+    };
+    let by_email = |h: &H, email: &str| {
+        account(
+            h,
+            Query::AccountByEmail {
+                email: email.into(),
+            },
+        )
+    };
+
+    // Sign-up: the account is keyed by the normalized email; the profile keeps it as typed.
+    assert_eq!(
+        h.ok(register("a1", " Ada.Lovelace@Example.ORG ", Role::User)),
+        Done::UserRegistered {
+            user_id: "a1".into(),
+            email: "ada.lovelace@example.org".into(),
+            role: Role::User,
+        }
+    );
+    let a = by_email(&h, "ADA.LOVELACE@example.org").expect("found whatever the case");
+    assert_eq!(
+        (a.user_id.as_str(), a.role, a.password_hash.as_str()),
+        ("a1", Role::User, HASH)
+    );
+    assert_eq!(
+        account(
+            &h,
+            Query::GetAccount {
+                user_id: "a1".into()
+            }
+        ),
+        Some(a.clone())
+    );
+    let QueryResult::User(Some(u)) = h.q(Query::GetUser {
+        user_id: "a1".into(),
+    }) else {
+        unreachable!()
+    };
+    assert_eq!(u.contact.email, "Ada.Lovelace@Example.ORG");
+    assert_eq!(by_email(&h, "nobody@example.org"), None);
+    assert_eq!(by_email(&h, "not an email"), None);
+
+    // A registered user is a user like any other: they can hold seats.
+    assert!(matches!(
+        h.ok(hold("h1", "a1", &[0])),
+        Done::HoldPlaced { .. }
+    ));
+
+    // One account per email and per user id; the hash must be a PHC argon2id string.
+    assert_eq!(
+        h.code(register("a2", "ada.lovelace@example.org", Role::User)),
+        Rejection::EmailTaken
+    );
+    assert_eq!(
+        h.code(register("u1", "u1-again@example.org", Role::User)),
+        Rejection::AlreadyExists,
+        "u1 has a profile already"
+    );
+    let mut plain = register("a3", "grace@example.org", Role::User);
+    if let Command::RegisterUser { password_hash, .. } = &mut plain {
+        *password_hash = "hunter2".into();
+    }
+    assert_eq!(h.code(plain), Rejection::InvalidArgument);
+    for bad in [
+        "",
+        "grace",
+        "@example.org",
+        "grace@",
+        "gr ace@example.org",
+        "a@b@c",
+    ] {
+        assert_eq!(
+            h.code(register("a3", bad, Role::User)),
+            Rejection::InvalidArgument,
+            "{bad:?}"
+        );
+    }
+
+    // Roles change through an admin command; a profile-only user has no account to change.
+    assert_eq!(
+        h.ok(Command::SetUserRole {
+            user_id: "a1".into(),
+            role: Role::Seller,
+        }),
+        Done::UserRoleSet {
+            user_id: "a1".into(),
+            role: Role::Seller,
+        }
+    );
+    assert_eq!(
+        by_email(&h, "ada.lovelace@example.org").map(|a| a.role),
+        Some(Role::Seller)
+    );
+    assert_eq!(
+        h.code(Command::SetUserRole {
+            user_id: "u1".into(),
+            role: Role::Admin,
+        }),
+        Rejection::NotFound
+    );
+
+    // Editing the profile leaves the account alone.
+    h.ok(user("a1"));
+    assert_eq!(
+        by_email(&h, "ada.lovelace@example.org").map(|a| (a.user_id, a.role)),
+        Some(("a1".to_string(), Role::Seller))
+    );
+    h.ok(register("a3", "grace@example.org", Role::Scanner));
+    h.reopen();
+    assert_eq!(
+        by_email(&h, "Grace@example.org").map(|a| (a.user_id, a.role)),
+        Some(("a3".to_string(), Role::Scanner))
+    );
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use common::*;
 use ticketd_store::command::Done;
-use ticketd_store::types::SellerPlan;
+use ticketd_store::types::{Role, SellerPlan};
 use ticketd_store::{Command, Outcome, Rejection};
 
 fn idempotency_key_reused() -> Rejection {
@@ -192,6 +192,12 @@ fn ticket_not_refundable() -> Rejection {
     })
 }
 
+fn email_taken() -> Rejection {
+    let mut h = H::new();
+    h.ok(register("a1", "ada@example.org", Role::User));
+    h.code(register("a2", "  ADA@Example.ORG ", Role::Seller))
+}
+
 /// A code and the story that should earn it.
 type Case = (Rejection, fn() -> Rejection);
 
@@ -223,6 +229,7 @@ fn every_rejection_code_has_a_story() {
         (Rejection::AmountMismatch, amount_mismatch),
         (Rejection::OrderNotCancelable, order_not_cancelable),
         (Rejection::TicketNotRefundable, ticket_not_refundable),
+        (Rejection::EmailTaken, email_taken),
     ];
     for (want, case) in cases {
         assert_eq!(case(), *want, "case for {}", want.code());

@@ -246,6 +246,26 @@ pub fn user(id: &str) -> Command {
     }
 }
 
+/// A PHC string shaped like the API's argon2id hashes (the store only keeps it).
+pub const HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g";
+
+/// Sign-up of `id` with `email`.
+pub fn register(id: &str, email: &str, role: Role) -> Command {
+    Command::RegisterUser {
+        user_id: id.into(),
+        email: email.into(),
+        password_hash: HASH.into(),
+        role,
+        profile: Profile {
+            first_name: "Grace".into(),
+            last_name: id.into(),
+            ..Profile::default()
+        },
+        phone: String::new(),
+    }
+}
+
 pub fn hold(id: &str, user: &str, seats: &[u32]) -> Command {
     Command::HoldSeats {
         hold_id: id.into(),
