@@ -1,7 +1,9 @@
 //! The invariants that make selling safe, checked over the whole state.
 //!
 //! Called by `Machine::open` (so a snapshot that breaks one is refused) and by tests after
-//! every apply. `apply` itself checks the counters of the dt it touched in debug builds.
+//! every apply. Within `apply`, every build asserts each seat move (a seat leaves only the
+//! state it is believed in; held + sold never exceeds a tier's or area's capacity), which
+//! costs a compare per seat; debug builds also recount the whole book of the dt it touched.
 
 use std::collections::BTreeMap;
 

@@ -212,7 +212,14 @@ impl SeatBook {
         let tier = match r {
             SeatRef::Seat(i) => {
                 let b = &mut self.seats[i as usize];
-                debug_assert_eq!(*b & 3, from, "seat {i} not in state {from}");
+                // A seat moves only from the state its holder believes it in: what keeps a
+                // seat in at most one live hold or valid ticket. Checked in every build (one
+                // compare): a broken invariant stops the machine rather than sell a seat twice.
+                assert_eq!(
+                    *b & 3,
+                    from,
+                    "invariant broken: seat {i} not in state {from}"
+                );
                 let tier = *b >> 2;
                 *b = tier << 2 | to;
                 let row = self.row_of(i as usize);
@@ -420,10 +427,13 @@ impl SeatBook {
     }
 }
 
+/// Moves one seat or place between counters; held + sold never exceeds the capacity, in any
+/// build.
 fn bump(c: &mut Counts, from: u8, to: u8) {
+    let broken = "invariant broken: tier or GA counters out of range";
     match from {
-        HELD => c.held -= 1,
-        SOLD => c.sold -= 1,
+        HELD => c.held = c.held.checked_sub(1).expect(broken),
+        SOLD => c.sold = c.sold.checked_sub(1).expect(broken),
         _ => {}
     }
     match to {
@@ -431,6 +441,7 @@ fn bump(c: &mut Counts, from: u8, to: u8) {
         SOLD => c.sold += 1,
         _ => {}
     }
+    assert!(c.held + c.sold <= c.capacity, "{broken}");
 }
 
 #[cfg(test)]
@@ -507,6 +518,24 @@ mod tests {
         );
         assert_eq!(b.tiers()[0].capacity, 7);
         b.check_counts().unwrap();
+    }
+
+    #[test]
+    #[should_panic(expected = "invariant broken: seat 1 not in state 0")]
+    fn moving_a_seat_from_a_state_it_is_not_in_stops_the_machine() {
+        let mut b = SeatBook::build(&map(1, 2), &[tier("t", &["A"], &[])]).unwrap();
+        b.shift(SeatRef::Seat(1), FREE, HELD);
+        // A second hold of the same seat, as a bug elsewhere would try.
+        b.shift(SeatRef::Seat(1), FREE, HELD);
+    }
+
+    #[test]
+    #[should_panic(expected = "invariant broken: tier or GA counters out of range")]
+    fn a_ga_area_never_goes_over_capacity() {
+        let mut b = SeatBook::build(&map(1, 1), &[tier("t", &[], &["floor"])]).unwrap();
+        for _ in 0..=b.ga()[0].1.capacity {
+            b.shift(SeatRef::Ga(0), FREE, HELD);
+        }
     }
 
     #[test]
