@@ -276,6 +276,7 @@ impl ClusterClient {
                         c.transfer_leader(long(pb::TransferLeaderRequest { to: *to }))
                             .await
                     }
+                    AdminOp::Reconcile => c.reconcile(long(pb::Empty {})).await,
                 };
                 match res {
                     Ok(r) => match admin_result(r.into_inner()) {
@@ -438,6 +439,8 @@ pub enum AdminOp {
     Remove(u64),
     /// Hand leadership to a voter.
     TransferLeader(u64),
+    /// Run the leader's payment reconciler and notification dispatcher once.
+    Reconcile,
 }
 
 /// A request with the long deadline of membership changes (a learner may need a snapshot).

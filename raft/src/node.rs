@@ -87,6 +87,7 @@ impl Node {
             channels,
             db,
             metrics_addr: cfg.metrics_addr.clone(),
+            reconcile: Default::default(),
         };
 
         let listener = tokio::net::TcpListener::bind(cfg.listen_addr)
