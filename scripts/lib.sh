@@ -45,3 +45,20 @@ build_bins() {
   log "building ticketd and ticketctl (first build compiles RocksDB: about 20 minutes on 2 cores)"
   (cd "$ROOT" && cargo build -p ticketd-cluster --bins) || die "build failed"
 }
+
+# ensure_schemathesis: a virtualenv with schemathesis (PyPI) for the API fuzz test; exports
+# TICKETD_SCHEMATHESIS with its path.
+ensure_schemathesis() {
+  local venv="${TICKETD_VENV:-/var/cache/ticketd/venv}"
+  if [ ! -x "$venv/bin/schemathesis" ]; then
+    if [ ! -x "$venv/bin/pip" ] && ! /usr/bin/python3 -m venv "$venv" >/dev/null 2>&1; then
+      rm -rf "$venv"
+      ensure_pkg /nonexistent-python3-venv python3-venv
+      /usr/bin/python3 -m venv "$venv" || die "could not create a Python virtualenv at $venv"
+    fi
+    log "installing schemathesis into $venv"
+    "$venv/bin/pip" install --quiet "schemathesis>=4,<5" \
+      || die "pip could not install schemathesis from PyPI into $venv"
+  fi
+  export TICKETD_SCHEMATHESIS="$venv/bin/schemathesis"
+}

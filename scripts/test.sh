@@ -9,6 +9,8 @@ ensure_build_deps
 ensure_nextest
 # A real SMTP server for the notification tests (Debian's, run with Debian's python).
 if ! /usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1; then ensure_pkg /nonexistent-aiosmtpd python3-aiosmtpd; fi
+# schemathesis (PyPI) fuzzes the HTTP API against its OpenAPI document.
+ensure_schemathesis
 
 log "format check"
 cargo fmt --all --check || die "cargo fmt --all --check failed: run cargo fmt --all"

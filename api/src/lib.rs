@@ -45,6 +45,63 @@ pub use state::{AppState, Limits};
 )]
 struct ApiDoc;
 
+/// The problems any operation can answer, whatever the route: framework rejections (malformed
+/// JSON or parameters, wrong content type, body too large), authentication, rate limits, an
+/// unavailable cluster, timeouts. Added to every operation that does not describe them itself.
+struct CommonProblems;
+
+/// Statuses of [`CommonProblems`].
+const COMMON_PROBLEM_STATUSES: [(&str, &str); 12] = [
+    (
+        "400",
+        "malformed request: BAD_REQUEST, INVALID_ARGUMENT, IDEMPOTENCY_KEY_MISSING",
+    ),
+    ("401", "UNAUTHENTICATED: no valid bearer token"),
+    ("403", "FORBIDDEN: the role does not allow it"),
+    ("404", "NOT_FOUND (also another user's object)"),
+    ("405", "METHOD_NOT_ALLOWED"),
+    ("413", "PAYLOAD_TOO_LARGE"),
+    ("415", "UNSUPPORTED_MEDIA_TYPE: JSON bodies only"),
+    ("422", "a domain rejection or an invalid body; see the code"),
+    ("429", "RATE_LIMITED: see Retry-After"),
+    ("500", "INTERNAL"),
+    (
+        "503",
+        "UNAVAILABLE or OUTCOME_UNKNOWN: retry with the same Idempotency-Key",
+    ),
+    ("504", "TIMEOUT"),
+];
+
+impl utoipa::Modify for CommonProblems {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        for item in openapi.paths.paths.values_mut() {
+            let ops = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for op in ops.into_iter().flatten() {
+                for (status, what) in COMMON_PROBLEM_STATUSES {
+                    if op.responses.responses.contains_key(status) {
+                        continue;
+                    }
+                    let content = ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("Problem")))
+                        .build();
+                    let r = ResponseBuilder::new()
+                        .description(what)
+                        .content("application/problem+json", content)
+                        .build();
+                    op.responses.responses.insert(status.to_string(), r.into());
+                }
+            }
+        }
+    }
+}
+
 struct BearerAuth;
 
 impl utoipa::Modify for BearerAuth {
@@ -61,7 +118,7 @@ impl utoipa::Modify for BearerAuth {
 /// The router with every route, and the OpenAPI document generated from them.
 pub fn app(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
     let (router, mut doc) = routes::router(ApiDoc::openapi()).split_for_parts();
-    doc.openapi = utoipa::openapi::OpenApiVersion::Version31;
+    finish_doc(&mut doc);
     let spec = doc.clone();
     let router = router
         .route(
@@ -75,17 +132,63 @@ pub fn app(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
             state.limits.request_timeout,
         ))
         .layer(RequestBodyLimitLayer::new(state.limits.body_bytes_max))
+        .layer(middleware::from_fn(problems_for_rejections))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid));
     (router, doc)
 }
 
+/// What the document gets once every route is in: OpenAPI 3.1 and the common problems.
+fn finish_doc(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::Modify as _;
+    doc.openapi = utoipa::openapi::OpenApiVersion::Version31;
+    CommonProblems.modify(doc);
+}
+
 /// The OpenAPI document as pretty JSON, exactly as `/openapi.json` serves it.
 pub fn openapi_json() -> anyhow::Result<String> {
     let mut doc = routes::router(ApiDoc::openapi()).into_openapi();
-    doc.openapi = utoipa::openapi::OpenApiVersion::Version31;
+    finish_doc(&mut doc);
     Ok(serde_json::to_string_pretty(&doc)?)
+}
+
+/// Most bytes of a framework rejection's text kept in the problem detail.
+const REJECTION_DETAIL_BYTES_MAX: usize = 1024;
+
+/// Turns every error response that is not already a problem (axum's rejections of malformed
+/// JSON, paths or queries, a wrong content type, an unknown method, the body limit, the request
+/// timeout) into `application/problem+json` with a code derived from its status.
+async fn problems_for_rejections(req: Request, next: Next) -> Response {
+    use axum::response::IntoResponse;
+    let resp = next.run(req).await;
+    let status = resp.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
+    let is_problem = resp
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if is_problem {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let text = match axum::body::to_bytes(body, REJECTION_DETAIL_BYTES_MAX * 4).await {
+        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+        Err(_) => String::new(),
+    };
+    let mut detail: String = text.chars().take(REJECTION_DETAIL_BYTES_MAX).collect();
+    if detail.is_empty() {
+        detail = status.canonical_reason().unwrap_or("error").to_string();
+    }
+    let mut out = problem::Problem::from_status(status, detail).into_response();
+    for (name, value) in parts.headers.iter() {
+        if name != axum::http::header::CONTENT_TYPE && name != axum::http::header::CONTENT_LENGTH {
+            out.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    out
 }
 
 /// Per-route latency histogram and status counts.

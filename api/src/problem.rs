@@ -43,11 +43,11 @@ pub fn status_of(code: &str) -> StatusCode {
         | "TICKET_NOT_REFUNDABLE" => StatusCode::CONFLICT,
         "IDEMPOTENCY_KEY_REUSED" => StatusCode::UNPROCESSABLE_ENTITY,
         "HOLD_EXPIRED" | "HOLD_NOT_LIVE" => StatusCode::GONE,
-        "PAYMENT_DECLINED" => StatusCode::PAYMENT_REQUIRED,
+        "PAYMENT_DECLINED" | "PAYMENT_FAILED" => StatusCode::PAYMENT_REQUIRED,
         "PAYLOAD_TOO_LARGE" => StatusCode::PAYLOAD_TOO_LARGE,
         "RATE_LIMITED" => StatusCode::TOO_MANY_REQUESTS,
         "OUTCOME_UNKNOWN" | "UNAVAILABLE" => StatusCode::SERVICE_UNAVAILABLE,
-        "TIMEOUT" => StatusCode::GATEWAY_TIMEOUT,
+        "TIMEOUT" | "PAYMENT_TIMEOUT" => StatusCode::GATEWAY_TIMEOUT,
         "INTERNAL" => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::UNPROCESSABLE_ENTITY,
     }
@@ -57,6 +57,33 @@ impl Problem {
     /// A problem with `code` and a detail; the status comes from the catalogue.
     pub fn new(code: &str, detail: impl Into<String>) -> Self {
         let status = status_of(code);
+        Self {
+            type_uri: format!("tag:ticketd,2026:problem:{}", code.to_ascii_lowercase()),
+            title: status.canonical_reason().unwrap_or("Error").to_string(),
+            status: status.as_u16(),
+            detail: detail.into(),
+            code: code.to_string(),
+            retry_after_s: None,
+        }
+    }
+
+    /// A problem for a bare HTTP status (a framework rejection: malformed JSON, a wrong content
+    /// type, a body too large, a timeout), with a code derived from the status.
+    pub fn from_status(status: StatusCode, detail: impl Into<String>) -> Self {
+        let code = match status.as_u16() {
+            400 => "BAD_REQUEST",
+            401 => "UNAUTHENTICATED",
+            403 => "FORBIDDEN",
+            404 => "NOT_FOUND",
+            405 => "METHOD_NOT_ALLOWED",
+            408 | 504 => "TIMEOUT",
+            413 => "PAYLOAD_TOO_LARGE",
+            415 => "UNSUPPORTED_MEDIA_TYPE",
+            422 => "INVALID_ARGUMENT",
+            429 => "RATE_LIMITED",
+            503 => "UNAVAILABLE",
+            _ => "INTERNAL",
+        };
         Self {
             type_uri: format!("tag:ticketd,2026:problem:{}", code.to_ascii_lowercase()),
             title: status.canonical_reason().unwrap_or("Error").to_string(),

@@ -1,0 +1,75 @@
+//! schemathesis (PyPI) fuzzes the HTTP API from its own `/openapi.json`, against a real 3-node
+//! cluster with the demo data: no 5xx, and every response matches the schema (status code,
+//! content type, body). `scripts/test.sh` installs schemathesis and sets `TICKETD_SCHEMATHESIS`.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+use ticketd_api::auth::Role;
+use ticketd_jepsen::cluster::{NodeOpts, TestCluster};
+
+/// Wall-clock budget of the fuzzing, seconds.
+const FUZZ_SECONDS: &str = "60";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schemathesis_finds_no_server_errors_and_no_schema_violations() -> anyhow::Result<()> {
+    let bin = std::env::var("TICKETD_SCHEMATHESIS")
+        .unwrap_or_else(|_| "/var/cache/ticketd/venv/bin/schemathesis".into());
+    anyhow::ensure!(
+        std::path::Path::new(&bin).exists(),
+        "schemathesis not found at {bin}: run scripts/test.sh (it installs it) or set TICKETD_SCHEMATHESIS"
+    );
+    let c = TestCluster::start(&ticketd_bin(), 3, NodeOpts::default()).await?;
+    let dir = tempfile::tempdir()?;
+    let (pay_addr, _paysim) = start_paysim().await?;
+    // Generous hold limits: the fuzzer is one client at a high rate.
+    let api = ApiProcess::start_with(
+        &c.endpoints(),
+        dir.path(),
+        &[
+            "--payments",
+            &pay_addr,
+            "--holds-per-user-per-minute",
+            "100000",
+            "--holds-per-ip-per-minute",
+            "100000",
+        ],
+    )
+    .await?;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64;
+    ticketd_cluster::demo::seed(&c.client(), now_ms, false).await?;
+    let user = token("demo-user-1", Role::User);
+    let report = dir.path().join("report");
+    let schema = api.url("/openapi.json");
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(bin)
+            .arg("run")
+            .arg(&schema)
+            .args(["--checks", "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"])
+            .args(["--max-time", FUZZ_SECONDS, "--workers", "2", "--request-timeout", "15"])
+            .args(["--phases", "examples,coverage,fuzzing"])
+            .args(["--header", &format!("Authorization: Bearer {user}")])
+            .args(["--report", "ndjson", "--report-dir"])
+            .arg(&report)
+            .args(["--seed", "1"])
+            .env("NO_COLOR", "1")
+            .output()
+    })
+    .await??;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // The summary, for the test log (and the issue note).
+    let tail: Vec<&str> = stdout.lines().rev().take(40).collect();
+    for l in tail.iter().rev() {
+        eprintln!("{l}");
+    }
+    assert!(
+        out.status.success(),
+        "schemathesis found problems:\n{stdout}\n{stderr}"
+    );
+    Ok(())
+}
