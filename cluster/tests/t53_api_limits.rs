@@ -1,0 +1,138 @@
+//! Protection over real HTTP against a real 3-node cluster: per-user and per-IP rate limits on
+//! holds (429 with Retry-After), a cap on seats per hold and per user per dt, and nothing held
+//! when a request is refused.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+use ticketd_api::auth::Role;
+use ticketd_jepsen::cluster::{NodeOpts, TestCluster};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hold_rate_limits_and_seat_caps() -> anyhow::Result<()> {
+    let c = TestCluster::start(&ticketd_bin(), 3, NodeOpts::default()).await?;
+    let dir = tempfile::tempdir()?;
+    let api = ApiProcess::start_with(
+        &c.endpoints(),
+        dir.path(),
+        &[
+            "--holds-per-user-per-minute",
+            "3",
+            "--holds-per-ip-per-minute",
+            "5",
+        ],
+    )
+    .await?;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64;
+    ticketd_cluster::demo::seed(&c.client(), now_ms, false).await?;
+    let dt_path = "/v1/events/comedy-club/dts/comedy-club-d1";
+    let hold = |tok: String, key: String, body: Value| {
+        let api = &api;
+        async move {
+            let r = api
+                .http
+                .post(api.url(&format!("{dt_path}/holds")))
+                .bearer_auth(tok)
+                .header("idempotency-key", key)
+                .json(&body)
+                .send()
+                .await?;
+            let status = r.status().as_u16();
+            let retry = r.headers().get("retry-after").is_some();
+            let v: Value = r.json().await.unwrap_or(Value::Null);
+            anyhow::Ok((status, retry, v))
+        }
+    };
+    let a = token("demo-user-1", Role::User);
+    let b = token("demo-user-2", Role::User);
+
+    phase("seats per hold: more than the store's cap is refused, nothing is held");
+    let seats: Vec<u32> = (0..11).collect();
+    let (s, _, p) = hold(a.clone(), "big".into(), json!({ "seats": seats })).await?;
+    assert_eq!(s, 422, "{p}");
+    assert_eq!(p["code"], "HOLD_LIMIT_EXCEEDED", "{p}");
+
+    phase("two holds within the per-user rate limit (3/min, the refused one counted)");
+    let (s, _, p) = hold(
+        a.clone(),
+        "h1".into(),
+        json!({ "seats": [0, 1, 2, 3, 4, 5] }),
+    )
+    .await?;
+    assert_eq!(s, 201, "{p}");
+    let (s, _, p) = hold(a.clone(), "h2".into(), json!({ "seats": [10, 11, 12, 13] })).await?;
+    assert_eq!(s, 201, "{p}");
+
+    phase("per-user rate limit: the 4th hold request within a minute is 429 with Retry-After");
+    let (s, retry, p) = hold(a.clone(), "h3".into(), json!({ "seats": [20] })).await?;
+    assert_eq!((s, retry), (429, true), "{p}");
+    assert_eq!(p["code"], "RATE_LIMITED");
+
+    phase("another user from the same IP still holds, until the per-IP limit (5/min)");
+    let (s, _, p) = hold(b.clone(), "b1".into(), json!({ "seats": [0] })).await?;
+    assert_eq!(
+        (s, p["code"].as_str()),
+        (409, Some("SEAT_ALREADY_HELD")),
+        "{p}"
+    );
+    let (s, _, p) = hold(b.clone(), "b2".into(), json!({ "seats": [30] })).await?;
+    assert_eq!(s, 201, "the 5th request from this IP: {p}");
+    let (s, retry, p) = hold(b.clone(), "b3".into(), json!({ "seats": [31] })).await?;
+    assert_eq!(
+        (s, retry),
+        (429, true),
+        "a 6th request from this IP in the minute: {p}"
+    );
+
+    phase("what was refused holds nothing: the map shows exactly the 11 seats of the 3 holds");
+    let map: Value = api.http.get(api.url(dt_path)).send().await?.json().await?;
+    let held: u64 = map["seat_map"]["tiers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["held"].as_u64().unwrap())
+        .sum();
+    assert_eq!(held, 11, "{}", map["seat_map"]["tiers"]);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seats_per_user_per_dt_are_capped() -> anyhow::Result<()> {
+    let c = TestCluster::start(&ticketd_bin(), 3, NodeOpts::default()).await?;
+    let dir = tempfile::tempdir()?;
+    let api = ApiProcess::start(&c.endpoints(), dir.path()).await?;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64;
+    ticketd_cluster::demo::seed(&c.client(), now_ms, false).await?;
+    let dt_path = "/v1/events/comedy-club/dts/comedy-club-d0";
+    let a = token("demo-user-1", Role::User);
+    let mut statuses = Vec::new();
+    for (i, seats) in [vec![0, 1, 2, 3, 4, 5], vec![10, 11, 12, 13], vec![20]]
+        .into_iter()
+        .enumerate()
+    {
+        let r = api
+            .http
+            .post(api.url(&format!("{dt_path}/holds")))
+            .bearer_auth(&a)
+            .header("idempotency-key", format!("cap-{i}"))
+            .json(&json!({ "seats": seats }))
+            .send()
+            .await?;
+        let s = r.status().as_u16();
+        let v: Value = r.json().await?;
+        statuses.push((s, v["code"].as_str().map(str::to_string)));
+    }
+    assert_eq!(statuses[0].0, 201);
+    assert_eq!(statuses[1].0, 201);
+    assert_eq!(
+        statuses[2],
+        (422, Some("USER_LIMIT_EXCEEDED".to_string())),
+        "10 seats per user per dt"
+    );
+    Ok(())
+}
