@@ -1263,6 +1263,10 @@ impl Machine {
         self.d
             .user_orders
             .insert((hold.user_id.clone(), order_id.to_string()));
+        let seller_id = self.events[&dt.event_id].seller_id.clone();
+        self.d
+            .seller_orders
+            .insert((seller_id, order_id.to_string()));
 
         self.d
             .live_by_expiry

@@ -94,6 +94,8 @@ pub(crate) struct Derived {
     pub user_dt_seats: BTreeMap<(String, String), u32>,
     /// (user, order) pairs.
     pub user_orders: BTreeSet<(String, String)>,
+    /// (seller, order) pairs: a seller's ledger.
+    pub seller_orders: BTreeSet<(String, String)>,
     /// (order, notification) pairs.
     pub order_notes: BTreeSet<(String, String)>,
     /// Pending notifications by (due, id).
@@ -463,6 +465,10 @@ impl Machine {
         for o in self.orders.values() {
             d.user_orders
                 .insert((o.user_id.clone(), o.order_id.clone()));
+            if let Some(e) = self.events.get(&o.event_id) {
+                d.seller_orders
+                    .insert((e.seller_id.clone(), o.order_id.clone()));
+            }
         }
         for n in self.outbox.values() {
             d.order_notes

@@ -2,8 +2,8 @@
 //! they are answered by one replica, not replayed.
 
 use crate::command::{
-    EventFilter, EventHit, GaAvailability, OrderView, Query, QueryResult, SeatMapView,
-    TierAvailability,
+    EventFilter, EventHit, GaAvailability, LedgerEntry, LedgerTotals, OrderView, Query,
+    QueryResult, SeatMapView, SellerLedger, TierAvailability,
 };
 use crate::exec::fee_of;
 use crate::limits::QUERY_LIMIT_MAX;
@@ -77,10 +77,80 @@ pub(crate) fn answer(m: &Machine, q: &Query) -> QueryResult {
                 .and_then(|e| m.accounts.get(e))
                 .cloned(),
         ),
+        Query::SellerLedger { seller_id, limit } => {
+            QueryResult::SellerLedger(seller_ledger(m, seller_id, cap(*limit)))
+        }
         Query::SearchEvents { text, limit } => {
             QueryResult::Events(m.search.search(m, text, cap(*limit)))
         }
     }
+}
+
+/// A seller's ledger: every order of its events (one pass over the seller's orders).
+fn seller_ledger(m: &Machine, seller_id: &str, limit: usize) -> Option<SellerLedger> {
+    let seller = m.sellers.get(seller_id)?;
+    let mut entries: Vec<(u64, LedgerEntry)> =
+        m.d.seller_orders
+            .range((seller_id.to_string(), String::new())..)
+            .take_while(|(s, _)| s == seller_id)
+            .filter_map(|(_, id)| m.orders.get(id))
+            .map(|o| {
+                let returned: Vec<&crate::types::Ticket> = o
+                    .ticket_ids
+                    .iter()
+                    .filter_map(|t| m.tickets.get(t))
+                    .filter(|t| {
+                        matches!(
+                            t.status,
+                            crate::types::TicketStatus::Canceled { .. }
+                                | crate::types::TicketStatus::Refunded { .. }
+                        )
+                    })
+                    .collect();
+                let fees_returned: i64 = returned.iter().map(|t| t.fee_minor).sum();
+                let fees = o.fee_minor - fees_returned;
+                let e = LedgerEntry {
+                    order_id: o.order_id.clone(),
+                    dt_id: o.dt_id.clone(),
+                    created_at_ms: o.created_at_ms,
+                    currency: o.currency.clone(),
+                    tickets: o.ticket_ids.len() as u32,
+                    tickets_returned: returned.len() as u32,
+                    sales_minor: o.total_minor,
+                    fees_charged_minor: o.fee_minor,
+                    fees_minor: fees,
+                    refunds_minor: o.refunded_minor,
+                    payout_minor: o.total_minor - fees - o.refunded_minor,
+                };
+                (o.created_index, e)
+            })
+            .collect();
+    let mut totals: std::collections::BTreeMap<&str, LedgerTotals> = Default::default();
+    for (_, e) in &entries {
+        let t = totals.entry(&e.currency).or_insert_with(|| LedgerTotals {
+            currency: e.currency.clone(),
+            ..Default::default()
+        });
+        t.orders += 1;
+        t.tickets += e.tickets;
+        t.tickets_returned += e.tickets_returned;
+        t.sales_minor += e.sales_minor;
+        t.face_value_minor += e.sales_minor - e.fees_charged_minor;
+        t.fees_charged_minor += e.fees_charged_minor;
+        t.fees_minor += e.fees_minor;
+        t.refunds_minor += e.refunds_minor;
+        t.payout_minor += e.payout_minor;
+    }
+    let totals = totals.into_values().collect();
+    entries.sort_by_key(|(index, _)| std::cmp::Reverse(*index));
+    entries.truncate(limit);
+    Some(SellerLedger {
+        seller_id: seller_id.to_string(),
+        fee_bps: seller.fee_bps,
+        plan: seller.plan,
+        totals,
+        entries: entries.into_iter().map(|(_, e)| e).collect(),
+    })
 }
 
 fn order_view(m: &Machine, order_id: &str) -> Option<OrderView> {
