@@ -126,6 +126,26 @@ pub fn hash_password(password: &str) -> Result<String, Problem> {
         .map_err(Problem::internal)
 }
 
+/// Hashes a password with argon2id and a salt derived from `salt_seed` (PHC string): a retried
+/// sign-up proposes the very same hash, so its idempotency key answers the first outcome.
+pub fn hash_password_seeded(password: &str, salt_seed: &[u8; 32]) -> Result<String, Problem> {
+    let salt = SaltString::encode_b64(&salt_seed[..16]).map_err(Problem::internal)?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(Problem::internal)
+}
+
+/// A cheap stand-in hash check for unknown emails, so a login answers in about the same time
+/// whether or not the account exists.
+pub fn burn_password_check(password: &str) {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let phc = DUMMY.get_or_init(|| {
+        hash_password_seeded("not a password of anyone", &[7u8; 32]).unwrap_or_default()
+    });
+    let _ = verify_password(password, phc);
+}
+
 /// Checks a password against its PHC hash.
 pub fn verify_password(password: &str, phc: &str) -> bool {
     PasswordHash::new(phc).is_ok_and(|h| {

@@ -2,10 +2,11 @@
 //! sale, users. Written through the cluster client with fixed idempotency keys, so seeding twice
 //! changes nothing.
 
+use sha2::{Digest as _, Sha256};
 use ticketd_raft::client::ClusterClient;
 use ticketd_store::types::{
-    Contact, GaAreaDef, GeoPoint, Profile, ReminderPreference, RowDef, SeatDef, SeatingMap,
-    SectionDef, SellerPlan, TierSpec,
+    GaAreaDef, GeoPoint, Profile, Role, RowDef, SeatDef, SeatingMap, SectionDef, SellerPlan,
+    TierSpec,
 };
 use ticketd_store::{Command, Outcome, Rejection};
 
@@ -176,27 +177,45 @@ pub async fn event_with_dt(
     .await
 }
 
-/// Creates (or updates) a user.
-pub async fn user(client: &ClusterClient, id: &str, email: &str) -> anyhow::Result<()> {
-    put(
-        client,
-        &format!("user-{id}"),
-        Command::UpsertUser {
-            user_id: id.into(),
-            profile: Profile {
-                first_name: "Demo".into(),
-                last_name: id.into(),
-                ..Profile::default()
-            },
-            contact: Contact {
-                email: email.into(),
-                phone: "+4700000000".into(),
-            },
-            reminder: ReminderPreference::default(),
-            payment_token_sealed: None,
+/// The password of every demo account.
+pub const DEMO_PASSWORD: &str = "demo-password";
+
+/// Creates a demo account (user, seller, scanner or admin) with [`DEMO_PASSWORD`]; the salt
+/// derives from the id, so seeding twice proposes the same command.
+pub async fn account(
+    client: &ClusterClient,
+    id: &str,
+    email: &str,
+    role: Role,
+) -> anyhow::Result<()> {
+    let seed: [u8; 32] = Sha256::digest(format!("demo-salt:{id}").as_bytes()).into();
+    let password_hash = ticketd_api::auth::hash_password_seeded(DEMO_PASSWORD, &seed)
+        .map_err(|p| anyhow::anyhow!("hashing: {}", p.detail))?;
+    let cmd = Command::RegisterUser {
+        user_id: id.into(),
+        email: email.into(),
+        password_hash,
+        role,
+        profile: Profile {
+            first_name: "Demo".into(),
+            last_name: id.into(),
+            ..Profile::default()
         },
-    )
-    .await
+        phone: "+4700000000".into(),
+    };
+    let w = client
+        .write("demo-seed", &format!("account-{id}"), &cmd)
+        .await?;
+    match w.reply.outcome {
+        Outcome::Done(_)
+        | Outcome::Rejected {
+            code: Rejection::AlreadyExists | Rejection::EmailTaken,
+            ..
+        } => Ok(()),
+        Outcome::Rejected { code, detail } => {
+            anyhow::bail!("seeding account {id}: {} {detail}", code.code())
+        }
+    }
 }
 
 /// Creates a seller.
@@ -329,12 +348,29 @@ pub async fn seed(client: &ClusterClient, now_ms: i64, stadium: bool) -> anyhow:
         .await?;
     }
     for u in 1..=3 {
-        user(
+        account(
             client,
             &format!("demo-user-{u}"),
             &format!("demo{u}@example.org"),
+            Role::User,
         )
         .await?;
     }
+    account(
+        client,
+        "live-nation-demo",
+        "seller1@example.org",
+        Role::Seller,
+    )
+    .await?;
+    account(client, "indie-demo", "seller2@example.org", Role::Seller).await?;
+    account(
+        client,
+        "gate-scanner-1",
+        "scanner@example.org",
+        Role::Scanner,
+    )
+    .await?;
+    account(client, "demo-admin", "admin@example.org", Role::Admin).await?;
     Ok(())
 }

@@ -20,9 +20,115 @@ async fn browse_hold_buy_see_tickets_cancel_and_the_rules_around_it() -> anyhow:
         .duration_since(std::time::UNIX_EPOCH)?
         .as_millis() as i64;
     ticketd_cluster::demo::seed(&c.client(), now_ms, false).await?;
-    let ada = token("demo-user-1", Role::User);
-    let bob = token("demo-user-2", Role::User);
     let http = &api.http;
+
+    phase("sign up and log in; a taken email, a short password and a wrong password are refused");
+    let post = |path: &'static str, key: &'static str, body: Value| {
+        http.post(api.url(path))
+            .header("idempotency-key", key)
+            .json(&body)
+            .send()
+    };
+    let ada_signup = json!({"email": "Ada@Example.org", "password": "correct horse battery", "name": "Ada Lovelace"});
+    let r = post("/v1/users", "signup-ada", ada_signup.clone()).await?;
+    assert_eq!(r.status(), 201, "{}", r.text().await?);
+    let r = post("/v1/users", "signup-ada", ada_signup).await?;
+    assert_eq!(
+        r.status(),
+        201,
+        "a retry with the same key answers the same outcome"
+    );
+    let r = post(
+        "/v1/users",
+        "signup-ada-2",
+        json!({"email": "ada@example.org", "password": "another password", "name": "Ada"}),
+    )
+    .await?;
+    assert_eq!(r.status(), 409);
+    assert_eq!(r.json::<Value>().await?["code"], "EMAIL_TAKEN");
+    let r = post(
+        "/v1/users",
+        "signup-short",
+        json!({"email": "eve@example.org", "password": "short", "name": "Eve"}),
+    )
+    .await?;
+    assert_eq!(r.status(), 400);
+    let r = post("/v1/users", "signup-admin", json!({"email": "eve@example.org", "password": "long enough", "name": "Eve", "role": "admin"})).await?;
+    assert_eq!(r.status(), 401, "only an admin makes admins");
+    let r = post(
+        "/v1/sessions",
+        "login-bad",
+        json!({"email": "ada@example.org", "password": "wrong password"}),
+    )
+    .await?;
+    assert_eq!(r.status(), 401);
+    let r = post(
+        "/v1/sessions",
+        "login-nobody",
+        json!({"email": "nobody@example.org", "password": "wrong password"}),
+    )
+    .await?;
+    assert_eq!(r.status(), 401);
+    let s: Value = post(
+        "/v1/sessions",
+        "login-ada",
+        json!({"email": "ADA@example.org", "password": "correct horse battery"}),
+    )
+    .await?
+    .json()
+    .await?;
+    let ada = s["token"].as_str().expect("token").to_string();
+    assert_eq!(s["role"], "user");
+    let s: Value = post(
+        "/v1/sessions",
+        "login-bob",
+        json!({"email": "demo2@example.org", "password": ticketd_cluster::demo::DEMO_PASSWORD}),
+    )
+    .await?
+    .json()
+    .await?;
+    let bob = s["token"].as_str().expect("token").to_string();
+    let me: Value = http
+        .get(api.url("/v1/me"))
+        .bearer_auth(&ada)
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(me["contact"]["email"], "Ada@Example.org");
+    assert!(me.get("password_hash").is_none());
+
+    phase("search: words of the title, prefix of the last one");
+    let found: Value = http
+        .get(api.url("/v1/events?q=auro"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(
+        found["events"][0]["event"]["title"], "Aurora Live",
+        "{found}"
+    );
+    let page: Value = http
+        .get(api.url("/v1/events?limit=2"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let cursor = page["next_cursor"]
+        .as_str()
+        .expect("a second page")
+        .to_string();
+    let page2: Value = http
+        .get(api.url(&format!("/v1/events?limit=2&cursor={cursor}")))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_ne!(
+        page["events"][0]["event"]["event_id"],
+        page2["events"][0]["event"]["event_id"]
+    );
 
     phase("browse near Oslo: the Oslo event comes first, with its distance");
     let r = http

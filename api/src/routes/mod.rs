@@ -15,6 +15,7 @@ pub mod holds;
 pub mod orders;
 pub mod scans;
 pub mod seller;
+pub mod users;
 
 /// Every route, with its OpenAPI description.
 pub fn router(doc: utoipa::openapi::OpenApi) -> OpenApiRouter<AppState> {
@@ -32,6 +33,10 @@ pub fn router(doc: utoipa::openapi::OpenApi) -> OpenApiRouter<AppState> {
         .routes(routes!(orders::get_ticket))
         .routes(routes!(orders::refund_ticket))
         .routes(routes!(scans::scan))
+        .routes(routes!(users::sign_up))
+        .routes(routes!(users::log_in))
+        .routes(routes!(users::me))
+        .routes(routes!(users::set_reminders))
         .routes(routes!(seller::create_venue))
         .routes(routes!(seller::change_sale_window))
         .routes(routes!(seller::publish_dt))
