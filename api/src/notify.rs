@@ -16,8 +16,8 @@ pub struct Email {
     pub subject: String,
     /// Plain-text body.
     pub text: String,
-    /// An SVG attachment (an e-ticket's QR code), if any: (file name, SVG).
-    pub svg_attachment: Option<(String, String)>,
+    /// SVG attachments (e-tickets' QR codes): (file name, SVG).
+    pub svg_attachments: Vec<(String, String)>,
 }
 
 /// Why a message was not sent.
@@ -69,13 +69,16 @@ impl SmtpMailer {
         let text = SinglePart::builder()
             .header(ContentType::TEXT_PLAIN)
             .body(e.text.clone());
-        let msg = match &e.svg_attachment {
-            None => builder.singlepart(text),
-            Some((name, svg)) => {
-                let svg_type = ContentType::parse("image/svg+xml").map_err(|x| invalid(&x))?;
-                let att = Attachment::new(name.clone()).body(svg.clone(), svg_type);
-                builder.multipart(MultiPart::mixed().singlepart(text).singlepart(att))
+        let msg = if e.svg_attachments.is_empty() {
+            builder.singlepart(text)
+        } else {
+            let svg_type = ContentType::parse("image/svg+xml").map_err(|x| invalid(&x))?;
+            let mut parts = MultiPart::mixed().singlepart(text);
+            for (name, svg) in &e.svg_attachments {
+                parts = parts
+                    .singlepart(Attachment::new(name.clone()).body(svg.clone(), svg_type.clone()));
             }
+            builder.multipart(parts)
         }
         .map_err(|x| invalid(&x))?;
         self.transport

@@ -48,7 +48,7 @@ async fn email_with_qr_arrives_at_a_real_smtp_server_with_its_stable_id() {
             to: "ada@example.com".into(),
             subject: "Your tickets".into(),
             text: "Thank you for your order.".into(),
-            svg_attachment: Some(("ticket.svg".into(), svg)),
+            svg_attachments: vec![("ticket.svg".into(), svg)],
         })
         .await
         .expect("sent");

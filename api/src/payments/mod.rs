@@ -1,5 +1,6 @@
 //! Payments through a provider shaped like Stripe's payment intents: create (authorize) with an
-//! idempotency key and metadata, capture, cancel (void), refund, list by metadata.
+//! idempotency key and metadata, capture, cancel (void), refund (partial, with an idempotency
+//! key), retrieve, list by metadata and list those created since a time (paged).
 //!
 //! Card data never reaches ticketd: the browser gives the provider's payment-method token, which
 //! the API passes on. [`HttpProvider`] speaks the provider's HTTP API; the project ships a
@@ -21,7 +22,7 @@ pub enum IntentStatus {
     Succeeded,
     /// Voided before capture, or declined.
     Canceled,
-    /// Captured, then refunded in full.
+    /// Captured, then refunded in full (a partial refund leaves it `Succeeded`).
     Refunded,
 }
 
@@ -40,7 +41,41 @@ pub struct Intent {
     pub metadata: std::collections::BTreeMap<String, String>,
     /// Amount refunded so far.
     pub amount_refunded: i64,
+    /// Amount captured (0 until captured).
+    #[serde(default)]
+    pub amount_captured: i64,
+    /// When the provider created it, Unix ms.
+    #[serde(default)]
+    pub created_ms: i64,
 }
+
+impl Intent {
+    /// Captured and not refunded: what the provider holds for the merchant.
+    pub fn net_captured(&self) -> i64 {
+        self.amount_captured - self.amount_refunded
+    }
+}
+
+/// One page of [`PaymentProvider::list_created_since`], oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IntentPage {
+    /// The intents.
+    pub data: Vec<Intent>,
+    /// More follow: ask again with `starting_after` = the last id.
+    pub has_more: bool,
+}
+
+/// A refund request (`POST /v1/refunds`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundRequest {
+    /// The intent to refund.
+    pub payment_intent: String,
+    /// Amount in minor units (at most what is captured and not yet refunded).
+    pub amount: i64,
+}
+
+/// Most intents one list call returns.
+pub const LIST_LIMIT_MAX: u32 = 100;
 
 /// What to authorize.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -83,10 +118,25 @@ pub trait PaymentProvider: Send + Sync {
     async fn capture(&self, intent_id: &str) -> Result<Intent, PaymentError>;
     /// Voids an authorized intent (idempotent).
     async fn cancel(&self, intent_id: &str) -> Result<Intent, PaymentError>;
-    /// Refunds a captured intent in full (idempotent).
-    async fn refund(&self, intent_id: &str) -> Result<Intent, PaymentError>;
+    /// Refunds `amount` of a captured intent; the same `idempotency_key` refunds once.
+    async fn refund(
+        &self,
+        intent_id: &str,
+        amount: i64,
+        idempotency_key: &str,
+    ) -> Result<Intent, PaymentError>;
+    /// One intent.
+    async fn retrieve(&self, intent_id: &str) -> Result<Intent, PaymentError>;
     /// Intents whose metadata has `key` = `value`.
     async fn list_by_metadata(&self, key: &str, value: &str) -> Result<Vec<Intent>, PaymentError>;
+    /// Intents created at or after `created_gte_ms`, oldest first, after the intent
+    /// `starting_after` (for the next page), at most `limit` (capped at [`LIST_LIMIT_MAX`]).
+    async fn list_created_since(
+        &self,
+        created_gte_ms: i64,
+        starting_after: Option<&str>,
+        limit: u32,
+    ) -> Result<IntentPage, PaymentError>;
 }
 
 /// The provider's HTTP API.
@@ -196,17 +246,56 @@ impl PaymentProvider for HttpProvider {
         Self::decode(&self.call(reqwest::Method::POST, &path, None, None).await?)
     }
 
-    async fn refund(&self, intent_id: &str) -> Result<Intent, PaymentError> {
-        let path = format!("/v1/payment_intents/{}/refund", encode_component(intent_id));
-        Self::decode(&self.call(reqwest::Method::POST, &path, None, None).await?)
+    async fn refund(
+        &self,
+        intent_id: &str,
+        amount: i64,
+        idempotency_key: &str,
+    ) -> Result<Intent, PaymentError> {
+        let body = serde_json::to_vec(&RefundRequest {
+            payment_intent: intent_id.to_string(),
+            amount,
+        })
+        .map_err(|e| PaymentError::Rejected(e.to_string()))?;
+        Self::decode(
+            &self
+                .call(
+                    reqwest::Method::POST,
+                    "/v1/refunds",
+                    Some(idempotency_key),
+                    Some(body),
+                )
+                .await?,
+        )
+    }
+
+    async fn retrieve(&self, intent_id: &str) -> Result<Intent, PaymentError> {
+        let path = format!("/v1/payment_intents/{}", encode_component(intent_id));
+        Self::decode(&self.call(reqwest::Method::GET, &path, None, None).await?)
     }
 
     async fn list_by_metadata(&self, key: &str, value: &str) -> Result<Vec<Intent>, PaymentError> {
         let path = format!(
-            "/v1/payment_intents?key={}&value={}",
+            "/v1/payment_intents/search?key={}&value={}",
             encode_component(key),
             encode_component(value)
         );
+        Self::decode(&self.call(reqwest::Method::GET, &path, None, None).await?)
+    }
+
+    async fn list_created_since(
+        &self,
+        created_gte_ms: i64,
+        starting_after: Option<&str>,
+        limit: u32,
+    ) -> Result<IntentPage, PaymentError> {
+        let mut path = format!(
+            "/v1/payment_intents?created_gte={created_gte_ms}&limit={}",
+            limit.clamp(1, LIST_LIMIT_MAX)
+        );
+        if let Some(after) = starting_after {
+            path.push_str(&format!("&starting_after={}", encode_component(after)));
+        }
         Self::decode(&self.call(reqwest::Method::GET, &path, None, None).await?)
     }
 }

@@ -9,7 +9,11 @@
 //! - `pm_card_fail_after`: authorized, then a 500 (the caller cannot tell).
 //!
 //! And for the next calls of an operation, through `POST /_control/faults`
-//! `{"op": "capture"|"cancel"|"refund"|"authorize", "fault": "fail_after"|"fail_before"|"timeout", "count": N}`.
+//! `{"op": "capture"|"cancel"|"refund"|"authorize", "fault": "fail_after"|"fail_before"|"timeout"|"slow", "count": N}`.
+//!
+//! Refunds are partial and keyed (`POST /v1/refunds` with an `Idempotency-Key`): the same key
+//! refunds once. `GET /v1/payment_intents?created_gte=MS&starting_after=ID&limit=N` pages through
+//! intents oldest first; `GET /v1/payment_intents/search?key=K&value=V` finds them by metadata.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
@@ -23,7 +27,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use super::{CreateIntent, Intent, IntentStatus};
+use super::{CreateIntent, Intent, IntentPage, IntentStatus, RefundRequest, LIST_LIMIT_MAX};
 
 /// Most queued injected faults.
 const FAULTS_MAX: usize = 1000;
@@ -39,6 +43,8 @@ enum Fault {
     FailBefore,
     /// Act, then do not answer for 60 s.
     Timeout,
+    /// Wait 2 s, then act and answer.
+    Slow,
 }
 
 #[derive(Debug, Deserialize)]
@@ -53,6 +59,9 @@ struct Book {
     intents: BTreeMap<String, Intent>,
     by_key: BTreeMap<String, String>,
     next_id: u64,
+    /// Refund idempotency key -> (intent, amount).
+    #[serde(default)]
+    refunds: BTreeMap<String, (String, i64)>,
     #[serde(skip)]
     faults: BTreeMap<String, VecDeque<Fault>>,
 }
@@ -86,10 +95,11 @@ impl Simulator {
     pub fn router(self) -> Router {
         Router::new()
             .route("/v1/payment_intents", post(create).get(list))
+            .route("/v1/payment_intents/search", get(search))
             .route("/v1/payment_intents/{id}", get(fetch))
             .route("/v1/payment_intents/{id}/capture", post(capture))
             .route("/v1/payment_intents/{id}/cancel", post(cancel))
-            .route("/v1/payment_intents/{id}/refund", post(refund))
+            .route("/v1/refunds", post(refund))
             .route("/_control/faults", post(inject))
             .route("/healthz", get(|| async { "ok" }))
             .with_state(self)
@@ -120,6 +130,9 @@ impl Simulator {
     /// Runs `act` under the op's injected fault, if any.
     async fn with_fault(&self, op: &str, act: impl FnOnce(&mut Book) -> Reply) -> Response {
         let fault = self.next_fault(op);
+        if fault == Some(Fault::Slow) {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
         if fault == Some(Fault::FailBefore) {
             return (
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -218,6 +231,8 @@ async fn create(
             status: IntentStatus::RequiresCapture,
             metadata: req.metadata.clone(),
             amount_refunded: 0,
+            amount_captured: 0,
+            created_ms: now_ms(),
         };
         book.by_key.insert(key.clone(), intent.id.clone());
         book.intents.insert(intent.id.clone(), intent.clone());
@@ -245,6 +260,7 @@ async fn capture(State(sim): State<Simulator>, Path(id): Path<String>) -> Respon
         transition(book, &id, |i| match i.status {
             IntentStatus::RequiresCapture => {
                 i.status = IntentStatus::Succeeded;
+                i.amount_captured = i.amount;
                 Ok(())
             }
             IntentStatus::Succeeded => Ok(()),
@@ -267,16 +283,56 @@ async fn cancel(State(sim): State<Simulator>, Path(id): Path<String>) -> Respons
     .await
 }
 
-async fn refund(State(sim): State<Simulator>, Path(id): Path<String>) -> Response {
+async fn refund(
+    State(sim): State<Simulator>,
+    headers: HeaderMap,
+    Json(req): Json<RefundRequest>,
+) -> Response {
+    let Some(key) = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+    else {
+        return (StatusCode::BAD_REQUEST, "Idempotency-Key required").into_response();
+    };
     sim.with_fault("refund", move |book| {
-        transition(book, &id, |i| match i.status {
-            IntentStatus::Succeeded | IntentStatus::Refunded => {
-                i.status = IntentStatus::Refunded;
-                i.amount_refunded = i.amount;
-                Ok(())
+        match book.refunds.get(&key) {
+            Some((id, amount)) if *id == req.payment_intent && *amount == req.amount => {
+                return match book.intents.get(id) {
+                    Some(i) => Reply::Ok(i.clone()),
+                    None => Reply::Err(StatusCode::INTERNAL_SERVER_ERROR, "dangling refund".into()),
+                };
             }
-            s => Err(format!("cannot refund an intent in state {s:?}")),
-        })
+            Some(_) => {
+                return Reply::Err(
+                    StatusCode::BAD_REQUEST,
+                    "idempotency key reused with other parameters".into(),
+                )
+            }
+            None => {}
+        }
+        let r = transition(book, &req.payment_intent, |i| {
+            if !matches!(i.status, IntentStatus::Succeeded | IntentStatus::Refunded) {
+                return Err(format!("cannot refund an intent in state {:?}", i.status));
+            }
+            if req.amount <= 0 || req.amount > i.net_captured() {
+                return Err(format!(
+                    "refund of {} exceeds the {} left to refund",
+                    req.amount,
+                    i.net_captured()
+                ));
+            }
+            i.amount_refunded += req.amount;
+            if i.amount_refunded == i.amount_captured {
+                i.status = IntentStatus::Refunded;
+            }
+            Ok(())
+        });
+        if matches!(r, Reply::Ok(_)) {
+            book.refunds
+                .insert(key, (req.payment_intent.clone(), req.amount));
+        }
+        r
     })
     .await
 }
@@ -289,12 +345,12 @@ async fn fetch(State(sim): State<Simulator>, Path(id): Path<String>) -> Response
 }
 
 #[derive(Deserialize)]
-struct ListQuery {
+struct SearchQuery {
     key: String,
     value: String,
 }
 
-async fn list(State(sim): State<Simulator>, Query(q): Query<ListQuery>) -> Json<Vec<Intent>> {
+async fn search(State(sim): State<Simulator>, Query(q): Query<SearchQuery>) -> Json<Vec<Intent>> {
     let book = sim.book.lock().expect("book lock");
     Json(
         book.intents
@@ -303,6 +359,43 @@ async fn list(State(sim): State<Simulator>, Query(q): Query<ListQuery>) -> Json<
             .cloned()
             .collect(),
     )
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    #[serde(default)]
+    created_gte: i64,
+    starting_after: Option<String>,
+    limit: Option<u32>,
+}
+
+async fn list(State(sim): State<Simulator>, Query(q): Query<ListQuery>) -> Json<IntentPage> {
+    use std::ops::Bound;
+    let book = sim.book.lock().expect("book lock");
+    let limit = q.limit.unwrap_or(LIST_LIMIT_MAX).clamp(1, LIST_LIMIT_MAX) as usize;
+    let from = match &q.starting_after {
+        Some(a) => Bound::Excluded(a.clone()),
+        None => Bound::Unbounded,
+    };
+    // Ids grow with creation, so id order is creation order.
+    let mut data: Vec<Intent> = book
+        .intents
+        .range((from, Bound::Unbounded))
+        .map(|(_, i)| i)
+        .filter(|i| i.created_ms >= q.created_gte)
+        .take(limit + 1)
+        .cloned()
+        .collect();
+    let has_more = data.len() > limit;
+    data.truncate(limit);
+    Json(IntentPage { data, has_more })
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 async fn inject(State(sim): State<Simulator>, Json(f): Json<FaultRequest>) -> Response {
@@ -372,9 +465,35 @@ mod tests {
             p.cancel(&a.id).await,
             Err(PaymentError::Rejected(_))
         ));
+        let part = p.refund(&a.id, 2_000, "r1").await.unwrap();
         assert_eq!(
-            p.refund(&a.id).await.unwrap().status,
-            IntentStatus::Refunded
+            (part.status, part.amount_refunded, part.net_captured()),
+            (IntentStatus::Succeeded, 2_000, 10_000),
+            "a partial refund"
+        );
+        assert_eq!(
+            p.refund(&a.id, 2_000, "r1").await.unwrap().amount_refunded,
+            2_000,
+            "the same key refunds once"
+        );
+        assert!(
+            matches!(
+                p.refund(&a.id, 3_000, "r1").await,
+                Err(PaymentError::Rejected(_))
+            ),
+            "the same key with another amount is refused"
+        );
+        assert!(
+            matches!(
+                p.refund(&a.id, 10_001, "r2").await,
+                Err(PaymentError::Rejected(_))
+            ),
+            "never more than captured"
+        );
+        let full = p.refund(&a.id, 10_000, "r2").await.unwrap();
+        assert_eq!(
+            (full.status, full.net_captured()),
+            (IntentStatus::Refunded, 0)
         );
 
         assert!(matches!(
@@ -411,5 +530,24 @@ mod tests {
             p.cancel(&found[0].id).await.unwrap().status,
             IntentStatus::Canceled
         );
+
+        let since = a.created_ms;
+        let page = p.list_created_since(since, None, 2).await.unwrap();
+        assert_eq!(page.data.len(), 2);
+        assert!(page.has_more);
+        assert_eq!(page.data[0].id, a.id, "oldest first");
+        let rest = p
+            .list_created_since(since, Some(&page.data[1].id), 100)
+            .await
+            .unwrap();
+        assert!(!rest.has_more);
+        assert_eq!(page.data.len() + rest.data.len(), 3, "h1, h3 and h4");
+        assert!(p
+            .list_created_since(now_ms() + 60_000, None, 100)
+            .await
+            .unwrap()
+            .data
+            .is_empty());
+        assert_eq!(p.retrieve(&a.id).await.unwrap(), full);
     }
 }

@@ -3,8 +3,10 @@
 //! Purchase saga: authorize at the provider with the hold id as idempotency key -> pin the hold
 //! with the payment (StartPayment) -> one Raft command turns hold into order + tickets
 //! (ConfirmPurchase, refused if the hold is gone or the amount differs) -> capture. When the
-//! store refuses, the authorization is voided. A crash between the steps leaves an authorized
-//! intent whose metadata names the hold: the reconciler closes that gap.
+//! store refuses, the payment is failed in the store and then voided; a payment the store
+//! confirmed (through a concurrent attempt or the reconciler) is captured and acked instead.
+//! A crash between the steps leaves an authorized intent whose metadata names the hold: the
+//! leader's reconciler closes that gap (see `cluster/src/worker.rs`).
 
 use std::net::SocketAddr;
 
@@ -15,14 +17,15 @@ use axum::Json;
 use serde::Deserialize;
 use ticketd_raft::client::Consistency;
 use ticketd_store::command::{Done, GaPick};
+use ticketd_store::types::PaymentStatus;
 use ticketd_store::{Command, Query, QueryResult};
 
 use super::{propose, read};
 use crate::auth::{Caller, Role};
 use crate::extract::IdempotencyKey;
-use crate::payments::{CreateIntent, HttpProvider, PaymentError, PaymentProvider};
+use crate::payments::{CreateIntent, HttpProvider, IntentStatus, PaymentError, PaymentProvider};
 use crate::problem::Problem;
-use crate::state::AppState;
+use crate::state::{AppState, SagaFault, SagaStep};
 
 /// Most seats one hold request may name.
 pub const SEATS_PER_REQUEST_MAX: usize = 20;
@@ -215,10 +218,11 @@ pub struct PurchaseRequest {
            ("Idempotency-Key" = String, Header, description = "retry key")),
     security(("bearer" = [])),
     responses((status = 201, description = "ack: order confirmed", content_type = "application/json"),
-              (status = 402, description = "PAYMENT_DECLINED", body = Problem, content_type = "application/problem+json"),
+              (status = 402, description = "PAYMENT_DECLINED, PAYMENT_FAILED (the payment was voided)", body = Problem, content_type = "application/problem+json"),
               (status = 410, description = "HOLD_EXPIRED", body = Problem, content_type = "application/problem+json"),
               (status = 422, description = "AMOUNT_MISMATCH and other nacks", body = Problem, content_type = "application/problem+json"),
-              (status = 503, description = "OUTCOME_UNKNOWN: retry with the same key", body = Problem, content_type = "application/problem+json")))]
+              (status = 503, description = "OUTCOME_UNKNOWN: retry with the same key", body = Problem, content_type = "application/problem+json"),
+              (status = 504, description = "PAYMENT_TIMEOUT: the provider did not answer; no ticket, any authorization is voided", body = Problem, content_type = "application/problem+json")))]
 pub async fn purchase(
     State(state): State<AppState>,
     caller: Caller,
@@ -259,7 +263,27 @@ pub async fn purchase(
         )
         .await
         .map_err(payment_problem)?;
-    // 2. Pin the hold with the payment.
+    SagaFault::after(state.saga_fault, SagaStep::Authorize).await;
+    let saga = Saga {
+        state: &state,
+        provider: &provider,
+        caller: &caller,
+        key: &key,
+        hold_id: &hold.hold_id,
+        intent_id: &intent.id,
+    };
+    if intent.status == IntentStatus::Canceled {
+        // Voided earlier (a refused or abandoned attempt): only an order the store already
+        // made with it counts.
+        return saga
+            .settle(Problem::new(
+                "PAYMENT_FAILED",
+                "the payment was voided; place a new hold",
+            ))
+            .await;
+    }
+    // 2. Pin the hold with the payment. The store decides: a refusal leaves the payment as the
+    // store knows it (someone else may have started or finished it).
     let start = Command::StartPayment {
         hold_id: hold.hold_id.clone(),
         user_id: caller.user_id.clone(),
@@ -267,9 +291,15 @@ pub async fn purchase(
         amount_minor: hold.total_minor,
         currency: hold.currency.clone(),
     };
-    if let Err(p) = propose(&state, &caller.user_id, &format!("{key}:start"), start).await {
-        return Err(void_then(&provider, &intent.id, p).await);
+    match propose(&state, &caller.user_id, &format!("{key}:start"), start).await {
+        Ok(_) => {}
+        Err(p) if unknown(&p) => return Err(p),
+        Err(p) => match saga.payment().await? {
+            Some(PaymentStatus::Pending) => {}
+            _ => return saga.settle(p).await,
+        },
     }
+    SagaFault::after(state.saga_fault, SagaStep::Start).await;
     // 3. Hold -> order + tickets, in one command.
     // Derived from the idempotency key: a retry proposes the very same command.
     let order_id = format!(
@@ -290,15 +320,18 @@ pub async fn purchase(
     let (done, index) =
         match propose(&state, &caller.user_id, &format!("{key}:confirm"), confirm).await {
             Ok(x) => x,
-            // Unknown: the order may exist; the reconciler (or this key's retry) settles it.
-            Err(p) if p.code == "OUTCOME_UNKNOWN" || p.code == "UNAVAILABLE" => return Err(p),
-            Err(p) => return Err(void_then(&provider, &intent.id, p).await),
+            // Unknown: the order may exist; this key's retry or the reconciler settles it.
+            Err(p) if unknown(&p) => return Err(p),
+            Err(p) => return saga.settle(p).await,
         };
+    SagaFault::after(state.saga_fault, SagaStep::Confirm).await;
     // 4. Capture: idempotent; a failure here is closed by the reconciler (order without capture).
-    if let Err(e) = provider.capture(&intent.id).await {
-        tracing::warn!(payment = %intent.id, error = %e, "capture failed; the reconciler will capture");
-    }
+    saga.capture().await;
     Ok(done_json(StatusCode::CREATED, &done, index))
+}
+
+fn unknown(p: &Problem) -> bool {
+    p.code == "OUTCOME_UNKNOWN" || p.code == "UNAVAILABLE"
 }
 
 fn payment_problem(e: PaymentError) -> Problem {
@@ -306,17 +339,117 @@ fn payment_problem(e: PaymentError) -> Problem {
         PaymentError::Declined(d) => {
             Problem::new("PAYMENT_DECLINED", format!("the card was declined: {d}"))
         }
-        PaymentError::Unknown(d) => {
-            Problem::new("OUTCOME_UNKNOWN", format!("payment provider: {d}")).retry_after(2)
-        }
+        // A nack: no ticket comes of this attempt. The store never heard of the payment, so the
+        // reconciler voids whatever the provider may have authorized.
+        PaymentError::Unknown(d) => Problem::new(
+            "PAYMENT_TIMEOUT",
+            format!("the payment provider did not answer ({d}); no ticket was issued and any authorization will be voided"),
+        ),
         PaymentError::Rejected(d) => Problem::new("PAYMENT_REJECTED", d),
     }
 }
 
-/// Voids an authorization the store refused, then answers with the refusal.
-async fn void_then(provider: &HttpProvider, intent_id: &str, p: Problem) -> Problem {
-    if let Err(e) = provider.cancel(intent_id).await {
-        tracing::warn!(payment = %intent_id, error = %e, "void failed; the reconciler will void");
+/// One purchase attempt past authorization. The rule that keeps money and tickets together:
+/// capture only a payment the store confirmed; void only a payment the store failed (or one it
+/// can never start).
+struct Saga<'a> {
+    state: &'a AppState,
+    provider: &'a HttpProvider,
+    caller: &'a Caller,
+    key: &'a str,
+    hold_id: &'a str,
+    intent_id: &'a str,
+}
+
+impl Saga<'_> {
+    /// The payment as the store knows it (linearizable).
+    async fn payment(&self) -> Result<Option<PaymentStatus>, Problem> {
+        let (r, _) = read(
+            self.state,
+            Query::GetPayment {
+                payment_ref: self.intent_id.to_string(),
+            },
+            Consistency::Linearizable,
+        )
+        .await?;
+        Ok(match r {
+            QueryResult::Payment(p) => p.map(|p| p.status),
+            _ => None,
+        })
     }
-    p
+
+    async fn capture(&self) {
+        if let Err(e) = self.provider.capture(self.intent_id).await {
+            tracing::warn!(payment = %self.intent_id, error = %e, "capture failed; the reconciler will capture");
+        }
+    }
+
+    async fn void(&self) {
+        if let Err(e) = self.provider.cancel(self.intent_id).await {
+            tracing::warn!(payment = %self.intent_id, error = %e, "void failed; the reconciler will void");
+        }
+    }
+
+    /// After the store refused a step: ack if the store confirmed an order with this payment
+    /// (a concurrent attempt or the reconciler did), else fail the payment in the store, void
+    /// it and nack with `refusal`.
+    async fn settle(&self, refusal: Problem) -> Result<Response, Problem> {
+        for _ in 0..2 {
+            match self.payment().await? {
+                Some(PaymentStatus::Confirmed { order_id }) => {
+                    self.capture().await;
+                    return self.ack_existing(&order_id).await;
+                }
+                Some(PaymentStatus::Pending) => {
+                    let cmd = Command::PaymentFailed {
+                        hold_id: self.hold_id.to_string(),
+                        payment_ref: self.intent_id.to_string(),
+                        reason: format!("purchase refused: {}", refusal.code),
+                    };
+                    let k = format!("{}:failed", self.key);
+                    if let Err(p) = propose(self.state, &self.caller.user_id, &k, cmd).await {
+                        if unknown(&p) {
+                            return Err(p);
+                        }
+                    }
+                    // Read again: failed now, or confirmed by someone quicker.
+                }
+                // Failed, or never started and refused for good: no order can come of it.
+                Some(PaymentStatus::Failed { .. }) | None => {
+                    self.void().await;
+                    return Err(refusal);
+                }
+            }
+        }
+        Err(Problem::new(
+            "OUTCOME_UNKNOWN",
+            "the payment is still in flight; retry with the same Idempotency-Key",
+        )
+        .retry_after(1))
+    }
+
+    /// The ack of an order the store made with this payment.
+    async fn ack_existing(&self, order_id: &str) -> Result<Response, Problem> {
+        let (r, _) = read(
+            self.state,
+            Query::GetOrder {
+                order_id: order_id.to_string(),
+            },
+            Consistency::Linearizable,
+        )
+        .await?;
+        let QueryResult::Order(Some(v)) = r else {
+            return Err(Problem::internal(format!(
+                "payment {} names order {order_id}, which is missing",
+                self.intent_id
+            )));
+        };
+        let done = Done::PurchaseConfirmed {
+            order_id: v.order.order_id.clone(),
+            ticket_ids: v.order.ticket_ids.clone(),
+            total_minor: v.order.total_minor,
+            currency: v.order.currency.clone(),
+        };
+        Ok(done_json(StatusCode::CREATED, &done, v.order.created_index))
+    }
 }
