@@ -32,6 +32,33 @@ pub struct NodeFileConfig {
     pub logs_kept_after_snapshot: u64,
     /// Log format: `text` or `json`.
     pub log_format: String,
+    /// Run the leader's background worker (hold expiry, reconciler, dispatcher). On by default
+    /// when a payment provider, SMTP host or SMS provider is configured.
+    pub worker: bool,
+    /// Payment provider address (`host:port`) for the reconciler and refunds.
+    pub payments: Option<String>,
+    /// Deadline of one payment provider call, ms.
+    pub payments_timeout_ms: u64,
+    /// SMTP relay host for email notifications.
+    pub smtp_host: Option<String>,
+    /// SMTP relay port.
+    pub smtp_port: u16,
+    /// Sender address of notifications (its domain ends every Message-ID).
+    pub smtp_from: String,
+    /// SMS provider address (`host:port`).
+    pub sms: Option<String>,
+    /// Period of `ExpireHolds` proposals, ms.
+    pub expire_period_ms: u64,
+    /// Period of reconcile passes, ms.
+    pub reconcile_period_ms: u64,
+    /// Intents younger than this are left to the API's purchase in flight, ms.
+    pub reconcile_grace_ms: u64,
+    /// How far back the reconciler lists intents, ms.
+    pub reconcile_lookback_ms: u64,
+    /// Period of notification dispatch passes, ms.
+    pub dispatch_period_ms: u64,
+    /// Notifications delivered per dispatch pass at most.
+    pub dispatch_batch: usize,
 }
 
 impl Default for NodeFileConfig {
@@ -47,6 +74,19 @@ impl Default for NodeFileConfig {
             snapshot_every_entries: 10_000,
             logs_kept_after_snapshot: 1_000,
             log_format: "text".into(),
+            worker: false,
+            payments: None,
+            payments_timeout_ms: 5_000,
+            smtp_host: None,
+            smtp_port: 25,
+            smtp_from: "tickets@ticketd.local".into(),
+            sms: None,
+            expire_period_ms: 5_000,
+            reconcile_period_ms: 30_000,
+            reconcile_grace_ms: 60_000,
+            reconcile_lookback_ms: 24 * 3_600_000,
+            dispatch_period_ms: 1_000,
+            dispatch_batch: 64,
         }
     }
 }
@@ -71,6 +111,46 @@ impl NodeFileConfig {
         if cfg.heartbeat_ms == 0 || cfg.election_timeout_ms <= cfg.heartbeat_ms {
             anyhow::bail!("election_timeout_ms must exceed heartbeat_ms, which must be positive");
         }
+        if [
+            cfg.payments_timeout_ms,
+            cfg.expire_period_ms,
+            cfg.reconcile_period_ms,
+            cfg.dispatch_period_ms,
+        ]
+        .contains(&0)
+            || cfg.dispatch_batch == 0
+        {
+            anyhow::bail!("worker periods, timeouts and batch must be positive");
+        }
         Ok(cfg)
+    }
+
+    /// The background worker's configuration, when it runs.
+    pub fn worker(&self) -> Option<crate::worker::WorkerConfig> {
+        use std::time::Duration;
+        let on = self.worker
+            || self.payments.is_some()
+            || self.smtp_host.is_some()
+            || self.sms.is_some();
+        on.then(|| crate::worker::WorkerConfig {
+            payments: self.payments.clone(),
+            payments_timeout: Duration::from_millis(self.payments_timeout_ms),
+            smtp: self
+                .smtp_host
+                .as_ref()
+                .map(|host| crate::worker::SmtpConfig {
+                    host: host.clone(),
+                    port: self.smtp_port,
+                    from: self.smtp_from.clone(),
+                }),
+            sms: self.sms.clone(),
+            expire_period: Duration::from_millis(self.expire_period_ms),
+            reconcile_period: Duration::from_millis(self.reconcile_period_ms),
+            reconcile_grace: Duration::from_millis(self.reconcile_grace_ms),
+            reconcile_lookback: Duration::from_millis(self.reconcile_lookback_ms),
+            dispatch_period: Duration::from_millis(self.dispatch_period_ms),
+            dispatch_batch: self.dispatch_batch,
+            ..Default::default()
+        })
     }
 }

@@ -70,6 +70,9 @@ enum Cmd {
     Snapshot(SnapshotCmd),
     /// Print each endpoint's Prometheus metrics.
     Metrics,
+    /// Run the leader's payment reconciler and notification dispatcher once, now, and print
+    /// what they did (the leader must run the background worker: `ticketd node --payments`).
+    Reconcile,
 }
 
 #[derive(Subcommand)]
@@ -244,6 +247,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 print_msg(out, &format!("{ep}: {msg}"));
             }
         }
+        Cmd::Reconcile => {
+            let report = client.admin_on_leader(AdminOp::Reconcile).await?;
+            reconcile_report(out, &report);
+        }
         Cmd::Endpoint(EndpointCmd::Status) => endpoint_status(&client, out).await?,
         Cmd::Endpoint(EndpointCmd::Health) => endpoint_health(&client, out).await?,
         Cmd::Metrics => {
@@ -257,6 +264,36 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// Prints the reconcile report: JSON as is, or a table of its counts.
+fn reconcile_report(out: Output, report: &str) {
+    let v: serde_json::Value = match serde_json::from_str(report) {
+        Ok(v) if out == Output::Table => v,
+        _ => {
+            println!("{report}");
+            return;
+        }
+    };
+    let mut t = Table::new();
+    t.set_header(["PART", "WHAT", "COUNT"]);
+    for part in ["reconcile", "dispatch"] {
+        if let Some(obj) = v[part].as_object() {
+            for (k, n) in obj {
+                if let Some(n) = n.as_u64() {
+                    t.add_row([part.to_string(), k.clone(), n.to_string()]);
+                }
+            }
+        }
+    }
+    println!("leader: node {}\n{t}", v["node"]);
+    for part in ["reconcile", "dispatch"] {
+        for what in ["anomalies", "errors"] {
+            for e in v[part][what].as_array().into_iter().flatten() {
+                println!("{part} {what}: {}", e.as_str().unwrap_or_default());
+            }
+        }
+    }
 }
 
 fn print_msg(out: Output, msg: &str) {

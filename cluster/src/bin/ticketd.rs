@@ -23,7 +23,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Run one node of the cluster.
-    Node(NodeArgs),
+    Node(Box<NodeArgs>),
     /// Run the stateless HTTP API in front of a cluster.
     Api(ApiArgs),
     /// Print the HTTP API's OpenAPI 3.1 document (the copy in docs/openapi.json is this output).
@@ -88,6 +88,13 @@ struct ApiArgs {
     /// Address (`host:port`) of the payment provider's API; purchases are refused without one.
     #[arg(long, env = "TICKETD_API_PAYMENTS")]
     payments: Option<String>,
+    /// Deadline of one payment provider call, ms (past it, a purchase is a PAYMENT_TIMEOUT nack).
+    #[arg(long, default_value_t = 5_000)]
+    payments_timeout_ms: u64,
+    /// FAULT INJECTION for crash tests only: `crash-after:STEP` exits the process right after a
+    /// purchase saga step, `pause-after:STEP:MS` pauses there (STEP: authorize, start, confirm).
+    #[arg(long, hide = true)]
+    test_fault: Option<String>,
     /// Log format: text or json.
     #[arg(long, default_value = "text")]
     log_format: String,
@@ -140,13 +147,65 @@ struct NodeArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     log_format: Option<String>,
+    /// Run the leader's background worker even without providers (hold expiry only).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    worker: bool,
+    /// Payment provider address (`host:port`): enables the reconciler and refunds.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payments: Option<String>,
+    /// Deadline of one payment provider call, ms.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payments_timeout_ms: Option<u64>,
+    /// SMTP relay host for email notifications.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    smtp_host: Option<String>,
+    /// SMTP relay port.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    smtp_port: Option<u16>,
+    /// Sender address of notifications.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    smtp_from: Option<String>,
+    /// SMS provider address (`host:port`).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sms: Option<String>,
+    /// Period of hold-expiry proposals, ms.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expire_period_ms: Option<u64>,
+    /// Period of reconcile passes, ms.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reconcile_period_ms: Option<u64>,
+    /// Intents younger than this are left to the API's purchase in flight, ms.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reconcile_grace_ms: Option<u64>,
+    /// How far back the reconciler lists intents, ms.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reconcile_lookback_ms: Option<u64>,
+    /// Period of notification dispatch passes, ms.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dispatch_period_ms: Option<u64>,
+    /// Notifications delivered per dispatch pass at most.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dispatch_batch: Option<usize>,
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Node(args) => {
-            let cfg = NodeFileConfig::load(args.config.as_ref(), &args)?;
+            let cfg = NodeFileConfig::load(args.config.as_ref(), &*args)?;
             telemetry::init_logs(&cfg.log_format);
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -218,6 +277,10 @@ async fn run_node(cfg: NodeFileConfig) -> anyhow::Result<()> {
         metrics_addr: metrics_listener.local_addr()?.to_string(),
     })
     .await?;
+    if let Some(wcfg) = cfg.worker() {
+        tracing::info!(payments = ?wcfg.payments, smtp = ?wcfg.smtp, sms = ?wcfg.sms, "background worker configured; it acts while this node leads");
+        ticketd_cluster::worker::Worker::new(node.ctx.clone(), wcfg)?.start();
+    }
 
     let app = axum::Router::new()
         .route(
@@ -276,10 +339,15 @@ async fn run_api(args: ApiArgs) -> anyhow::Result<()> {
     let cluster = ClusterClient::new(args.endpoints.clone(), RetryPolicy::default());
     let mut state = ticketd_api::AppState::new(cluster, tokens, limits);
     if let Some(p) = &args.payments {
-        let provider =
-            ticketd_api::payments::HttpProvider::new(p, std::time::Duration::from_secs(5))
-                .map_err(|e| anyhow::anyhow!("payment provider: {e}"))?;
+        let timeout = std::time::Duration::from_millis(args.payments_timeout_ms);
+        let provider = ticketd_api::payments::HttpProvider::new(p, timeout)
+            .map_err(|e| anyhow::anyhow!("payment provider: {e}"))?;
         state = state.with_payments(provider);
+    }
+    if let Some(f) = &args.test_fault {
+        let fault = ticketd_api::state::SagaFault::parse(f).map_err(|e| anyhow::anyhow!(e))?;
+        tracing::warn!(?fault, "FAULT INJECTION enabled: for crash tests only");
+        state = state.with_saga_fault(fault);
     }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
