@@ -315,6 +315,31 @@ async fn browse_hold_buy_see_tickets_cancel_and_the_rules_around_it() -> anyhow:
         .json()
         .await?;
     assert_eq!(mine["orders"].as_array().map(|a| a.len()), Some(1));
+    assert!(mine["orders"][0]["tickets"][0].get("secret").is_none());
+    let tickets: Value = http
+        .get(api.url("/v1/me/tickets"))
+        .bearer_auth(&owner)
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(tickets["tickets"].as_array().map(|a| a.len()), Some(2));
+    assert!(
+        tickets["tickets"][0].get("secret").is_none(),
+        "the secret never leaves the server"
+    );
+    let none: Value = http
+        .get(api.url("/v1/me/tickets"))
+        .bearer_auth(&other)
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(
+        none["tickets"].as_array().map(|a| a.len()),
+        Some(0),
+        "another user sees none of them"
+    );
 
     phase("cancel: another user cannot; the buyer can, and the seats go back");
     let cancel = |tok: &str, key: &str| {
@@ -335,6 +360,19 @@ async fn browse_hold_buy_see_tickets_cancel_and_the_rules_around_it() -> anyhow:
         .json()
         .await?;
     assert_eq!(o["order"]["status"], "Canceled");
+    let r = http
+        .post(api.url(&format!("{dt_path}/holds")))
+        .bearer_auth(&other)
+        .header("idempotency-key", "after-cancel")
+        .json(&json!({ "seats": [0, 1] }))
+        .send()
+        .await?;
+    assert_eq!(
+        r.status(),
+        201,
+        "the canceled seats are on sale again: {}",
+        r.text().await?
+    );
 
     phase("unsafe requests need an Idempotency-Key and a token; a client cannot set prices");
     let r = http

@@ -30,6 +30,7 @@ pub fn router(doc: utoipa::openapi::OpenApi) -> OpenApiRouter<AppState> {
         .routes(routes!(orders::get_order))
         .routes(routes!(orders::cancel_order))
         .routes(routes!(orders::my_orders))
+        .routes(routes!(orders::my_tickets))
         .routes(routes!(orders::get_ticket))
         .routes(routes!(orders::refund_ticket))
         .routes(routes!(scans::scan))

@@ -48,7 +48,27 @@ pub async fn get_order(
     caller: Caller,
     Path(order_id): Path<String>,
 ) -> Result<Response, Problem> {
-    Ok(Json(owned_order(&state, &caller, &order_id).await?).into_response())
+    let o = owned_order(&state, &caller, &order_id).await?;
+    Ok(Json(order_json(&o)?).into_response())
+}
+
+/// A ticket as JSON without its secret: the secret of the rotating code never leaves the server.
+fn ticket_json(t: &ticketd_store::types::Ticket) -> Result<serde_json::Value, Problem> {
+    let mut v = serde_json::to_value(t).map_err(Problem::internal)?;
+    if let Some(o) = v.as_object_mut() {
+        o.remove("secret");
+    }
+    Ok(v)
+}
+
+/// An order with its tickets as JSON, without ticket secrets.
+fn order_json(o: &OrderView) -> Result<serde_json::Value, Problem> {
+    let tickets = o
+        .tickets
+        .iter()
+        .map(ticket_json)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(serde_json::json!({ "order": o.order, "tickets": tickets }))
 }
 
 /// Why an order is canceled.
@@ -101,7 +121,35 @@ pub async fn my_orders(State(state): State<AppState>, caller: Caller) -> Result<
     let QueryResult::Orders(orders) = r else {
         return Err(Problem::internal("unexpected query result"));
     };
+    let orders = orders
+        .iter()
+        .map(order_json)
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Json(serde_json::json!({ "orders": orders })).into_response())
+}
+
+/// The caller's tickets (of the newest orders), newest first; codes come with each ticket's
+/// own read.
+#[utoipa::path(get, path = "/v1/me/tickets", security(("bearer" = [])),
+    responses((status = 200, description = "tickets, without codes", content_type = "application/json")))]
+pub async fn my_tickets(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Response, Problem> {
+    let q = Query::UserOrders {
+        user_id: caller.user_id.clone(),
+        limit: ORDERS_PAGE_MAX,
+    };
+    let (r, _) = read(&state, q, Consistency::Linearizable).await?;
+    let QueryResult::Orders(orders) = r else {
+        return Err(Problem::internal("unexpected query result"));
+    };
+    let tickets = orders
+        .iter()
+        .flat_map(|o| o.tickets.iter())
+        .map(ticket_json)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Json(serde_json::json!({ "tickets": tickets })).into_response())
 }
 
 /// One of the caller's tickets, with its current rotating code and QR (SVG).
