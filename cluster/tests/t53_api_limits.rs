@@ -136,3 +136,78 @@ async fn seats_per_user_per_dt_are_capped() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_majority_a_write_answers_503_with_retry_after_and_the_retry_applies_once(
+) -> anyhow::Result<()> {
+    let mut c = TestCluster::start(&ticketd_bin(), 3, NodeOpts::default()).await?;
+    let dir = tempfile::tempdir()?;
+    let api = ApiProcess::start(&c.endpoints(), dir.path()).await?;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64;
+    ticketd_cluster::demo::seed(&c.client(), now_ms, false).await?;
+    let dt_path = "/v1/events/nordic-jazz/dts/nordic-jazz-d1";
+    let a = token("demo-user-1", Role::User);
+    let hold = || {
+        api.http
+            .post(api.url(&format!("{dt_path}/holds")))
+            .bearer_auth(&a)
+            .header("idempotency-key", "no-majority")
+            .json(&json!({ "seats": [7] }))
+            .send()
+    };
+
+    phase("two of three nodes down: the hold cannot commit; 503 with Retry-After, no hang");
+    let leader = c.wait_leader(std::time::Duration::from_secs(10)).await?;
+    let others: Vec<u64> = c.running().into_iter().filter(|id| *id != leader).collect();
+    let down = [leader, others[0]];
+    for id in down {
+        c.kill(id)?;
+    }
+    let started = std::time::Instant::now();
+    let r = hold().await?;
+    let status = r.status().as_u16();
+    let retry = r.headers().get("retry-after").is_some();
+    let p: Value = r.json().await?;
+    assert_eq!((status, retry), (503, true), "{p}");
+    assert!(
+        matches!(
+            p["code"].as_str(),
+            Some("OUTCOME_UNKNOWN") | Some("UNAVAILABLE")
+        ),
+        "{p}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(25),
+        "bounded by the client's deadline"
+    );
+
+    phase("the nodes come back; the retry with the same key gets one hold");
+    for id in down {
+        c.restart(id)?;
+    }
+    c.wait_leader(std::time::Duration::from_secs(20)).await?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let held: Value = loop {
+        let r = hold().await?;
+        if r.status() == 201 {
+            break r.json().await?;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no hold after the cluster healed: {}",
+            r.status()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    let map: Value = api.http.get(api.url(dt_path)).send().await?.json().await?;
+    let held_seats: u64 = map["seat_map"]["tiers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["held"].as_u64().unwrap())
+        .sum();
+    assert_eq!(held_seats, 1, "one hold, applied once: {held}");
+    Ok(())
+}
