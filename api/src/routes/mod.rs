@@ -12,6 +12,7 @@ use crate::state::AppState;
 pub mod browse;
 pub mod health;
 pub mod holds;
+pub mod ledger;
 pub mod orders;
 pub mod scans;
 pub mod seller;
@@ -43,6 +44,7 @@ pub fn router(doc: utoipa::openapi::OpenApi) -> OpenApiRouter<AppState> {
         .routes(routes!(seller::publish_dt))
         .routes(routes!(seller::cancel_dt))
         .routes(routes!(seller::sales_report))
+        .routes(routes!(ledger::seller_ledger))
 }
 
 /// Proposes `command` for `client_id` with its idempotency key; a rejection becomes its

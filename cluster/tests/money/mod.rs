@@ -583,3 +583,145 @@ pub fn now_ms() -> i64 {
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
 }
+
+/// A real SMTP server (Debian's python3-aiosmtpd, its debugging handler printing every message
+/// it receives), killed on drop.
+pub struct SmtpSink {
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    out: std::path::PathBuf,
+    child: std::process::Child,
+}
+
+/// One message as the SMTP server received it.
+#[derive(Debug, Clone)]
+pub struct Received {
+    /// The `Message-ID` without angle brackets.
+    pub id: String,
+    /// The subject.
+    pub subject: String,
+    /// The whole message as printed.
+    pub raw: String,
+}
+
+impl SmtpSink {
+    /// Starts the server on a free port, printing into `dir`; waits (bounded) until it listens.
+    pub async fn start(dir: &std::path::Path) -> anyhow::Result<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let out = dir.join("smtp.out");
+        let child = std::process::Command::new("/usr/bin/python3")
+            .args([
+                "-m",
+                "aiosmtpd",
+                "-n",
+                "-c",
+                "aiosmtpd.handlers.Debugging",
+                "-l",
+            ])
+            .arg(format!("127.0.0.1:{port}"))
+            .env("PYTHONUNBUFFERED", "1")
+            .stdout(std::fs::File::create(&out)?)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| {
+                anyhow::anyhow!("python3-aiosmtpd is needed (scripts/test.sh installs it): {e}")
+            })?;
+        let sink = Self { port, out, child };
+        wait_for(
+            "the SMTP server listens",
+            Duration::from_secs(10),
+            || async {
+                Ok(std::net::TcpStream::connect(("127.0.0.1", port))
+                    .is_ok()
+                    .then_some(()))
+            },
+        )
+        .await?;
+        Ok(sink)
+    }
+
+    /// Every complete message received so far, in order (redeliveries included).
+    pub fn received(&self) -> Vec<Received> {
+        let text = std::fs::read_to_string(&self.out).unwrap_or_default();
+        text.split("---------- MESSAGE FOLLOWS ----------")
+            .skip(1)
+            .filter_map(|m| {
+                let (raw, _) = m.split_once("------------ END MESSAGE ------------")?;
+                let header = |name: &str| {
+                    raw.lines()
+                        .find_map(|l| l.strip_prefix(name))
+                        .map(|v| v.trim().to_string())
+                };
+                Some(Received {
+                    id: header("Message-ID:")?
+                        .trim_start_matches('<')
+                        .trim_end_matches('>')
+                        .to_string(),
+                    subject: header("Subject:").unwrap_or_default(),
+                    raw: raw.to_string(),
+                })
+            })
+            .collect()
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A `ticketd smssim` process, killed on drop.
+pub struct SmsSim {
+    /// Its address.
+    pub addr: String,
+    child: std::process::Child,
+}
+
+impl SmsSim {
+    /// Starts the SMS provider simulator on a free port.
+    pub async fn start() -> anyhow::Result<Self> {
+        let addr = free_addr()?;
+        let child = std::process::Command::new(ticketd_bin())
+            .args(["smssim", "--listen", &addr])
+            .stderr(std::process::Stdio::null())
+            .spawn()?;
+        let sim = Self { addr, child };
+        wait_for(
+            "the SMS simulator listens",
+            Duration::from_secs(10),
+            || async {
+                Ok(std::net::TcpStream::connect(&sim.addr)
+                    .is_ok()
+                    .then_some(()))
+            },
+        )
+        .await?;
+        Ok(sim)
+    }
+
+    /// (deliveries, distinct message ids) so far.
+    pub async fn inbox(&self) -> anyhow::Result<(u64, Vec<String>)> {
+        let v: Value = reqwest::get(format!("http://{}/v1/messages", self.addr))
+            .await?
+            .json()
+            .await?;
+        let ids = v["messages"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| m["id"].as_str().map(str::to_string))
+            .collect();
+        Ok((v["deliveries"].as_u64().unwrap_or(0), ids))
+    }
+}
+
+impl Drop for SmsSim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
