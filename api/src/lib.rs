@@ -14,6 +14,7 @@ pub mod cache;
 pub mod crypto;
 pub mod extract;
 pub mod notify;
+pub mod pages;
 pub mod payments;
 pub mod problem;
 pub mod routes;
@@ -125,6 +126,8 @@ pub fn app(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
             "/openapi.json",
             axum::routing::get(move || std::future::ready(axum::Json(spec.clone()))),
         )
+        // The web pages: outside the OpenAPI document.
+        .merge(pages::router())
         .with_state(state.clone())
         .layer(middleware::from_fn(track_metrics))
         .layer(TimeoutLayer::with_status_code(

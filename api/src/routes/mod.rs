@@ -17,6 +17,7 @@ pub mod orders;
 pub mod scans;
 pub mod seller;
 pub mod users;
+pub mod venues;
 
 /// Every route, with its OpenAPI description.
 pub fn router(doc: utoipa::openapi::OpenApi) -> OpenApiRouter<AppState> {
@@ -40,6 +41,7 @@ pub fn router(doc: utoipa::openapi::OpenApi) -> OpenApiRouter<AppState> {
         .routes(routes!(users::me))
         .routes(routes!(users::set_reminders))
         .routes(routes!(seller::create_venue))
+        .routes(routes!(venues::get_venue))
         .routes(routes!(seller::change_sale_window))
         .routes(routes!(seller::publish_dt))
         .routes(routes!(seller::cancel_dt))
