@@ -5,7 +5,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 DATA="${TICKETD_DATA:-$ROOT/.data/cluster}"
 
-for pidf in "$DATA"/api.pid "$DATA"/paysim.pid "$DATA"/node*.pid; do
+for pidf in "$DATA"/api.pid "$DATA"/paysim.pid "$DATA"/smssim.pid "$DATA"/smtp.pid "$DATA"/node*.pid; do
   [ -f "$pidf" ] || continue
   pid=$(cat "$pidf")
   if kill -0 "$pid" 2>/dev/null; then

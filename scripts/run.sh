@@ -1,21 +1,44 @@
 #!/usr/bin/env bash
 # Runs the system locally: a 3-node ticketd cluster on loopback with embedded defaults, the
-# payment provider simulator, the HTTP API on 127.0.0.1:8080, and the demo data set (venues with
-# a 50,400-seat stadium, events in several cities, dts on sale, demo users).
+# payment provider simulator, the SMS simulator, an SMTP server that prints what it receives
+# (Debian's python3-aiosmtpd), the HTTP API on 127.0.0.1:8080, and the demo data set (venues with
+# a 50,400-seat stadium, events in several cities, dts on sale, demo users). The leader's
+# background worker expires holds, reconciles payments and sends notifications (mail lands in
+# .data/cluster/mail.log).
 # Stop it with scripts/cluster-down.sh (add --wipe to delete its data).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
-"$ROOT/scripts/cluster-up.sh" 3
 
 DATA="${TICKETD_DATA:-$ROOT/.data/cluster}"
+mkdir -p "$DATA"
+ensure_build_deps
+build_bins
+if ! /usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1; then ensure_pkg /nonexistent-aiosmtpd python3-aiosmtpd; fi
+running() { [ -f "$DATA/$1.pid" ] && kill -0 "$(cat "$DATA/$1.pid")" 2>/dev/null; }
+# The payment provider simulator (Stripe-shaped; declines pm_card_declined).
+if ! running paysim; then
+  "$BIN_DIR/ticketd" paysim --listen 127.0.0.1:8091 --state-file "$DATA/paysim.json" >>"$DATA/paysim.log" 2>&1 &
+  echo $! >"$DATA/paysim.pid"
+fi
+# The SMS provider simulator (GET http://127.0.0.1:8092/v1/messages lists what it received).
+if ! running smssim; then
+  "$BIN_DIR/ticketd" smssim --listen 127.0.0.1:8092 >>"$DATA/smssim.log" 2>&1 &
+  echo $! >"$DATA/smssim.pid"
+fi
+# An SMTP server on 127.0.0.1:2525 that prints every message it receives.
+if ! running smtp; then
+  PYTHONUNBUFFERED=1 /usr/bin/python3 -m aiosmtpd -n -c aiosmtpd.handlers.Debugging -l 127.0.0.1:2525 \
+    >>"$DATA/mail.log" 2>&1 &
+  echo $! >"$DATA/smtp.pid"
+fi
+# The nodes' background worker (read by ticketd node from TICKETD_* variables).
+export TICKETD_PAYMENTS=127.0.0.1:8091 TICKETD_SMS=127.0.0.1:8092
+export TICKETD_SMTP_HOST=127.0.0.1 TICKETD_SMTP_PORT=2525 TICKETD_SMTP_FROM=tickets@ticketd.localhost
+"$ROOT/scripts/cluster-up.sh" 3
+
 endpoints="$(cat "$DATA/endpoints")"
 if [ -f "$DATA/api.pid" ] && kill -0 "$(cat "$DATA/api.pid")" 2>/dev/null; then
   die "the API already runs (pid $(cat "$DATA/api.pid")); run scripts/cluster-down.sh first"
-fi
-# The payment provider simulator (Stripe-shaped; declines pm_card_declined).
-if ! { [ -f "$DATA/paysim.pid" ] && kill -0 "$(cat "$DATA/paysim.pid")" 2>/dev/null; }; then
-  "$BIN_DIR/ticketd" paysim --listen 127.0.0.1:8091 >>"$DATA/paysim.log" 2>&1 &
-  echo $! >"$DATA/paysim.pid"
 fi
 # The demo data set, written through the cluster with fixed idempotency keys (twice is a no-op).
 "$BIN_DIR/ticketd" seed --endpoints "$endpoints" >>"$DATA/seed.log" 2>&1 \
@@ -34,5 +57,6 @@ curl -fsS http://127.0.0.1:8080/healthz >/dev/null || die "the API did not come 
 log "API: http://127.0.0.1:8080 (OpenAPI at /openapi.json, metrics at /metrics), log $DATA/api.log"
 log "try:  curl -s 'http://127.0.0.1:8080/v1/events?lat=59.91&lon=10.75&radius_km=50'"
 log "      curl -s 'http://127.0.0.1:8080/v1/events?q=aurora'"
-log "the whole flow with curl: docs/API.md"
+log "the whole flow with curl: docs/API.md; heal payments now: $BIN_DIR/ticketctl --endpoints $endpoints reconcile"
+log "mail: $DATA/mail.log; SMS: curl -s http://127.0.0.1:8092/v1/messages"
 log "stop everything with scripts/cluster-down.sh (add --wipe to delete the data)"
