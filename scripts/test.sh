@@ -9,6 +9,10 @@ ensure_build_deps
 ensure_nextest
 # A real SMTP server for the notification tests (Debian's, run with Debian's python).
 if ! /usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1; then ensure_pkg /nonexistent-aiosmtpd python3-aiosmtpd; fi
+# Headless Chromium and its WebDriver for the browser test (screenshots land in
+# $CARGO_TARGET_DIR/browser-screenshots, or TICKETD_SCREENSHOTS).
+ensure_pkg chromium chromium
+ensure_pkg chromedriver chromium-driver
 # schemathesis (PyPI) fuzzes the HTTP API against its OpenAPI document.
 ensure_schemathesis
 
