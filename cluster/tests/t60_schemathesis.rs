@@ -44,6 +44,7 @@ async fn schemathesis_finds_no_server_errors_and_no_schema_violations() -> anyho
     ticketd_cluster::demo::seed(&c.client(), now_ms, false).await?;
     let user = token("demo-user-1", Role::User);
     let report = dir.path().join("report");
+    let cwd = dir.path().to_path_buf();
     let schema = api.url("/openapi.json");
     let out = tokio::task::spawn_blocking(move || {
         Command::new(bin)
@@ -57,6 +58,8 @@ async fn schemathesis_finds_no_server_errors_and_no_schema_violations() -> anyho
             .arg(&report)
             .args(["--seed", "1"])
             .env("NO_COLOR", "1")
+            // schemathesis keeps a cache in its working directory: a temporary one.
+            .current_dir(&cwd)
             .output()
     })
     .await??;
