@@ -61,7 +61,7 @@ async fn the_whole_flow_in_headless_chromium() -> anyhow::Result<()> {
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .as_millis() as i64;
-    ticketd_cluster::demo::seed(&c.client(), now_ms, false).await?;
+    ticketd_cluster::demo::seed(&c.client(), now_ms, true).await?;
     let base = api.base.clone();
     let pw = ticketd_cluster::demo::DEMO_PASSWORD;
     eprintln!("screenshots: {}", shots.display());
@@ -102,12 +102,31 @@ async fn the_whole_flow_in_headless_chromium() -> anyhow::Result<()> {
         "only events near Stockholm"
     );
     a.screenshot("03-home-stockholm").await?;
+    a.cdp(
+        "Browser.grantPermissions",
+        serde_json::json!({ "origin": base, "permissions": ["geolocation"] }),
+    )
+    .await?;
+    a.cdp(
+        "Emulation.setGeolocationOverride",
+        serde_json::json!({ "latitude": 59.91, "longitude": 10.75, "accuracy": 50 }),
+    )
+    .await?;
+    a.click("#near-me").await?;
+    a.wait_text("h2", "near you", |t| t == "Popular near you")
+        .await?;
+    a.find("a[data-event=\"aurora-live\"]").await?;
+    assert!(
+        !a.exists("a[data-event=\"nordic-jazz\"]").await?,
+        "only events near Oslo"
+    );
+    a.screenshot("04-home-near-me").await?;
     a.fill("#search", "auro").await?;
     a.click("#search-go").await?;
     a.wait_text("h2", "the search heading", |t| t.contains("auro"))
         .await?;
     a.find("a[data-event=\"aurora-live\"]").await?;
-    a.screenshot("04-search").await?;
+    a.screenshot("04-search-results").await?;
 
     phase("the event and its dts; the dt's seat map");
     a.click("a[data-event=\"aurora-live\"]").await?;
@@ -322,6 +341,31 @@ async fn the_whole_flow_in_headless_chromium() -> anyhow::Result<()> {
         .await?;
     assert_eq!(drawn, 40, "the new venue's seats");
     v.screenshot("23-seller-new-dt").await?;
+
+    phase("a stadium: 50,400 seats drawn; zoom and pan move the viewBox");
+    v.goto(&format!(
+        "{base}/app/events/stadium-tour/dts/stadium-tour-d0"
+    ))
+    .await?;
+    v.page("dt").await?;
+    let drawn = v
+        .eval("return document.querySelectorAll('#seatmap [data-seat]').length")
+        .await?;
+    assert_eq!(drawn, 50_400);
+    v.screenshot("24-stadium").await?;
+    let whole = v
+        .eval("return document.getElementById('seatmap').getAttribute('viewBox')")
+        .await?;
+    for _ in 0..4 {
+        v.click("#zoom-in").await?;
+    }
+    v.eval("document.getElementById('seatmap').focus(); return null")
+        .await?;
+    let zoomed = v
+        .eval("return document.getElementById('seatmap').getAttribute('viewBox')")
+        .await?;
+    assert_ne!(whole, zoomed);
+    v.screenshot("25-stadium-zoomed").await?;
     v.quit().await?;
     eprintln!("screenshots in {}", shots.display());
     Ok(())

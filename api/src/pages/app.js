@@ -33,6 +33,11 @@ function h(tag, attrs, ...children) {
   return el;
 }
 
+/** Appends the children that are there (skipping null, undefined and false). */
+function add(parent, ...children) {
+  parent.append(...children.flat().filter(c => c !== null && c !== undefined && c !== false));
+}
+
 function svg(tag, attrs) {
   const el = document.createElementNS(SVG_NS, tag);
   for (const [k, v] of Object.entries(attrs || {})) el.setAttribute(k, String(v));
@@ -204,9 +209,9 @@ async function render() {
     } catch (e) {
       const line = errorLine();
       showError(line, e);
-      main.append(line);
+      add(main, line);
       if (e instanceof ApiError && e.status === 401) {
-        main.append(h('p', {}, h('a', { href: loginHref(), 'data-link': true }, 'Log in')));
+        add(main, h('p', {}, h('a', { href: loginHref(), 'data-link': true }, 'Log in')));
       }
     }
     main.dataset.ready = '1';
@@ -215,7 +220,7 @@ async function render() {
     return;
   }
   main.dataset.page = 'notfound';
-  main.append(h('h1', {}, 'Not found'), h('p', {}, h('a', { href: '/', 'data-link': true }, 'Home')));
+  add(main, h('h1', {}, 'Not found'), h('p', {}, h('a', { href: '/', 'data-link': true }, 'Home')));
   main.dataset.ready = '1';
 }
 
@@ -294,7 +299,7 @@ function ticketStatus(st) {
 // ---------- pages: browse ----------
 
 async function homePage(main, params) {
-  main.append(h('h1', {}, 'Find events'));
+  add(main, h('h1', {}, 'Find events'));
   const q = params.get('q') || '';
   const cityId = params.get('city') || '';
   const lat = params.get('lat');
@@ -316,7 +321,7 @@ async function homePage(main, params) {
       () => toast('Location not available; pick a city'),
       { timeout: 10000, maximumAge: 600000 });
   } }, 'Near me');
-  main.append(form, h('div', { class: 'row actions' }, h('label', { class: 'inline' }, 'Popular near', city), geo));
+  add(main, form, h('div', { class: 'row actions' }, h('label', { class: 'inline' }, 'Popular near', city), geo));
 
   let url = '/v1/events?limit=12';
   let heading = 'Popular events';
@@ -328,7 +333,7 @@ async function homePage(main, params) {
   }
   const list = h('ul', { class: 'cards', id: 'events' });
   const more = h('button', { type: 'button', class: 'secondary', hidden: true }, 'More');
-  main.append(h('h2', {}, heading), list, h('div', { class: 'actions' }, more));
+  add(main, h('h2', {}, heading), list, h('div', { class: 'actions' }, more));
   let cursor = null;
   async function page() {
     const r = await api('GET', url + (cursor ? '&cursor=' + enc(cursor) : ''));
@@ -353,12 +358,12 @@ async function eventPage(main, _params, eventId) {
     api('GET', `/v1/events/${enc(eventId)}`),
     api('GET', `/v1/events/${enc(eventId)}/dts`),
   ]);
-  main.append(h('h1', {}, event.title),
+  add(main, h('h1', {}, event.title),
     h('p', { class: 'muted' }, event.category, event.performers.length ? ' · ' + event.performers.join(', ') : ''),
     event.description ? h('p', {}, event.description) : null,
     h('h2', {}, 'Dates'));
   const list = h('ul', { class: 'cards', id: 'dts' });
-  main.append(list);
+  add(main, list);
   for (const dt of dts.dts) {
     let place = dt.venue_id;
     try { const v = await venue(dt.venue_id); place = `${v.name}, ${v.city}`; } catch (_) { /* id only */ }
@@ -393,7 +398,7 @@ async function dtPage(main, _params, eventId, dtId) {
   const tierOf = seatTierIndex(map.seat_tiers, map.seat_count);
   const tiers = map.tiers;
   const currency = tiers.length ? tiers[0].currency : 'EUR';
-  main.append(h('h1', {}, event.title),
+  add(main, h('h1', {}, event.title),
     h('p', { class: 'muted' }, `${when(first.dt.starts_at_ms, first.dt.time_zone)} · ${layout.name}, ${layout.city}`));
 
   const err = errorLine();
@@ -470,6 +475,7 @@ async function dtPage(main, _params, eventId, dtId) {
   const pad = spacing * 2;
   const full = { x: minX - pad, y: minY - pad * 1.5, w: Math.max(maxX - minX + 2 * pad, 10), h: Math.max(maxY - minY + 2.5 * pad, 10) };
   let view = { ...full };
+  svgEl.style.aspectRatio = `${full.w} / ${full.h}`;
   function applyView() { svgEl.setAttribute('viewBox', `${view.x} ${view.y} ${view.w} ${view.h}`); }
   applyView();
   function zoom(f, cx, cy) {
@@ -605,7 +611,7 @@ async function dtPage(main, _params, eventId, dtId) {
   }
   every(POLL_MS, refresh);
 
-  main.append(legend, wrap,
+  add(main, legend, wrap,
     h('p', { class: 'muted' }, focusable ? 'Tab to a seat and press Enter to choose it; drag or use the arrow keys to move, + and − to zoom.' : 'Drag to move, + and − or the wheel to zoom; or take the best available below.'),
     err, selBox,
     h('h2', {}, 'Best available'), bestForm,
@@ -652,7 +658,7 @@ async function holdPage(main, _params, eventId, dtId, holdId) {
   const d = await loadHold(eventId, dtId, holdId);
   const live = d.hold.status === 'Live';
   const err = errorLine();
-  main.append(h('h1', {}, 'Your seats are held'),
+  add(main, h('h1', {}, 'Your seats are held'),
     h('p', {}, live ? 'They are yours until the timer runs out:' : `This hold is ${Object.keys(d.hold.status)[0].toLowerCase()}.`),
     live ? countdown(d.hold.expires_at_ms, () => { checkout.disabled = true; toast('The hold expired'); }) : null,
     holdSummary(d), err);
@@ -664,7 +670,7 @@ async function holdPage(main, _params, eventId, dtId, holdId) {
       go(`/app/events/${enc(eventId)}/dts/${enc(dtId)}`);
     } catch (e) { showError(err, e); }
   } }, 'Release seats');
-  main.append(h('div', { class: 'actions' }, checkout, release));
+  add(main, h('div', { class: 'actions' }, checkout, release));
 }
 
 async function checkoutPage(main, _params, eventId, dtId, holdId) {
@@ -704,7 +710,7 @@ async function checkoutPage(main, _params, eventId, dtId, holdId) {
   h('label', {}, 'Card', card),
   h('p', { class: 'muted' }, 'Card details go to the payment provider; ticketd only keeps its token.'),
   pay);
-  main.append(h('h1', {}, 'Checkout'), countdown(d.hold.expires_at_ms, () => { pay.disabled = true; }), holdSummary(d), err, form);
+  add(main, h('h1', {}, 'Checkout'), countdown(d.hold.expires_at_ms, () => { pay.disabled = true; }), holdSummary(d), err, form);
 }
 
 async function orderPage(main, params, orderId) {
@@ -712,12 +718,12 @@ async function orderPage(main, params, orderId) {
   const o = await api('GET', `/v1/orders/${enc(orderId)}`);
   const order = o.order;
   const confirmed = params.get('confirmed') === '1' && order.status === 'Confirmed';
-  main.append(h('h1', {}, confirmed ? 'Thank you: payment confirmed' : 'Your order'),
+  add(main, h('h1', {}, confirmed ? 'Thank you: payment confirmed' : 'Your order'),
     h('p', {}, 'Confirmation ', h('code', { id: 'order-id' }, order.order_id)),
     h('p', {}, 'Status: ', h('strong', { id: 'order-status' }, order.status),
       ` · paid ${money(order.total_minor, order.currency)}`,
       order.refunded_minor ? ` · ${money(order.refunded_minor, order.currency)} back to your card` : ''));
-  main.append(h('h2', {}, 'Tickets'), h('ul', { class: 'cards', id: 'order-tickets' }, o.tickets.map(t => h('li', { class: 'card' },
+  add(main, h('h2', {}, 'Tickets'), h('ul', { class: 'cards', id: 'order-tickets' }, o.tickets.map(t => h('li', { class: 'card' },
     h('a', { class: 'title', href: `/app/tickets/${enc(t.ticket_id)}`, 'data-link': true, dataset: { ticket: t.ticket_id } }, t.seat_label),
     h('div', { class: 'muted' }, `${money(t.price_minor, t.currency)} · ${ticketStatus(t.status)}`)))));
   if (order.status === 'Confirmed') {
@@ -736,7 +742,7 @@ async function orderPage(main, params, orderId) {
           } catch (e2) { showError(err, e2); e.target.disabled = false; }
         } }, 'Yes, cancel the order'),
         h('button', { type: 'button', class: 'secondary', onclick: () => { really.hidden = true; } }, 'Keep it')));
-    main.append(h('div', { class: 'actions' },
+    add(main, h('div', { class: 'actions' },
       h('button', { type: 'button', class: 'secondary', id: 'cancel-order', onclick: () => { really.hidden = false; reason.focus(); } }, 'Cancel order')),
     really, err);
   }
@@ -747,7 +753,7 @@ async function orderPage(main, params, orderId) {
 async function ticketsPage(main) {
   requireRole(['user', 'admin']);
   const r = await api('GET', '/v1/me/tickets');
-  main.append(h('h1', {}, 'My tickets'));
+  add(main, h('h1', {}, 'My tickets'));
   const list = h('ul', { class: 'cards', id: 'tickets' });
   for (const t of r.tickets) {
     list.append(h('li', { class: 'card' },
@@ -756,14 +762,14 @@ async function ticketsPage(main) {
       h('div', {}, h('a', { href: `/app/orders/${enc(t.order_id)}`, 'data-link': true }, 'Order'))));
   }
   if (!r.tickets.length) list.append(h('li', { class: 'muted' }, 'No tickets yet.'));
-  main.append(list);
+  add(main, list);
 }
 
 async function ticketPage(main, _params, ticketId) {
   requireRole(['user', 'admin']);
-  main.append(h('h1', {}, 'Ticket'));
+  add(main, h('h1', {}, 'Ticket'));
   const box = h('div', { class: 'card', id: 'ticket' });
-  main.append(box);
+  add(main, box);
   async function load() {
     const t = await api('GET', `/v1/tickets/${enc(ticketId)}`);
     const qr = h('div', { class: 'qr', id: 'qr', role: 'img', 'aria-label': 'Ticket QR code' });
@@ -826,7 +832,7 @@ async function scanPage(main) {
     go_.disabled = false;
     code.focus();
   } }, h('label', {}, 'Dt (event date) being admitted', dt), h('label', {}, 'Gate', gate), h('label', {}, 'Code', code), go_);
-  main.append(h('h1', {}, 'Scan tickets'), form, err, result);
+  add(main, h('h1', {}, 'Scan tickets'), form, err, result);
   code.focus();
 }
 
@@ -843,7 +849,7 @@ async function loginPage(main, params) {
       go(nextAfterLogin(params), true);
     } catch (e2) { showError(err, e2); }
   } }, h('label', {}, 'Email', email), h('label', {}, 'Password', password), h('button', { type: 'submit', id: 'login-go' }, 'Log in'));
-  main.append(h('h1', {}, 'Log in'), form, err,
+  add(main, h('h1', {}, 'Log in'), form, err,
     h('p', {}, 'New here? ', h('a', { href: '/app/signup' + (params.get('next') ? '?next=' + enc(params.get('next')) : ''), 'data-link': true }, 'Sign up')));
   email.focus();
 }
@@ -879,7 +885,7 @@ async function signupPage(main, params) {
     } catch (e2) { showError(err, e2); }
   } }, h('label', {}, 'Name', name), h('label', {}, 'Email', email), h('label', {}, 'Password (at least 8 characters)', password),
   h('label', {}, 'Phone (for SMS reminders)', phone), h('label', {}, 'Account', role), h('button', { type: 'submit', id: 'signup-go' }, 'Sign up'));
-  main.append(h('h1', {}, 'Sign up'), form, err);
+  add(main, h('h1', {}, 'Sign up'), form, err);
   name.focus();
 }
 
@@ -930,7 +936,7 @@ function field(label, input) { return h('label', {}, label, input); }
 async function sellerPage(main) {
   requireRole(['seller', 'admin']);
   const items = sellerItems();
-  main.append(h('h1', {}, 'Sell tickets'));
+  add(main, h('h1', {}, 'Sell tickets'));
   const out = (id) => h('p', { id, 'aria-live': 'polite' });
 
   // Venue.
@@ -1075,5 +1081,5 @@ async function sellerPage(main) {
   const mine = items.dts.length ? h('ul', {}, items.dts.map(d => h('li', {},
     h('a', { href: `/app/events/${enc(d.event)}/dts/${enc(d.id)}`, 'data-link': true }, d.name), ' ',
     h('button', { type: 'button', class: 'secondary', onclick: () => { sEvent.value = d.event; sDt.value = d.id; salesForm.requestSubmit(); } }, 'Sales')))) : null;
-  main.append(mine ? h('div', { class: 'card' }, h('h2', {}, 'Your dates'), mine) : null, venueForm, eventForm, dtForm, windowForm, salesForm);
+  add(main, mine ? h('div', { class: 'card' }, h('h2', {}, 'Your dates'), mine) : null, venueForm, eventForm, dtForm, windowForm, salesForm);
 }

@@ -278,8 +278,22 @@ impl Browser {
         .await
     }
 
-    /// Saves a PNG screenshot of the viewport as `<dir>/<browser name>-<name>.png`.
+    /// Saves a PNG screenshot of the viewport as `<dir>/<browser name>-<name>.png`, after
+    /// checking that the page shows no JavaScript leftovers ("null", "undefined", "NaN").
     pub async fn screenshot(&self, name: &str) -> anyhow::Result<PathBuf> {
+        let text = self
+            .eval("return document.getElementById('main').innerText")
+            .await?;
+        let text = text.as_str().unwrap_or_default();
+        for bad in ["null", "undefined", "NaN", "[object"] {
+            anyhow::ensure!(
+                !text
+                    .split(|c: char| !c.is_alphanumeric() && c != '[')
+                    .any(|w| w == bad),
+                "[{}] page {name} shows {bad:?}: {text}",
+                self.name
+            );
+        }
         let v = self
             .call(reqwest::Method::GET, "/screenshot", Value::Null)
             .await?;
@@ -287,6 +301,16 @@ impl Browser {
         let path = self.shots.join(format!("{}-{name}.png", self.name));
         std::fs::write(&path, png)?;
         Ok(path)
+    }
+
+    /// Runs a Chrome DevTools Protocol command through chromedriver (`goog/cdp/execute`).
+    pub async fn cdp(&self, cmd: &str, params: Value) -> anyhow::Result<Value> {
+        self.call(
+            reqwest::Method::POST,
+            "/goog/cdp/execute",
+            json!({ "cmd": cmd, "params": params }),
+        )
+        .await
     }
 
     /// Ends the session (closes the browser).
