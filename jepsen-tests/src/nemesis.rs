@@ -49,7 +49,8 @@ pub enum FaultKind {
     OneWay,
     /// Every node drops 10-40% of the packets from its peers.
     PacketLoss,
-    /// A minority restarts with its wall clock shifted (libfaketime).
+    /// A minority restarts with its wall clock shifted (libfaketime); half the time one of them
+    /// is then made leader, so its clock stamps the log.
     ClockSkew,
 }
 
@@ -502,6 +503,20 @@ impl Nemesis {
                             detail.push(format!("node {v} {secs:+}s"));
                         }
                         Err(e) => detail.push(format!("node {v}: {e:#}")),
+                    }
+                }
+                // Half the time a skewed node is made leader: its clock then stamps the log
+                // (log time jumps ahead, and holds can lapse early).
+                if !done.is_empty() && self.rng.random_bool(0.5) {
+                    let to = done[self.rng.random_range(0..done.len())];
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    match self
+                        .admin
+                        .admin_on_leader(AdminOp::TransferLeader(to))
+                        .await
+                    {
+                        Ok(_) => detail.push(format!("leadership to {to}")),
+                        Err(e) => detail.push(format!("leadership to {to} failed: {e}")),
                     }
                 }
                 let st = if done.len() == victims.len() {
