@@ -5,6 +5,7 @@
 #
 #   scripts/chaos-long.sh
 #   CHAOS_SEED=1234 CHAOS_DURATION=600 CHAOS_NODES=5 scripts/chaos-long.sh
+#   CHAOS_WORKLOAD=register scripts/chaos-long.sh   # venue registers instead of the seat sale
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
@@ -33,12 +34,13 @@ export TICKETD_BIN="$BIN_DIR/ticketd"
 SEED="${CHAOS_SEED:-$(( $(date +%s) % 1000000 ))}"
 DURATION="${CHAOS_DURATION:-600}"
 NODES="${CHAOS_NODES:-5}"
+WORKLOAD="${CHAOS_WORKLOAD:-sale}"
 OUT="${CHAOS_OUT:-/var/cache/ticketd/chaos/long-$(date +%Y%m%d-%H%M%S)}"
 mkdir -p "$OUT"
-log "long chaos run: seed $SEED, $NODES nodes, ${DURATION}s, all faults, output in $OUT"
+log "long chaos run: seed $SEED, $NODES nodes, ${DURATION}s, all faults, workload $WORKLOAD, output in $OUT"
 "$CHAOS" cleanup >/dev/null 2>&1 || true
 
-timeout --signal=TERM --kill-after=30 $((DURATION + 600)) "$CHAOS" run --name long --seed "$SEED" \
+timeout --signal=TERM --kill-after=30 $((DURATION + 600)) "$CHAOS" run --name long --workload "$WORKLOAD" --seed "$SEED" \
     --nodes "$NODES" --clients 8 --rate 120 --duration "$DURATION" --faults all \
     --fault-interval 4 --fault-hold 8 --out "$OUT" 2>&1 | tee "$OUT/long.out"
 rc=${PIPESTATUS[0]}

@@ -6,6 +6,7 @@
 #   scripts/chaos-short.sh                 # seeds from the clock (printed)
 #   CHAOS_SEED=1234 scripts/chaos-short.sh # the same fault schedules again
 #   CHAOS_DURATION=20 scripts/chaos-short.sh
+#   CHAOS_WORKLOAD=register scripts/chaos-short.sh   # venue registers instead of the seat sale
 #
 # Network faults need root, `ip` and iptables (installed here when missing); without them the
 # runs fall back to loopback and mark partition faults as skipped, and the output says so.
@@ -37,9 +38,10 @@ export TICKETD_BIN="$BIN_DIR/ticketd"
 
 SEED="${CHAOS_SEED:-$(( $(date +%s) % 1000000 ))}"
 DURATION="${CHAOS_DURATION:-30}"
+WORKLOAD="${CHAOS_WORKLOAD:-sale}"
 OUT="${CHAOS_OUT:-/var/cache/ticketd/chaos/short-$(date +%Y%m%d-%H%M%S)}"
 mkdir -p "$OUT"
-log "short chaos suite: base seed $SEED, ${DURATION}s per run, output in $OUT"
+log "short chaos suite: base seed $SEED, ${DURATION}s per run, workload $WORKLOAD, output in $OUT"
 "$CHAOS" cleanup >/dev/null 2>&1 || true
 
 # name nodes faults
@@ -62,7 +64,7 @@ for run in "${RUNS[@]}"; do
   seed=$((SEED + i)); i=$((i + 1))
   log "run $name: seed $seed nodes $nodes faults $faults"
   # Bounded: the workload, final reads and checks of one run take well under 5 minutes.
-  timeout --signal=TERM --kill-after=20 300 "$CHAOS" run --name "$name" --seed "$seed" --nodes "$nodes" \
+  timeout --signal=TERM --kill-after=20 300 "$CHAOS" run --name "$name" --workload "$WORKLOAD" --seed "$seed" --nodes "$nodes" \
       --clients 6 --rate 80 --duration "$DURATION" --faults "$faults" \
       --fault-interval 2 --fault-hold 4 --out "$OUT" >"$OUT/$name.out" 2>&1
   rc=$?

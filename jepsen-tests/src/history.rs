@@ -260,6 +260,8 @@ pub struct Op {
 pub struct History {
     /// Seed, from the meta line.
     pub seed: Option<u64>,
+    /// The run's configuration, from the meta line.
+    pub config: Option<serde_json::Value>,
     /// Paired ops, in invocation order.
     pub ops: Vec<Op>,
     /// Fault and note lines, in order.
@@ -273,7 +275,10 @@ impl History {
         let mut open: BTreeMap<u64, usize> = BTreeMap::new();
         for line in lines {
             match line {
-                Line::Meta { seed, .. } => h.seed = Some(seed),
+                Line::Meta { seed, config, .. } => {
+                    h.seed = Some(seed);
+                    h.config = Some(config);
+                }
                 Line::Invoke {
                     time_ns,
                     process,
@@ -343,6 +348,11 @@ impl History {
 
     /// Reads a JSON-lines history file.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
+        Self::from_lines(Self::load_lines(path)?)
+    }
+
+    /// Reads the lines of a JSON-lines history file.
+    pub fn load_lines(path: &Path) -> anyhow::Result<Vec<Line>> {
         let f = std::fs::File::open(path).with_context(|| format!("open {}", path.display()))?;
         let raw: Vec<String> = std::io::BufReader::new(f)
             .lines()
@@ -359,7 +369,7 @@ impl History {
                 Err(e) => anyhow::bail!("{}:{}: {e}", path.display(), n + 1),
             }
         }
-        Self::from_lines(lines)
+        Ok(lines)
     }
 }
 

@@ -19,3 +19,4 @@ pub mod runner;
 pub mod sim;
 pub mod simrt;
 pub mod wgl;
+pub mod workload;

@@ -1,10 +1,10 @@
 //! One chaos run: start a cluster, run concurrent clients at a set rate for a bounded time while
 //! the nemesis injects faults, heal, run final reads, write the history, check it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -19,6 +19,7 @@ use crate::cluster::{NodeOpts, TestCluster};
 use crate::history::{Call, Cons, History, Line, OpType, Recorder, Ret};
 use crate::nemesis::{placement, Env, FaultCounts, FaultKind, Nemesis};
 use crate::net::Netns;
+use crate::workload::{self, dt_id, SaleClient, Seen, Workload};
 
 /// How nodes are networked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,8 +60,15 @@ pub struct RunConfig {
     pub bin: PathBuf,
     /// Where the history, report and summary go.
     pub out_dir: PathBuf,
-    /// Keys in use at once (smaller: more contention).
+    /// Keys in use at once (smaller: more contention), for the register workload.
     pub key_window: u64,
+    /// What the clients do.
+    #[serde(default = "register")]
+    pub workload: Workload,
+}
+
+fn register() -> Workload {
+    Workload::Register
 }
 
 /// What one run produced.
@@ -122,7 +130,7 @@ async fn perform(
     call: Call,
     endpoints: &[(u64, String)],
     singles: &BTreeMap<u64, ClusterClient>,
-) -> OpType {
+) -> Line {
     let op = rec.next_op();
     let f = call.f().to_string();
     rec.record(&Line::Invoke {
@@ -215,13 +223,17 @@ async fn perform(
             }
         }
     };
-    let typ = match line {
+    rec.record(&line);
+    line
+}
+
+/// How a completion line ended.
+fn type_of(line: &Line) -> OpType {
+    match line {
         Line::Ok { .. } => OpType::Ok,
         Line::Fail { .. } => OpType::Fail,
         _ => OpType::Info,
-    };
-    rec.record(&line);
-    typ
+    }
 }
 
 /// One client: sequential ops at its share of the rate until `until`. A process whose op ended
@@ -313,10 +325,109 @@ async fn client_loop(
                 final_read: false,
             }
         };
-        if perform(&rec, &client, process, call, &endpoints, &singles).await == OpType::Info {
+        let line = perform(&rec, &client, process, call, &endpoints, &singles).await;
+        if type_of(&line) == OpType::Info {
             process += clients as u64;
         }
     }
+}
+
+/// One client of the sale workload (a buyer or a scanner), like [`client_loop`].
+#[allow(clippy::too_many_arguments)]
+async fn sale_loop(
+    idx: usize,
+    cfg: Arc<RunConfig>,
+    dts: usize,
+    start: Instant,
+    until: Instant,
+    rec: Arc<Recorder>,
+    endpoints: Vec<(u64, String)>,
+    tickets: Arc<Mutex<Vec<(String, String)>>>,
+) {
+    let client = ClusterClient::new(
+        endpoints.iter().map(|(_, a)| a.clone()).collect(),
+        client_policy(),
+    );
+    let singles: BTreeMap<u64, ClusterClient> = endpoints
+        .iter()
+        .map(|(id, a)| (*id, ClusterClient::new(vec![a.clone()], client_policy())))
+        .collect();
+    let nodes: Vec<u64> = endpoints.iter().map(|(id, _)| *id).collect();
+    let mut sc = SaleClient::new(idx, cfg.clients, cfg.seed, format!("chaos-c{idx}"));
+    let mut process = idx as u64;
+    let period = Duration::from_secs_f64(cfg.clients as f64 / cfg.rate.max(0.1));
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while Instant::now() < until {
+        tick.tick().await;
+        if Instant::now() >= until {
+            break;
+        }
+        // The dt on sale moves on through the run.
+        let phase =
+            (start.elapsed().as_secs_f64() / cfg.duration.as_secs_f64() * dts as f64) as usize;
+        let call = {
+            let t = tickets.lock().expect("tickets lock");
+            sc.next(&dt_id(phase.min(dts - 1)), &t, &nodes)
+        };
+        let line = perform(&rec, &client, process, call.clone(), &endpoints, &singles).await;
+        {
+            let mut t = tickets.lock().expect("tickets lock");
+            sc.observe(&call, Seen::of(&line), &mut t);
+        }
+        if type_of(&line) == OpType::Info {
+            process += cfg.clients as u64;
+        }
+    }
+}
+
+/// Writes the sale's setup through `client`, each write retried with its key until answered.
+async fn sale_setup_writes(
+    rec: &Recorder,
+    client: &ClusterClient,
+    endpoints: &[(u64, String)],
+    dts: usize,
+    clients: usize,
+) -> anyhow::Result<()> {
+    for (key, command) in workload::sale_setup(dts, clients) {
+        let call = Call::Write {
+            client_id: workload::SETUP_CLIENT.into(),
+            key,
+            command,
+            via: None,
+        };
+        let mut done = false;
+        for _ in 0..5 {
+            let line = perform(
+                rec,
+                client,
+                999_999,
+                call.clone(),
+                endpoints,
+                &BTreeMap::new(),
+            )
+            .await;
+            if let Line::Ok {
+                ret: Ret::Write { outcome, .. },
+                ..
+            } = &line
+            {
+                anyhow::ensure!(
+                    matches!(outcome, ticketd_store::Outcome::Done(_)),
+                    "setup write refused: {call:?}: {outcome:?}"
+                );
+                done = true;
+                break;
+            }
+        }
+        anyhow::ensure!(done, "setup write not answered: {call:?}");
+    }
+    Ok(())
+}
+
+/// The number of dts a sale run of `duration` puts on sale one after another.
+pub fn dts_for(duration: Duration) -> usize {
+    (duration.as_secs() / 10).clamp(2, 60) as usize
 }
 
 /// Starts the cluster in namespaces or on loopback, as the config asks.
@@ -353,16 +464,59 @@ async fn start_env(cfg: &RunConfig, rec: &Recorder) -> anyhow::Result<(Env, Stri
     Ok((Env { cluster, net }, network))
 }
 
+/// Performs `calls` after healing, four at a time, each tried up to three times; returns how
+/// many never got an answer.
+async fn final_calls(
+    rec: &Arc<Recorder>,
+    client: &ClusterClient,
+    endpoints: &[(u64, String)],
+    process: u64,
+    calls: Vec<Call>,
+) -> usize {
+    use futures::StreamExt as _;
+    futures::stream::iter(calls)
+        .map(|call| async move {
+            for _ in 0..3 {
+                let line = perform(
+                    rec,
+                    client,
+                    process,
+                    call.clone(),
+                    endpoints,
+                    &BTreeMap::new(),
+                )
+                .await;
+                if type_of(&line) == OpType::Ok {
+                    return 0;
+                }
+            }
+            1
+        })
+        .buffer_unordered(4)
+        .fold(0, |n, x| async move { n + x })
+        .await
+}
+
 /// Runs one chaos run and checks it.
 pub async fn run(cfg: &RunConfig) -> anyhow::Result<RunSummary> {
     let started = Instant::now();
     std::fs::create_dir_all(&cfg.out_dir)?;
     let history_path = cfg.out_dir.join(format!("{}.history.jsonl", cfg.name));
     let rec = Arc::new(Recorder::create(&history_path)?);
+    let mut config = serde_json::to_value(cfg)?;
+    // The wall clock at the history's time 0: the checker bounds log time (the leaders'
+    // clocks) with it.
+    config["start_unix_ms"] = serde_json::json!(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0)
+            - rec.now() as i64 / 1_000_000
+    );
     rec.record(&Line::Meta {
         time_ns: 0,
         seed: cfg.seed,
-        config: serde_json::to_value(cfg)?,
+        config,
     });
     eprintln!(
         "chaos run {}: seed {} nodes {} clients {} rate {}/s for {:?}, faults {:?}",
@@ -376,21 +530,53 @@ pub async fn run(cfg: &RunConfig) -> anyhow::Result<RunSummary> {
         .map(|n| (n.id, n.addr.clone()))
         .collect();
 
-    let until = Instant::now() + cfg.duration;
+    let final_client = ClusterClient::new(
+        env.cluster.endpoints(),
+        RetryPolicy {
+            attempts_max: 20,
+            attempt_timeout: Duration::from_secs(3),
+            total_deadline: Duration::from_secs(30),
+            ..Default::default()
+        },
+    );
+    let dts = dts_for(cfg.duration);
+    if cfg.workload == Workload::Sale {
+        sale_setup_writes(&rec, &final_client, &endpoints, dts, cfg.clients)
+            .await
+            .context("sale setup")?;
+        rec.note(format!("sale setup written: {dts} dts"));
+    }
+
+    let start = Instant::now();
+    let until = start + cfg.duration;
     let counter = Arc::new(AtomicU64::new(0));
+    let tickets = Arc::new(Mutex::new(Vec::new()));
+    let shared_cfg = Arc::new(cfg.clone());
     let mut clients = Vec::new();
     for i in 0..cfg.clients {
-        clients.push(tokio::spawn(client_loop(
-            i,
-            cfg.clients,
-            cfg.seed,
-            cfg.rate,
-            cfg.key_window,
-            until,
-            rec.clone(),
-            endpoints.clone(),
-            counter.clone(),
-        )));
+        clients.push(match cfg.workload {
+            Workload::Register => tokio::spawn(client_loop(
+                i,
+                cfg.clients,
+                cfg.seed,
+                cfg.rate,
+                cfg.key_window,
+                until,
+                rec.clone(),
+                endpoints.clone(),
+                counter.clone(),
+            )),
+            Workload::Sale => tokio::spawn(sale_loop(
+                i,
+                shared_cfg.clone(),
+                dts,
+                start,
+                until,
+                rec.clone(),
+                endpoints.clone(),
+                tickets.clone(),
+            )),
+        });
     }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let nemesis = Nemesis::new(cfg.seed, env, rec.clone());
@@ -409,27 +595,19 @@ pub async fn run(cfg: &RunConfig) -> anyhow::Result<RunSummary> {
     }
     let _ = stop_tx.send(true);
     let (mut env, counts) = nem.await.context("nemesis task")?;
-    rec.note("workload done; final reads");
+    rec.note("workload done; settling unknown writes, final reads");
 
-    // Final reads through a healed cluster: a leader, everyone caught up, every key read.
+    // Through a healed cluster: a leader, every write of unknown fate resubmitted with its key
+    // (the answer says whether and where it took effect), every object read back, every
+    // replica's digest.
     let leader = env.cluster.wait_leader(Duration::from_secs(60)).await;
     if let Err(e) = &leader {
         rec.note(format!("no leader after healing: {e:#}"));
     }
-    let history_so_far = {
-        rec.flush()?;
-        History::load(&history_path)?
-    };
-    let venues: BTreeSet<String> = history_so_far
-        .ops
-        .iter()
-        .filter_map(|o| match &o.call {
-            Call::Write {
-                command: Command::CreateVenue { venue_id, .. },
-                ..
-            } => Some(venue_id.clone()),
-            _ => None,
-        })
+    let fin_endpoints: Vec<(u64, String)> = env
+        .cluster
+        .nodes()
+        .map(|n| (n.id, n.addr.clone()))
         .collect();
     let final_client = ClusterClient::new(
         env.cluster.endpoints(),
@@ -440,45 +618,31 @@ pub async fn run(cfg: &RunConfig) -> anyhow::Result<RunSummary> {
             ..Default::default()
         },
     );
-    let fin_endpoints: Vec<(u64, String)> = env
-        .cluster
-        .nodes()
-        .map(|n| (n.id, n.addr.clone()))
-        .collect();
-    let mut unread = 0;
-    for v in &venues {
-        let call = Call::Read {
-            query: Query::GetVenue {
-                venue_id: v.clone(),
-            },
+    let lines = {
+        rec.flush()?;
+        History::load_lines(&history_path)?
+    };
+    let settle = workload::unsettled_writes(&lines);
+    let unsettled = final_calls(&rec, &final_client, &fin_endpoints, 1_000_000, settle).await;
+    if unsettled > 0 {
+        rec.note(format!("{unsettled} writes could not be settled"));
+    }
+    let lines = {
+        rec.flush()?;
+        History::load_lines(&history_path)?
+    };
+    let reads: Vec<Call> = workload::final_queries(&lines)
+        .into_iter()
+        .map(|query| Call::Read {
+            query,
             consistency: Cons::Linearizable,
             node: None,
             final_read: true,
-        };
-        // Bounded: a few tries of a bounded call.
-        let mut got = false;
-        for _ in 0..3 {
-            if perform(
-                &rec,
-                &final_client,
-                1_000_000,
-                call.clone(),
-                &fin_endpoints,
-                &BTreeMap::new(),
-            )
-            .await
-                == OpType::Ok
-            {
-                got = true;
-                break;
-            }
-        }
-        if !got {
-            unread += 1;
-        }
-    }
+        })
+        .collect();
+    let unread = final_calls(&rec, &final_client, &fin_endpoints, 1_000_002, reads).await;
     if unread > 0 {
-        rec.note(format!("{unread} venues could not be read back"));
+        rec.note(format!("{unread} objects could not be read back"));
     }
     // Replicas converge: wait (bounded) until every running member applied the same index,
     // then read each one's digest locally.
@@ -545,8 +709,12 @@ pub async fn run(cfg: &RunConfig) -> anyhow::Result<RunSummary> {
         cluster_dir,
         seconds: started.elapsed().as_secs_f64(),
         replay: format!(
-            "ticketd-chaos run --name {}-replay --seed {} --nodes {} --clients {} --rate {} --duration {} --faults {} --fault-interval {} --fault-hold {}",
+            "ticketd-chaos run --name {}-replay --workload {} --seed {} --nodes {} --clients {} --rate {} --duration {} --faults {} --fault-interval {} --fault-hold {}",
             cfg.name,
+            match cfg.workload {
+                Workload::Register => "register",
+                Workload::Sale => "sale",
+            },
             cfg.seed,
             cfg.nodes,
             cfg.clients,

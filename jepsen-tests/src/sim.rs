@@ -56,6 +56,7 @@ use ticketd_store::{
 use crate::checker::{self, Report};
 use crate::history::{Call, Cons, History, Line, OpType, Ret};
 use crate::simrt::SimRt;
+use crate::workload::{self, dt_id, SaleClient, Seen, Workload};
 
 openraft::declare_raft_types!(
     /// ticketd's Raft types on a seeded runtime.
@@ -625,6 +626,8 @@ pub struct SimConfig {
     /// openraft's `enable_leader_restore`; `None` = openraft's default (true), which is what
     /// `ticketd node` runs with today.
     pub leader_restore: Option<bool>,
+    /// What the clients do.
+    pub workload: Workload,
 }
 
 impl Default for SimConfig {
@@ -635,6 +638,7 @@ impl Default for SimConfig {
             ops_per_client: 60,
             faults: true,
             leader_restore: None,
+            workload: Workload::Sale,
         }
     }
 }
@@ -749,34 +753,95 @@ async fn client(world: Arc<World>, idx: usize, seed: u64) {
                 final_read: false,
             }
         };
-        let alive = world.alive();
-        let node = match &call {
-            Call::Read {
-                consistency: Cons::Local,
-                ..
-            } => alive.choose(&mut rng).copied(),
-            _ => {
-                // The leader, waiting a little for one after a crash or partition; else any
-                // node (which refuses with a forward-to-leader error: a failed op).
-                let mut leader = world.leader_guess();
-                for _ in 0..20 {
-                    if leader.is_some() {
-                        break;
-                    }
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    leader = world.leader_guess();
-                }
-                leader.or_else(|| alive.choose(&mut rng).copied())
-            }
-        };
-        if perform(&world, process, op, call, node).await == OpType::Info {
+        let node = target(&world, &call, &mut rng).await;
+        if type_of(&perform(&world, process, op, call, node).await) == OpType::Info {
             process += world.cfg.clients as u64;
         }
     }
 }
 
-/// Runs one op against `node`; returns how it ended.
-async fn perform(world: &World, process: u64, op: u64, call: Call, node: Option<u64>) -> OpType {
+/// The node an op goes to: a local read to the node it names (or any live one); everything
+/// else to the leader, waiting a little for one after a crash or partition, else to any node
+/// (which refuses with a forward-to-leader error: a failed op).
+async fn target(world: &World, call: &Call, rng: &mut ChaCha8Rng) -> Option<u64> {
+    let alive = world.alive();
+    match call {
+        Call::Read {
+            consistency: Cons::Local,
+            node,
+            ..
+        } => node
+            .filter(|n| alive.contains(n))
+            .or_else(|| alive.choose(rng).copied()),
+        _ => {
+            let mut leader = world.leader_guess();
+            for _ in 0..20 {
+                if leader.is_some() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                leader = world.leader_guess();
+            }
+            leader.or_else(|| alive.choose(rng).copied())
+        }
+    }
+}
+
+/// A client of the sale workload; the dt on sale moves on with the client's op count.
+async fn sale_client(
+    world: Arc<World>,
+    idx: usize,
+    seed: u64,
+    dts: usize,
+    tickets: Arc<Mutex<Vec<(String, String)>>>,
+) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (0x5a1e_u64 << 32) ^ idx as u64);
+    let mut sc = SaleClient::new(idx, world.cfg.clients, seed, format!("sim-c{idx}"));
+    let nodes: Vec<u64> = (1..=world.cfg.nodes).collect();
+    let mut process = idx as u64;
+    let ops = world.cfg.ops_per_client;
+    for n in 0..ops {
+        tokio::time::sleep(Duration::from_millis(rng.random_range(1..40))).await;
+        let op = (idx * 1_000_000 + n) as u64;
+        let call = {
+            let t = tickets.lock().expect("tickets lock");
+            sc.next(&dt_id((n * dts / ops.max(1)).min(dts - 1)), &t, &nodes)
+        };
+        let node = target(&world, &call, &mut rng).await;
+        let line = perform(&world, process, op, call.clone(), node).await;
+        sc.observe(
+            &call,
+            Seen::of(&line),
+            &mut tickets.lock().expect("tickets lock"),
+        );
+        if type_of(&line) == OpType::Info {
+            process += world.cfg.clients as u64;
+        }
+    }
+}
+
+/// Performs `call` through the leader until it is answered, at most `tries` times.
+async fn until_answered(
+    world: &World,
+    process: u64,
+    op: &mut u64,
+    call: &Call,
+    tries: usize,
+) -> Option<Line> {
+    for _ in 0..tries {
+        *op += 1;
+        let node = world.leader_guess();
+        let line = perform(world, process, *op, call.clone(), node).await;
+        if type_of(&line) == OpType::Ok {
+            return Some(line);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    None
+}
+
+/// Runs one op against `node`; returns its completion line.
+async fn perform(world: &World, process: u64, op: u64, call: Call, node: Option<u64>) -> Line {
     world.record(Line::Invoke {
         time_ns: world.now(),
         process,
@@ -795,8 +860,9 @@ async fn perform(world: &World, process: u64, op: u64, call: Call, node: Option<
         error,
     };
     let Some((raft, sm)) = h else {
-        world.record(fail("node down".into(), call));
-        return OpType::Fail;
+        let line = fail("node down".into(), call);
+        world.record(line.clone());
+        return line;
     };
     let line = match &call {
         Call::Write {
@@ -885,13 +951,17 @@ async fn perform(world: &World, process: u64, op: u64, call: Call, node: Option<
             }
         }
     };
-    let typ = match line {
+    world.record(line.clone());
+    line
+}
+
+/// How a completion line ended.
+fn type_of(line: &Line) -> OpType {
+    match line {
         Line::Ok { .. } => OpType::Ok,
         Line::Fail { .. } => OpType::Fail,
         _ => OpType::Info,
-    };
-    world.record(line);
-    typ
+    }
 }
 
 async fn nemesis(
@@ -1109,7 +1179,12 @@ async fn simulate(seed: u64, cfg: SimConfig) -> anyhow::Result<SimOutcome> {
     world.record(Line::Meta {
         time_ns: 0,
         seed,
-        config: serde_json::to_value(&cfg)?,
+        // Log time is simulated time (ms since the start): the checker's clock starts at 0.
+        config: {
+            let mut c = serde_json::to_value(&cfg)?;
+            c["start_unix_ms"] = serde_json::json!(0);
+            c
+        },
     });
     for id in &ids {
         spawn_node(&world, *id, seed ^ (id << 40)).await?;
@@ -1134,8 +1209,32 @@ async fn simulate(seed: u64, cfg: SimConfig) -> anyhow::Result<SimOutcome> {
     let nem = cfg
         .faults
         .then(|| SimRt::spawn(nemesis(world.clone(), seed, stop.clone(), faults.clone())));
+    let dts = 3;
+    if cfg.workload == Workload::Sale {
+        let mut op = 800_000_000u64;
+        for (key, command) in workload::sale_setup(dts, cfg.clients) {
+            let call = Call::Write {
+                client_id: workload::SETUP_CLIENT.into(),
+                key,
+                command,
+                via: None,
+            };
+            if until_answered(&world, 800_000, &mut op, &call, 100)
+                .await
+                .is_none()
+            {
+                anyhow::bail!("seed {seed}: setup write not answered: {call:?}");
+            }
+        }
+    }
+    let tickets = Arc::new(Mutex::new(Vec::new()));
     let clients: Vec<_> = (0..cfg.clients)
-        .map(|i| SimRt::spawn(client(world.clone(), i, seed)))
+        .map(|i| match cfg.workload {
+            Workload::Register => SimRt::spawn(client(world.clone(), i, seed)),
+            Workload::Sale => {
+                SimRt::spawn(sale_client(world.clone(), i, seed, dts, tickets.clone()))
+            }
+        })
         .collect();
     for c in clients {
         c.await?;
@@ -1158,41 +1257,21 @@ async fn simulate(seed: u64, cfg: SimConfig) -> anyhow::Result<SimOutcome> {
     match leader {
         None => violations.push("no leader 30 s after healing".into()),
         Some(l) => {
-            let venues: BTreeSet<String> = world
-                .lines
-                .lock()
-                .expect("lines")
-                .iter()
-                .filter_map(|l| match l {
-                    Line::Invoke {
-                        call:
-                            Call::Write {
-                                command: Command::CreateVenue { venue_id, .. },
-                                ..
-                            },
-                        ..
-                    } => Some(venue_id.clone()),
-                    _ => None,
-                })
-                .collect();
+            // Every write of unknown fate resubmitted with its key, then every object read.
             let mut op = 900_000_000u64;
-            for v in venues {
-                op += 1;
+            let lines = world.lines.lock().expect("lines").clone();
+            for call in workload::unsettled_writes(&lines) {
+                until_answered(&world, 900_000, &mut op, &call, 20).await;
+            }
+            let lines = world.lines.lock().expect("lines").clone();
+            for query in workload::final_queries(&lines) {
                 let call = Call::Read {
-                    query: Query::GetVenue { venue_id: v },
+                    query,
                     consistency: Cons::Linearizable,
                     node: None,
                     final_read: true,
                 };
-                // Bounded retries: a leader may still change after healing.
-                for _ in 0..20 {
-                    op += 1;
-                    let node = world.leader_guess().unwrap_or(l);
-                    if perform(&world, 900_000, op, call.clone(), Some(node)).await == OpType::Ok {
-                        break;
-                    }
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
+                until_answered(&world, 900_001, &mut op, &call, 20).await;
             }
             // Convergence: every node applies the leader's last log, then digests compare.
             let target = world
@@ -1219,7 +1298,7 @@ async fn simulate(seed: u64, cfg: SimConfig) -> anyhow::Result<SimOutcome> {
                     node: Some(id),
                     final_read: true,
                 };
-                perform(&world, 900_001, op, call, Some(id)).await;
+                perform(&world, 900_002, op, call, Some(id)).await;
             }
         }
     }

@@ -14,6 +14,7 @@ use ticketd_jepsen::checker;
 use ticketd_jepsen::history::History;
 use ticketd_jepsen::nemesis::FaultKind;
 use ticketd_jepsen::runner::{self, NetMode, RunConfig, RunSummary};
+use ticketd_jepsen::workload::Workload;
 
 #[derive(Parser)]
 #[command(about = "Chaos harness of ticketd: run workloads under faults, check histories")]
@@ -67,9 +68,12 @@ enum Cmd {
         /// Output directory.
         #[arg(long, default_value = "chaos-out")]
         out: PathBuf,
-        /// Venue ids in use at once (contention).
+        /// Venue ids in use at once (contention), for the register workload.
         #[arg(long, default_value_t = 4)]
         key_window: u64,
+        /// sale (holds, purchases, cancels, scans on a seat map) or register (venue ids).
+        #[arg(long, default_value = "sale")]
+        workload: String,
     },
     /// Checks a history file and prints the report; exit 1 on any anomaly.
     Check {
@@ -104,6 +108,9 @@ enum Cmd {
         /// openraft's enable_leader_restore (default: openraft's, true, as ticketd runs today).
         #[arg(long)]
         leader_restore: Option<bool>,
+        /// sale or register.
+        #[arg(long, default_value = "sale")]
+        workload: String,
     },
     /// Lists the fault kinds.
     Faults,
@@ -145,6 +152,7 @@ fn main() -> anyhow::Result<()> {
             bin,
             out,
             key_window,
+            workload,
         } => {
             let seed = seed.unwrap_or_else(|| {
                 std::time::SystemTime::now()
@@ -179,6 +187,7 @@ fn main() -> anyhow::Result<()> {
                 bin,
                 out_dir: out,
                 key_window,
+                workload: Workload::parse(&workload)?,
             };
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -225,12 +234,14 @@ fn main() -> anyhow::Result<()> {
             out,
             no_faults,
             leader_restore,
+            workload,
         } => {
             let cfg = ticketd_jepsen::sim::SimConfig {
                 nodes,
                 ops_per_client: ops,
                 faults: !no_faults,
                 leader_restore,
+                workload: Workload::parse(&workload)?,
                 ..Default::default()
             };
             let mut bad = 0;
