@@ -261,8 +261,14 @@ async fn the_whole_flow_in_headless_chromium() -> anyhow::Result<()> {
     for x in [&a, &b] {
         x.goto(&dt_url).await?;
         x.page("dt").await?;
-        x.click("#seatmap [data-seat=\"100\"]").await?;
-        x.wait_text("#chosen", "seat B? chosen", |t| t.contains(" 6 1"))
+    }
+    // One picks the seat with the mouse, the other with the keyboard (focus it, Enter).
+    a.click("#seatmap [data-seat=\"100\"]").await?;
+    b.eval("document.querySelector('#seatmap [data-seat=\"100\"]').focus(); return null")
+        .await?;
+    b.press("\u{E007}").await?;
+    for x in [&a, &b] {
+        x.wait_text("#chosen", "seat A 6 1 chosen", |t| t.contains("A 6 1"))
             .await?;
     }
     let (ra, rb) = tokio::join!(a.click("#hold-selected"), b.click("#hold-selected"));

@@ -303,6 +303,16 @@ impl Browser {
         Ok(path)
     }
 
+    /// Presses and releases one key (a WebDriver key code such as `"\u{E007}"`, Enter) on
+    /// whatever has the focus.
+    pub async fn press(&self, key: &str) -> anyhow::Result<()> {
+        let actions = json!({"actions": [{"type": "key", "id": "keyboard", "actions": [
+            {"type": "keyDown", "value": key}, {"type": "keyUp", "value": key}]}]});
+        self.call(reqwest::Method::POST, "/actions", actions)
+            .await?;
+        Ok(())
+    }
+
     /// Runs a Chrome DevTools Protocol command through chromedriver (`goog/cdp/execute`).
     pub async fn cdp(&self, cmd: &str, params: Value) -> anyhow::Result<Value> {
         self.call(
