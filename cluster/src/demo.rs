@@ -12,8 +12,17 @@ use ticketd_store::{Command, Outcome, Rejection};
 
 const DAY_MS: i64 = 24 * 3600 * 1000;
 
+/// Sections per line of the drawing grid.
+const SECTIONS_PER_LINE: usize = 6;
+/// Drawing units between neighbouring seats, and between sections.
+const SEAT_PITCH: usize = 4;
+const SECTION_GAP: usize = 12;
+
 /// A seating map of `sections` sections, each `rows` rows of `per_row` seats, and GA areas.
+/// Sections are drawn side by side, up to six to a line, with a gap between them.
 pub fn seating(sections: &[(&str, usize, usize)], ga: &[(&str, u32)]) -> SeatingMap {
+    let width = sections.iter().map(|(_, _, p)| *p).max().unwrap_or(0) * SEAT_PITCH + SECTION_GAP;
+    let height = sections.iter().map(|(_, r, _)| *r).max().unwrap_or(0) * SEAT_PITCH + SECTION_GAP;
     SeatingMap {
         sections: sections
             .iter()
@@ -27,8 +36,8 @@ pub fn seating(sections: &[(&str, usize, usize)], ga: &[(&str, u32)]) -> Seating
                         seats: (0..*per_row)
                             .map(|s| SeatDef {
                                 number: (s + 1).to_string(),
-                                x: (si * 400 + s * 4) as i32,
-                                y: r as i32 * 4,
+                                x: ((si % SECTIONS_PER_LINE) * width + s * SEAT_PITCH) as i32,
+                                y: ((si / SECTIONS_PER_LINE) * height + r * SEAT_PITCH) as i32,
                             })
                             .collect(),
                     })
