@@ -47,6 +47,7 @@ log "demo data written (see $DATA/seed.log)"
 # A fixed development key, so tokens survive an API restart; production sets its own.
 "$BIN_DIR/ticketd" api --listen 127.0.0.1:8080 --endpoints "$endpoints" \
   --payments 127.0.0.1:8091 --token-key "${TICKETD_API_TOKEN_KEY:-development-only-token-key-0123456789abcdef}" \
+  --vault-key "${TICKETD_API_VAULT_KEY:-0000000000000000000000000000000000000000000000000000000000000d0e}" \
   >>"$DATA/api.log" 2>&1 &
 echo $! >"$DATA/api.pid"
 for _ in $(seq 1 100); do

@@ -46,6 +46,27 @@ impl TokenVault {
         out
     }
 
+    /// Like [`Self::seal`], with the nonce taken from `nonce_seed` instead of drawn: the caller
+    /// derives it (under its own secret key) from the token itself and the context, so the same
+    /// token sealed again gives the same bytes (a retried request proposes the same command) and
+    /// two different tokens never share a nonce.
+    pub fn seal_with_nonce(&self, token: &str, context: &str, nonce_seed: &[u8; 32]) -> Vec<u8> {
+        let nonce = Nonce::from_slice(&nonce_seed[..12]);
+        let payload = aes_gcm::aead::Payload {
+            msg: token.as_bytes(),
+            aad: context.as_bytes(),
+        };
+        let ct = self
+            .cipher
+            .encrypt(nonce, payload)
+            .expect("AES-GCM encryption does not fail");
+        let mut out = Vec::with_capacity(1 + 12 + ct.len());
+        out.push(SEALED_V1);
+        out.extend_from_slice(nonce);
+        out.extend_from_slice(&ct);
+        out
+    }
+
     /// Decrypts sealed bytes; `None` if they were tampered with or sealed for another context.
     pub fn open(&self, sealed: &[u8], context: &str) -> Option<String> {
         let (&version, rest) = sealed.split_first()?;

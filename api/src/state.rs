@@ -50,6 +50,8 @@ pub struct AppState {
     pub holds_by_ip: Arc<DefaultKeyedRateLimiter<IpAddr>>,
     /// The limits in force.
     pub limits: Limits,
+    /// Seals saved payment-method tokens, when a vault key is configured.
+    pub vault: Option<Arc<crate::crypto::TokenVault>>,
     /// The payment provider, when configured.
     pub payments: Option<Arc<crate::payments::HttpProvider>>,
     /// FAULT INJECTION for crash tests only: what the purchase saga does after a step.
@@ -132,6 +134,7 @@ impl AppState {
             ))),
             limits,
             payments: None,
+            vault: None,
             saga_fault: None,
         }
     }
@@ -139,6 +142,12 @@ impl AppState {
     /// FAULT INJECTION for crash tests: see [`SagaFault`].
     pub fn with_saga_fault(mut self, fault: SagaFault) -> Self {
         self.saga_fault = Some(fault);
+        self
+    }
+
+    /// Seals saved payment methods with `vault`.
+    pub fn with_vault(mut self, vault: crate::crypto::TokenVault) -> Self {
+        self.vault = Some(Arc::new(vault));
         self
     }
 

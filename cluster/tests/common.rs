@@ -74,6 +74,7 @@ impl ApiProcess {
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .args(["--endpoints", &endpoints.join(",")])
             .args(["--token-key", TOKEN_KEY])
+            .args(["--vault-key", VAULT_KEY])
             .args(extra)
             .stdout(std::process::Stdio::null())
             .stderr(std::fs::File::create(log_dir.join("api.log"))?)
@@ -110,6 +111,9 @@ impl Drop for ApiProcess {
         let _ = self.child.wait();
     }
 }
+
+/// The vault key the test API processes run with (64 hex digits).
+pub const VAULT_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
 
 /// The token key the test API processes run with.
 pub const TOKEN_KEY: &str = "test-token-key-0123456789abcdef0123456789";

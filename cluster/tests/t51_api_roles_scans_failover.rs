@@ -259,5 +259,47 @@ async fn sellers_scanners_and_a_leader_killed_between_hold_and_purchase() -> any
     let body = json!({"qr_payload": t["qr_payload"], "dt_id": dt_id, "gate": "north-3"});
     let (_, a) = scan("scan-4", body, scanner).await?;
     assert_eq!(a["verdict"], "REFUNDED", "{a}");
+
+    phase("a saved payment method: sealed before it reaches the store, used when a purchase names none");
+    let r = api
+        .http
+        .put(api.url("/v1/me/payment-method"))
+        .bearer_auth(&user)
+        .header("idempotency-key", "pm-1")
+        .json(&json!({"payment_method_token": "pm_card_visa"}))
+        .send()
+        .await?;
+    assert_eq!(r.status(), 200, "{}", r.text().await?);
+    let q = ticketd_store::Query::GetUser {
+        user_id: "demo-user-1".into(),
+    };
+    let stored = c
+        .client()
+        .read(&q, ticketd_raft::client::Consistency::Linearizable)
+        .await?;
+    let ticketd_store::QueryResult::User(Some(u)) = stored.result else {
+        panic!("no user")
+    };
+    let sealed = u.payment_token_sealed.expect("sealed token stored");
+    assert!(
+        !sealed
+            .windows(b"pm_card_visa".len())
+            .any(|w| w == b"pm_card_visa"),
+        "the store holds ciphertext only"
+    );
+    let (_, me) = get(&api, "/v1/me", &user).await?;
+    assert!(me["payment_token_sealed"].is_null(), "never shown: {me}");
+    let (s, v) = post(
+        &api,
+        &format!("{dt_path}/holds"),
+        &user,
+        "hold-2",
+        json!({"tier_id": "std", "quantity": 1}),
+    )
+    .await?;
+    assert_eq!(s, 201, "{v}");
+    let buy = json!({"hold_id": v["HoldPlaced"]["hold_id"], "expected_total_minor": v["HoldPlaced"]["total_minor"]});
+    let (s, v) = post(&api, &dt_path, &user, "buy-2", buy).await?;
+    assert_eq!(s, 201, "bought with the saved method: {v}");
     Ok(())
 }

@@ -201,15 +201,26 @@ pub async fn release_hold(
 }
 
 /// A purchase: the held seats, the total the user saw, the provider's payment-method token.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PurchaseRequest {
     /// The hold to buy.
     hold_id: String,
     /// The total shown to the user, minor units; a different current total is a nack.
     expected_total_minor: i64,
-    /// The provider's payment-method token (never card data).
-    payment_method_token: String,
+    /// The provider's payment-method token (never card data); without it, the saved one.
+    #[serde(default)]
+    payment_method_token: Option<String>,
+}
+
+/// The token stays out of logs.
+impl std::fmt::Debug for PurchaseRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PurchaseRequest")
+            .field("hold_id", &self.hold_id)
+            .field("expected_total_minor", &self.expected_total_minor)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Buys a hold: ack with the order confirmation id, or nack with a code.
@@ -245,6 +256,10 @@ pub async fn purchase(
             ),
         ));
     }
+    let payment_method = match req.payment_method_token.clone() {
+        Some(t) => t,
+        None => super::users::saved_payment_method(&state, &caller.user_id).await?,
+    };
     // 1. Authorize; the hold id is the provider's idempotency key, so a retry finds the same intent.
     let intent = provider
         .authorize(
@@ -252,7 +267,7 @@ pub async fn purchase(
             &CreateIntent {
                 amount: hold.total_minor,
                 currency: hold.currency.clone(),
-                payment_method: req.payment_method_token.clone(),
+                payment_method: payment_method.clone(),
                 metadata: [
                     ("hold_id".to_string(), hold.hold_id.clone()),
                     ("user_id".to_string(), caller.user_id.clone()),

@@ -40,6 +40,7 @@ pub fn router(doc: utoipa::openapi::OpenApi) -> OpenApiRouter<AppState> {
         .routes(routes!(users::log_in))
         .routes(routes!(users::me))
         .routes(routes!(users::set_reminders))
+        .routes(routes!(users::save_payment_method))
         .routes(routes!(seller::create_venue))
         .routes(routes!(venues::get_venue))
         .routes(routes!(seller::change_sale_window))

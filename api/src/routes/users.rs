@@ -321,3 +321,89 @@ pub async fn set_reminders(
     r.headers_mut().insert("x-log-index", index.into());
     Ok(r)
 }
+
+/// Longest payment-method token accepted.
+pub const PAYMENT_TOKEN_BYTES_MAX: usize = 256;
+
+/// A payment method to keep for later purchases: the provider's token, never card data.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SavePaymentMethod {
+    /// The provider's payment-method token.
+    payment_method_token: String,
+}
+
+impl std::fmt::Debug for SavePaymentMethod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SavePaymentMethod(..)")
+    }
+}
+
+/// Saves the caller's payment method, sealed (AES-256-GCM, bound to the user) before it is
+/// proposed: the store and its snapshots only hold ciphertext. A purchase without a token uses it.
+#[utoipa::path(put, path = "/v1/me/payment-method", request_body = SavePaymentMethod,
+    params(("Idempotency-Key" = String, Header, description = "retry key")),
+    security(("bearer" = [])),
+    responses((status = 200, description = "saved", content_type = "application/json"),
+              (status = 404, description = "no profile", body = Problem, content_type = "application/problem+json"),
+              (status = 503, description = "UNAVAILABLE: no vault key configured", body = Problem, content_type = "application/problem+json")))]
+pub async fn save_payment_method(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdempotencyKey(key): IdempotencyKey,
+    Json(req): Json<SavePaymentMethod>,
+) -> Result<Response, Problem> {
+    let vault = state
+        .vault
+        .clone()
+        .ok_or_else(|| Problem::new("UNAVAILABLE", "saved payment methods need a vault key"))?;
+    let token = req.payment_method_token.trim();
+    if token.is_empty() || token.len() > PAYMENT_TOKEN_BYTES_MAX {
+        return Err(Problem::new(
+            "INVALID_ARGUMENT",
+            format!("payment_method_token must be 1 to {PAYMENT_TOKEN_BYTES_MAX} bytes"),
+        ));
+    }
+    let q = Query::GetUser {
+        user_id: caller.user_id.clone(),
+    };
+    let QueryResult::User(Some(u)) = read(&state, q, Consistency::Linearizable).await?.0 else {
+        return Err(Problem::not_found());
+    };
+    let nonce_seed = state.tokens.keyed_bytes(&["vault", &caller.user_id, token]);
+    let sealed = vault.seal_with_nonce(token, &caller.user_id, &nonce_seed);
+    let cmd = Command::UpsertUser {
+        user_id: u.user_id,
+        profile: u.profile,
+        contact: u.contact,
+        reminder: u.reminder,
+        payment_token_sealed: Some(sealed),
+    };
+    let (_, index) = propose(&state, &caller.user_id, &key, cmd).await?;
+    let mut r = (StatusCode::OK, Json(serde_json::json!({ "saved": true }))).into_response();
+    r.headers_mut().insert("x-log-index", index.into());
+    Ok(r)
+}
+
+/// The caller's saved payment-method token, opened.
+pub async fn saved_payment_method(state: &AppState, user_id: &str) -> Result<String, Problem> {
+    let vault = state
+        .vault
+        .clone()
+        .ok_or_else(|| Problem::new("UNAVAILABLE", "saved payment methods need a vault key"))?;
+    let q = Query::GetUser {
+        user_id: user_id.to_string(),
+    };
+    let sealed = match read(state, q, Consistency::Linearizable).await?.0 {
+        QueryResult::User(Some(u)) => u.payment_token_sealed,
+        _ => None,
+    };
+    let sealed = sealed.ok_or_else(|| {
+        Problem::bad_request(
+            "no payment_method_token given and none saved (PUT /v1/me/payment-method)",
+        )
+    })?;
+    vault.open(&sealed, user_id).ok_or_else(|| {
+        Problem::internal("a saved payment method does not open with this vault key")
+    })
+}

@@ -76,6 +76,10 @@ struct ApiArgs {
     /// Without it a random key is drawn and tokens die with the process.
     #[arg(long, env = "TICKETD_API_TOKEN_KEY", hide_env_values = true)]
     token_key: Option<String>,
+    /// Key (64 hex digits) that seals saved payment-method tokens with AES-256-GCM; every API
+    /// copy needs the same one. Without it, saving a payment method is refused.
+    #[arg(long, env = "TICKETD_API_VAULT_KEY", hide_env_values = true)]
+    vault_key: Option<String>,
     /// Bearer token lifetime in seconds.
     #[arg(long, default_value_t = 24 * 3600)]
     token_ttl_s: u64,
@@ -315,6 +319,17 @@ async fn wait_for_signal() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// 32 bytes from 64 hex digits.
+fn parse_key_hex(hex: &str) -> anyhow::Result<[u8; 32]> {
+    let hex = hex.trim();
+    anyhow::ensure!(hex.len() == 64, "expected 64 hex digits, got {}", hex.len());
+    let mut key = [0u8; 32];
+    for (i, b) in key.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)?;
+    }
+    Ok(key)
+}
+
 async fn run_api(args: ApiArgs) -> anyhow::Result<()> {
     use ticketd_api::auth::TokenKey;
     use ticketd_raft::client::{ClusterClient, RetryPolicy};
@@ -343,6 +358,10 @@ async fn run_api(args: ApiArgs) -> anyhow::Result<()> {
         let provider = ticketd_api::payments::HttpProvider::new(p, timeout)
             .map_err(|e| anyhow::anyhow!("payment provider: {e}"))?;
         state = state.with_payments(provider);
+    }
+    if let Some(hex) = &args.vault_key {
+        let key = parse_key_hex(hex).context("--vault-key must be 64 hex digits (32 bytes)")?;
+        state = state.with_vault(ticketd_api::crypto::TokenVault::new(&key));
     }
     if let Some(f) = &args.test_fault {
         let fault = ticketd_api::state::SagaFault::parse(f).map_err(|e| anyhow::anyhow!(e))?;
