@@ -301,5 +301,38 @@ async fn sellers_scanners_and_a_leader_killed_between_hold_and_purchase() -> any
     let buy = json!({"hold_id": v["HoldPlaced"]["hold_id"], "expected_total_minor": v["HoldPlaced"]["total_minor"]});
     let (s, v) = post(&api, &dt_path, &user, "buy-2", buy).await?;
     assert_eq!(s, 201, "bought with the saved method: {v}");
+
+    phase("plans: a seller moves to VIP (lower fee), not another seller's plan");
+    let r = api
+        .http
+        .put(api.url("/v1/sellers/indie-demo/plan"))
+        .bearer_auth(&other_seller)
+        .header("idempotency-key", "plan-x")
+        .json(&json!({"plan": "standard"}))
+        .send()
+        .await?;
+    assert_eq!(r.status(), 404);
+    let other_seller_id = "live-nation-demo";
+    let r = api
+        .http
+        .put(api.url(&format!("/v1/sellers/{other_seller_id}/plan")))
+        .bearer_auth(&other_seller)
+        .header("idempotency-key", "plan-1")
+        .json(&json!({"plan": "vip"}))
+        .send()
+        .await?;
+    assert_eq!(r.status(), 200, "{}", r.text().await?);
+    let (_, map) = get(&api, "/v1/events/aurora-live/dts/aurora-live-d0", &user).await?;
+    let gold = map["seat_map"]["tiers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["tier_id"] == "gold")
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        gold["fee_minor"], 600,
+        "5% of 120.00 on VIP (was 10%): {gold}"
+    );
     Ok(())
 }

@@ -47,6 +47,7 @@ pub fn router(doc: utoipa::openapi::OpenApi) -> OpenApiRouter<AppState> {
         .routes(routes!(seller::publish_dt))
         .routes(routes!(seller::cancel_dt))
         .routes(routes!(seller::sales_report))
+        .routes(routes!(seller::set_plan))
         .routes(routes!(ledger::seller_ledger))
 }
 

@@ -419,3 +419,53 @@ pub async fn sales_report(
     };
     Ok(Json(report).into_response())
 }
+
+/// The platform fee on the VIP plan, in basis points (the standard plan's is
+/// [`super::users::SELLER_FEE_BPS_STANDARD`]).
+pub const SELLER_FEE_BPS_VIP: u32 = 500;
+
+/// A seller's plan.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlanRequest {
+    /// `standard` or `vip`.
+    plan: String,
+}
+
+/// Moves a seller to a plan (that seller or an admin): VIP lowers the platform fee on holds
+/// placed from now on and unlocks the per-tier sales report.
+#[utoipa::path(put, path = "/v1/sellers/{seller_id}/plan", request_body = PlanRequest,
+    params(("seller_id" = String, Path, description = "seller id"), ("Idempotency-Key" = String, Header, description = "retry key")),
+    security(("bearer" = [])),
+    responses((status = 200, description = "the plan and fee now", content_type = "application/json"),
+              (status = 404, description = "no such seller of yours", body = Problem, content_type = "application/problem+json")))]
+pub async fn set_plan(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdempotencyKey(key): IdempotencyKey,
+    Path(seller_id): Path<String>,
+    Json(req): Json<PlanRequest>,
+) -> Result<Response, Problem> {
+    caller.require(&[Role::Seller, Role::Admin])?;
+    if caller.role != Role::Admin && caller.user_id != seller_id {
+        return Err(Problem::not_found());
+    }
+    let (plan, fee_bps) = match req.plan.as_str() {
+        "standard" => (SellerPlan::Standard, super::users::SELLER_FEE_BPS_STANDARD),
+        "vip" => (SellerPlan::Vip, SELLER_FEE_BPS_VIP),
+        _ => return Err(Problem::bad_request("plan is standard or vip")),
+    };
+    let cmd = Command::UpdateSeller {
+        seller_id,
+        fee_bps,
+        plan,
+    };
+    let (done, index) = propose(&state, &caller.user_id, &key, cmd).await?;
+    let mut r = (
+        StatusCode::OK,
+        Json(serde_json::json!({ "done": done, "plan": req.plan, "fee_bps": fee_bps })),
+    )
+        .into_response();
+    r.headers_mut().insert("x-log-index", index.into());
+    Ok(r)
+}
