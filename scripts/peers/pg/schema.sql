@@ -1,0 +1,66 @@
+-- The PostgreSQL peer of the benchmark (scripts/bench, cluster/src/bin/ticketd-peer.rs).
+-- One row per seat of a dt; a hold marks its seats held (status 1) with an expiry.
+-- Durability as ticketd's: synchronous_commit stays on (set again by the peer per connection).
+DROP FUNCTION IF EXISTS hold_best(text, text, int, text, int);
+DROP FUNCTION IF EXISTS hold_seats(text, int[], text, int);
+DROP TABLE IF EXISTS holds;
+DROP TABLE IF EXISTS seats;
+
+CREATE TABLE seats (
+  dt_id      text     NOT NULL,
+  seat_idx   int      NOT NULL,
+  tier_id    text     NOT NULL,
+  status     smallint NOT NULL DEFAULT 0,  -- 0 free, 1 held, 2 sold
+  hold_id    text,
+  held_until timestamptz,
+  PRIMARY KEY (dt_id, seat_idx)
+);
+-- Best available walks the free seats of a tier in seat order (best seats first).
+CREATE INDEX seats_free ON seats (dt_id, tier_id, seat_idx) WHERE status = 0;
+
+CREATE TABLE holds (
+  hold_id    text PRIMARY KEY,
+  dt_id      text        NOT NULL,
+  expires_at timestamptz NOT NULL
+);
+
+-- Best available: the first p_qty free seats of the tier, skipping rows other transactions
+-- have locked; all or nothing (SQLSTATE TK410 when the tier has too few).
+CREATE FUNCTION hold_best(p_dt text, p_tier text, p_qty int, p_hold text, p_ttl_s int)
+RETURNS int[] LANGUAGE plpgsql AS $$
+DECLARE got int[];
+BEGIN
+  WITH picked AS (
+    SELECT seat_idx FROM seats
+    WHERE dt_id = p_dt AND tier_id = p_tier AND status = 0
+    ORDER BY seat_idx LIMIT p_qty
+    FOR UPDATE SKIP LOCKED
+  ), upd AS (
+    UPDATE seats s SET status = 1, hold_id = p_hold,
+                       held_until = now() + make_interval(secs => p_ttl_s)
+    FROM picked WHERE s.dt_id = p_dt AND s.seat_idx = picked.seat_idx
+    RETURNING s.seat_idx
+  )
+  SELECT array_agg(seat_idx ORDER BY seat_idx) INTO got FROM upd;
+  IF got IS NULL OR cardinality(got) < p_qty THEN
+    RAISE EXCEPTION 'not enough free seats' USING ERRCODE = 'TK410';
+  END IF;
+  INSERT INTO holds VALUES (p_hold, p_dt, now() + make_interval(secs => p_ttl_s));
+  RETURN got;
+END $$;
+
+-- Chosen seats: a conditional UPDATE; all or nothing (SQLSTATE TK409 when one is not free).
+CREATE FUNCTION hold_seats(p_dt text, p_seats int[], p_hold text, p_ttl_s int)
+RETURNS int LANGUAGE plpgsql AS $$
+DECLARE n int;
+BEGIN
+  UPDATE seats SET status = 1, hold_id = p_hold,
+                   held_until = now() + make_interval(secs => p_ttl_s)
+  WHERE dt_id = p_dt AND seat_idx = ANY (p_seats) AND status = 0;
+  GET DIAGNOSTICS n = ROW_COUNT;
+  IF n < cardinality(p_seats) THEN
+    RAISE EXCEPTION 'seat not free' USING ERRCODE = 'TK409';
+  END IF;
+  INSERT INTO holds VALUES (p_hold, p_dt, now() + make_interval(secs => p_ttl_s));
+  RETURN n;
+END $$;
