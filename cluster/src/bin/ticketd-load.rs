@@ -39,6 +39,12 @@ struct Args {
     /// Bearer token sent with every request.
     #[arg(long)]
     token: Option<String>,
+    /// File of bearer tokens, one a line: request i sends line i mod n (spreads per-user limits
+    /// over many users); overrides `--token`.
+    #[arg(long)]
+    tokens_file: Option<std::path::PathBuf>,
+    #[arg(skip)]
+    tokens: Vec<String>,
     /// Open loop: requests per second.
     #[arg(long, conflicts_with = "clients")]
     rate: Option<u64>,
@@ -71,6 +77,8 @@ struct Tally {
     conflict: u64,
     unknown: u64,
     other: u64,
+    /// The statuses counted in `other`, by status.
+    other_statuses: std::collections::BTreeMap<u16, u64>,
     transport: u64,
 }
 
@@ -98,7 +106,9 @@ async fn one(http: &reqwest::Client, args: &Args, i: u64, due: Instant, stats: &
     let mut req = http
         .request(method, url)
         .header("Idempotency-Key", format!("load-{}-{i}", args.seed));
-    if let Some(t) = &args.token {
+    if !args.tokens.is_empty() {
+        req = req.bearer_auth(&args.tokens[(i % args.tokens.len() as u64) as usize]);
+    } else if let Some(t) = &args.token {
         req = req.bearer_auth(t);
     }
     if !args.body.is_empty() {
@@ -117,7 +127,10 @@ async fn one(http: &reqwest::Client, args: &Args, i: u64, due: Instant, stats: &
             200..=299 => s.tally.ok += 1,
             409 => s.tally.conflict += 1,
             503 => s.tally.unknown += 1,
-            _ => s.tally.other += 1,
+            status => {
+                s.tally.other += 1;
+                *s.tally.other_statuses.entry(status).or_default() += 1;
+            }
         },
         Err(_) => s.tally.transport += 1,
     }
@@ -125,7 +138,16 @@ async fn one(http: &reqwest::Client, args: &Args, i: u64, due: Instant, stats: &
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+    let mut args = Args::parse();
+    if let Some(path) = &args.tokens_file {
+        args.tokens = std::fs::read_to_string(path)?
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect();
+        anyhow::ensure!(!args.tokens.is_empty(), "no tokens in {}", path.display());
+    }
     anyhow::ensure!(
         args.rate.is_some() || args.clients.is_some(),
         "give --rate (open loop) or --clients (closed loop)"
@@ -205,7 +227,7 @@ async fn main() -> anyhow::Result<()> {
                 "mode": if args.rate.is_some() { "open" } else { "closed" },
                 "offered_per_s": args.rate, "clients": args.clients, "sent": sent, "completed": done,
                 "elapsed_s": elapsed, "accepted_per_s": t.ok as f64 / elapsed,
-                "ok": t.ok, "conflict": t.conflict, "unknown": t.unknown, "other": t.other, "transport_errors": t.transport,
+                "ok": t.ok, "conflict": t.conflict, "unknown": t.unknown, "other": t.other, "other_statuses": t.other_statuses, "transport_errors": t.transport,
                 "p50_ms": q(0.5), "p90_ms": q(0.9), "p99_ms": q(0.99), "p999_ms": q(0.999), "max_ms": h.max() as f64 / 1000.0,
             })
         );
