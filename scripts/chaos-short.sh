@@ -34,7 +34,7 @@ log "building ticketd and ticketd-chaos"
 cargo build -p ticketd-cluster --bins >/dev/null 2>&1 || cargo build -p ticketd-cluster --bins || die "build of ticketd failed"
 cargo build -p ticketd-jepsen --bins || die "build of ticketd-chaos failed"
 CHAOS="$BIN_DIR/ticketd-chaos"
-export TICKETD_BIN="$BIN_DIR/ticketd"
+export TICKETD_BIN="${TICKETD_BIN:-$BIN_DIR/ticketd}"
 
 SEED="${CHAOS_SEED:-$(( $(date +%s) % 1000000 ))}"
 DURATION="${CHAOS_DURATION:-30}"
