@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""Writes docs/BENCHMARKS.md from the JSON of a scripts/bench run (medians, ratios, targets).
+
+    python3 scripts/peers/bench_report.py docs/benchmarks.json docs/BENCHMARKS.md
+"""
+import json, sys, statistics
+d = json.load(open(sys.argv[1]))
+runs = d["runs"]
+def med(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+wls = []
+for r in runs:
+    if r["workload"] not in wls: wls.append(r["workload"])
+systems = ["ticketd", "pg", "etcd"]
+def cell(wl, s, key):
+    return med([r["result"].get(key) for r in runs if r["workload"] == wl and r["system"] == s])
+def reps(wl, s):
+    return len([r for r in runs if r["workload"] == wl and r["system"] == s])
+def f(x, nd=0):
+    return "-" if x is None else (f"{x:,.{nd}f}")
+def ratio(a, b):
+    return "-" if a is None or b in (None, 0) else f"{a / b:.2f}x"
+L = []
+L.append("# Benchmarks")
+L.append("")
+L.append("ticketd (3 nodes + `ticketd api`) side by side with PostgreSQL and a 3-member etcd, each behind the")
+L.append("same HTTP routes (`ticketd-peer`), driven by `ticketd-load` over loopback, interleaved, "
+         f"{max(reps(w, s) for w in wls for s in systems)} repetitions, medians. Durability on everywhere.")
+L.append("")
+L.append(f"- Date: {d['date']}")
+L.append(f"- Commit: {d['commit']}")
+L.append(f"- Machine: {d['machine']}")
+prof = d["ticketd_profile"]
+L.append(f"- ticketd build profile: **{prof}**" + (" (unoptimized: these ticketd numbers are not claims about the targets; the peers are Debian's optimized builds)" if prof == "debug" else ""))
+L.append(f"- Peers: PostgreSQL {d['postgres']} (synchronous_commit=on, fsync=on), etcd {d['etcd']} (3 members, JSON gateway)")
+c = d["flush_calibration"]
+L.append(f"- Flush calibration (4 KiB write + fdatasync, {c['n']} times): p50 {c['p50_ms']} ms, p99 {c['p99_ms']} ms, max {c['max_ms']} ms")
+L.append(f"- {d['seconds_per_run']} s per run; command: `{d['command']}`")
+L.append("")
+L.append("## Results (medians)")
+L.append("")
+L.append("| workload | system | ok/s | conflicts/s | other errors | p50 ms | p99 ms | p99.9 ms | max ms | ticketd / system (ok/s) |")
+L.append("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+for wl in wls:
+    t_ok = cell(wl, "ticketd", "accepted_per_s")
+    for s in systems:
+        if reps(wl, s) == 0: continue
+        ok = cell(wl, s, "accepted_per_s")
+        el = cell(wl, s, "elapsed_s")
+        conf = cell(wl, s, "conflict")
+        other = med([(r["result"].get("other") or 0) + (r["result"].get("unknown") or 0) + (r["result"].get("transport_errors") or 0)
+                     for r in runs if r["workload"] == wl and r["system"] == s])
+        statuses = {}
+        for r in runs:
+            if r["workload"] == wl and r["system"] == s:
+                for k, v in (r["result"].get("other_statuses") or {}).items():
+                    statuses[k] = statuses.get(k, 0) + v
+        other_txt = f(other) + (" (" + ", ".join(f"{k}: {v}" for k, v in sorted(statuses.items())) + " in all reps)" if statuses else "")
+        L.append(f"| {wl} | {s} | {f(ok)} | {f(conf / el if conf is not None and el else None)} | {other_txt} | "
+                 f"{f(cell(wl, s, 'p50_ms'), 2)} | {f(cell(wl, s, 'p99_ms'), 2)} | {f(cell(wl, s, 'p999_ms'), 2)} | {f(cell(wl, s, 'max_ms'), 2)} | "
+                 f"{'' if s == 'ticketd' else ratio(t_ok, ok)} |")
+L.append("")
+L.append("Workloads: W1 one client, best-available holds of 1-4 silver seats one at a time. "
+         "W2-closed-cN: N clients doing the same back to back. W2-open-half-P-max: a fixed rate of half of "
+         "peer P's median best W2 closed-loop rate, offered to P and to ticketd (latency from the intended send time). "
+         "W3: 32 clients holding one chosen seat drawn uniformly from the 2,100 gold seats (conflicts grow as it fills). "
+         "W5-seatmap: 16 clients reading the 50,400-seat map. Every run uses a fresh dt. "
+         "ticketd's buyers are many signed-up users (the store caps seats per user per dt); the peers accept any token. "
+         "Other errors are answers other than 2xx/409, by HTTP status. "
+         "Not measured yet: W4, W6, W7, W8, W9, holds per fsync, CPU per process.")
+L.append("")
+L.append("## Targets of issue 7")
+L.append("")
+def best_w2(s):
+    vals = [cell(w, s, "accepted_per_s") for w in wls if w.startswith("W2-closed")]
+    vals = [v for v in vals if v is not None]
+    return max(vals) if vals else None
+t = best_w2("ticketd")
+for peer, want in (("pg", 3.0), ("etcd", 5.0)):
+    p = best_w2(peer)
+    if t is not None and p:
+        r = t / p
+        L.append(f"- Best-available holds/s, best W2 closed-loop median, ticketd / {peer}: {r:.2f}x (target {want:g}x): "
+                 + ("met" if r >= want else "**not met**") + f" ({prof} build).")
+for peer in ("pg", "etcd"):
+    wl = f"W2-open-half-{peer}-max"
+    tp, pp = cell(wl, "ticketd", "p99_ms"), cell(wl, peer, "p99_ms")
+    if tp is not None and pp is not None:
+        L.append(f"- p99 at half {peer}'s max rate: ticketd {tp:,.1f} ms vs {peer} {pp:,.1f} ms (target: no worse): "
+                 + ("met" if tp <= pp else "**not met**") + f" ({prof} build).")
+L.append("- Zero oversell, holds per fsync, leader-kill write outage: not measured by this script yet.")
+L.append("")
+L.append(f"Raw numbers of every run: [benchmarks.json](benchmarks.json).")
+open(sys.argv[2], "w").write("\n".join(L) + "\n")
