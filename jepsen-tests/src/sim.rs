@@ -623,8 +623,8 @@ pub struct SimConfig {
     pub ops_per_client: usize,
     /// Faults on (crashes, partitions, loss).
     pub faults: bool,
-    /// openraft's `enable_leader_restore`; `None` = openraft's default (true), which is what
-    /// `ticketd node` runs with today.
+    /// openraft's `enable_leader_restore`; `None` = openraft's default (true). The default here
+    /// is what `ticketd node` runs with ([`ticketd_raft::ENABLE_LEADER_RESTORE`]).
     pub leader_restore: Option<bool>,
     /// What the clients do.
     pub workload: Workload,
@@ -637,7 +637,7 @@ impl Default for SimConfig {
             clients: 4,
             ops_per_client: 60,
             faults: true,
-            leader_restore: None,
+            leader_restore: Some(ticketd_raft::ENABLE_LEADER_RESTORE),
             workload: Workload::Sale,
         }
     }

@@ -39,6 +39,13 @@ use serde::{Deserialize, Serialize};
 /// A node's id in the cluster. Never reused for a different node.
 pub type NodeId = u64;
 
+/// Whether a restarted leader may resume leadership without an election (openraft's
+/// `enable_leader_restore`, on by default there). Off: a leader that lost log entries it had not
+/// yet flushed (a power loss) would otherwise reuse log ids its followers hold for other entries
+/// and serve linearizable reads from a stale commit index. The deterministic simulation
+/// (`jepsen-tests`, `tests/sim.rs`) finds both with it on and runs with this value.
+pub const ENABLE_LEADER_RESTORE: bool = false;
+
 /// How to reach a node: its gRPC address (`host:port`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeAddr {

@@ -66,6 +66,7 @@ impl Node {
             max_in_snapshot_log_to_keep: cfg.logs_kept_after_snapshot,
             install_snapshot_timeout: 120_000,
             enable_pre_vote: Some(true),
+            enable_leader_restore: Some(crate::ENABLE_LEADER_RESTORE),
             ..Default::default()
         };
         let raft_config = Arc::new(raft_config.validate().context("raft config")?);

@@ -105,7 +105,7 @@ enum Cmd {
         /// No faults (a baseline).
         #[arg(long)]
         no_faults: bool,
-        /// openraft's enable_leader_restore (default: openraft's, true, as ticketd runs today).
+        /// openraft's enable_leader_restore (default: what ticketd node runs with, off).
         #[arg(long)]
         leader_restore: Option<bool>,
         /// sale or register.
@@ -240,7 +240,7 @@ fn main() -> anyhow::Result<()> {
                 nodes,
                 ops_per_client: ops,
                 faults: !no_faults,
-                leader_restore,
+                leader_restore: leader_restore.or(Some(ticketd_raft::ENABLE_LEADER_RESTORE)),
                 workload: Workload::parse(&workload)?,
                 ..Default::default()
             };
