@@ -78,10 +78,8 @@ fn a_seed_replays_exactly() {
 
 #[test]
 fn leader_restore_breaks_log_matching_and_linearizability_and_ticketd_runs_without_it() {
-    assert!(
-        !ticketd_raft::ENABLE_LEADER_RESTORE,
-        "ticketd must not restore leadership without an election (see this file's header)"
-    );
+    // ticketd must not restore leadership without an election (see this file's header).
+    const { assert!(!ticketd_raft::ENABLE_LEADER_RESTORE) };
     // Reproductions with leader restore on (openraft's default):
     //   ticketd-chaos sim --workload register --seed 36 --ops 300   -> log matching violated
     //   ticketd-chaos sim --workload register --seed 3 --ops 300    -> a stale linearizable read
