@@ -20,7 +20,7 @@ use ticketd_store::command::{Done, GaPick};
 use ticketd_store::types::PaymentStatus;
 use ticketd_store::{Command, Query, QueryResult};
 
-use super::{propose, read};
+use super::{propose, read, written};
 use crate::auth::{Caller, Role};
 use crate::extract::IdempotencyKey;
 use crate::payments::{CreateIntent, HttpProvider, IntentStatus, PaymentError, PaymentProvider};
@@ -53,12 +53,6 @@ pub struct HoldRequest {
 pub struct GaPickDto {
     area_id: String,
     quantity: u32,
-}
-
-fn done_json(status: StatusCode, d: &Done, log_index: u64) -> Response {
-    let mut r = (status, Json(d)).into_response();
-    r.headers_mut().insert("x-log-index", log_index.into());
-    r
 }
 
 /// Holds seats for 10 minutes: chosen seats, or the best available N of a tier.
@@ -140,7 +134,7 @@ pub async fn create_hold(
         }
     };
     let (done, index) = propose(&state, &caller.user_id, &key, command).await?;
-    Ok(done_json(StatusCode::CREATED, &done, index))
+    Ok(written(StatusCode::CREATED, &done, index))
 }
 
 async fn owned_hold(
@@ -197,7 +191,7 @@ pub async fn release_hold(
         user_id: caller.user_id.clone(),
     };
     let (done, index) = propose(&state, &caller.user_id, &key, cmd).await?;
-    Ok(done_json(StatusCode::OK, &done, index))
+    Ok(written(StatusCode::OK, &done, index))
 }
 
 /// A purchase: the held seats, the total the user saw, the provider's payment-method token.
@@ -342,7 +336,7 @@ pub async fn purchase(
     SagaFault::after(state.saga_fault, SagaStep::Confirm).await;
     // 4. Capture: idempotent; a failure here is closed by the reconciler (order without capture).
     saga.capture().await;
-    Ok(done_json(StatusCode::CREATED, &done, index))
+    Ok(written(StatusCode::CREATED, &done, index))
 }
 
 fn unknown(p: &Problem) -> bool {
@@ -465,6 +459,6 @@ impl Saga<'_> {
             total_minor: v.order.total_minor,
             currency: v.order.currency.clone(),
         };
-        Ok(done_json(StatusCode::CREATED, &done, v.order.created_index))
+        Ok(written(StatusCode::CREATED, &done, v.order.created_index))
     }
 }

@@ -80,6 +80,19 @@ pub async fn read(
     Ok((r.result, r.applied_index))
 }
 
+/// The answer to a write: `body` as JSON with `status`, and the log index it committed at in
+/// `X-Log-Index`.
+pub fn written(
+    status: axum::http::StatusCode,
+    body: impl serde::Serialize,
+    log_index: u64,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let mut r = (status, axum::Json(body)).into_response();
+    r.headers_mut().insert("x-log-index", log_index.into());
+    r
+}
+
 /// A fresh unguessable id with a kind prefix.
 pub fn mint_id(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4().simple())

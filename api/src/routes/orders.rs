@@ -9,7 +9,7 @@ use ticketd_raft::client::Consistency;
 use ticketd_store::command::OrderView;
 use ticketd_store::{Command, Query, QueryResult};
 
-use super::{propose, read};
+use super::{propose, read, written};
 use crate::auth::Caller;
 use crate::extract::IdempotencyKey;
 use crate::problem::Problem;
@@ -104,24 +104,27 @@ pub async fn cancel_order(
     let (done, index) = propose(&state, &caller.user_id, &key, cmd).await?;
     // The money goes back through the outbox: the cancel wrote a Refund notification with the
     // amount owed, which the leader's dispatcher refunds at the provider exactly once.
-    let mut r = (StatusCode::OK, Json(done)).into_response();
-    r.headers_mut().insert("x-log-index", index.into());
-    Ok(r)
+    Ok(written(StatusCode::OK, done, index))
+}
+
+/// The caller's newest orders with their tickets (linearizable).
+async fn caller_orders(state: &AppState, caller: &Caller) -> Result<Vec<OrderView>, Problem> {
+    let q = Query::UserOrders {
+        user_id: caller.user_id.clone(),
+        limit: ORDERS_PAGE_MAX,
+    };
+    match read(state, q, Consistency::Linearizable).await?.0 {
+        QueryResult::Orders(orders) => Ok(orders),
+        _ => Err(Problem::internal("unexpected query result")),
+    }
 }
 
 /// The caller's orders, newest first.
 #[utoipa::path(get, path = "/v1/me/orders", security(("bearer" = [])),
     responses((status = 200, description = "orders with their tickets", content_type = "application/json")))]
 pub async fn my_orders(State(state): State<AppState>, caller: Caller) -> Result<Response, Problem> {
-    let q = Query::UserOrders {
-        user_id: caller.user_id.clone(),
-        limit: ORDERS_PAGE_MAX,
-    };
-    let (r, _) = read(&state, q, Consistency::Linearizable).await?;
-    let QueryResult::Orders(orders) = r else {
-        return Err(Problem::internal("unexpected query result"));
-    };
-    let orders = orders
+    let orders = caller_orders(&state, &caller)
+        .await?
         .iter()
         .map(order_json)
         .collect::<Result<Vec<_>, _>>()?;
@@ -136,14 +139,7 @@ pub async fn my_tickets(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Response, Problem> {
-    let q = Query::UserOrders {
-        user_id: caller.user_id.clone(),
-        limit: ORDERS_PAGE_MAX,
-    };
-    let (r, _) = read(&state, q, Consistency::Linearizable).await?;
-    let QueryResult::Orders(orders) = r else {
-        return Err(Problem::internal("unexpected query result"));
-    };
+    let orders = caller_orders(&state, &caller).await?;
     let tickets = orders
         .iter()
         .flat_map(|o| o.tickets.iter())
@@ -224,7 +220,5 @@ pub async fn refund_ticket(
         user_id: caller.user_id.clone(),
     };
     let (done, index) = propose(&state, &caller.user_id, &key, cmd).await?;
-    let mut r = (StatusCode::OK, Json(done)).into_response();
-    r.headers_mut().insert("x-log-index", index.into());
-    Ok(r)
+    Ok(written(StatusCode::OK, done, index))
 }

@@ -8,27 +8,14 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use ticketd_raft::client::Consistency;
-use ticketd_store::command::Done;
 use ticketd_store::types::{Event, GeoPoint, SeatingMap, SellerPlan, TierSpec};
 use ticketd_store::{Command, Query, QueryResult};
 
-use super::{propose, read};
+use super::{propose, read, written};
 use crate::auth::{Caller, Role};
 use crate::extract::IdempotencyKey;
 use crate::problem::Problem;
 use crate::state::AppState;
-
-fn created(d: &Done, log_index: u64) -> Response {
-    let mut r = (StatusCode::CREATED, Json(d)).into_response();
-    r.headers_mut().insert("x-log-index", log_index.into());
-    r
-}
-
-fn ok(d: &Done, log_index: u64) -> Response {
-    let mut r = (StatusCode::OK, Json(d)).into_response();
-    r.headers_mut().insert("x-log-index", log_index.into());
-    r
-}
 
 /// A venue: where it is and its seating map (sections, rows, seats with drawing coordinates,
 /// general-admission areas).
@@ -94,7 +81,7 @@ pub async fn create_venue(
         seating_map: req.seating_map,
     };
     let (done, index) = propose(&state, &caller.user_id, &format!("{key}:layout"), layout).await?;
-    Ok(created(&done, index))
+    Ok(written(StatusCode::CREATED, &done, index))
 }
 
 /// An event.
@@ -139,7 +126,7 @@ pub async fn create_event(
         performers: req.performers,
     };
     let (done, index) = propose(&state, &caller.user_id, &key, cmd).await?;
-    Ok(created(&done, index))
+    Ok(written(StatusCode::CREATED, &done, index))
 }
 
 /// The event, if the caller may manage it (its seller, or an admin); otherwise 404.
@@ -232,7 +219,7 @@ pub async fn create_dt(
             .await?
             .1;
     }
-    Ok(created(&done, index))
+    Ok(written(StatusCode::CREATED, &done, index))
 }
 
 /// A new sale window.
@@ -267,7 +254,7 @@ pub async fn change_sale_window(
         sale_ends_at_ms: req.sale_ends_at_ms,
     };
     let (done, index) = propose(&state, &caller.user_id, &key, cmd).await?;
-    Ok(ok(&done, index))
+    Ok(written(StatusCode::OK, &done, index))
 }
 
 /// Puts a draft dt on sale.
@@ -287,7 +274,7 @@ pub async fn publish_dt(
     dt_of(&state, &event_id, &dt_id).await?;
     let (done, index) =
         propose(&state, &caller.user_id, &key, Command::PublishDt { dt_id }).await?;
-    Ok(ok(&done, index))
+    Ok(written(StatusCode::OK, &done, index))
 }
 
 /// Why a dt is called off.
@@ -319,7 +306,7 @@ pub async fn cancel_dt(
         reason: req.reason,
     };
     let (done, index) = propose(&state, &caller.user_id, &key, cmd).await?;
-    Ok(ok(&done, index))
+    Ok(written(StatusCode::OK, &done, index))
 }
 
 /// Sales of one tier.
@@ -461,11 +448,6 @@ pub async fn set_plan(
         plan,
     };
     let (done, index) = propose(&state, &caller.user_id, &key, cmd).await?;
-    let mut r = (
-        StatusCode::OK,
-        Json(serde_json::json!({ "done": done, "plan": req.plan, "fee_bps": fee_bps })),
-    )
-        .into_response();
-    r.headers_mut().insert("x-log-index", index.into());
-    Ok(r)
+    let body = serde_json::json!({ "done": done, "plan": req.plan, "fee_bps": fee_bps });
+    Ok(written(StatusCode::OK, body, index))
 }

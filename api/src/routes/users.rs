@@ -13,7 +13,7 @@ use ticketd_raft::client::Consistency;
 use ticketd_store::types::{self as st, Profile, ReminderPreference, SellerPlan};
 use ticketd_store::{Command, Query, QueryResult};
 
-use super::{propose, read};
+use super::{propose, read, written};
 use crate::auth::{self, Caller, Role};
 use crate::extract::IdempotencyKey;
 use crate::problem::Problem;
@@ -87,19 +87,6 @@ fn check_password(p: &str) -> Result<(), Problem> {
     Ok(())
 }
 
-/// The caller of a request whose token is optional.
-fn optional_caller(state: &AppState, headers: &HeaderMap) -> Option<Caller> {
-    let h = headers
-        .get(axum::http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
-    let claims = state.tokens.verify(h.strip_prefix("Bearer ")?.trim())?;
-    Some(Caller {
-        user_id: claims.sub,
-        role: claims.role,
-    })
-}
-
 /// Signs up a user (or, with an admin's token, a scanner or an admin).
 #[utoipa::path(post, path = "/v1/users", request_body = SignUp,
     params(("Idempotency-Key" = String, Header, description = "retry key")),
@@ -114,7 +101,7 @@ pub async fn sign_up(
 ) -> Result<Response, Problem> {
     let role = req.role.unwrap_or(Role::User);
     if matches!(role, Role::Scanner | Role::Admin) {
-        match optional_caller(&state, &headers) {
+        match Caller::from_headers(&headers, &state.tokens) {
             Some(c) if c.role == Role::Admin => {}
             Some(_) => {
                 return Err(Problem::forbidden(
@@ -317,9 +304,7 @@ pub async fn set_reminders(
         payment_token_sealed: u.payment_token_sealed,
     };
     let (done, index) = propose(&state, &caller.user_id, &key, cmd).await?;
-    let mut r = (StatusCode::OK, Json(done)).into_response();
-    r.headers_mut().insert("x-log-index", index.into());
-    Ok(r)
+    Ok(written(StatusCode::OK, done, index))
 }
 
 /// Longest payment-method token accepted.
@@ -380,9 +365,11 @@ pub async fn save_payment_method(
         payment_token_sealed: Some(sealed),
     };
     let (_, index) = propose(&state, &caller.user_id, &key, cmd).await?;
-    let mut r = (StatusCode::OK, Json(serde_json::json!({ "saved": true }))).into_response();
-    r.headers_mut().insert("x-log-index", index.into());
-    Ok(r)
+    Ok(written(
+        StatusCode::OK,
+        serde_json::json!({ "saved": true }),
+        index,
+    ))
 }
 
 /// The caller's saved payment-method token, opened.
