@@ -152,3 +152,38 @@ pub async fn start_paysim() -> anyhow::Result<(String, Paysim)> {
     }
     Ok((addr, Paysim(child)))
 }
+
+/// What most API tests run against: 3 nodes with the demo data (no stadium), the payment
+/// simulator, and an API process in front. Fields drop in order: the API, the simulator, its
+/// files, then the cluster.
+pub struct Stack {
+    /// The API process.
+    pub api: ApiProcess,
+    /// The payment simulator.
+    pub paysim: Paysim,
+    /// The API's log directory.
+    pub dir: tempfile::TempDir,
+    /// The nodes.
+    pub c: ticketd_jepsen::cluster::TestCluster,
+}
+
+/// Starts a [`Stack`] whose API also gets the `extra` flags.
+pub async fn seeded_stack(extra: &[&str]) -> anyhow::Result<Stack> {
+    use ticketd_jepsen::cluster::{NodeOpts, TestCluster};
+    let c = TestCluster::start(&ticketd_bin(), 3, NodeOpts::default()).await?;
+    let dir = tempfile::tempdir()?;
+    let (pay_addr, paysim) = start_paysim().await?;
+    let mut flags = vec!["--payments", pay_addr.as_str()];
+    flags.extend_from_slice(extra);
+    let api = ApiProcess::start_with(&c.endpoints(), dir.path(), &flags).await?;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64;
+    ticketd_cluster::demo::seed(&c.client(), now_ms, false).await?;
+    Ok(Stack {
+        api,
+        paysim,
+        dir,
+        c,
+    })
+}

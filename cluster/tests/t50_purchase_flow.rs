@@ -7,19 +7,11 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 use ticketd_api::auth::Role;
-use ticketd_jepsen::cluster::{NodeOpts, TestCluster};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browse_hold_buy_see_tickets_cancel_and_the_rules_around_it() -> anyhow::Result<()> {
-    let c = TestCluster::start(&ticketd_bin(), 3, NodeOpts::default()).await?;
-    let dir = tempfile::tempdir()?;
-    let (pay_addr, _paysim) = start_paysim().await?;
-    let api =
-        ApiProcess::start_with(&c.endpoints(), dir.path(), &["--payments", &pay_addr]).await?;
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_millis() as i64;
-    ticketd_cluster::demo::seed(&c.client(), now_ms, false).await?;
+    let stack = seeded_stack(&[]).await?;
+    let api = &stack.api;
     let http = &api.http;
 
     phase("sign up and log in; a taken email, a short password and a wrong password are refused");

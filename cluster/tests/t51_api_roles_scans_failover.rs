@@ -9,7 +9,6 @@ use std::time::Duration;
 use common::*;
 use serde_json::{json, Value};
 use ticketd_api::auth::Role;
-use ticketd_jepsen::cluster::{NodeOpts, TestCluster};
 
 /// POSTs `body` with a bearer token and an idempotency key.
 async fn post(
@@ -41,15 +40,11 @@ async fn get(api: &ApiProcess, path: &str, tok: &str) -> anyhow::Result<(u16, Va
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sellers_scanners_and_a_leader_killed_between_hold_and_purchase() -> anyhow::Result<()> {
-    let mut c = TestCluster::start(&ticketd_bin(), 3, NodeOpts::default()).await?;
-    let dir = tempfile::tempdir()?;
-    let (pay_addr, _paysim) = start_paysim().await?;
-    let api =
-        ApiProcess::start_with(&c.endpoints(), dir.path(), &["--payments", &pay_addr]).await?;
+    let mut stack = seeded_stack(&[]).await?;
+    let (c, api) = (&mut stack.c, &stack.api);
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .as_millis() as i64;
-    ticketd_cluster::demo::seed(&c.client(), now_ms, false).await?;
     let seller = token("indie-demo", Role::Seller);
     let other_seller = token("live-nation-demo", Role::Seller);
     let user = token("demo-user-1", Role::User);
@@ -66,18 +61,18 @@ async fn sellers_scanners_and_a_leader_killed_between_hold_and_purchase() -> any
             "ga_areas": [{"area_id": "floor", "name": "Floor", "capacity": 50}]
         }
     });
-    let (s, v) = post(&api, "/v1/venues", &seller, "venue-1", venue.clone()).await?;
+    let (s, v) = post(api, "/v1/venues", &seller, "venue-1", venue.clone()).await?;
     assert_eq!(s, 201, "{v}");
     let venue_id = v["VenueLayoutSet"]["venue_id"]
         .as_str()
         .unwrap()
         .to_string();
     assert_eq!(v["VenueLayoutSet"]["seat_count"], 10);
-    let (s, _) = post(&api, "/v1/venues", &user, "venue-u", venue).await?;
+    let (s, _) = post(api, "/v1/venues", &user, "venue-u", venue).await?;
     assert_eq!(s, 403, "a user cannot create venues");
     let ev =
         json!({"title": "Sentrum Sessions", "category": "concert", "performers": ["The Band"]});
-    let (s, v) = post(&api, "/v1/events", &seller, "event-1", ev).await?;
+    let (s, v) = post(api, "/v1/events", &seller, "event-1", ev).await?;
     assert_eq!(s, 201, "{v}");
     let event_id = v["EventCreated"]["event_id"].as_str().unwrap().to_string();
     let starts = now_ms + 20 * 24 * 3600 * 1000;
@@ -88,7 +83,7 @@ async fn sellers_scanners_and_a_leader_killed_between_hold_and_purchase() -> any
         "sale_starts_at_ms": 0, "sale_ends_at_ms": starts, "publish": true
     });
     let (s, v) = post(
-        &api,
+        api,
         &format!("/v1/events/{event_id}/dts"),
         &seller,
         "dt-1",
@@ -102,7 +97,7 @@ async fn sellers_scanners_and_a_leader_killed_between_hold_and_purchase() -> any
 
     phase("another seller can neither add a dt to it nor move its sale window, nor read its sales");
     let (s, _) = post(
-        &api,
+        api,
         &format!("/v1/events/{event_id}/dts"),
         &other_seller,
         "dt-x",
@@ -120,7 +115,7 @@ async fn sellers_scanners_and_a_leader_killed_between_hold_and_purchase() -> any
         .await?;
     assert_eq!(r.status(), 404);
     assert_eq!(
-        get(&api, &format!("{dt_path}/sales"), &other_seller)
+        get(api, &format!("{dt_path}/sales"), &other_seller)
             .await?
             .0,
         404
@@ -128,7 +123,7 @@ async fn sellers_scanners_and_a_leader_killed_between_hold_and_purchase() -> any
 
     phase("a user holds the best 3 seats; the leader is killed; the purchase still succeeds once");
     let (s, v) = post(
-        &api,
+        api,
         &format!("{dt_path}/holds"),
         &user,
         "hold-1",
@@ -142,20 +137,20 @@ async fn sellers_scanners_and_a_leader_killed_between_hold_and_purchase() -> any
     c.kill(leader)?;
     phase(&format!("killed leader {leader}"));
     let buy = json!({"hold_id": hold_id, "expected_total_minor": total, "payment_method_token": "pm_card_visa"});
-    let (s, v) = post(&api, &dt_path, &user, "buy-1", buy.clone()).await?;
+    let (s, v) = post(api, &dt_path, &user, "buy-1", buy.clone()).await?;
     assert_eq!(s, 201, "purchase after the leader died: {v}");
     let order_id = v["PurchaseConfirmed"]["order_id"]
         .as_str()
         .unwrap()
         .to_string();
-    let (s, again) = post(&api, &dt_path, &user, "buy-1", buy).await?;
+    let (s, again) = post(api, &dt_path, &user, "buy-1", buy).await?;
     assert_eq!(s, 201, "{again}");
     assert_eq!(
         again["PurchaseConfirmed"]["order_id"],
         order_id.as_str(),
         "the same key answers the same order"
     );
-    let (_, mine) = get(&api, "/v1/me/orders", &user).await?;
+    let (_, mine) = get(api, "/v1/me/orders", &user).await?;
     assert_eq!(
         mine["orders"].as_array().map(Vec::len),
         Some(1),
@@ -165,7 +160,7 @@ async fn sellers_scanners_and_a_leader_killed_between_hold_and_purchase() -> any
     assert_ne!(new_leader, leader);
 
     phase("the sales report: totals; per tier on the VIP plan");
-    let (s, rep) = get(&api, &format!("{dt_path}/sales"), &seller).await?;
+    let (s, rep) = get(api, &format!("{dt_path}/sales"), &seller).await?;
     assert_eq!(s, 200, "{rep}");
     assert_eq!(rep["sold"], 3);
     assert_eq!(rep["gross_minor"], 3 * 45_000);
@@ -180,7 +175,7 @@ async fn sellers_scanners_and_a_leader_killed_between_hold_and_purchase() -> any
         .as_str()
         .unwrap()
         .to_string();
-    let (s, t) = get(&api, &format!("/v1/tickets/{ticket_id}"), &user).await?;
+    let (s, t) = get(api, &format!("/v1/tickets/{ticket_id}"), &user).await?;
     assert_eq!(s, 200);
     let payload = t["qr_payload"].as_str().unwrap().to_string();
     let scan = |key: &'static str, body: Value, tok: String| {
@@ -207,7 +202,7 @@ async fn sellers_scanners_and_a_leader_killed_between_hold_and_purchase() -> any
         ),
         "{a}"
     );
-    let (_, t) = get(&api, &format!("/v1/tickets/{ticket_id}"), &user).await?;
+    let (_, t) = get(api, &format!("/v1/tickets/{ticket_id}"), &user).await?;
     let scans = t["scans"].as_array().cloned().unwrap_or_default();
     assert_eq!(scans.len(), 2, "the scan history has both scans: {scans:?}");
     assert_eq!(scans[0]["verdict"], "Admitted");
@@ -216,7 +211,7 @@ async fn sellers_scanners_and_a_leader_killed_between_hold_and_purchase() -> any
         "an order with a used ticket cannot be canceled; a refunded ticket is refused at the gate",
     );
     let (s, p) = post(
-        &api,
+        api,
         &format!("/v1/orders/{order_id}/cancel"),
         &user,
         "cancel-1",
@@ -233,7 +228,7 @@ async fn sellers_scanners_and_a_leader_killed_between_hold_and_purchase() -> any
         .unwrap()
         .to_string();
     let (s, _) = post(
-        &api,
+        api,
         &format!("/v1/tickets/{other_ticket}/refund"),
         &scanner,
         "refund-x",
@@ -242,7 +237,7 @@ async fn sellers_scanners_and_a_leader_killed_between_hold_and_purchase() -> any
     .await?;
     assert_eq!(s, 404, "only the owner refunds");
     let (s, p) = post(
-        &api,
+        api,
         &format!("/v1/tickets/{other_ticket}/refund"),
         &user,
         "refund-1",
@@ -255,7 +250,7 @@ async fn sellers_scanners_and_a_leader_killed_between_hold_and_purchase() -> any
         Some(true),
         "{p}"
     );
-    let (_, t) = get(&api, &format!("/v1/tickets/{other_ticket}"), &user).await?;
+    let (_, t) = get(api, &format!("/v1/tickets/{other_ticket}"), &user).await?;
     let body = json!({"qr_payload": t["qr_payload"], "dt_id": dt_id, "gate": "north-3"});
     let (_, a) = scan("scan-4", body, scanner).await?;
     assert_eq!(a["verdict"], "REFUNDED", "{a}");
@@ -287,10 +282,10 @@ async fn sellers_scanners_and_a_leader_killed_between_hold_and_purchase() -> any
             .any(|w| w == b"pm_card_visa"),
         "the store holds ciphertext only"
     );
-    let (_, me) = get(&api, "/v1/me", &user).await?;
+    let (_, me) = get(api, "/v1/me", &user).await?;
     assert!(me["payment_token_sealed"].is_null(), "never shown: {me}");
     let (s, v) = post(
-        &api,
+        api,
         &format!("{dt_path}/holds"),
         &user,
         "hold-2",
@@ -299,7 +294,7 @@ async fn sellers_scanners_and_a_leader_killed_between_hold_and_purchase() -> any
     .await?;
     assert_eq!(s, 201, "{v}");
     let buy = json!({"hold_id": v["HoldPlaced"]["hold_id"], "expected_total_minor": v["HoldPlaced"]["total_minor"]});
-    let (s, v) = post(&api, &dt_path, &user, "buy-2", buy).await?;
+    let (s, v) = post(api, &dt_path, &user, "buy-2", buy).await?;
     assert_eq!(s, 201, "bought with the saved method: {v}");
 
     phase("plans: a seller moves to VIP (lower fee), not another seller's plan");
@@ -322,7 +317,7 @@ async fn sellers_scanners_and_a_leader_killed_between_hold_and_purchase() -> any
         .send()
         .await?;
     assert_eq!(r.status(), 200, "{}", r.text().await?);
-    let (_, map) = get(&api, "/v1/events/aurora-live/dts/aurora-live-d0", &user).await?;
+    let (_, map) = get(api, "/v1/events/aurora-live/dts/aurora-live-d0", &user).await?;
     let gold = map["seat_map"]["tiers"]
         .as_array()
         .unwrap()

@@ -10,19 +10,12 @@ use std::time::{Duration, Instant};
 use common::*;
 use serde_json::{json, Value};
 use ticketd_api::auth::Role;
-use ticketd_jepsen::cluster::{Launch, NodeOpts, TestCluster};
+use ticketd_jepsen::cluster::Launch;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_purchase_after_the_hold_expired_is_a_nack() -> anyhow::Result<()> {
-    let mut c = TestCluster::start(&ticketd_bin(), 3, NodeOpts::default()).await?;
-    let dir = tempfile::tempdir()?;
-    let (pay_addr, _paysim) = start_paysim().await?;
-    let api =
-        ApiProcess::start_with(&c.endpoints(), dir.path(), &["--payments", &pay_addr]).await?;
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_millis() as i64;
-    ticketd_cluster::demo::seed(&c.client(), now_ms, false).await?;
+    let mut stack = seeded_stack(&[]).await?;
+    let (c, api) = (&mut stack.c, &stack.api);
     let user = token("demo-user-3", Role::User);
     let dt_path = "/v1/events/nordic-jazz/dts/nordic-jazz-d0";
 

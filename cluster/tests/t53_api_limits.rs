@@ -7,27 +7,17 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 use ticketd_api::auth::Role;
-use ticketd_jepsen::cluster::{NodeOpts, TestCluster};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hold_rate_limits_and_seat_caps() -> anyhow::Result<()> {
-    let c = TestCluster::start(&ticketd_bin(), 3, NodeOpts::default()).await?;
-    let dir = tempfile::tempdir()?;
-    let api = ApiProcess::start_with(
-        &c.endpoints(),
-        dir.path(),
-        &[
-            "--holds-per-user-per-minute",
-            "3",
-            "--holds-per-ip-per-minute",
-            "5",
-        ],
-    )
+    let stack = seeded_stack(&[
+        "--holds-per-user-per-minute",
+        "3",
+        "--holds-per-ip-per-minute",
+        "5",
+    ])
     .await?;
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_millis() as i64;
-    ticketd_cluster::demo::seed(&c.client(), now_ms, false).await?;
+    let api = &stack.api;
     let dt_path = "/v1/events/comedy-club/dts/comedy-club-d1";
     let hold = |tok: String, key: String, body: Value| {
         let api = &api;
@@ -101,13 +91,8 @@ async fn hold_rate_limits_and_seat_caps() -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seats_per_user_per_dt_are_capped() -> anyhow::Result<()> {
-    let c = TestCluster::start(&ticketd_bin(), 3, NodeOpts::default()).await?;
-    let dir = tempfile::tempdir()?;
-    let api = ApiProcess::start(&c.endpoints(), dir.path()).await?;
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_millis() as i64;
-    ticketd_cluster::demo::seed(&c.client(), now_ms, false).await?;
+    let stack = seeded_stack(&[]).await?;
+    let api = &stack.api;
     let dt_path = "/v1/events/comedy-club/dts/comedy-club-d0";
     let a = token("demo-user-1", Role::User);
     let mut statuses = Vec::new();
@@ -140,13 +125,8 @@ async fn seats_per_user_per_dt_are_capped() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_majority_a_write_answers_503_with_retry_after_and_the_retry_applies_once(
 ) -> anyhow::Result<()> {
-    let mut c = TestCluster::start(&ticketd_bin(), 3, NodeOpts::default()).await?;
-    let dir = tempfile::tempdir()?;
-    let api = ApiProcess::start(&c.endpoints(), dir.path()).await?;
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_millis() as i64;
-    ticketd_cluster::demo::seed(&c.client(), now_ms, false).await?;
+    let mut stack = seeded_stack(&[]).await?;
+    let (c, api) = (&mut stack.c, &stack.api);
     let dt_path = "/v1/events/nordic-jazz/dts/nordic-jazz-d1";
     let a = token("demo-user-1", Role::User);
     let hold = || {
