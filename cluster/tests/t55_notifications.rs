@@ -81,8 +81,9 @@ async fn confirmations_etickets_and_reminders_arrive_once_per_id_across_a_leader
         let order = order_of_hold(&client, &h).await?.expect("ordered");
         orders.insert(name, (order.order.order_id, order.order.created_index));
     }
-    // Notification ids are `n-{log index}-{k}`: the purchase's entry wrote confirmation (1),
-    // e-tickets (2) and reminder (3).
+    // Notification ids are `n-{log index}-{k}`, k counting over the entry's batch: the test
+    // makes one purchase, cancel or refund at a time (nothing else mints notifications), so the
+    // purchase's entry wrote confirmation (1), e-tickets (2) and reminder (3).
     let note = |idx: u64, k: u32| format!("n-{idx}-{k}");
     let idx = |name: &str| orders[name].1;
 

@@ -222,8 +222,15 @@ async fn the_whole_flow_in_headless_chromium() -> anyhow::Result<()> {
         |t| t.len() == 6 && t != code,
     )
     .await?;
-    a.wait_text("#ticket-status", "used", |t| t == "used")
-        .await?;
+    // The scan may land after the read of that rotation: the next rotation (a step later)
+    // reads it again.
+    a.wait_text_for(
+        "#ticket-status",
+        "used",
+        std::time::Duration::from_secs(20),
+        |t| t == "used",
+    )
+    .await?;
 
     phase("best available, pay, then cancel the order");
     a.goto(&format!("{base}/app/events/aurora-live/dts/aurora-live-d0"))

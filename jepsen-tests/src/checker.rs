@@ -22,7 +22,9 @@ use ticketd_store::types::{
 };
 use ticketd_store::{Command, Outcome, Query, QueryResult, Rejection};
 
-use crate::history::{Call, Cons, FaultStatus, History, Line, Op, OpType, Ret};
+use crate::history::{
+    entry_of, write_pos, Call, Cons, FaultStatus, History, Line, Op, OpType, Ret,
+};
 use crate::model::{
     normalize_result, revealed_log_time, same_outcome, Model, ModelReply, Now, Scope,
 };
@@ -453,7 +455,7 @@ pub fn replay(h: &History, r: &mut Report) {
         match (&l.answer, created_here) {
             (Some((i, Outcome::Done(_), op)), true) => {
                 let v = fin.and_then(|v| v.as_ref()).expect("created_here");
-                if v.created_index != *i {
+                if v.created_index != entry_of(*i) {
                     r.push(
                         "invariants",
                         "acknowledged-write-moved",
@@ -502,7 +504,9 @@ pub fn replay(h: &History, r: &mut Report) {
             (None, true) => {
                 let v = fin.and_then(|v| v.as_ref()).expect("created_here");
                 r.settled_applied += 1;
-                events.push((v.created_index, l, None));
+                // Its place in the entry is unknown: first (an acknowledged request of the same
+                // entry that it preceded has a later place).
+                events.push((write_pos(v.created_index, 0), l, None));
             }
             // Unknown and not visible: not applied, or applied as a rejection (no state change).
             (None, false) => {}
@@ -876,7 +880,7 @@ pub fn sale_invariants(h: &History, r: &mut Report) {
             order_id: order.to_string(),
         }) {
             Some(QueryResult::Order(Some(v))) => {
-                if v.order.created_index != *i || &v.order.ticket_ids != tickets {
+                if v.order.created_index != entry_of(*i) || &v.order.ticket_ids != tickets {
                     r.push(
                         "invariants",
                         "acknowledged-order-moved",
@@ -1262,7 +1266,7 @@ pub fn digests(h: &History, r: &mut Report) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::history::Line;
+    use crate::history::{read_pos, Line};
     use ticketd_store::command::Done;
 
     struct B {
@@ -1315,7 +1319,24 @@ mod tests {
             });
             self.op
         }
+        /// An `ok` line; `index` (and a write's effect index) are log indexes of one-request
+        /// entries, turned into positions here.
         fn ok(&mut self, t: u64, op: u64, call: Call, ret: Ret, index: u64) {
+            let (ret, index) = match ret {
+                Ret::Write {
+                    outcome,
+                    effect_index,
+                    replayed,
+                } => (
+                    Ret::Write {
+                        outcome,
+                        effect_index: write_pos(effect_index, 0),
+                        replayed,
+                    },
+                    write_pos(index, 0),
+                ),
+                r @ Ret::Read { .. } => (r, read_pos(index)),
+            };
             self.lines.push(Line::Ok {
                 time_ns: t,
                 process: op,
@@ -1686,7 +1707,7 @@ mod tests {
                     f: "write".into(),
                     call,
                     ret: Ret::from_reply(&reply),
-                    index: self.index,
+                    index: write_pos(self.index, 0),
                 });
                 reply.outcome
             }
@@ -1722,7 +1743,7 @@ mod tests {
                     ret: Ret::Read {
                         result: result.clone(),
                     },
-                    index: self.index,
+                    index: read_pos(self.index),
                 });
                 result
             }

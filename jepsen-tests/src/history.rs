@@ -81,9 +81,9 @@ impl Call {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Ret {
-    /// The state machine's reply to a write. The line's `index` is the log index of the entry
-    /// that carried the answered attempt; `effect_index` the index at which the key was first
-    /// applied (smaller when `replayed`).
+    /// The state machine's reply to a write. The line's `index` is the position ([`write_pos`])
+    /// of the answered attempt; `effect_index` the position at which the key was first applied
+    /// (smaller when `replayed`).
     Write {
         /// The outcome.
         outcome: Outcome,
@@ -99,12 +99,37 @@ pub enum Ret {
     },
 }
 
+/// Bits of a log position that hold a request's place in its entry's batch (the leader's
+/// batches are far smaller than 2^16).
+const SEQ_BITS: u32 = 16;
+
+/// The position of a write in the total order of applied requests: the index of its entry and
+/// its place in the entry's batch, packed so that positions compare as the log applies them.
+pub fn write_pos(index: u64, seq: u32) -> u64 {
+    assert!(
+        seq < (1 << SEQ_BITS) - 1,
+        "batch position {seq} out of range"
+    );
+    (index << SEQ_BITS) | u64::from(seq)
+}
+
+/// The position of a read served at applied index `applied`: after every request of that
+/// entry (an entry's batch is applied as a whole).
+pub fn read_pos(applied: u64) -> u64 {
+    (applied << SEQ_BITS) | ((1 << SEQ_BITS) - 1)
+}
+
+/// The log index of the entry at position `pos`.
+pub fn entry_of(pos: u64) -> u64 {
+    pos >> SEQ_BITS
+}
+
 impl Ret {
     /// From a client write reply.
     pub fn from_reply(r: &Reply) -> Self {
         Ret::Write {
             outcome: r.outcome.clone(),
-            effect_index: r.index,
+            effect_index: write_pos(r.index, r.seq),
             replayed: r.replayed,
         }
     }
@@ -163,7 +188,8 @@ pub enum Line {
         call: Call,
         /// The answer.
         ret: Ret,
-        /// Log index: of the answering write entry, or the applied index a read was served at.
+        /// Log position ([`write_pos`], [`read_pos`]): of the answered write attempt, or after
+        /// the applied index a read was served at.
         index: u64,
     },
     /// The op definitely did not take effect.
@@ -249,7 +275,7 @@ pub struct Op {
     pub typ: OpType,
     /// Answer of an `ok` op.
     pub ret: Option<Ret>,
-    /// Log index of an `ok` op.
+    /// Log position of an `ok` op ([`write_pos`], [`read_pos`]).
     pub index: Option<u64>,
     /// Error of a `fail` or `info` op.
     pub error: Option<String>,

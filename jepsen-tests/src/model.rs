@@ -30,6 +30,8 @@ use ticketd_store::types::{
 };
 use ticketd_store::{Command, Outcome, Query, QueryResult, Rejection};
 
+use crate::history::entry_of;
+
 /// A seat's state in the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum St {
@@ -561,7 +563,7 @@ impl Model {
                 venue_id: venue_id.to_string(),
                 name: name.to_string(),
                 city: city.to_string(),
-                created_index: index,
+                created_index: entry_of(index),
             },
         );
         Ok(Done::VenueCreated {
@@ -1092,7 +1094,7 @@ impl Model {
                 currency: h.currency.clone(),
                 status: OrderStatus::Confirmed,
                 created_at_ms: 0,
-                created_index: index,
+                created_index: entry_of(index),
             },
         );
         self.live

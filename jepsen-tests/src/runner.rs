@@ -16,7 +16,7 @@ use ticketd_store::{Command, Query};
 
 use crate::checker::{self, Anomaly};
 use crate::cluster::{NodeOpts, TestCluster};
-use crate::history::{Call, Cons, History, Line, OpType, Recorder, Ret};
+use crate::history::{read_pos, write_pos, Call, Cons, History, Line, OpType, Recorder, Ret};
 use crate::nemesis::{placement, Env, FaultCounts, FaultKind, Nemesis};
 use crate::net::Netns;
 use crate::workload::{self, dt_id, SaleClient, Seen, Workload};
@@ -158,7 +158,7 @@ async fn perform(
                 op,
                 f,
                 ret: Ret::from_reply(&w.reply),
-                index: w.log_index,
+                index: write_pos(w.log_index, w.log_seq),
                 call,
             },
             // Never proposed: no leader answered, or the request was refused as invalid.
@@ -208,7 +208,7 @@ async fn perform(
                     op,
                     f,
                     ret: Ret::Read { result: r.result },
-                    index: r.applied_index,
+                    index: read_pos(r.applied_index),
                     call,
                 },
                 // A read changes nothing: an unanswered read is a failed one.

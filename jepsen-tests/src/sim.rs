@@ -54,7 +54,7 @@ use ticketd_store::{
 };
 
 use crate::checker::{self, Report};
-use crate::history::{Call, Cons, History, Line, OpType, Ret};
+use crate::history::{read_pos, write_pos, Call, Cons, History, Line, OpType, Ret};
 use crate::simrt::SimRt;
 use crate::workload::{self, dt_id, SaleClient, Seen, Workload};
 
@@ -62,7 +62,7 @@ openraft::declare_raft_types!(
     /// ticketd's Raft types on a seeded runtime.
     pub SimTypes:
         D = Proposal,
-        R = Option<Reply>,
+        R = Vec<Reply>,
         Node = NodeAddr,
         AsyncRuntime = SimRt,
 );
@@ -362,16 +362,16 @@ impl RaftStateMachine<C> for SimSm {
                     format!("{:?}", entry.payload),
                 );
                 let reply = match &entry.payload {
-                    EntryPayload::Blank => None,
+                    EntryPayload::Blank => Vec::new(),
                     EntryPayload::Normal(p) => {
                         let mut ws = WriteSet::new();
-                        let r = s.machine.apply(log_id.index(), &p.0, &mut ws);
+                        let r = s.machine.apply_batch(log_id.index(), &p.0, &mut ws);
                         s.backend.write(&ws).map_err(io_err)?;
-                        Some(r)
+                        r
                     }
                     EntryPayload::Membership(m) => {
                         s.membership = StoredMembershipOf::<C>::new(Some(log_id), m.clone());
-                        None
+                        Vec::new()
                     }
                 };
                 s.applied = Some(log_id);
@@ -871,21 +871,21 @@ async fn perform(world: &World, process: u64, op: u64, call: Call, node: Option<
             command,
             ..
         } => {
-            let req = Proposal(Request {
+            let req = Proposal::one(Request {
                 client_id: client_id.clone(),
                 idempotency_key: key.clone(),
                 stamped_at_ms: (world.now() / 1_000_000) as i64,
                 command: command.clone(),
             });
             match tokio::time::timeout(Duration::from_secs(3), raft.client_write(req)).await {
-                Ok(Ok(resp)) => match resp.data {
+                Ok(Ok(resp)) => match resp.data.first() {
                     Some(reply) => Line::Ok {
                         time_ns: world.now(),
                         process,
                         op,
                         f: f.clone(),
-                        ret: Ret::from_reply(&reply),
-                        index: resp.log_id.index(),
+                        ret: Ret::from_reply(reply),
+                        index: write_pos(resp.log_id.index(), 0),
                         call: call.clone(),
                     },
                     None => Line::Info {
@@ -943,7 +943,7 @@ async fn perform(world: &World, process: u64, op: u64, call: Call, node: Option<
                         op,
                         f: f.clone(),
                         ret: Ret::Read { result },
-                        index,
+                        index: read_pos(index),
                         call: call.clone(),
                     }
                 }

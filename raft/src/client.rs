@@ -45,6 +45,8 @@ pub struct WriteResult {
     pub reply: Reply,
     /// Log index of the entry that carried this attempt.
     pub log_index: u64,
+    /// This attempt's place in that entry's batch.
+    pub log_seq: u32,
     /// Node that answered.
     pub served_by: String,
 }
@@ -101,6 +103,8 @@ enum Attempt<T> {
 fn classify(status: &tonic::Status, is_write: bool) -> ClientError {
     let msg = format!("{}: {}", status.code(), status.message());
     match status.code() {
+        // A full proposal queue: nothing was proposed; another attempt may find room.
+        Code::ResourceExhausted => ClientError::Unreachable(msg),
         Code::InvalidArgument
         | Code::FailedPrecondition
         | Code::AlreadyExists
@@ -231,6 +235,7 @@ impl ClusterClient {
                                     Ok(reply) => Attempt::Done(Answer::Write(WriteResult {
                                         reply,
                                         log_index: r.log_index,
+                                        log_seq: r.log_seq,
                                         served_by: addr.to_string(),
                                     })),
                                     Err(e) => Attempt::Next(ClientError::Server(format!(

@@ -24,6 +24,8 @@ pub mod network;
 #[cfg(feature = "node")]
 pub mod node;
 #[cfg(feature = "node")]
+pub mod proposer;
+#[cfg(feature = "node")]
 pub mod service;
 #[cfg(feature = "node")]
 pub mod snapshot;
@@ -59,14 +61,27 @@ impl fmt::Display for NodeAddr {
     }
 }
 
-/// The payload of a normal Raft entry: one client request for the state machine.
+/// The payload of a normal Raft entry: a batch of client requests for the state machine,
+/// applied in order, each on its own (one reply per request). The leader puts every request
+/// waiting for a proposal slot into one entry (see `service::Proposer`), so one log append,
+/// one replication message and one fsync carry many holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct Proposal(pub ticketd_store::Request);
+pub struct Proposal(pub Vec<ticketd_store::Request>);
+
+impl Proposal {
+    /// An entry carrying one request.
+    pub fn one(req: ticketd_store::Request) -> Self {
+        Proposal(vec![req])
+    }
+}
 
 impl fmt::Display for Proposal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.0.client_id, self.0.idempotency_key)
+        match self.0.as_slice() {
+            [one] => write!(f, "{}/{}", one.client_id, one.idempotency_key),
+            many => write!(f, "batch of {}", many.len()),
+        }
     }
 }
 
@@ -78,7 +93,8 @@ mod runtime {
         /// The Raft type configuration of ticketd.
         pub TypeConfig:
             D = Proposal,
-            R = Option<ticketd_store::machine::Reply>,
+            // One reply per request of the entry's batch; none for blank and membership entries.
+            R = Vec<ticketd_store::machine::Reply>,
             Node = NodeAddr,
     );
 

@@ -13,7 +13,7 @@ use crate::channels::Channels;
 use crate::log_store::LogStore;
 use crate::network::NetworkFactory;
 use crate::pb;
-use crate::service::{AdminService, ClientService, NodeCtx, RaftService};
+use crate::service::{AdminService, ClientService, NodeCtx, RaftService, SERVER_OP_DEADLINE};
 use crate::state_machine::StateMachine;
 use crate::{NodeId, Raft};
 
@@ -80,9 +80,11 @@ impl Node {
         )
         .await
         .context("start raft")?;
+        let proposer = crate::proposer::Proposer::start(raft.clone(), SERVER_OP_DEADLINE);
         let ctx = NodeCtx {
             id: cfg.id,
             addr: cfg.advertise_addr.clone(),
+            proposer,
             raft,
             sm,
             channels,

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use futures::{Stream, StreamExt};
 use openraft::alias::{LogIdOf, SnapshotMetaOf, SnapshotOf, VoteOf};
 use openraft::async_runtime::WatchReceiver;
-use openraft::errors::{ClientWriteError, ForwardToLeader, RaftError};
+use openraft::errors::{ForwardToLeader, RaftError};
 use openraft::raft::{AppendEntriesRequest, TransferLeaderRequest, VoteRequest};
 use openraft::{ChangeMembers, ReadPolicy, ServerState};
 use tonic::{Request, Response, Status, Streaming};
@@ -16,9 +16,10 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::channels::Channels;
 use crate::codec::{decode, encode};
 use crate::pb;
+use crate::proposer::ProposeError;
 use crate::snapshot::SnapshotFile;
 use crate::state_machine::StateMachine;
-use crate::{NodeAddr, NodeId, Proposal, Raft, TypeConfig};
+use crate::{NodeAddr, NodeId, Raft, TypeConfig};
 
 /// Largest snapshot a node accepts from a peer.
 const SNAPSHOT_RECV_MAX_BYTES: u64 = 64 << 30;
@@ -35,6 +36,8 @@ pub struct NodeCtx {
     pub addr: String,
     /// The Raft instance.
     pub raft: Raft,
+    /// Where client writes are queued and batched into entries.
+    pub proposer: crate::proposer::Proposer,
     /// The state machine.
     pub sm: StateMachine,
     /// Channels to peers, shared with the Raft network.
@@ -268,6 +271,7 @@ fn not_leader_write(h: pb::LeaderHint) -> Response<pb::WriteReply> {
     Response::new(pb::WriteReply {
         result: Some(pb::write_reply::Result::NotLeader(h)),
         log_index: 0,
+        log_seq: 0,
     })
 }
 
@@ -277,7 +281,6 @@ impl pb::client_server::Client for ClientService {
         &self,
         req: Request<pb::WriteRequest>,
     ) -> Result<Response<pb::WriteReply>, Status> {
-        let deadline = SERVER_OP_DEADLINE;
         let w = req.into_inner();
         if w.client_id.is_empty() || w.idempotency_key.is_empty() {
             return Err(bad_request("client_id and idempotency_key are required"));
@@ -291,24 +294,21 @@ impl pb::client_server::Client for ClientService {
             Some((_, addr)) if !w.forwarded => return forward_write(ctx, &addr, w).await,
             _ => return Ok(not_leader_write(ctx.leader_hint())),
         }
-        let proposal = Proposal(ticketd_store::Request {
+        let request = ticketd_store::Request {
             client_id: w.client_id.clone(),
             idempotency_key: w.idempotency_key.clone(),
             stamped_at_ms: now_ms(),
             command,
-        });
-        let result = tokio::time::timeout(deadline, ctx.raft.client_write(proposal)).await.map_err(|_| {
-            Status::deadline_exceeded("write did not commit in time: outcome unknown, retry with the same idempotency key")
-        })?;
-        match result {
-            Ok(resp) => {
-                let reply = resp.data.ok_or_else(|| internal("state machine gave no reply"))?;
-                Ok(Response::new(pb::WriteReply {
-                    result: Some(pb::write_reply::Result::ReplyJson(serde_json::to_vec(&reply).map_err(internal)?)),
-                    log_index: resp.log_id.index,
-                }))
-            }
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+        };
+        match ctx.proposer.propose(request, w.command_json.len()).await {
+            Ok(c) => Ok(Response::new(pb::WriteReply {
+                result: Some(pb::write_reply::Result::ReplyJson(
+                    serde_json::to_vec(&c.reply).map_err(internal)?,
+                )),
+                log_index: c.log_index,
+                log_seq: c.seq,
+            })),
+            Err(ProposeError::NotLeader(f)) => {
                 let h = hint(&f);
                 if h.known && !w.forwarded {
                     forward_write(ctx, &h.leader_addr.clone(), w).await
@@ -316,10 +316,16 @@ impl pb::client_server::Client for ClientService {
                     Ok(not_leader_write(h))
                 }
             }
-            Err(RaftError::APIError(ClientWriteError::LogEntryDiscarded(_))) => Err(Status::unavailable(
+            Err(ProposeError::Timeout) => Err(Status::deadline_exceeded(
+                "write did not commit in time: outcome unknown, retry with the same idempotency key",
+            )),
+            Err(ProposeError::Discarded) => Err(Status::unavailable(
                 "leader changed while the write was in flight: outcome unknown, retry with the same idempotency key",
             )),
-            Err(e) => Err(internal(e)),
+            Err(ProposeError::Overloaded) => Err(Status::resource_exhausted(
+                "the leader's proposal queue is full: nothing was proposed, retry later",
+            )),
+            Err(ProposeError::Fatal(e)) => Err(internal(e)),
         }
     }
 

@@ -154,21 +154,23 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             received.push(item);
         }
         let applied_entries = received.len() as u64;
+        let mut requests = 0u64;
         {
             let mut machine = self.inner.machine.write().expect("machine lock poisoned");
             for (entry, responder) in received {
                 let log_id = entry.log_id();
                 let reply = match &entry.payload {
-                    EntryPayload::Blank => None,
+                    EntryPayload::Blank => Vec::new(),
                     EntryPayload::Normal(proposal) => {
-                        Some(machine.apply(log_id.index, &proposal.0, &mut ws))
+                        requests += proposal.0.len() as u64;
+                        machine.apply_batch(log_id.index, &proposal.0, &mut ws)
                     }
                     EntryPayload::Membership(m) => {
                         last_membership = Some(StoredMembershipOf::<TypeConfig>::new(
                             Some(log_id),
                             m.clone(),
                         ));
-                        None
+                        Vec::new()
                     }
                 };
                 last_applied = Some(log_id);
@@ -200,6 +202,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             }
         }
         metrics::counter!("ticketd_sm_applied_entries_total").increment(applied_entries);
+        metrics::counter!("ticketd_sm_applied_requests_total").increment(requests);
         for (responder, reply) in responses {
             responder.send(reply);
         }

@@ -70,6 +70,10 @@ pub struct Reply {
     /// Log index at which the command was first applied (earlier than the current entry's index
     /// when this is a replay of a remembered outcome).
     pub index: u64,
+    /// The command's place in that entry's batch (0 for the first or only request): with
+    /// `index`, its position in the total order of applied requests.
+    #[serde(default)]
+    pub seq: u32,
     /// True when the key had been seen and this is the remembered first outcome.
     pub replayed: bool,
 }
@@ -78,6 +82,7 @@ pub struct Reply {
 pub(crate) struct Remembered {
     command_digest: [u8; 32],
     index: u64,
+    seq: u32,
     applied_at_ms: i64,
     outcome: Outcome,
 }
@@ -137,7 +142,8 @@ pub(crate) struct Cx<'a> {
     pub index: u64,
     pub now: i64,
     pub ws: &'a mut WriteSet,
-    /// Notifications minted in this entry (their ids are `n-{index}-{k}`).
+    /// Notifications minted in this entry so far, over its whole batch (their ids are
+    /// `n-{index}-{k}`).
     pub notes: u32,
     /// Holds expired in this entry.
     pub expired: u32,
@@ -247,12 +253,41 @@ impl Machine {
         self.d.books.get(dt_id).map(|b| b.heap_bytes())
     }
 
-    /// Applies one committed request at log `index`, recording its writes in `ws`.
+    /// Applies one committed request at log `index`, recording its writes in `ws`: an entry
+    /// whose batch holds only this request.
+    pub fn apply(&mut self, index: u64, req: &Request, ws: &mut WriteSet) -> Reply {
+        self.apply_batch(index, std::slice::from_ref(req), ws)
+            .pop()
+            .expect("one reply per request")
+    }
+
+    /// Applies the batch of requests of the committed entry at log `index`, in order, recording
+    /// their writes in `ws`; one reply per request, the n-th with `seq` n. The requests are
+    /// independent: each is checked against its own idempotency key and may be rejected alone.
+    pub fn apply_batch(&mut self, index: u64, reqs: &[Request], ws: &mut WriteSet) -> Vec<Reply> {
+        let mut notes = 0;
+        reqs.iter()
+            .enumerate()
+            .map(|(seq, req)| {
+                let seq = u32::try_from(seq).expect("a batch holds fewer than 2^32 requests");
+                self.apply_one(index, seq, &mut notes, req, ws)
+            })
+            .collect()
+    }
+
+    /// Applies one request, the `seq`-th of the entry at `index`.
     ///
-    /// Before the command itself, log time advances to the entry's stamp, holds whose time is
+    /// Before the command itself, log time advances to the request's stamp, holds whose time is
     /// up expire, and a bounded number of forgotten idempotency keys are pruned: all functions
     /// of log time only, so every replica does the same.
-    pub fn apply(&mut self, index: u64, req: &Request, ws: &mut WriteSet) -> Reply {
+    fn apply_one(
+        &mut self,
+        index: u64,
+        seq: u32,
+        notes: &mut u32,
+        req: &Request,
+        ws: &mut WriteSet,
+    ) -> Reply {
         if req.stamped_at_ms > self.log_time_ms {
             self.log_time_ms = req.stamped_at_ms;
             ws.put(cf::STATE, KEY_LOG_TIME.to_vec(), encode(&self.log_time_ms));
@@ -262,12 +297,13 @@ impl Machine {
             index,
             now,
             ws,
-            notes: 0,
+            notes: *notes,
             expired: 0,
             touched_dt: None,
         };
         self.expire_due(&mut cx, now);
         self.prune_idempotency(&mut cx);
+        *notes = cx.notes;
 
         let digest: [u8; 32] = Sha256::digest(encode(&req.command)).into();
         let key = (req.client_id.clone(), req.idempotency_key.clone());
@@ -280,12 +316,14 @@ impl Machine {
                             detail: "idempotency key used before with a different command".into(),
                         },
                         index,
+                        seq,
                         replayed: false,
                     };
                 }
                 return Reply {
                     outcome: prev.outcome.clone(),
                     index: prev.index,
+                    seq: prev.seq,
                     replayed: true,
                 };
             }
@@ -300,6 +338,7 @@ impl Machine {
                 detail: r.detail,
             },
         };
+        *notes = cx.notes;
         #[cfg(debug_assertions)]
         if let Some(book) = cx.touched_dt.as_ref().and_then(|d| self.d.books.get(d)) {
             if let Err(e) = book.check_counts() {
@@ -309,6 +348,7 @@ impl Machine {
         let remembered = Remembered {
             command_digest: digest,
             index,
+            seq,
             applied_at_ms: now,
             outcome: outcome.clone(),
         };
@@ -324,6 +364,7 @@ impl Machine {
         Reply {
             outcome,
             index,
+            seq,
             replayed: false,
         }
     }

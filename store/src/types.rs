@@ -676,7 +676,8 @@ pub enum NotificationStatus {
 /// An entry of the outbox: something to tell a user, due at a log time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Notification {
-    /// `n-{log index}-{k}`: stable, so redelivery is harmless.
+    /// `n-{log index}-{k}`, k counting over the entry's whole batch: stable, so redelivery is
+    /// harmless.
     pub notification_id: String,
     /// Recipient.
     pub user_id: String,
