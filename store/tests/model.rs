@@ -751,6 +751,75 @@ proptest! {
     }
 }
 
+/// The log of `h` applied with several requests per entry (consecutive runs of the sizes in
+/// `cuts`) gives every request the outcome it got alone in its entry, the same seats, the same
+/// pending notifications (so none shares an id with another) and a state that passes every
+/// invariant, also after a reload.
+fn batched_like_single(h: &H, cuts: &[usize]) {
+    use ticketd_store::{Backend, Machine, MemBackend, Query, QueryResult, WriteSet};
+    let single = MemBackend::new();
+    let mut one = Machine::open(&single).unwrap();
+    let batched = MemBackend::new();
+    let mut many = Machine::open(&batched).unwrap();
+    let reqs: Vec<_> = h.log.iter().map(|(_, r)| r.clone()).collect();
+    let mut at = 0;
+    let mut index = 0;
+    let mut cut = cuts.iter().cycle();
+    while at < reqs.len() {
+        let n = (*cut.next().unwrap()).min(reqs.len() - at);
+        index += 1;
+        let mut ws = WriteSet::new();
+        let got = many.apply_batch(index, &reqs[at..at + n], &mut ws);
+        batched.write(&ws).unwrap();
+        assert_eq!(got.len(), n);
+        for (seq, (req, b)) in reqs[at..at + n].iter().zip(&got).enumerate() {
+            let mut ws = WriteSet::new();
+            let a = one.apply((at + seq + 1) as u64, req, &mut ws);
+            single.write(&ws).unwrap();
+            assert_eq!(
+                b.outcome,
+                a.outcome,
+                "request {} ({:?})",
+                at + seq,
+                req.command
+            );
+            if !b.replayed {
+                assert_eq!((b.index, b.seq), (index, seq as u32));
+            }
+        }
+        at += n;
+    }
+    many.check_invariants().unwrap();
+    Machine::open(&batched).unwrap().check_invariants().unwrap();
+    let q = Query::SeatMap { dt_id: "d1".into() };
+    assert_eq!(
+        format!("{:?}", many.query(&q)),
+        format!("{:?}", one.query(&q))
+    );
+    let due = Query::DueNotifications {
+        up_to_ms: i64::MAX,
+        limit: 10_000,
+    };
+    let ids = |m: &Machine| match m.query(&due) {
+        QueryResult::Notifications(v) => v.len(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(ids(&many), ids(&one), "pending notifications");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn entries_of_many_requests_apply_like_entries_of_one(
+        ops in prop::collection::vec(op(), 1..80),
+        cuts in prop::collection::vec(1usize..8, 1..16),
+    ) {
+        let h = run(&ops);
+        batched_like_single(&h, &cuts);
+    }
+}
+
 #[cfg(feature = "rocksdb")]
 mod rocks {
     use super::*;
