@@ -4,7 +4,9 @@
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # One build cache outside the clone, so CI and every checkout reuse the RocksDB build.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/cache/ticketd/target}"
-BIN_DIR="$CARGO_TARGET_DIR/debug"
+# Where the scripts find ticketd's binaries: the debug build, unless TICKETD_BIN_DIR names a
+# directory of prebuilt ones (the benchmark's release build), which is then used as it is.
+BIN_DIR="${TICKETD_BIN_DIR:-$CARGO_TARGET_DIR/debug}"
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -42,6 +44,10 @@ ensure_nextest() {
 }
 
 build_bins() {
+  if [ -n "${TICKETD_BIN_DIR:-}" ]; then
+    [ -x "$TICKETD_BIN_DIR/ticketd" ] || die "TICKETD_BIN_DIR=$TICKETD_BIN_DIR has no ticketd"
+    return 0
+  fi
   log "building ticketd and ticketctl (first build compiles RocksDB: about 20 minutes on 2 cores)"
   (cd "$ROOT" && cargo build -p ticketd-cluster --bins) || die "build failed"
 }

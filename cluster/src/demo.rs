@@ -5,8 +5,8 @@
 use sha2::{Digest as _, Sha256};
 use ticketd_raft::client::ClusterClient;
 use ticketd_store::types::{
-    GaAreaDef, GeoPoint, Profile, Role, RowDef, SeatDef, SeatingMap, SectionDef, SellerPlan,
-    TierSpec,
+    Contact, GaAreaDef, GeoPoint, Profile, ReminderPreference, Role, RowDef, SeatDef, SeatingMap,
+    SectionDef, SellerPlan, TierSpec,
 };
 use ticketd_store::{Command, Outcome, Rejection};
 
@@ -225,6 +225,44 @@ pub async fn account(
             anyhow::bail!("seeding account {id}: {} {detail}", code.code())
         }
     }
+}
+
+/// Buyers for load tests, users `buyer-1..=n` (a profile and contact, no account: load
+/// generators sign their tokens with the API's key). Written `in_flight` at a time; fixed
+/// idempotency keys, so seeding twice changes nothing.
+pub async fn buyers(client: &ClusterClient, n: u32, in_flight: usize) -> anyhow::Result<()> {
+    use futures::StreamExt as _;
+    let results: Vec<anyhow::Result<()>> = futures::stream::iter(1..=n)
+        .map(|i| async move {
+            let id = format!("buyer-{i}");
+            let cmd = Command::UpsertUser {
+                user_id: id.clone(),
+                profile: Profile {
+                    first_name: "Buyer".into(),
+                    last_name: i.to_string(),
+                    ..Profile::default()
+                },
+                contact: Contact {
+                    email: format!("{id}@buyers.invalid"),
+                    phone: "+4700000000".into(),
+                },
+                reminder: ReminderPreference::default(),
+                payment_token_sealed: None,
+            };
+            let w = client
+                .write("demo-seed", &format!("buyer-{i}"), &cmd)
+                .await?;
+            match w.reply.outcome {
+                Outcome::Done(_) => Ok(()),
+                Outcome::Rejected { code, detail } => {
+                    anyhow::bail!("seeding buyer {id}: {} {detail}", code.code())
+                }
+            }
+        })
+        .buffer_unordered(in_flight.max(1))
+        .collect()
+        .await;
+    results.into_iter().collect()
 }
 
 /// Creates a seller.

@@ -1,4 +1,6 @@
-//! Microbenchmark of `apply` on a 100k-seat stadium: a one-seat hold, and best-available 4.
+//! Microbenchmark of `apply` on a 100k-seat stadium: a one-seat hold, best-available 4, holds
+//! applied 64 to an entry (`apply_batch`), and the seat map: reading the packed availability and
+//! encoding it as the API sends it (JSON).
 //!
 //! Run in release: `cargo run --release --no-default-features --example apply_bench`.
 //! It prints µs per command and bytes of state per seat; it asserts nothing about time.
@@ -229,6 +231,56 @@ fn main() {
     let (search_after_holds_us, found) = search(&b.m, "final oslo");
     assert_eq!(found, 1);
 
+    // One-seat holds in entries of 64 requests (the leader's batches under load).
+    const BATCHED: usize = 12_800;
+    let reqs: Vec<Request> = (0..BATCHED)
+        .map(|i| Request {
+            client_id: "bench".into(),
+            idempotency_key: format!("bb{i}"),
+            stamped_at_ms: NOW_MS,
+            command: Command::HoldSeats {
+                hold_id: format!("bhold-{i:06}-7f3a9c"),
+                dt_id: "d".into(),
+                user_id: format!("user-{:05}", 8_000 + i % 6_000),
+                // The stride continued past the one-seat holds: lower-tier seats still free.
+                seats: vec![(((HOLDS + i) * 7_919) % (seats as usize / 2)) as u32],
+                ga: vec![],
+            },
+        })
+        .collect();
+    b.ws = WriteSet::new();
+    let start = Instant::now();
+    let mut batched_refused = 0;
+    for chunk in reqs.chunks(64) {
+        b.index += 1;
+        for r in b.m.apply_batch(b.index, chunk, &mut b.ws) {
+            if let Outcome::Rejected { .. } = r.outcome {
+                batched_refused += 1;
+            }
+        }
+    }
+    let batched_us = start.elapsed().as_secs_f64() * 1e6 / BATCHED as f64;
+    b.ws = WriteSet::new();
+
+    // The seat map of the 100k-seat dt, as the API reads it and sends it.
+    const MAPS: usize = 200;
+    let q = Query::SeatMap { dt_id: "d".into() };
+    let start = Instant::now();
+    let mut view = b.m.query(&q);
+    for _ in 1..MAPS {
+        view = b.m.query(&q);
+    }
+    let map_read_us = start.elapsed().as_secs_f64() * 1e6 / MAPS as f64;
+    let QueryResult::SeatMap(Some(map_view)) = view else {
+        unreachable!()
+    };
+    let start = Instant::now();
+    let mut json_len = 0;
+    for _ in 0..MAPS {
+        json_len = serde_json::to_vec(&map_view).unwrap().len();
+    }
+    let map_json_us = start.elapsed().as_secs_f64() * 1e6 / MAPS as f64;
+
     let book = b.m.seat_book_heap_bytes("d").unwrap();
     println!("stadium: {seats} seats, 2 tiers");
     println!(
@@ -236,6 +288,15 @@ fn main() {
          {writes_per_hold:.1} writes and {bytes_per_hold} bytes written per hold"
     );
     println!("best-available 4: {best_us:.2} µs/command over {BESTS} ({best_refused} refused)");
+    println!(
+        "one-seat hold in entries of 64: {batched_us:.2} µs/command over {BATCHED} ({batched_refused} refused)"
+    );
+    println!(
+        "seat map of {seats} seats: read {map_read_us:.1} µs ({} bytes of seat states), \
+         JSON {map_json_us:.1} µs for {json_len} bytes = {:.2} bytes/seat",
+        map_view.seat_states.len(),
+        json_len as f64 / seats as f64
+    );
     println!(
         "availability state per dt: {book} bytes in memory = {:.2} bytes/seat; 0 bytes/seat on disk (derived from holds and tickets)",
         book as f64 / seats as f64

@@ -5,7 +5,9 @@
 //! intended send time, so a stalled server shows in the numbers instead of slowing the load
 //! (no coordinated omission). Closed loop (`--clients N`): N clients send back to back.
 //! Latencies go into an HDR histogram; answers are classed ok (2xx), conflict (409), unknown
-//! (503), other.
+//! (503), other. Also reported: the longest stretch without an ok answer (the write outage when
+//! a node is killed mid-run) and, for holds, every seat the ok answers placed, counted once per
+//! answer: a seat placed twice is an oversell.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -45,6 +47,16 @@ struct Args {
     tokens_file: Option<std::path::PathBuf>,
     #[arg(skip)]
     tokens: Vec<String>,
+    /// Sign tokens for users `{mint_prefix}1..=N` with `--token-key` (the API's key) instead of
+    /// reading them from a file; the users must exist (`ticketd seed --buyers N`).
+    #[arg(long, requires = "token_key", conflicts_with = "tokens_file")]
+    mint_users: Option<u32>,
+    /// Prefix of the minted users' ids.
+    #[arg(long, default_value = "buyer-")]
+    mint_prefix: String,
+    /// The API's token key, for `--mint-users`.
+    #[arg(long, env = "TICKETD_TOKEN_KEY", hide_env_values = true)]
+    token_key: Option<String>,
     /// Open loop: requests per second.
     #[arg(long, conflicts_with = "clients")]
     rate: Option<u64>,
@@ -85,6 +97,27 @@ struct Tally {
 struct Stats {
     hist: Histogram<u64>,
     tally: Tally,
+    /// When each ok answer arrived, µs since the start.
+    ok_at_us: Vec<u64>,
+    /// Seats placed by ok hold answers (`HoldPlaced.seats`), as JSON text, one per placement.
+    placed: Vec<String>,
+}
+
+/// The seats a hold answer placed, as JSON text each (ticketd's seat refs and the peers' seat
+/// numbers alike).
+fn placed_seats(body: &[u8]) -> Vec<String> {
+    // Only hold answers are parsed (not seat maps and other reads).
+    if !body.starts_with(b"{\"HoldPlaced\"") {
+        return Vec::new();
+    }
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return Vec::new();
+    };
+    v.get("HoldPlaced")
+        .and_then(|h| h.get("seats"))
+        .and_then(|s| s.as_array())
+        .map(|a| a.iter().map(|x| x.to_string()).collect())
+        .unwrap_or_default()
 }
 
 fn quantity(args: &Args, i: u64) -> u32 {
@@ -99,7 +132,14 @@ fn quantity(args: &Args, i: u64) -> u32 {
     args.quantity_min + (z % span) as u32
 }
 
-async fn one(http: &reqwest::Client, args: &Args, i: u64, due: Instant, stats: &Mutex<Stats>) {
+async fn one(
+    http: &reqwest::Client,
+    args: &Args,
+    i: u64,
+    due: Instant,
+    start: Instant,
+    stats: &Mutex<Stats>,
+) {
     let url = args.url.replace("{i}", &i.to_string());
     let method =
         reqwest::Method::from_bytes(args.method.as_bytes()).unwrap_or(reqwest::Method::POST);
@@ -118,13 +158,23 @@ async fn one(http: &reqwest::Client, args: &Args, i: u64, due: Instant, stats: &
             .replace("{q}", &quantity(args, i).to_string());
         req = req.header("Content-Type", "application/json").body(body);
     }
-    let result = req.send().await;
+    let result = match req.send().await {
+        Ok(r) => {
+            let status = r.status().as_u16();
+            r.bytes().await.map(|b| (status, b))
+        }
+        Err(e) => Err(e),
+    };
     let latency_us = due.elapsed().as_micros() as u64;
     let mut s = stats.lock().await;
     let _ = s.hist.record(latency_us.max(1));
     match result {
-        Ok(r) => match r.status().as_u16() {
-            200..=299 => s.tally.ok += 1,
+        Ok((status, body)) => match status {
+            200..=299 => {
+                s.tally.ok += 1;
+                s.ok_at_us.push(start.elapsed().as_micros() as u64);
+                s.placed.extend(placed_seats(&body));
+            }
             409 => s.tally.conflict += 1,
             503 => s.tally.unknown += 1,
             status => {
@@ -148,6 +198,19 @@ async fn main() -> anyhow::Result<()> {
             .collect();
         anyhow::ensure!(!args.tokens.is_empty(), "no tokens in {}", path.display());
     }
+    if let Some(n) = args.mint_users {
+        let key = args.token_key.as_deref().unwrap_or_default();
+        let keys = ticketd_api::auth::TokenKey::new(key.as_bytes(), 3600)?;
+        args.tokens = (1..=n.max(1))
+            .map(|i| {
+                keys.issue(
+                    &format!("{}{i}", args.mint_prefix),
+                    ticketd_api::auth::Role::User,
+                )
+                .0
+            })
+            .collect();
+    }
     anyhow::ensure!(
         args.rate.is_some() || args.clients.is_some(),
         "give --rate (open loop) or --clients (closed loop)"
@@ -167,6 +230,8 @@ async fn main() -> anyhow::Result<()> {
     let stats = Arc::new(Mutex::new(Stats {
         hist: Histogram::new_with_bounds(1, 120_000_000, 3)?,
         tally: Tally::default(),
+        ok_at_us: Vec::new(),
+        placed: Vec::new(),
     }));
     let args = Arc::new(args);
     let start = Instant::now();
@@ -186,7 +251,7 @@ async fn main() -> anyhow::Result<()> {
             let (http, args, stats) = (http.clone(), args.clone(), stats.clone());
             let i = sent;
             tasks.spawn(async move {
-                one(&http, &args, i, due, &stats).await;
+                one(&http, &args, i, due, start, &stats).await;
                 drop(permit);
             });
             sent += 1;
@@ -205,7 +270,7 @@ async fn main() -> anyhow::Result<()> {
                     if i >= args.requests_max || Instant::now() >= end {
                         return;
                     }
-                    one(&http, &args, i, Instant::now(), &stats).await;
+                    one(&http, &args, i, Instant::now(), start, &stats).await;
                 }
             });
         }
@@ -215,7 +280,21 @@ async fn main() -> anyhow::Result<()> {
             .min(args.requests_max);
     }
     let elapsed = start.elapsed().as_secs_f64();
-    let s = stats.lock().await;
+    let mut s = stats.lock().await;
+    // The longest stretch without an ok answer, the run's start and end included.
+    s.ok_at_us.sort_unstable();
+    let end_us = start.elapsed().as_micros() as u64;
+    let mut last = 0;
+    let mut gap_us = 0;
+    for &t in s.ok_at_us.iter().chain(std::iter::once(&end_us)) {
+        gap_us = gap_us.max(t - last);
+        last = t;
+    }
+    let max_ok_gap_ms = gap_us as f64 / 1000.0;
+    let seats_placed = s.placed.len();
+    s.placed.sort_unstable();
+    s.placed.dedup();
+    let seats_placed_twice = seats_placed - s.placed.len();
     let h = &s.hist;
     let t = &s.tally;
     let done = t.ok + t.conflict + t.unknown + t.other + t.transport;
@@ -229,6 +308,7 @@ async fn main() -> anyhow::Result<()> {
                 "elapsed_s": elapsed, "accepted_per_s": t.ok as f64 / elapsed,
                 "ok": t.ok, "conflict": t.conflict, "unknown": t.unknown, "other": t.other, "other_statuses": t.other_statuses, "transport_errors": t.transport,
                 "p50_ms": q(0.5), "p90_ms": q(0.9), "p99_ms": q(0.99), "p999_ms": q(0.999), "max_ms": h.max() as f64 / 1000.0,
+                "max_ok_gap_ms": max_ok_gap_ms, "seats_placed": seats_placed, "seats_placed_twice": seats_placed_twice,
             })
         );
     } else {
@@ -248,6 +328,9 @@ async fn main() -> anyhow::Result<()> {
             q(0.99),
             q(0.999),
             h.max() as f64 / 1000.0
+        );
+        println!(
+            "longest stretch without an ok answer {max_ok_gap_ms:.1} ms; seats placed {seats_placed}, placed twice {seats_placed_twice}"
         );
     }
     Ok(())

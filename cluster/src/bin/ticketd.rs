@@ -40,6 +40,10 @@ enum Cmd {
         /// Leave out the 50,400-seat stadium.
         #[arg(long)]
         no_stadium: bool,
+        /// Also create this many load-test buyers, users `buyer-1..=N` without accounts
+        /// (`ticketd-load --mint-users` signs tokens for them with the API's key).
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+        buyers: u32,
     },
     /// Run the SMS provider simulator.
     Smssim {
@@ -229,6 +233,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Seed {
             endpoints,
             no_stadium,
+            buyers,
         } => {
             telemetry::init_logs("text");
             tokio::runtime::Builder::new_current_thread()
@@ -242,6 +247,10 @@ fn main() -> anyhow::Result<()> {
                         .as_millis() as i64;
                     ticketd_cluster::demo::seed(&client, now_ms, !no_stadium).await?;
                     tracing::info!("demo data written");
+                    if buyers > 0 {
+                        ticketd_cluster::demo::buyers(&client, buyers, 256).await?;
+                        tracing::info!(buyers, "load-test buyers written");
+                    }
                     anyhow::Ok(())
                 })
         }
