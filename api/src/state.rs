@@ -44,6 +44,9 @@ pub struct AppState {
     pub tokens: TokenKey,
     /// Browse and seat-map responses.
     pub cache: ReadCache,
+    /// The event of each dt seen: a dt never moves to another event, so what a hold checks
+    /// before proposing is read once per dt, not once per hold. Bounded.
+    pub dt_events: moka::future::Cache<String, String>,
     /// Hold creation per user.
     pub holds_by_user: Arc<DefaultKeyedRateLimiter<String>>,
     /// Hold creation per client address.
@@ -126,6 +129,7 @@ impl AppState {
             cluster: Arc::new(cluster),
             tokens,
             cache: ReadCache::new(10_000),
+            dt_events: moka::future::Cache::new(100_000),
             holds_by_user: Arc::new(RateLimiter::keyed(per_minute(
                 limits.holds_per_user_per_minute,
             ))),

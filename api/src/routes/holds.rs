@@ -79,16 +79,22 @@ pub async fn create_hold(
     {
         return Err(Problem::new("RATE_LIMITED", "too many holds; slow down").retry_after(10));
     }
-    let (dt, _) = read(
-        &state,
-        Query::GetDt {
-            dt_id: dt_id.clone(),
-        },
-        Consistency::Local,
-    )
-    .await?;
-    if !matches!(dt, QueryResult::Dt(Some(ref d)) if d.event_id == event_id) {
-        return Err(Problem::not_found());
+    if state.dt_events.get(&dt_id).await.as_deref() != Some(event_id.as_str()) {
+        let (dt, _) = read(
+            &state,
+            Query::GetDt {
+                dt_id: dt_id.clone(),
+            },
+            Consistency::Local,
+        )
+        .await?;
+        if !matches!(dt, QueryResult::Dt(Some(ref d)) if d.event_id == event_id) {
+            return Err(Problem::not_found());
+        }
+        state
+            .dt_events
+            .insert(dt_id.clone(), event_id.clone())
+            .await;
     }
     // The hold id derives from the idempotency key, so a retried request names the same hold.
     let hold_id = format!(
