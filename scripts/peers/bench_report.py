@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes docs/BENCHMARKS.md from the JSON of a scripts/bench run (medians, ratios, targets).
 
-    python3 scripts/peers/bench_report.py docs/benchmarks.json docs/BENCHMARKS.md
+    python3 scripts/peers/bench_report.py docs/benchmarks.json docs/BENCHMARKS.md [BEFORE.json]
 """
 import json, sys, statistics
 d = json.load(open(sys.argv[1]))
@@ -134,6 +134,32 @@ if "ticketd" in gaps and "etcd" in gaps and gaps["etcd"]:
     r = gaps["ticketd"] / gaps["etcd"]
     L.append(f"- Leader-kill write outage (W7 median): ticketd {gaps['ticketd']:,.0f} ms vs etcd {gaps['etcd']:,.0f} ms = {r:.2f}x (target at most 0.5x): "
              + ("met" if r <= 0.5 else "**not met**") + ".")
+before_path = sys.argv[3] if len(sys.argv) > 3 else None
+if before_path:
+    # Before/after: another run of this script on an earlier ticketd build, against the same
+    # peers; each build's figures as ratios to the peers in its own run (the machine drifts
+    # between runs, the ratios less).
+    b = json.load(open(before_path))
+    bruns = b["runs"]
+    def bcell(wl, s, key):
+        return med([r["result"].get(key) for r in bruns if r["workload"] == wl and r["system"] == s])
+    L.append("")
+    L.append("## Before and after")
+    L.append("")
+    L.append(f"Before: {b.get('note') or 'an earlier build'} (commit {b['commit']}, {b['date']}); after: this run. "
+             "Each as ticketd's ok/s over the peer's in the same run; p50 of ticketd itself.")
+    L.append("")
+    L.append("| workload | before: ticketd / pg | after: ticketd / pg | before: ticketd / etcd | after: ticketd / etcd | ticketd p50 ms before | after |")
+    L.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for wl in wls:
+        if wl.startswith("W5") or wl.startswith("W7"):
+            continue
+        t0, t1 = bcell(wl, "ticketd", "accepted_per_s"), cell(wl, "ticketd", "accepted_per_s")
+        L.append(f"| {wl} | {ratio(t0, bcell(wl, 'pg', 'accepted_per_s'))} | {ratio(t1, cell(wl, 'pg', 'accepted_per_s'))} | "
+                 f"{ratio(t0, bcell(wl, 'etcd', 'accepted_per_s'))} | {ratio(t1, cell(wl, 'etcd', 'accepted_per_s'))} | "
+                 f"{f(bcell(wl, 'ticketd', 'p50_ms'), 2)} | {f(cell(wl, 'ticketd', 'p50_ms'), 2)} |")
+    L.append("")
+    L.append("Raw numbers of the before run: [benchmarks-before.json](benchmarks-before.json).")
 L.append("")
 L.append(f"Raw numbers of every run: [benchmarks.json](benchmarks.json).")
 open(sys.argv[2], "w").write("\n".join(L) + "\n")
