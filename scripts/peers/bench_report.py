@@ -74,6 +74,12 @@ L.append("Workloads: W1 one client, best-available holds of 1-4 silver seats one
          "Other errors are answers other than 2xx/409, by HTTP status. "
          "Not measured yet: W4, W6, W8, CPU per process. W9 (microbenchmarks) has its own commands, below.")
 L.append("")
+L.append("W9, microbenchmarks (not run by this script; release builds): "
+         "`cargo run --release -p ticketd-store --no-default-features --example apply_bench` "
+         "(apply of a hold, best-available, holds applied 64 to an entry, seat-map read and JSON encoding on a 100k-seat dt) and "
+         "`cargo build --release -p ticketd-raft -p ticketd-cluster --bins --example log_bench && $CARGO_TARGET_DIR/release/examples/log_bench DIR` "
+         "(the Raft log's group commit on the disk under DIR: entries and holds per fsync for a window of appends in flight).")
+L.append("")
 L.append("## Write outage when the leader is killed (W7)")
 L.append("")
 L.append("| system | longest stretch without an ok hold, ms (median) | per rep | ok/s over the run |")
