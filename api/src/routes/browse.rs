@@ -10,7 +10,7 @@ use ticketd_store::command::{EventFilter, Near};
 use ticketd_store::types::GeoPoint;
 use ticketd_store::{Query, QueryResult};
 
-use super::read;
+use super::{dt_of_event, read};
 use crate::cache::Cached;
 use crate::problem::Problem;
 use crate::state::AppState;
@@ -212,18 +212,7 @@ pub async fn get_dt(
     if let Some(c) = state.cache.get(&key).await {
         return Ok(c.respond(&headers));
     }
-    let (dt, _) = read(
-        &state,
-        Query::GetDt {
-            dt_id: dt_id.clone(),
-        },
-        Consistency::Local,
-    )
-    .await?;
-    let dt = match dt {
-        QueryResult::Dt(Some(d)) if d.event_id == event_id => d,
-        _ => return Err(Problem::not_found()),
-    };
+    let dt = dt_of_event(&state, &event_id, &dt_id).await?;
     let (map, applied) = read(&state, Query::SeatMap { dt_id }, Consistency::Local).await?;
     let QueryResult::SeatMap(Some(map)) = map else {
         return Err(Problem::not_found());

@@ -20,7 +20,7 @@ use ticketd_store::command::{Done, GaPick};
 use ticketd_store::types::PaymentStatus;
 use ticketd_store::{Command, Query, QueryResult};
 
-use super::{propose, read, written};
+use super::{dt_of_event, propose, read, written};
 use crate::auth::{Caller, Role};
 use crate::extract::IdempotencyKey;
 use crate::payments::{CreateIntent, HttpProvider, IntentStatus, PaymentError, PaymentProvider};
@@ -80,17 +80,7 @@ pub async fn create_hold(
         return Err(Problem::new("RATE_LIMITED", "too many holds; slow down").retry_after(10));
     }
     if state.dt_events.get(&dt_id).await.as_deref() != Some(event_id.as_str()) {
-        let (dt, _) = read(
-            &state,
-            Query::GetDt {
-                dt_id: dt_id.clone(),
-            },
-            Consistency::Local,
-        )
-        .await?;
-        if !matches!(dt, QueryResult::Dt(Some(ref d)) if d.event_id == event_id) {
-            return Err(Problem::not_found());
-        }
+        dt_of_event(&state, &event_id, &dt_id).await?;
         state
             .dt_events
             .insert(dt_id.clone(), event_id.clone())

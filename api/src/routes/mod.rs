@@ -80,6 +80,27 @@ pub async fn read(
     Ok((r.result, r.applied_index))
 }
 
+/// The dt `dt_id` of event `event_id`, read locally; 404 when there is none or it belongs to
+/// another event.
+pub async fn dt_of_event(
+    state: &AppState,
+    event_id: &str,
+    dt_id: &str,
+) -> Result<ticketd_store::types::Dt, Problem> {
+    let (dt, _) = read(
+        state,
+        Query::GetDt {
+            dt_id: dt_id.to_string(),
+        },
+        Consistency::Local,
+    )
+    .await?;
+    match dt {
+        QueryResult::Dt(Some(d)) if d.event_id == event_id => Ok(d),
+        _ => Err(Problem::not_found()),
+    }
+}
+
 /// The answer to a write: `body` as JSON with `status`, and the log index it committed at in
 /// `X-Log-Index`.
 pub fn written(
