@@ -125,6 +125,9 @@ pub struct LogStore {
     reader: LogReader,
     flush_tx: tokio::sync::mpsc::Sender<PendingFlush>,
     stats: Arc<FlushStats>,
+    /// Joined on drop, so the flusher's handle on the database is gone before the caller goes
+    /// on (a process that exits while a detached thread still closes RocksDB can abort).
+    flusher: Option<std::thread::JoinHandle<()>>,
 }
 
 impl LogStore {
@@ -136,13 +139,14 @@ impl LogStore {
         let flush_db = db.clone();
         let stats = Arc::new(FlushStats::default());
         let flush_stats = stats.clone();
-        std::thread::Builder::new()
+        let flusher = std::thread::Builder::new()
             .name("raft-log-flusher".into())
             .spawn(move || run_flusher(flush_db, flush_rx, flush_stats))?;
         Ok(Self {
             reader: LogReader { db },
             flush_tx,
             stats,
+            flusher: Some(flusher),
         })
     }
 
@@ -200,6 +204,19 @@ fn run_flusher(
                 Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
             };
             p.callback.io_completed(r);
+        }
+    }
+}
+
+impl Drop for LogStore {
+    fn drop(&mut self) {
+        // Closing the queue ends the flusher after the batch it is on (at most one fsync).
+        let (closed, _) = tokio::sync::mpsc::channel(1);
+        drop(std::mem::replace(&mut self.flush_tx, closed));
+        if let Some(flusher) = self.flusher.take() {
+            if flusher.join().is_err() {
+                tracing::error!("the raft log flusher thread panicked");
+            }
         }
     }
 }
