@@ -69,8 +69,11 @@ impl Default for NodeFileConfig {
             listen: "127.0.0.1:7001".parse().expect("valid literal"),
             advertise: None,
             metrics_listen: "127.0.0.1:9001".parse().expect("valid literal"),
-            heartbeat_ms: 100,
-            election_timeout_ms: 500,
+            // A follower campaigns after the leader lease (openraft's election_timeout_max, twice
+            // this lower bound) plus a random election timeout in [100, 200) ms have passed
+            // without word from the leader: 300-400 ms after a leader dies, 6-8 heartbeats.
+            heartbeat_ms: 50,
+            election_timeout_ms: 100,
             snapshot_every_entries: 10_000,
             logs_kept_after_snapshot: 1_000,
             log_format: "text".into(),

@@ -72,7 +72,8 @@ L.append("Workloads: W1 one client, best-available holds of 1-4 silver seats one
          "(ticketd and etcd; a single PostgreSQL has no failover). Every run uses a fresh dt. "
          "ticketd's buyers are 20,000 users (the store caps seats per user per dt at 10); the peers accept any token. "
          "Other errors are answers other than 2xx/409, by HTTP status. "
-         "Not measured yet: W4, W6, W8, CPU per process. W9 (microbenchmarks) has its own commands, below.")
+         "W8-nN-cC: the W2 storm at ticketd's best W2 concurrency C against a fresh cluster of N nodes (5, then 3 again), ticketd only. "
+         "Not measured yet: W4, W6. W9 (microbenchmarks) has its own commands, below.")
 L.append("")
 L.append("W9, microbenchmarks (not run by this script; release builds): "
          "`cargo run --release -p ticketd-store --no-default-features --example apply_bench` "
@@ -92,6 +93,37 @@ for s_ in ("ticketd", "etcd"):
     gaps[s_] = med(g)
     L.append(f"| {s_} | {f(gaps[s_], 0)} | {', '.join(f(x, 0) for x in g)} | {f(med([r['result'].get('accepted_per_s') for r in rs]))} |")
 L.append("")
+cpu_wls = [w for w in wls if w.startswith("W2-closed")][-1:] + [w for w in ("W1",) if w in wls]
+if any(r.get("cpu_s") for r in runs):
+    L.append("## CPU of each process")
+    L.append("")
+    L.append("CPU seconds (user + system, from /proc) of each process of a system during a run (medians; "
+             "pg's backends summed as `postgres`), and CPU per ok answer over all its processes. The load generator "
+             "(the same for all three) is not counted. All of it runs on the same 2 vCPUs.")
+    L.append("")
+    L.append("| workload | system | CPU s per process | CPU ms per ok hold |")
+    L.append("| --- | --- | --- | ---: |")
+    for wl in cpu_wls:
+        for s_ in systems:
+            rs = [r for r in runs if r["workload"] == wl and r["system"] == s_ and r.get("cpu_s")]
+            if not rs: continue
+            roles = sorted({k for r in rs for k in r["cpu_s"]})
+            per = ", ".join(f"{k} {med([r['cpu_s'].get(k) for r in rs]):.2f}" for k in roles)
+            per_ok = med([sum(r["cpu_s"].values()) * 1000 / r["result"]["ok"] for r in rs if r["result"].get("ok")])
+            L.append(f"| {wl} | {s_} | {per} | {f(per_ok, 3)} |")
+    L.append("")
+w8 = [w for w in wls if w.startswith("W8-")]
+if w8:
+    L.append("## 5 nodes against 3 (W8)")
+    L.append("")
+    for w in w8:
+        L.append(f"- {w}: ticketd {f(cell(w, 'ticketd', 'accepted_per_s'))} holds/s, p99 {f(cell(w, 'ticketd', 'p99_ms'), 1)} ms")
+    n5 = [w for w in w8 if w.startswith("W8-n5")]
+    n3 = [w for w in w8 if w.startswith("W8-n3")]
+    if n5 and n3:
+        L.append(f"- 5 nodes / 3 nodes: {ratio(cell(n5[0], 'ticketd', 'accepted_per_s'), cell(n3[0], 'ticketd', 'accepted_per_s'))} "
+                 "(all nodes share the machine's 2 vCPUs: two more replicas cost CPU here that separate machines would not)")
+    L.append("")
 L.append("## Oversell")
 L.append("")
 for s_ in systems:
@@ -124,7 +156,7 @@ def holds_per_fsync(wl):
     for r in runs:
         if r["workload"] == wl and r["system"] == "ticketd" and r.get("fsyncs_all_nodes"):
             # Every node fsyncs every hold once: holds over the mean fsyncs of one node.
-            vals.append(r["result"].get("ok", 0) / (r["fsyncs_all_nodes"] / 3))
+            vals.append(r["result"].get("ok", 0) / (r["fsyncs_all_nodes"] / r.get("nodes", 3)))
     return med(vals)
 w2 = [w for w in wls if w.startswith("W2-closed")]
 if w2:
