@@ -222,6 +222,12 @@ pub async fn serve_with(
 ) -> std::io::Result<()> {
     let (router, _) = app(state);
     let router = router.merge(extra);
+    // Small answers go out at once, not after the client's delayed ACK (Nagle).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::warn!(error = %e, "TCP_NODELAY on an accepted connection failed");
+        }
+    });
     axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),

@@ -110,7 +110,11 @@ impl Node {
             .add_service(pb::admin_server::AdminServer::new(AdminService(
                 ctx.clone(),
             )));
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        // The builder's tcp_nodelay covers only listeners tonic binds itself: set it on this
+        // one's connections too, or Nagle holds small replies (stream appends' answers, write
+        // replies) until the peer's delayed ACK, 40 ms at a time.
+        let incoming =
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
         let server = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
             let _ = stop_rx.await;
         }));

@@ -498,6 +498,10 @@ async fn main() -> anyhow::Result<()> {
         .with_state(app);
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     eprintln!("ticketd-peer listening on http://{}", args.listen);
+    // TCP_NODELAY as the ticketd API sets it, so both answer without waiting for Nagle.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, router).await?;
     Ok(())
 }
