@@ -225,3 +225,84 @@ async fn write_retried_with_same_key_after_leader_kill_is_applied_once() -> anyh
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_share_batch_calls_through_a_follower_and_keep_their_own_outcomes(
+) -> anyhow::Result<()> {
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+    use ticketd_raft::client::{ClientError, WriteBatching};
+
+    let c = TestCluster::start(&ticketd_bin(), 3, NodeOpts::default()).await?;
+    let leader = c.wait_leader(Duration::from_secs(10)).await?;
+    let follower = (1..=3).find(|&id| id != leader).expect("a follower");
+
+    phase("300 concurrent writes through a follower, coalesced by one client");
+    let client = Arc::new(
+        c.client_for(&[c.addr(follower)])
+            .with_write_batching(WriteBatching::default()),
+    );
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..300u32 {
+        let client = client.clone();
+        tasks.spawn(async move {
+            // Every 10th write resubmits the one before it (same key, same command).
+            let n = if i % 10 == 9 { i - 1 } else { i };
+            let w = client
+                .write(
+                    "t10-batch",
+                    &format!("b{n}"),
+                    &create_venue(&format!("bv{n}")),
+                )
+                .await;
+            (n, w)
+        });
+    }
+    // An invalid request (no idempotency key) in the same stream is refused alone.
+    let invalid = {
+        let client = client.clone();
+        tokio::spawn(async move { client.write("t10-batch", "", &create_venue("nokey")).await })
+    };
+    let mut outcomes: std::collections::BTreeMap<u32, Vec<_>> = Default::default();
+    let mut positions = std::collections::BTreeSet::new();
+    while let Some(r) = tasks.join_next().await {
+        let (n, w) = r?;
+        let w = w?;
+        assert!(
+            matches!(w.reply.outcome, Outcome::Done(_)),
+            "write b{n}: {:?}",
+            w.reply
+        );
+        positions.insert((w.log_index, w.log_seq));
+        outcomes.entry(n).or_default().push(w.reply.outcome);
+    }
+    assert_eq!(outcomes.len(), 270, "270 distinct writes");
+    for (n, o) in &outcomes {
+        assert!(o.windows(2).all(|p| p[0] == p[1]), "b{n}: {o:?}");
+    }
+    assert!(
+        positions.len() >= 270,
+        "distinct writes have distinct positions"
+    );
+    assert!(
+        matches!(invalid.await?, Err(ClientError::Rejected(_))),
+        "a write without a key is refused"
+    );
+    let stats = client.batch_stats().expect("batching is on");
+    let (calls, writes) = (
+        stats.calls.load(Ordering::Relaxed),
+        stats.writes.load(Ordering::Relaxed),
+    );
+    eprintln!("{writes} writes in {calls} WriteBatch calls");
+    assert_eq!(writes, 301);
+    assert!(calls * 3 <= writes, "{writes} writes took {calls} calls");
+
+    phase("every write is on the leader");
+    for n in outcomes.keys() {
+        let r = c
+            .read_linearizable_at(leader, &get_venue(&format!("bv{n}")))
+            .await?;
+        assert!(venue(&r.result).is_some(), "bv{n} missing");
+    }
+    Ok(())
+}

@@ -2,7 +2,8 @@
 //! write on another node with the same idempotency key within a bounded number of attempts and a
 //! total deadline. Used by `ticketctl`, the HTTP API and the tests.
 
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ticketd_store::machine::Reply;
@@ -87,12 +88,207 @@ impl Default for RetryPolicy {
     }
 }
 
+/// Most writes a node takes in one `WriteBatch` call.
+pub const WRITE_BATCH_MAX: usize = 1024;
+
+/// Coalescing of concurrent writes into `WriteBatch` calls: each write's first attempt shares
+/// one call with the writes queued beside it; later attempts (after a failure, a redirect or a
+/// full queue) go alone through the usual retry loop, with the same idempotency key.
+#[derive(Debug, Clone)]
+pub struct WriteBatching {
+    /// Most writes in one call.
+    pub max_writes: usize,
+    /// Calls in flight at once; while all are busy, new writes queue and share the next call.
+    pub in_flight: usize,
+    /// Writes waiting for a call; a write that finds the queue full is sent alone.
+    pub queue: usize,
+}
+
+impl Default for WriteBatching {
+    fn default() -> Self {
+        Self {
+            max_writes: 256,
+            in_flight: 4,
+            queue: 4096,
+        }
+    }
+}
+
+/// Calls and writes sent through the batch path since start.
+#[derive(Debug, Default)]
+pub struct BatchStats {
+    /// `WriteBatch` calls made.
+    pub calls: AtomicU64,
+    /// Writes they carried.
+    pub writes: AtomicU64,
+}
+
 /// A client of a ticketd cluster.
 pub struct ClusterClient {
     endpoints: Vec<String>,
     channels: Channels,
-    leader: Mutex<Option<String>>,
+    leader: Arc<Mutex<Option<String>>>,
     policy: RetryPolicy,
+    batcher: Option<Batcher>,
+}
+
+struct Batcher {
+    tx: tokio::sync::mpsc::Sender<Pending>,
+    stats: Arc<BatchStats>,
+}
+
+/// A write waiting for a batch call.
+struct Pending {
+    req: pb::WriteRequest,
+    tx: tokio::sync::oneshot::Sender<BatchOutcome>,
+}
+
+/// What the batch attempt of one write came to.
+enum BatchOutcome {
+    Done(WriteResult),
+    /// The cluster's verdict on this write (invalid, refused): no retry changes it.
+    Final(ClientError),
+    /// Try again alone; `unknown` when the batch attempt may have been applied.
+    Retry {
+        unknown: bool,
+    },
+}
+
+/// What the batch task shares with the client.
+#[derive(Clone)]
+struct BatchShared {
+    endpoints: Vec<String>,
+    channels: Channels,
+    leader: Arc<Mutex<Option<String>>>,
+    attempt_timeout: Duration,
+    stats: Arc<BatchStats>,
+}
+
+impl BatchShared {
+    fn remember_leader(&self, addr: Option<String>) {
+        *self.leader.lock().expect("leader lock poisoned") = addr;
+    }
+}
+
+/// Takes what is queued, at most `max_writes` at a time, into calls, at most `in_flight` of
+/// them at once.
+async fn run_batcher(
+    shared: BatchShared,
+    mut rx: tokio::sync::mpsc::Receiver<Pending>,
+    cfg: WriteBatching,
+) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(cfg.in_flight.max(1)));
+    while let Some(first) = rx.recv().await {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let mut batch = Vec::with_capacity(cfg.max_writes.min(64));
+        batch.push(first);
+        while batch.len() < cfg.max_writes {
+            match rx.try_recv() {
+                Ok(p) => batch.push(p),
+                Err(_) => break,
+            }
+        }
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            send_batch(&shared, batch).await;
+            drop(slot);
+        });
+    }
+}
+
+/// One `WriteBatch` call to the leader (or a guess) and each write's outcome.
+async fn send_batch(shared: &BatchShared, batch: Vec<Pending>) {
+    let (reqs, txs): (Vec<_>, Vec<_>) = batch.into_iter().map(|p| (p.req, p.tx)).unzip();
+    shared.stats.calls.fetch_add(1, Ordering::Relaxed);
+    shared
+        .stats
+        .writes
+        .fetch_add(reqs.len() as u64, Ordering::Relaxed);
+    let addr = shared
+        .leader
+        .lock()
+        .expect("leader lock poisoned")
+        .clone()
+        .unwrap_or_else(|| shared.endpoints[0].clone());
+    let retry_all = |txs: Vec<tokio::sync::oneshot::Sender<BatchOutcome>>, unknown: bool| {
+        for tx in txs {
+            let _ = tx.send(BatchOutcome::Retry { unknown });
+        }
+    };
+    let channel = match shared.channels.get(&addr) {
+        Ok(c) => c,
+        Err(_) => {
+            shared.remember_leader(None);
+            return retry_all(txs, false);
+        }
+    };
+    let n = reqs.len();
+    let mut req = tonic::Request::new(pb::WriteBatchRequest {
+        writes: reqs,
+        forwarded: false,
+    });
+    req.set_timeout(shared.attempt_timeout);
+    let items = match pb::client_client::ClientClient::new(channel)
+        .write_batch(req)
+        .await
+    {
+        Ok(r) => r.into_inner().items,
+        Err(s) => {
+            // The whole call failed: each write tries again alone, which classifies its own
+            // errors; one that may have been proposed stays possibly applied.
+            shared.remember_leader(None);
+            let unknown = matches!(classify(&s, true), ClientError::Unknown(_));
+            return retry_all(txs, unknown);
+        }
+    };
+    if items.len() != n {
+        shared.remember_leader(None);
+        return retry_all(txs, true);
+    }
+    let mut answered = false;
+    let mut hint = None;
+    for (item, tx) in items.into_iter().zip(txs) {
+        let outcome = match item.result {
+            Some(pb::write_batch_item::Result::Reply(r)) => match r.result {
+                Some(pb::write_reply::Result::ReplyJson(j)) => match serde_json::from_slice(&j) {
+                    Ok(reply) => {
+                        answered = true;
+                        BatchOutcome::Done(WriteResult {
+                            reply,
+                            log_index: r.log_index,
+                            log_seq: r.log_seq,
+                            served_by: addr.clone(),
+                        })
+                    }
+                    Err(e) => BatchOutcome::Final(ClientError::Server(format!("bad reply: {e}"))),
+                },
+                Some(pb::write_reply::Result::NotLeader(h)) => {
+                    if h.known && h.leader_addr != addr {
+                        hint = Some(h.leader_addr);
+                    }
+                    BatchOutcome::Retry { unknown: false }
+                }
+                None => BatchOutcome::Retry { unknown: true },
+            },
+            Some(pb::write_batch_item::Result::Error(e)) => {
+                let status = tonic::Status::new(Code::from(e.code), e.message);
+                match classify(&status, true) {
+                    ClientError::Unknown(_) => BatchOutcome::Retry { unknown: true },
+                    ClientError::Unreachable(_) => BatchOutcome::Retry { unknown: false },
+                    verdict => BatchOutcome::Final(verdict),
+                }
+            }
+            None => BatchOutcome::Retry { unknown: true },
+        };
+        let _ = tx.send(outcome);
+    }
+    if answered {
+        shared.remember_leader(Some(addr));
+    } else {
+        shared.remember_leader(hint);
+    }
 }
 
 enum Attempt<T> {
@@ -132,9 +328,32 @@ impl ClusterClient {
         Self {
             endpoints,
             channels: Channels::default(),
-            leader: Mutex::new(None),
+            leader: Arc::new(Mutex::new(None)),
             policy,
+            batcher: None,
         }
+    }
+
+    /// Coalesces concurrent writes into `WriteBatch` calls (see [`WriteBatching`]). Starts a
+    /// task: call it inside a tokio runtime.
+    pub fn with_write_batching(mut self, cfg: WriteBatching) -> Self {
+        let (tx, rx) = tokio::sync::mpsc::channel(cfg.queue.max(1));
+        let stats = Arc::new(BatchStats::default());
+        let shared = BatchShared {
+            endpoints: self.endpoints.clone(),
+            channels: self.channels.clone(),
+            leader: self.leader.clone(),
+            attempt_timeout: self.policy.attempt_timeout,
+            stats: stats.clone(),
+        };
+        tokio::spawn(run_batcher(shared, rx, cfg));
+        self.batcher = Some(Batcher { tx, stats });
+        self
+    }
+
+    /// Counts of the batch path, when batching is on.
+    pub fn batch_stats(&self) -> Option<Arc<BatchStats>> {
+        self.batcher.as_ref().map(|b| b.stats.clone())
     }
 
     /// The nodes this client knows.
@@ -162,11 +381,16 @@ impl ClusterClient {
     /// nodes, within the policy's bounds. An unknown outcome anywhere makes the final error
     /// unknown unless a later attempt gives the answer.
     async fn run(&self, call: Call<'_>) -> Result<Answer, ClientError> {
+        self.run_after(call, false).await
+    }
+
+    /// `run`, after an earlier attempt whose outcome was `unknown` or not.
+    async fn run_after(&self, call: Call<'_>, unknown_before: bool) -> Result<Answer, ClientError> {
         let started = Instant::now();
         let mut next_guess = 0usize;
         let mut target = self.leader.lock().expect("leader lock poisoned").clone();
         let mut last_err = ClientError::Unreachable("no attempt made".into());
-        let mut unknown = false;
+        let mut unknown = unknown_before;
         let mut pause = self.policy.backoff;
         for _ in 0..self.policy.attempts_max {
             if started.elapsed() >= self.policy.total_deadline {
@@ -311,12 +535,38 @@ impl ClusterClient {
     ) -> Result<WriteResult, ClientError> {
         let command_json =
             serde_json::to_vec(command).map_err(|e| ClientError::Rejected(e.to_string()))?;
+        let mut unknown = false;
+        if let Some(b) = &self.batcher {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let pending = Pending {
+                req: pb::WriteRequest {
+                    client_id: client_id.to_string(),
+                    idempotency_key: idempotency_key.to_string(),
+                    command_json: command_json.clone(),
+                    forwarded: false,
+                },
+                tx,
+            };
+            // A full queue (or a stopped task) sends this write alone.
+            if b.tx.try_send(pending).is_ok() {
+                match rx.await {
+                    Ok(BatchOutcome::Done(w)) => return Ok(w),
+                    Ok(BatchOutcome::Final(e)) => return Err(e),
+                    Ok(BatchOutcome::Retry { unknown: u }) => unknown = u,
+                    // Dropped mid-call: it may have been sent.
+                    Err(_) => unknown = true,
+                }
+            }
+        }
         match self
-            .run(Call::Write {
-                client_id,
-                idempotency_key,
-                command_json: &command_json,
-            })
+            .run_after(
+                Call::Write {
+                    client_id,
+                    idempotency_key,
+                    command_json: &command_json,
+                },
+                unknown,
+            )
             .await?
         {
             Answer::Write(w) => Ok(w),

@@ -267,12 +267,74 @@ impl RaftService {
 /// The client service: writes and reads of the ticket domain.
 pub struct ClientService(pub NodeCtx);
 
-fn not_leader_write(h: pb::LeaderHint) -> Response<pb::WriteReply> {
-    Response::new(pb::WriteReply {
+fn not_leader_write(h: pb::LeaderHint) -> pb::WriteReply {
+    pb::WriteReply {
         result: Some(pb::write_reply::Result::NotLeader(h)),
         log_index: 0,
         log_seq: 0,
-    })
+    }
+}
+
+fn batch_item(r: Result<pb::WriteReply, Status>) -> pb::WriteBatchItem {
+    pb::WriteBatchItem {
+        result: Some(match r {
+            Ok(reply) => pb::write_batch_item::Result::Reply(reply),
+            Err(s) => pb::write_batch_item::Result::Error(pb::WriteError {
+                code: s.code() as i32,
+                message: s.message().to_string(),
+            }),
+        }),
+    }
+}
+
+use crate::client::WRITE_BATCH_MAX;
+
+/// One write, as the `Write` RPC handles it: proposed here when this node leads, forwarded to
+/// the leader once when it does not (unless it was forwarded already).
+async fn write_one(ctx: &NodeCtx, w: pb::WriteRequest) -> Result<pb::WriteReply, Status> {
+    if w.client_id.is_empty() || w.idempotency_key.is_empty() {
+        return Err(bad_request("client_id and idempotency_key are required"));
+    }
+    let command: ticketd_store::Command =
+        serde_json::from_slice(&w.command_json).map_err(bad_request)?;
+    match ctx.leader() {
+        Some((id, _)) if id == ctx.id => {}
+        Some((_, addr)) if !w.forwarded => return forward_write(ctx, &addr, w).await,
+        _ => return Ok(not_leader_write(ctx.leader_hint())),
+    }
+    let request = ticketd_store::Request {
+        client_id: w.client_id.clone(),
+        idempotency_key: w.idempotency_key.clone(),
+        stamped_at_ms: now_ms(),
+        command,
+    };
+    match ctx.proposer.propose(request, w.command_json.len()).await {
+        Ok(c) => Ok(pb::WriteReply {
+            result: Some(pb::write_reply::Result::ReplyJson(
+                serde_json::to_vec(&c.reply).map_err(internal)?,
+            )),
+            log_index: c.log_index,
+            log_seq: c.seq,
+        }),
+        Err(ProposeError::NotLeader(f)) => {
+            let h = hint(&f);
+            if h.known && !w.forwarded {
+                forward_write(ctx, &h.leader_addr.clone(), w).await
+            } else {
+                Ok(not_leader_write(h))
+            }
+        }
+        Err(ProposeError::Timeout) => Err(Status::deadline_exceeded(
+            "write did not commit in time: outcome unknown, retry with the same idempotency key",
+        )),
+        Err(ProposeError::Discarded) => Err(Status::unavailable(
+            "leader changed while the write was in flight: outcome unknown, retry with the same idempotency key",
+        )),
+        Err(ProposeError::Overloaded) => Err(Status::resource_exhausted(
+            "the leader's proposal queue is full: nothing was proposed, retry later",
+        )),
+        Err(ProposeError::Fatal(e)) => Err(internal(e)),
+    }
 }
 
 #[tonic::async_trait]
@@ -281,52 +343,48 @@ impl pb::client_server::Client for ClientService {
         &self,
         req: Request<pb::WriteRequest>,
     ) -> Result<Response<pb::WriteReply>, Status> {
-        let w = req.into_inner();
-        if w.client_id.is_empty() || w.idempotency_key.is_empty() {
-            return Err(bad_request("client_id and idempotency_key are required"));
+        write_one(&self.0, req.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn write_batch(
+        &self,
+        req: Request<pb::WriteBatchRequest>,
+    ) -> Result<Response<pb::WriteBatchReply>, Status> {
+        let b = req.into_inner();
+        if b.writes.len() > WRITE_BATCH_MAX {
+            return Err(bad_request(format!(
+                "{} writes in one batch; at most {WRITE_BATCH_MAX}",
+                b.writes.len()
+            )));
         }
-        let command: ticketd_store::Command =
-            serde_json::from_slice(&w.command_json).map_err(bad_request)?;
         let ctx = &self.0;
-        let leader = ctx.leader();
-        match leader {
+        match ctx.leader() {
             Some((id, _)) if id == ctx.id => {}
-            Some((_, addr)) if !w.forwarded => return forward_write(ctx, &addr, w).await,
-            _ => return Ok(not_leader_write(ctx.leader_hint())),
-        }
-        let request = ticketd_store::Request {
-            client_id: w.client_id.clone(),
-            idempotency_key: w.idempotency_key.clone(),
-            stamped_at_ms: now_ms(),
-            command,
-        };
-        match ctx.proposer.propose(request, w.command_json.len()).await {
-            Ok(c) => Ok(Response::new(pb::WriteReply {
-                result: Some(pb::write_reply::Result::ReplyJson(
-                    serde_json::to_vec(&c.reply).map_err(internal)?,
-                )),
-                log_index: c.log_index,
-                log_seq: c.seq,
-            })),
-            Err(ProposeError::NotLeader(f)) => {
-                let h = hint(&f);
-                if h.known && !w.forwarded {
-                    forward_write(ctx, &h.leader_addr.clone(), w).await
-                } else {
-                    Ok(not_leader_write(h))
-                }
+            Some((_, addr)) if !b.forwarded => {
+                return forward_write_batch(ctx, &addr, b).await.map(Response::new);
             }
-            Err(ProposeError::Timeout) => Err(Status::deadline_exceeded(
-                "write did not commit in time: outcome unknown, retry with the same idempotency key",
-            )),
-            Err(ProposeError::Discarded) => Err(Status::unavailable(
-                "leader changed while the write was in flight: outcome unknown, retry with the same idempotency key",
-            )),
-            Err(ProposeError::Overloaded) => Err(Status::resource_exhausted(
-                "the leader's proposal queue is full: nothing was proposed, retry later",
-            )),
-            Err(ProposeError::Fatal(e)) => Err(internal(e)),
+            _ => {
+                let h = ctx.leader_hint();
+                let items = b
+                    .writes
+                    .iter()
+                    .map(|_| batch_item(Ok(not_leader_write(h.clone()))))
+                    .collect();
+                return Ok(Response::new(pb::WriteBatchReply { items }));
+            }
         }
+        metrics::histogram!("ticketd_write_batch_writes").record(b.writes.len() as f64);
+        // Every write is queued with the proposer in the same poll, so they share entries.
+        let replies = futures::future::join_all(b.writes.into_iter().map(|mut w| {
+            w.forwarded = true;
+            write_one(ctx, w)
+        }))
+        .await;
+        Ok(Response::new(pb::WriteBatchReply {
+            items: replies.into_iter().map(batch_item).collect(),
+        }))
     }
 
     async fn read(&self, req: Request<pb::ReadRequest>) -> Result<Response<pb::ReadReply>, Status> {
@@ -381,14 +439,28 @@ async fn forward_write(
     ctx: &NodeCtx,
     leader_addr: &str,
     mut w: pb::WriteRequest,
-) -> Result<Response<pb::WriteReply>, Status> {
+) -> Result<pb::WriteReply, Status> {
     w.forwarded = true;
     let channel = ctx.channels.get(leader_addr).map_err(internal)?;
     let mut client = pb::client_client::ClientClient::new(channel);
     let mut req = Request::new(w);
     req.set_timeout(SERVER_OP_DEADLINE);
     metrics::counter!("ticketd_writes_forwarded_total").increment(1);
-    client.write(req).await
+    client.write(req).await.map(Response::into_inner)
+}
+
+async fn forward_write_batch(
+    ctx: &NodeCtx,
+    leader_addr: &str,
+    mut b: pb::WriteBatchRequest,
+) -> Result<pb::WriteBatchReply, Status> {
+    b.forwarded = true;
+    let channel = ctx.channels.get(leader_addr).map_err(internal)?;
+    let mut client = pb::client_client::ClientClient::new(channel);
+    metrics::counter!("ticketd_writes_forwarded_total").increment(b.writes.len() as u64);
+    let mut req = Request::new(b);
+    req.set_timeout(SERVER_OP_DEADLINE);
+    client.write_batch(req).await.map(Response::into_inner)
 }
 
 /// Makes the local state machine current for a linearizable read: ReadIndex on the leader; on a

@@ -98,6 +98,9 @@ struct ApiArgs {
     /// Holds one IP address may create per minute.
     #[arg(long, default_value_t = 120)]
     holds_per_ip_per_minute: u32,
+    /// Most concurrent writes sent to the cluster in one call (0: one call per write).
+    #[arg(long, default_value_t = 256)]
+    write_batch_max: usize,
     /// Address (`host:port`) of the payment provider's API; purchases are refused without one.
     #[arg(long, env = "TICKETD_API_PAYMENTS")]
     payments: Option<String>,
@@ -346,7 +349,7 @@ fn parse_key_hex(hex: &str) -> anyhow::Result<[u8; 32]> {
 
 async fn run_api(args: ApiArgs) -> anyhow::Result<()> {
     use ticketd_api::auth::TokenKey;
-    use ticketd_raft::client::{ClusterClient, RetryPolicy};
+    use ticketd_raft::client::{ClusterClient, RetryPolicy, WriteBatching};
     let prometheus = telemetry::init_metrics()?;
     let key = match &args.token_key {
         Some(k) => k.as_bytes().to_vec(),
@@ -365,7 +368,15 @@ async fn run_api(args: ApiArgs) -> anyhow::Result<()> {
         holds_per_ip_per_minute: args.holds_per_ip_per_minute,
         ..Default::default()
     };
-    let cluster = ClusterClient::new(args.endpoints.clone(), RetryPolicy::default());
+    let mut cluster = ClusterClient::new(args.endpoints.clone(), RetryPolicy::default());
+    if args.write_batch_max > 0 {
+        cluster = cluster.with_write_batching(WriteBatching {
+            max_writes: args
+                .write_batch_max
+                .min(ticketd_raft::client::WRITE_BATCH_MAX),
+            ..WriteBatching::default()
+        });
+    }
     let mut state = ticketd_api::AppState::new(cluster, tokens, limits);
     if let Some(p) = &args.payments {
         let timeout = std::time::Duration::from_millis(args.payments_timeout_ms);
