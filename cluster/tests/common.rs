@@ -66,9 +66,7 @@ impl ApiProcess {
         log_dir: &std::path::Path,
         extra: &[&str],
     ) -> anyhow::Result<Self> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
+        let port = ticketd_jepsen::cluster::free_port()?;
         let child = std::process::Command::new(ticketd_bin())
             .arg("api")
             .args(["--listen", &format!("127.0.0.1:{port}")])
@@ -138,9 +136,7 @@ impl Drop for Paysim {
 
 /// Starts the payment provider simulator on a free port; its address and handle.
 pub async fn start_paysim() -> anyhow::Result<(String, Paysim)> {
-    let addr = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .to_string();
+    let addr = ticketd_jepsen::cluster::free_addr()?;
     let child = std::process::Command::new(ticketd_bin())
         .args(["paysim", "--listen", &addr])
         .stderr(std::process::Stdio::null())

@@ -95,12 +95,9 @@ async fn ticketctl_reports_status_moves_leadership_and_exits_with_distinct_codes
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_takes_config_from_file_env_and_flags_stops_on_sigterm_and_recovers(
 ) -> anyhow::Result<()> {
-    use std::net::TcpListener;
     use ticketd_raft::client::{ClusterClient, Consistency, RetryPolicy};
     let dir = tempfile::tempdir()?;
-    let free_addr = || -> anyhow::Result<String> {
-        Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.to_string())
-    };
+    let free_addr = ticketd_jepsen::cluster::free_addr;
     let addr = free_addr()?;
     let metrics = free_addr()?;
     let cfg = dir.path().join("node.toml");

@@ -97,8 +97,29 @@ pub struct Placement {
     pub launch: Launch,
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+/// A free loopback port for a process to bind later, taken below the kernel's ephemeral range
+/// (32768-60999 by default): a port from `bind(0)` can be handed to another process's `bind(0)`
+/// or to an outgoing connection between this check and the child's bind, which concurrent
+/// tests do. Each process walks 10000-30999 from its own pid-derived start.
+pub fn free_port() -> anyhow::Result<u16> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 10_000;
+    const SPAN: u32 = 21_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = std::process::id().wrapping_mul(977) % SPAN;
+    for _ in 0..SPAN {
+        let k = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = (LOW + (start + k) % SPAN) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    anyhow::bail!("no free loopback port in 10000-30999")
+}
+
+/// `127.0.0.1:<free_port()>`.
+pub fn free_addr() -> anyhow::Result<String> {
+    Ok(format!("127.0.0.1:{}", free_port()?))
 }
 
 impl TestCluster {

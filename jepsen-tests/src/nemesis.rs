@@ -5,7 +5,6 @@
 //! so a run long enough for k faults covers min(k, kinds) distinct kinds.
 
 use std::collections::BTreeSet;
-use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -122,9 +121,7 @@ pub fn placement(net: Option<&Netns>, id: u64) -> anyhow::Result<Placement> {
             },
         },
         None => {
-            let port = || -> anyhow::Result<u16> {
-                Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-            };
+            let port = crate::cluster::free_port;
             Placement {
                 addr: format!("127.0.0.1:{}", port()?),
                 metrics_addr: format!("127.0.0.1:{}", port()?),

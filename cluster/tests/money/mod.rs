@@ -42,9 +42,7 @@ where
 }
 
 fn free_addr() -> anyhow::Result<String> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .to_string())
+    ticketd_jepsen::cluster::free_addr()
 }
 
 /// The worker settings of a test cluster: environment of every node.
@@ -607,9 +605,7 @@ pub struct Received {
 impl SmtpSink {
     /// Starts the server on a free port, printing into `dir`; waits (bounded) until it listens.
     pub async fn start(dir: &std::path::Path) -> anyhow::Result<Self> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
+        let port = ticketd_jepsen::cluster::free_port()?;
         let out = dir.join("smtp.out");
         let child = std::process::Command::new("/usr/bin/python3")
             .args([
