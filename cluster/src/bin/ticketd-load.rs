@@ -296,6 +296,14 @@ async fn main() -> anyhow::Result<()> {
         last = t;
     }
     let max_ok_gap_ms = gap_us as f64 / 1000.0;
+    // The rate while there was something to sell: a storm that sells the dt out answers
+    // conflicts after its last ok, which would dilute a rate over the whole run.
+    let last_ok_s = s.ok_at_us.last().map_or(0.0, |&t| t as f64 / 1e6);
+    let ok_per_s_to_last_ok = if last_ok_s > 0.0 {
+        s.tally.ok as f64 / last_ok_s
+    } else {
+        0.0
+    };
     let seats_placed = s.placed.len();
     s.placed.sort_unstable();
     s.placed.dedup();
@@ -313,7 +321,7 @@ async fn main() -> anyhow::Result<()> {
                 "elapsed_s": elapsed, "accepted_per_s": t.ok as f64 / elapsed,
                 "ok": t.ok, "conflict": t.conflict, "unknown": t.unknown, "other": t.other, "other_statuses": t.other_statuses, "transport_errors": t.transport,
                 "p50_ms": q(0.5), "p90_ms": q(0.9), "p99_ms": q(0.99), "p999_ms": q(0.999), "max_ms": h.max() as f64 / 1000.0,
-                "max_ok_gap_ms": max_ok_gap_ms, "seats_placed": seats_placed, "seats_placed_twice": seats_placed_twice,
+                "max_ok_gap_ms": max_ok_gap_ms, "last_ok_s": last_ok_s, "ok_per_s_to_last_ok": ok_per_s_to_last_ok, "seats_placed": seats_placed, "seats_placed_twice": seats_placed_twice,
             })
         );
     } else {
