@@ -104,6 +104,8 @@ struct Stats {
     tally: Tally,
     /// When each ok answer arrived, µs since the start.
     ok_at_us: Vec<u64>,
+    /// When the last conflict answer came, from the start.
+    last_conflict_us: u64,
     /// Seats placed by ok hold answers (`HoldPlaced.seats`), as JSON text, one per placement.
     placed: Vec<String>,
 }
@@ -180,7 +182,10 @@ async fn one(
                 s.ok_at_us.push(start.elapsed().as_micros() as u64);
                 s.placed.extend(placed_seats(&body));
             }
-            409 => s.tally.conflict += 1,
+            409 => {
+                s.tally.conflict += 1;
+                s.last_conflict_us = start.elapsed().as_micros() as u64;
+            }
             503 => s.tally.unknown += 1,
             status => {
                 s.tally.other += 1;
@@ -236,6 +241,7 @@ async fn main() -> anyhow::Result<()> {
         hist: Histogram::new_with_bounds(1, 120_000_000, 3)?,
         tally: Tally::default(),
         ok_at_us: Vec::new(),
+        last_conflict_us: 0,
         placed: Vec::new(),
     }));
     let args = Arc::new(args);
@@ -286,9 +292,15 @@ async fn main() -> anyhow::Result<()> {
     }
     let elapsed = start.elapsed().as_secs_f64();
     let mut s = stats.lock().await;
-    // The longest stretch without an ok answer, the run's start and end included.
+    // The longest stretch without an ok answer, the run's start and end included; the end is
+    // left out when conflicts came after the last ok (the dt sold out: nothing was down).
     s.ok_at_us.sort_unstable();
-    let end_us = start.elapsed().as_micros() as u64;
+    let last_ok_us = s.ok_at_us.last().copied().unwrap_or(0);
+    let end_us = if s.last_conflict_us > last_ok_us && last_ok_us > 0 {
+        last_ok_us
+    } else {
+        start.elapsed().as_micros() as u64
+    };
     let mut last = 0;
     let mut gap_us = 0;
     for &t in s.ok_at_us.iter().chain(std::iter::once(&end_us)) {
