@@ -125,11 +125,52 @@ pub struct BatchStats {
 
 /// A client of a ticketd cluster.
 pub struct ClusterClient {
-    endpoints: Vec<String>,
-    channels: Channels,
-    leader: Arc<Mutex<Option<String>>>,
+    nodes: Arc<Nodes>,
     policy: RetryPolicy,
     batcher: Option<Batcher>,
+}
+
+/// The nodes a client knows, its channels to them and its guess of the leader; shared by the
+/// retry loop and the batch task.
+struct Nodes {
+    endpoints: Vec<String>,
+    channels: Channels,
+    leader: Mutex<Option<String>>,
+}
+
+impl Nodes {
+    fn leader(&self) -> Option<String> {
+        self.leader.lock().expect("leader lock poisoned").clone()
+    }
+
+    fn remember_leader(&self, addr: Option<String>) {
+        *self.leader.lock().expect("leader lock poisoned") = addr;
+    }
+
+    fn channel(&self, addr: &str) -> Result<tonic::transport::Channel, ClientError> {
+        self.channels
+            .get(addr)
+            .map_err(|e| ClientError::Unreachable(format!("{addr}: {e}")))
+    }
+}
+
+/// What one node's `WriteReply` says: the write's result, where the leader is, or nothing known.
+fn decode_write_reply(r: pb::WriteReply, addr: &str) -> Attempt<WriteResult> {
+    match r.result {
+        Some(pb::write_reply::Result::ReplyJson(j)) => match serde_json::from_slice(&j) {
+            Ok(reply) => Attempt::Done(WriteResult {
+                reply,
+                log_index: r.log_index,
+                log_seq: r.log_seq,
+                served_by: addr.to_string(),
+            }),
+            Err(e) => Attempt::Next(ClientError::Server(format!("bad reply: {e}"))),
+        },
+        Some(pb::write_reply::Result::NotLeader(h)) if h.known && h.leader_addr != addr => {
+            Attempt::Redirect(h.leader_addr)
+        }
+        _ => Attempt::Next(ClientError::Unreachable(format!("{addr}: no leader known"))),
+    }
 }
 
 struct Batcher {
@@ -157,17 +198,9 @@ enum BatchOutcome {
 /// What the batch task shares with the client.
 #[derive(Clone)]
 struct BatchShared {
-    endpoints: Vec<String>,
-    channels: Channels,
-    leader: Arc<Mutex<Option<String>>>,
+    nodes: Arc<Nodes>,
     attempt_timeout: Duration,
     stats: Arc<BatchStats>,
-}
-
-impl BatchShared {
-    fn remember_leader(&self, addr: Option<String>) {
-        *self.leader.lock().expect("leader lock poisoned") = addr;
-    }
 }
 
 /// Takes what is queued, at most `max_writes` at a time, into calls, at most `in_flight` of
@@ -206,21 +239,17 @@ async fn send_batch(shared: &BatchShared, batch: Vec<Pending>) {
         .stats
         .writes
         .fetch_add(reqs.len() as u64, Ordering::Relaxed);
-    let addr = shared
-        .leader
-        .lock()
-        .expect("leader lock poisoned")
-        .clone()
-        .unwrap_or_else(|| shared.endpoints[0].clone());
+    let nodes = &shared.nodes;
+    let addr = nodes.leader().unwrap_or_else(|| nodes.endpoints[0].clone());
     let retry_all = |txs: Vec<tokio::sync::oneshot::Sender<BatchOutcome>>, unknown: bool| {
         for tx in txs {
             let _ = tx.send(BatchOutcome::Retry { unknown });
         }
     };
-    let channel = match shared.channels.get(&addr) {
+    let channel = match nodes.channel(&addr) {
         Ok(c) => c,
         Err(_) => {
-            shared.remember_leader(None);
+            nodes.remember_leader(None);
             return retry_all(txs, false);
         }
     };
@@ -238,39 +267,32 @@ async fn send_batch(shared: &BatchShared, batch: Vec<Pending>) {
         Err(s) => {
             // The whole call failed: each write tries again alone, which classifies its own
             // errors; one that may have been proposed stays possibly applied.
-            shared.remember_leader(None);
+            nodes.remember_leader(None);
             let unknown = matches!(classify(&s, true), ClientError::Unknown(_));
             return retry_all(txs, unknown);
         }
     };
     if items.len() != n {
-        shared.remember_leader(None);
+        nodes.remember_leader(None);
         return retry_all(txs, true);
     }
     let mut answered = false;
     let mut hint = None;
     for (item, tx) in items.into_iter().zip(txs) {
         let outcome = match item.result {
-            Some(pb::write_batch_item::Result::Reply(r)) => match r.result {
-                Some(pb::write_reply::Result::ReplyJson(j)) => match serde_json::from_slice(&j) {
-                    Ok(reply) => {
-                        answered = true;
-                        BatchOutcome::Done(WriteResult {
-                            reply,
-                            log_index: r.log_index,
-                            log_seq: r.log_seq,
-                            served_by: addr.clone(),
-                        })
-                    }
-                    Err(e) => BatchOutcome::Final(ClientError::Server(format!("bad reply: {e}"))),
-                },
-                Some(pb::write_reply::Result::NotLeader(h)) => {
-                    if h.known && h.leader_addr != addr {
-                        hint = Some(h.leader_addr);
-                    }
+            Some(pb::write_batch_item::Result::Reply(r)) => match decode_write_reply(r, &addr) {
+                Attempt::Done(w) => {
+                    answered = true;
+                    BatchOutcome::Done(w)
+                }
+                Attempt::Redirect(to) => {
+                    hint = Some(to);
                     BatchOutcome::Retry { unknown: false }
                 }
-                None => BatchOutcome::Retry { unknown: true },
+                Attempt::Next(ClientError::Unreachable(_)) => {
+                    BatchOutcome::Retry { unknown: false }
+                }
+                Attempt::Next(verdict) => BatchOutcome::Final(verdict),
             },
             Some(pb::write_batch_item::Result::Error(e)) => {
                 let status = tonic::Status::new(Code::from(e.code), e.message);
@@ -284,11 +306,7 @@ async fn send_batch(shared: &BatchShared, batch: Vec<Pending>) {
         };
         let _ = tx.send(outcome);
     }
-    if answered {
-        shared.remember_leader(Some(addr));
-    } else {
-        shared.remember_leader(hint);
-    }
+    nodes.remember_leader(if answered { Some(addr) } else { hint });
 }
 
 enum Attempt<T> {
@@ -326,9 +344,11 @@ impl ClusterClient {
     /// A client of the nodes at `endpoints` (`host:port`, gRPC).
     pub fn new(endpoints: Vec<String>, policy: RetryPolicy) -> Self {
         Self {
-            endpoints,
-            channels: Channels::default(),
-            leader: Arc::new(Mutex::new(None)),
+            nodes: Arc::new(Nodes {
+                endpoints,
+                channels: Channels::default(),
+                leader: Mutex::new(None),
+            }),
             policy,
             batcher: None,
         }
@@ -340,9 +360,7 @@ impl ClusterClient {
         let (tx, rx) = tokio::sync::mpsc::channel(cfg.queue.max(1));
         let stats = Arc::new(BatchStats::default());
         let shared = BatchShared {
-            endpoints: self.endpoints.clone(),
-            channels: self.channels.clone(),
-            leader: self.leader.clone(),
+            nodes: self.nodes.clone(),
             attempt_timeout: self.policy.attempt_timeout,
             stats: stats.clone(),
         };
@@ -358,17 +376,15 @@ impl ClusterClient {
 
     /// The nodes this client knows.
     pub fn endpoints(&self) -> &[String] {
-        &self.endpoints
+        &self.nodes.endpoints
     }
 
     fn remember_leader(&self, addr: Option<String>) {
-        *self.leader.lock().expect("leader lock poisoned") = addr;
+        self.nodes.remember_leader(addr);
     }
 
     fn channel(&self, addr: &str) -> Result<tonic::transport::Channel, ClientError> {
-        self.channels
-            .get(addr)
-            .map_err(|e| ClientError::Unreachable(format!("{addr}: {e}")))
+        self.nodes.channel(addr)
     }
 
     fn request<T>(&self, msg: T) -> tonic::Request<T> {
@@ -388,7 +404,7 @@ impl ClusterClient {
     async fn run_after(&self, call: Call<'_>, unknown_before: bool) -> Result<Answer, ClientError> {
         let started = Instant::now();
         let mut next_guess = 0usize;
-        let mut target = self.leader.lock().expect("leader lock poisoned").clone();
+        let mut target = self.nodes.leader();
         let mut last_err = ClientError::Unreachable("no attempt made".into());
         let mut unknown = unknown_before;
         let mut pause = self.policy.backoff;
@@ -399,7 +415,8 @@ impl ClusterClient {
             let addr = match target.take() {
                 Some(a) => a,
                 None => {
-                    let a = self.endpoints[next_guess % self.endpoints.len()].clone();
+                    let endpoints = &self.nodes.endpoints;
+                    let a = endpoints[next_guess % endpoints.len()].clone();
                     next_guess += 1;
                     a
                 }
@@ -454,32 +471,11 @@ impl ClusterClient {
                     .write(req)
                     .await
                 {
-                    Ok(r) => {
-                        let r = r.into_inner();
-                        match r.result {
-                            Some(pb::write_reply::Result::ReplyJson(j)) => {
-                                match serde_json::from_slice(&j) {
-                                    Ok(reply) => Attempt::Done(Answer::Write(WriteResult {
-                                        reply,
-                                        log_index: r.log_index,
-                                        log_seq: r.log_seq,
-                                        served_by: addr.to_string(),
-                                    })),
-                                    Err(e) => Attempt::Next(ClientError::Server(format!(
-                                        "bad reply: {e}"
-                                    ))),
-                                }
-                            }
-                            Some(pb::write_reply::Result::NotLeader(h))
-                                if h.known && h.leader_addr != addr =>
-                            {
-                                Attempt::Redirect(h.leader_addr)
-                            }
-                            _ => Attempt::Next(ClientError::Unreachable(format!(
-                                "{addr}: no leader known"
-                            ))),
-                        }
-                    }
+                    Ok(r) => match decode_write_reply(r.into_inner(), addr) {
+                        Attempt::Done(w) => Attempt::Done(Answer::Write(w)),
+                        Attempt::Redirect(to) => Attempt::Redirect(to),
+                        Attempt::Next(e) => Attempt::Next(e),
+                    },
                     Err(s) => Attempt::Next(classify(&s, true)),
                 }
             }
