@@ -119,7 +119,9 @@ fn hint(f: &ForwardToLeader<TypeConfig>) -> pb::LeaderHint {
 impl NodeCtx {
     /// The leader as this node knows it: id and address.
     pub fn leader(&self) -> Option<(NodeId, String)> {
-        let m = self.raft.metrics().borrow_watched().clone();
+        // Borrowed, not cloned: every write asks, and the metrics hold maps.
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow_watched();
         let id = m.current_leader?;
         let addr = m.membership_config.membership().get_node(&id)?.addr.clone();
         Some((id, addr))

@@ -1,11 +1,16 @@
 //! Microbenchmark of `apply` on a 100k-seat stadium: a one-seat hold, best-available 4, holds
 //! applied 64 to an entry (`apply_batch`), and the seat map: reading the packed availability and
-//! encoding it as the API sends it (JSON).
+//! encoding it as the API sends it (JSON); then the full-text index, and the cost of a hold as
+//! the state grows over six sold-out dts.
 //!
-//! Run in release: `cargo run --release --no-default-features --example apply_bench`.
+//! Run in release: `cargo run --release --no-default-features --example apply_bench [growth]`.
 //! It prints µs per command and bytes of state per seat; it asserts nothing about time.
 
 use std::time::Instant;
+
+// The allocator the binaries run with.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use ticketd_store::command::{Done, Outcome};
 use ticketd_store::types::*;
@@ -67,6 +72,11 @@ impl Bench {
 }
 
 fn main() {
+    // `apply_bench growth`: only the figures of a growing state.
+    if std::env::args().nth(1).as_deref() == Some("growth") {
+        growth_figures();
+        return;
+    }
     let mut b = Bench {
         m: Machine::open(&MemBackend::new()).unwrap(),
         index: 0,
@@ -312,6 +322,145 @@ fn main() {
         HOLDS + BESTS
     );
     search_figures();
+    growth_figures();
+}
+
+/// An id that looks like the API's (a keyed hash in hex): random order, no shared prefix.
+fn hex_id(prefix: &str, i: u64) -> String {
+    let mut x = i.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    format!("{prefix}{:016x}{:016x}", x ^ (x >> 31), x.rotate_left(17))
+}
+
+/// Apply cost as the state grows, the way a day of sales grows it: six 100k-seat dts sold one
+/// after the other by best-available holds of one seat in entries of 64, hold ids and
+/// idempotency keys as random as the API's. Each round adds 40,000 holds and 40,000
+/// remembered keys; the last round runs against 200,000 of each.
+fn growth_figures() {
+    let mut b = Bench {
+        m: Machine::open(&MemBackend::new()).unwrap(),
+        index: 0,
+        ws: WriteSet::new(),
+    };
+    b.ok(
+        "v".into(),
+        Command::CreateVenue {
+            venue_id: "stadium".into(),
+            name: "Stadium".into(),
+            city: "Oslo".into(),
+        },
+    );
+    b.ok(
+        "l".into(),
+        Command::SetVenueLayout {
+            venue_id: "stadium".into(),
+            address: String::new(),
+            geo: GeoPoint::default(),
+            seating_map: stadium(),
+        },
+    );
+    b.ok(
+        "s".into(),
+        Command::CreateSeller {
+            seller_id: "s".into(),
+            name: "S".into(),
+            fee_bps: 800,
+            plan: SellerPlan::Vip,
+        },
+    );
+    b.ok(
+        "e".into(),
+        Command::CreateEvent {
+            event_id: "e".into(),
+            seller_id: "s".into(),
+            title: "Tour".into(),
+            description: "".into(),
+            category: "music".into(),
+            performers: vec![],
+        },
+    );
+    const ROUNDS: usize = 6;
+    for r in 0..ROUNDS {
+        b.ok(
+            format!("d{r}"),
+            Command::CreateDt {
+                dt_id: format!("d{r}"),
+                event_id: "e".into(),
+                venue_id: "stadium".into(),
+                starts_at_ms: NOW_MS + 86_400_000,
+                time_zone: "Europe/Oslo".into(),
+                tiers: vec![TierSpec {
+                    tier_id: "all".into(),
+                    name: "All".into(),
+                    price_minor: 9_900,
+                    currency: "EUR".into(),
+                    sections: (0..SECTIONS).map(|s| format!("S{s}")).collect(),
+                    seat_ranges: vec![],
+                    ga_areas: vec![],
+                }],
+                sale_starts_at_ms: 0,
+                sale_ends_at_ms: NOW_MS + 86_400_000,
+            },
+        );
+        b.ok(format!("p{r}"), Command::PublishDt { dt_id: format!("d{r}") });
+    }
+    const USERS: usize = 20_000;
+    for u in 0..USERS {
+        b.ok(
+            format!("u{u}"),
+            Command::UpsertUser {
+                user_id: hex_id("u-", u as u64),
+                profile: Profile::default(),
+                contact: Contact::default(),
+                reminder: ReminderPreference::default(),
+                payment_token_sealed: None,
+            },
+        );
+    }
+    const PER_ROUND: usize = 40_000;
+    let mut per_round = Vec::new();
+    for r in 0..ROUNDS {
+        let reqs: Vec<Request> = (0..PER_ROUND)
+            .map(|i| {
+                let n = (r * PER_ROUND + i) as u64;
+                Request {
+                    client_id: "api-7f3a9c".into(),
+                    idempotency_key: hex_id("k-", n),
+                    // Ten holds per millisecond of log time, as at 10,000 holds/s.
+                    stamped_at_ms: NOW_MS + n as i64 / 10,
+                    command: Command::HoldBestAvailable {
+                        hold_id: hex_id("h-", n),
+                        dt_id: format!("d{r}"),
+                        user_id: hex_id("u-", (i % USERS) as u64),
+                        tier_id: "all".into(),
+                        quantity: 1,
+                    },
+                }
+            })
+            .collect();
+        b.ws = WriteSet::new();
+        let start = Instant::now();
+        let mut refused = 0;
+        for chunk in reqs.chunks(64) {
+            b.index += 1;
+            for reply in b.m.apply_batch(b.index, chunk, &mut b.ws) {
+                if let Outcome::Rejected { .. } = reply.outcome {
+                    refused += 1;
+                }
+            }
+        }
+        assert_eq!(refused, 0, "round {r}: every hold fits");
+        per_round.push(start.elapsed().as_secs_f64() * 1e6 / PER_ROUND as f64);
+    }
+    let rounds: Vec<String> = per_round.iter().map(|us| format!("{us:.2}")).collect();
+    println!(
+        "best-available 1 in entries of 64, random ids, per round of {PER_ROUND} as the state \
+         grows to {} holds: {} µs/command (last / first = {:.2})",
+        ROUNDS * PER_ROUND,
+        rounds.join(", "),
+        per_round[ROUNDS - 1] / per_round[0]
+    );
 }
 
 /// Full-text index costs on a catalogue: building it on open, catching up after one new

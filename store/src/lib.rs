@@ -33,6 +33,7 @@ pub mod machine;
 pub mod query;
 pub mod search;
 pub mod seats;
+mod table;
 pub mod types;
 
 #[cfg(feature = "rocksdb")]

@@ -1,8 +1,11 @@
 //! The deterministic state machine: `apply(state, request, index) -> reply`.
 //!
-//! Entities live in ordered maps, each written through to its own column family on every
-//! change. Everything else (seat books, expiry and user indexes) is *derived*: rebuilt from
-//! the entities on open and compared with a fresh rebuild by [`Machine::check_invariants`].
+//! Entities live in maps by id, each written through to its own column family on every
+//! change: the small catalogue in ordered maps, the tables that grow with sales (users,
+//! accounts, holds, payments, orders, tickets, outbox, idempotency) in hash [`Table`]s whose
+//! order nothing in `apply` depends on. Everything else (seat books, expiry and user indexes)
+//! is *derived*: rebuilt from the entities on open and compared with a fresh rebuild by
+//! [`Machine::check_invariants`].
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -13,6 +16,7 @@ use crate::backend::{Backend, StoreError, WriteSet};
 use crate::command::{Outcome, Query, QueryResult, Rejection, Request, Venue};
 use crate::limits::IDEMPOTENCY_PRUNE_PER_APPLY_MAX;
 use crate::seats::{SeatBook, FREE, HELD, SOLD};
+use crate::table::{HashMap, Table};
 use crate::types::{
     Account, Dt, Event, Hold, HoldStatus, Notification, NotificationStatus, Order, Payment,
     SeatRef, Seller, Ticket, TicketStatus, User, VenueLayout,
@@ -87,6 +91,34 @@ pub(crate) struct Remembered {
     outcome: Outcome,
 }
 
+/// A map of entities by id: ordered (the small catalogue tables) or a [`Table`].
+pub(crate) trait ById<T> {
+    /// Sets the entity of `id`.
+    fn set(&mut self, id: String, v: T);
+    /// Every entity in id order.
+    fn sorted(&self) -> Vec<(&String, &T)>;
+}
+
+impl<T> ById<T> for BTreeMap<String, T> {
+    fn set(&mut self, id: String, v: T) {
+        self.insert(id, v);
+    }
+    fn sorted(&self) -> Vec<(&String, &T)> {
+        self.iter().collect()
+    }
+}
+
+impl<T> ById<T> for Table<T> {
+    fn set(&mut self, id: String, v: T) {
+        self.insert(id, v);
+    }
+    fn sorted(&self) -> Vec<(&String, &T)> {
+        let mut all: Vec<_> = self.iter().collect();
+        all.sort_unstable_by_key(|(k, _)| *k);
+        all
+    }
+}
+
 /// State derived from the entities: never persisted, rebuilt on open, compared with a fresh
 /// rebuild by the invariant checker.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -96,7 +128,7 @@ pub(crate) struct Derived {
     /// Live holds by (effective expiry, hold id).
     pub live_by_expiry: BTreeSet<(i64, String)>,
     /// Seats held or owned (valid or used) per (dt, user).
-    pub user_dt_seats: BTreeMap<(String, String), u32>,
+    pub user_dt_seats: HashMap<(String, String), u32>,
     /// (user, order) pairs.
     pub user_orders: BTreeSet<(String, String)>,
     /// (seller, order) pairs: a seller's ledger.
@@ -105,8 +137,8 @@ pub(crate) struct Derived {
     pub order_notes: BTreeSet<(String, String)>,
     /// Pending notifications by (due, id).
     pub pending_outbox: BTreeSet<(i64, String)>,
-    /// Remembered outcomes by (applied at, client, key), for pruning.
-    pub idem_by_age: BTreeSet<(i64, String, String)>,
+    /// Remembered outcomes by (applied at, `idem_key`), for pruning.
+    pub idem_by_age: BTreeSet<(i64, Vec<u8>)>,
     /// Dts of each event that has some.
     pub event_dts: BTreeMap<String, BTreeSet<String>>,
     /// The account (normalized email) of each user that has one.
@@ -122,15 +154,16 @@ pub struct Machine {
     pub(crate) sellers: BTreeMap<String, Seller>,
     pub(crate) events: BTreeMap<String, Event>,
     pub(crate) dts: BTreeMap<String, Dt>,
-    pub(crate) users: BTreeMap<String, User>,
+    pub(crate) users: Table<User>,
     /// By normalized email.
-    pub(crate) accounts: BTreeMap<String, Account>,
-    pub(crate) holds: BTreeMap<String, Hold>,
-    pub(crate) payments: BTreeMap<String, Payment>,
-    pub(crate) orders: BTreeMap<String, Order>,
-    pub(crate) tickets: BTreeMap<String, Ticket>,
-    pub(crate) outbox: BTreeMap<String, Notification>,
-    pub(crate) idempotency: BTreeMap<(String, String), Remembered>,
+    pub(crate) accounts: Table<Account>,
+    pub(crate) holds: Table<Hold>,
+    pub(crate) payments: Table<Payment>,
+    pub(crate) orders: Table<Order>,
+    pub(crate) tickets: Table<Ticket>,
+    pub(crate) outbox: Table<Notification>,
+    /// By `idem_key(client, key)`, the bytes it is persisted under.
+    pub(crate) idempotency: HashMap<Vec<u8>, Box<Remembered>>,
     pub(crate) d: Derived,
     /// Full-text index over events: derived, in RAM, never read by `apply`.
     pub(crate) search: crate::search::SearchIndex,
@@ -172,27 +205,27 @@ fn idem_key(client_id: &str, key: &str) -> Vec<u8> {
 
 /// Inserts `v` under `id` and writes it through.
 pub(crate) fn put<T: Serialize>(
-    map: &mut BTreeMap<String, T>,
+    map: &mut impl ById<T>,
     ws: &mut WriteSet,
     cf: &'static str,
     id: &str,
     v: T,
 ) {
     ws.put(cf, id.as_bytes().to_vec(), encode(&v));
-    map.insert(id.to_string(), v);
+    map.set(id.to_string(), v);
 }
 
 fn load<T: for<'a> Deserialize<'a>>(
     backend: &dyn Backend,
     cf: &'static str,
-    map: &mut BTreeMap<String, T>,
+    map: &mut impl ById<T>,
 ) -> Result<(), StoreError> {
     backend.scan(cf, &mut |k, v| {
         let id = std::str::from_utf8(k).map_err(|e| StoreError::Corrupt {
             cf: cf.to_string(),
             detail: e.to_string(),
         })?;
-        map.insert(id.to_string(), decode(cf, v)?);
+        map.set(id.to_string(), decode(cf, v)?);
         Ok(())
     })
 }
@@ -215,11 +248,8 @@ impl Machine {
         load(backend, cf::TICKETS, &mut m.tickets)?;
         load(backend, cf::OUTBOX, &mut m.outbox)?;
         backend.scan(cf::IDEMPOTENCY, &mut |k, v| {
-            let mut parts = k.splitn(2, |b| *b == 0);
-            let client = String::from_utf8_lossy(parts.next().unwrap_or_default()).into_owned();
-            let key = String::from_utf8_lossy(parts.next().unwrap_or_default()).into_owned();
             m.idempotency
-                .insert((client, key), decode(cf::IDEMPOTENCY, v)?);
+                .insert(k.to_vec(), decode(cf::IDEMPOTENCY, v)?);
             Ok(())
         })?;
         if let Some(t) = backend.get(cf::STATE, KEY_LOG_TIME)? {
@@ -306,7 +336,7 @@ impl Machine {
         *notes = cx.notes;
 
         let digest: [u8; 32] = Sha256::digest(encode(&req.command)).into();
-        let key = (req.client_id.clone(), req.idempotency_key.clone());
+        let mut key = idem_key(&req.client_id, &req.idempotency_key);
         if let Some(prev) = self.idempotency.get(&key) {
             if now - prev.applied_at_ms <= IDEMPOTENCY_WINDOW_MS {
                 if prev.command_digest != digest {
@@ -327,9 +357,9 @@ impl Machine {
                     replayed: true,
                 };
             }
-            self.d
-                .idem_by_age
-                .remove(&(prev.applied_at_ms, key.0.clone(), key.1.clone()));
+            let age = (prev.applied_at_ms, key);
+            self.d.idem_by_age.remove(&age);
+            key = age.1;
         }
         let outcome = match self.execute(&mut cx, &req.command) {
             Ok(done) => Outcome::Done(done),
@@ -352,15 +382,10 @@ impl Machine {
             applied_at_ms: now,
             outcome: outcome.clone(),
         };
-        cx.ws.put(
-            cf::IDEMPOTENCY,
-            idem_key(&key.0, &key.1),
-            encode(&remembered),
-        );
-        self.d
-            .idem_by_age
-            .insert((now, key.0.clone(), key.1.clone()));
-        self.idempotency.insert(key, remembered);
+        cx.ws
+            .put(cf::IDEMPOTENCY, key.clone(), encode(&remembered));
+        self.d.idem_by_age.insert((now, key.clone()));
+        self.idempotency.insert(key, Box::new(remembered));
         Reply {
             outcome,
             index,
@@ -378,9 +403,9 @@ impl Machine {
             if cx.now - first.0 <= IDEMPOTENCY_WINDOW_MS {
                 return;
             }
-            let (_, client, key) = self.d.idem_by_age.pop_first().expect("checked non-empty");
-            cx.ws.delete(cf::IDEMPOTENCY, idem_key(&client, &key));
-            self.idempotency.remove(&(client, key));
+            let (_, key) = self.d.idem_by_age.pop_first().expect("checked non-empty");
+            self.idempotency.remove(&key);
+            cx.ws.delete(cf::IDEMPOTENCY, key);
         }
     }
 
@@ -393,12 +418,8 @@ impl Machine {
     /// [`COLUMN_FAMILIES`], keys in order: exactly what the backend holds after every write set
     /// this machine produced was committed.
     pub fn visit_persisted(&self, f: &mut PersistedVisit<'_>) {
-        fn each<T: Serialize>(
-            f: &mut PersistedVisit<'_>,
-            cf: &'static str,
-            map: &BTreeMap<String, T>,
-        ) {
-            for (k, v) in map {
+        fn each<T: Serialize>(f: &mut PersistedVisit<'_>, cf: &'static str, map: &impl ById<T>) {
+            for (k, v) in map.sorted() {
                 f(cf, k.as_bytes(), &encode(v));
             }
         }
@@ -414,8 +435,10 @@ impl Machine {
         each(f, cf::ORDERS, &self.orders);
         each(f, cf::TICKETS, &self.tickets);
         each(f, cf::OUTBOX, &self.outbox);
-        for ((c, k), r) in &self.idempotency {
-            f(cf::IDEMPOTENCY, &idem_key(c, k), &encode(r));
+        let mut remembered: Vec<_> = self.idempotency.iter().collect();
+        remembered.sort_unstable_by_key(|(k, _)| *k);
+        for (k, r) in remembered {
+            f(cf::IDEMPOTENCY, k, &encode(r));
         }
         if self.log_time_ms != 0 {
             f(cf::STATE, KEY_LOG_TIME, &encode(&self.log_time_ms));
@@ -519,9 +542,8 @@ impl Machine {
                     .insert((n.due_at_ms, n.notification_id.clone()));
             }
         }
-        for ((c, k), r) in &self.idempotency {
-            d.idem_by_age
-                .insert((r.applied_at_ms, c.clone(), k.clone()));
+        for (k, r) in &self.idempotency {
+            d.idem_by_age.insert((r.applied_at_ms, k.clone()));
         }
         for (email, a) in &self.accounts {
             if let Some(other) = d.account_of_user.insert(a.user_id.clone(), email.clone()) {
