@@ -403,7 +403,12 @@ fn growth_figures() {
                 sale_ends_at_ms: NOW_MS + 86_400_000,
             },
         );
-        b.ok(format!("p{r}"), Command::PublishDt { dt_id: format!("d{r}") });
+        b.ok(
+            format!("p{r}"),
+            Command::PublishDt {
+                dt_id: format!("d{r}"),
+            },
+        );
     }
     const USERS: usize = 20_000;
     for u in 0..USERS {

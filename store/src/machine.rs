@@ -382,8 +382,7 @@ impl Machine {
             applied_at_ms: now,
             outcome: outcome.clone(),
         };
-        cx.ws
-            .put(cf::IDEMPOTENCY, key.clone(), encode(&remembered));
+        cx.ws.put(cf::IDEMPOTENCY, key.clone(), encode(&remembered));
         self.d.idem_by_age.insert((now, key.clone()));
         self.idempotency.insert(key, Box::new(remembered));
         Reply {

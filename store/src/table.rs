@@ -74,7 +74,8 @@ where
 
     /// The row of `id`; panics when there is none (callers index rows they checked).
     fn index(&self, id: &Q) -> &T {
-        self.get(id).expect("indexed a row that is not in the table")
+        self.get(id)
+            .expect("indexed a row that is not in the table")
     }
 }
 
