@@ -5,7 +5,8 @@
 //!    order; every answer the cluster gave (write outcomes, and every read at the applied index
 //!    it was served at, local reads included) must equal the model's. Then **real-time order**
 //!    (`realtime`): if A completed before B was invoked, B's log position is after A's.
-//! 2. **Per-object linearizability** (`wgl`): each venue id's ops through the WGL search.
+//! 2. **Per-object linearizability** (`wgl`): each venue id's ops through the WGL search, and
+//!    each reserved seat's ops ([`seats`]: free, held by a hold, sold to an order).
 //! 3. **Invariants** (`invariants`): every acknowledged write is present after healing, a failed
 //!    write never takes effect, one idempotency key has one answer and one object, replicas that
 //!    applied the same index have the same state digest.
@@ -29,6 +30,8 @@ use crate::model::{
     normalize_result, revealed_log_time, same_outcome, Model, ModelReply, Now, Scope,
 };
 use crate::wgl::{self, SetOnce, SetOnceOp, Timed, Verdict};
+
+pub mod seats;
 
 /// One violation found.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -62,6 +65,8 @@ pub struct Report {
     pub checked_reads: usize,
     /// Objects checked for linearizability.
     pub wgl_objects: usize,
+    /// Seats checked for linearizability, each on its own ([`seats`]).
+    pub wgl_seats: usize,
     /// Write ops of commands the checkers do not model (not checked).
     pub unmodelled_writes: usize,
 }
@@ -90,6 +95,7 @@ pub fn check(h: &History) -> Report {
     sale_invariants(h, &mut r);
     realtime(h, &mut r);
     per_object_linearizability(h, &mut r, 2_000_000);
+    seats::per_seat_linearizability(h, &mut r, 500_000);
     digests(h, &mut r);
     r
 }

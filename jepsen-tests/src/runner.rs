@@ -96,6 +96,9 @@ pub struct RunSummary {
     pub anomalies: Vec<Anomaly>,
     /// Objects whose linearizability search ran out of budget.
     pub inconclusive: usize,
+    /// Reserved seats checked one by one for linearizability.
+    #[serde(default)]
+    pub wgl_seats: usize,
     /// The history file.
     pub history: PathBuf,
     /// Node data and logs (kept when anomalies were found).
@@ -705,6 +708,7 @@ pub async fn run(cfg: &RunConfig) -> anyhow::Result<RunSummary> {
         faults: counts,
         anomalies: report.anomalies.clone(),
         inconclusive: report.inconclusive.len(),
+        wgl_seats: report.wgl_seats,
         history: history_path.clone(),
         cluster_dir,
         seconds: started.elapsed().as_secs_f64(),
@@ -735,9 +739,9 @@ pub async fn run(cfg: &RunConfig) -> anyhow::Result<RunSummary> {
 /// The summary table of several runs, in the shape the anchors report.
 pub fn table(runs: &[RunSummary]) -> String {
     let mut out = String::new();
-    out.push_str("| run | seed | nodes | network | ops ok | fail | unknown | faults installed/skipped/indeterminate | anomalies |\n");
-    out.push_str("| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
-    let (mut ok, mut fail, mut info, mut an) = (0, 0, 0, 0);
+    out.push_str("| run | seed | nodes | network | ops ok | fail | unknown | faults installed/skipped/indeterminate | seats checked | anomalies |\n");
+    out.push_str("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
+    let (mut ok, mut fail, mut info, mut an, mut seats) = (0, 0, 0, 0, 0);
     let mut all = FaultCounts::new();
     for r in runs {
         let faults: Vec<String> = r
@@ -752,7 +756,7 @@ pub fn table(runs: &[RunSummary]) -> String {
             }
         }
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             r.name,
             r.seed,
             r.nodes,
@@ -765,15 +769,17 @@ pub fn table(runs: &[RunSummary]) -> String {
             } else {
                 faults.join(", ")
             },
+            r.wgl_seats,
             r.anomalies.len()
         ));
         ok += r.ok;
         fail += r.fail;
         info += r.info;
         an += r.anomalies.len();
+        seats += r.wgl_seats;
     }
     out.push_str(&format!(
-        "| **total: {} runs** | | | | {ok} | {fail} | {info} | {} | {an} |\n",
+        "| **total: {} runs** | | | | {ok} | {fail} | {info} | {} | {seats} | {an} |\n",
         runs.len(),
         all.iter()
             .map(|(k, c)| format!("{k} {}/{}/{}", c[0], c[1], c[2]))
