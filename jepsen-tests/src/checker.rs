@@ -67,6 +67,8 @@ pub struct Report {
     pub wgl_objects: usize,
     /// Seats checked for linearizability, each on its own ([`seats`]).
     pub wgl_seats: usize,
+    /// Ops of those seats' histories (an op on several seats counts once per seat).
+    pub wgl_seat_ops: usize,
     /// Write ops of commands the checkers do not model (not checked).
     pub unmodelled_writes: usize,
 }

@@ -14,8 +14,8 @@
 //!
 //! Holds lapse when log time passes their expiry, an effect no client op shows, and log time
 //! is the leader's clock (which the clock-skew fault moves by minutes). So the check covers
-//! only what happened before log time could reach the first hold's expiry `E` (see
-//! [`before_expiry`]): ops that completed before that moment, and ops whose own answer shows
+//! only what happened on a dt before log time could reach the first expiry `E` of its holds
+//! (see [`Clock::before`]): ops that completed before that moment, and ops whose own answer shows
 //! a log time below `E`, are checked as answered; writes invoked before it but answered after
 //! count as unknown; everything else is left out.
 
@@ -176,15 +176,43 @@ struct Facts {
     holds_seen: BTreeSet<String>,
     /// The hold each order was bought from.
     order_hold: HashMap<String, String>,
-    /// The earliest log time at which some hold of the history lapses (`i64::MAX`: none).
-    first_expiry: i64,
+    /// Per dt, the earliest log time at which one of its holds lapses.
+    first_expiry: BTreeMap<String, i64>,
+}
+
+impl Facts {
+    fn expiry_seen(&mut self, dt: &str, at: i64) {
+        let e = self.first_expiry.entry(dt.to_string()).or_insert(at);
+        *e = (*e).min(at);
+    }
+
+    /// The dt an op is about, when it is one the seat check uses.
+    fn dt_of<'a>(&'a self, o: &'a Op) -> Option<&'a str> {
+        let of_hold = |h: &str| self.hold_seats.get(h).map(|(dt, _)| dt.as_str());
+        match &o.call {
+            Call::Write { command, .. } => match command {
+                Command::HoldSeats { dt_id, .. } | Command::HoldBestAvailable { dt_id, .. } => {
+                    Some(dt_id)
+                }
+                Command::ReleaseHold { hold_id, .. } | Command::ConfirmPurchase { hold_id, .. } => {
+                    of_hold(hold_id)
+                }
+                Command::CancelOrder { order_id, .. } => {
+                    self.order_hold.get(order_id).and_then(|h| of_hold(h))
+                }
+                _ => None,
+            },
+            Call::Read {
+                query: Query::SeatMap { dt_id },
+                ..
+            } => Some(dt_id),
+            Call::Read { .. } => None,
+        }
+    }
 }
 
 fn facts(h: &History) -> Facts {
-    let mut f = Facts {
-        first_expiry: i64::MAX,
-        ..Facts::default()
-    };
+    let mut f = Facts::default();
     for o in &h.ops {
         match (&o.call, &o.ret) {
             (
@@ -221,12 +249,16 @@ fn facts(h: &History) -> Facts {
         }
         match (&o.call, &o.ret) {
             (
-                Call::Write { .. },
+                Call::Write {
+                    command:
+                        Command::HoldSeats { dt_id, .. } | Command::HoldBestAvailable { dt_id, .. },
+                    ..
+                },
                 Some(Ret::Write {
                     outcome: Outcome::Done(Done::HoldPlaced { expires_at_ms, .. }),
                     ..
                 }),
-            ) => f.first_expiry = f.first_expiry.min(*expires_at_ms),
+            ) => f.expiry_seen(dt_id, *expires_at_ms),
             (
                 Call::Write {
                     command:
@@ -250,7 +282,7 @@ fn facts(h: &History) -> Facts {
                 }),
             ) => {
                 f.holds_seen.insert(hold.hold_id.clone());
-                f.first_expiry = f.first_expiry.min(hold.expires_at_ms);
+                f.expiry_seen(&hold.dt_id, hold.expires_at_ms);
                 let seats: Vec<SeatRef> = hold.items.iter().map(|i| i.seat).collect();
                 f.hold_seats
                     .entry(hold.hold_id.clone())
@@ -279,44 +311,66 @@ fn reveals_before(o: &Op, expiry: i64) -> bool {
     revealed(o).is_some_and(|l| l < expiry)
 }
 
-/// A history time (ns) before which log time was surely below the first hold expiry, so no
-/// hold had lapsed: the larger of two bounds.
-///
-/// - Answers: an op that completed before an op `B` was invoked, whose answer shows log time
-///   `L_B` below the expiry, came before `B` in the log; so the invocation of the last such
-///   `B` is such a time.
-/// - Clocks, only when the history has no clock-skew fault: log time is the largest stamp of
-///   a leader's clock, and the cluster runs on the harness's machine, so at history time `t`
-///   it is at most `wall0 + t`, where `wall0` (the wall clock at history time 0) is at most
-///   `L_B - invoke(B)` for every `B` (a request is stamped after it is sent). Log time cannot
-///   reach the expiry before `expiry - min(L_B - invoke(B))`, less a second of margin.
-fn before_expiry(h: &History, f: &Facts) -> u64 {
-    if f.first_expiry == i64::MAX {
-        return u64::MAX;
+/// What the history tells about log time against the harness's clock.
+struct Clock {
+    /// (log time, invocation) of every op whose own answer shows the log time it was applied
+    /// at.
+    revealed: Vec<(i64, u64)>,
+    /// An upper bound of the wall clock (ms) at history time 0; `None` when the history has a
+    /// clock-skew fault (log time may then run ahead of the harness's clock).
+    wall0_ms: Option<i64>,
+}
+
+impl Clock {
+    fn of(h: &History) -> Self {
+        let revealed: Vec<(i64, u64)> = h
+            .ops
+            .iter()
+            .filter_map(|o| revealed(o).map(|l| (l, o.invoke_ns)))
+            .collect();
+        let skewed = h
+            .events
+            .iter()
+            .any(|e| matches!(e, Line::Fault { fault, .. } if fault.contains("skew")));
+        let wall0_ms = if skewed {
+            None
+        } else {
+            revealed
+                .iter()
+                .map(|(l, t)| l - (t / 1_000_000) as i64)
+                .min()
+        };
+        Clock { revealed, wall0_ms }
     }
-    let mut by_answers = 0u64;
-    let mut wall0_ms = i64::MAX;
-    for o in &h.ops {
-        let Some(l) = revealed(o) else { continue };
-        if l < f.first_expiry {
-            by_answers = by_answers.max(o.invoke_ns);
+
+    /// A history time (ns) before which log time was surely below `expiry`, so no hold
+    /// lapsing at `expiry` or later had lapsed: the larger of two bounds.
+    ///
+    /// - Answers: an op that completed before an op `B` was invoked, whose answer shows log
+    ///   time `L_B` below the expiry, came before `B` in the log; so the invocation of the
+    ///   last such `B` is such a time.
+    /// - Clocks, only when the history has no clock-skew fault: log time is the largest stamp
+    ///   of a leader's clock, and the cluster runs on the harness's machine, so at history
+    ///   time `t` it is at most `wall0 + t`, where `wall0` (the wall clock at history time 0)
+    ///   is at most `L_B - invoke(B)` for every `B` (a request is stamped after it is sent).
+    ///   Log time cannot reach the expiry before `expiry - wall0`, less a second of margin.
+    fn before(&self, expiry: i64) -> u64 {
+        if expiry == i64::MAX {
+            return u64::MAX;
         }
-        wall0_ms = wall0_ms.min(l - (o.invoke_ns / 1_000_000) as i64);
+        let by_answers = self
+            .revealed
+            .iter()
+            .filter(|(l, _)| *l < expiry)
+            .map(|(_, t)| *t)
+            .max()
+            .unwrap_or(0);
+        let by_clocks = self.wall0_ms.map_or(0, |w| {
+            let ms = expiry.saturating_sub(w).saturating_sub(1_000);
+            u64::try_from(ms).unwrap_or(0).saturating_mul(1_000_000)
+        });
+        by_answers.max(by_clocks)
     }
-    let skewed = h
-        .events
-        .iter()
-        .any(|e| matches!(e, Line::Fault { fault, .. } if fault.contains("skew")));
-    let by_clocks = if skewed || wall0_ms == i64::MAX {
-        0
-    } else {
-        let ms = f
-            .first_expiry
-            .saturating_sub(wall0_ms)
-            .saturating_sub(1_000);
-        u64::try_from(ms).unwrap_or(0).saturating_mul(1_000_000)
-    };
-    by_answers.max(by_clocks)
 }
 
 /// The per-seat histories of `h`.
@@ -325,7 +379,13 @@ fn seat_histories(h: &History) -> BTreeMap<SeatKey, Vec<Timed<SeatOp>>> {
     let mut per: BTreeMap<SeatKey, Vec<Timed<SeatOp>>> = BTreeMap::new();
     // Seats some write names, per dt: the seats a seat-map read is projected onto.
     let mut touched: BTreeMap<String, BTreeSet<u32>> = BTreeMap::new();
-    let cutoff = before_expiry(h, &f);
+    let clock = Clock::of(h);
+    // Per dt: the first expiry of its holds, and the history time before which none lapsed.
+    let cutoffs: HashMap<&str, (i64, u64)> = f
+        .first_expiry
+        .iter()
+        .map(|(dt, e)| (dt.as_str(), (*e, clock.before(*e))))
+        .collect();
     let mut seen_keys: std::collections::HashSet<(&str, &str)> = Default::default();
     let mut reads: Vec<(&Op, &str, &[u8])> = Vec::new();
     for o in &h.ops {
@@ -333,12 +393,13 @@ fn seat_histories(h: &History) -> BTreeMap<SeatKey, Vec<Timed<SeatOp>>> {
             Some((c, k, _)) => seen_keys.insert((c, k)),
             None => false,
         };
-        if o.invoke_ns >= cutoff && !reveals_before(o, f.first_expiry) {
+        let Some(dt) = f.dt_of(o) else { continue };
+        let (expiry, cutoff) = cutoffs.get(dt).copied().unwrap_or((i64::MAX, u64::MAX));
+        if o.invoke_ns >= cutoff && !reveals_before(o, expiry) {
             continue;
         }
-        // Answered before log time could reach the first expiry: checked as answered.
-        let late =
-            !(o.complete_ns.is_some_and(|t| t < cutoff) || reveals_before(o, f.first_expiry));
+        // Answered before log time could reach the dt's first expiry: checked as answered.
+        let late = !(o.complete_ns.is_some_and(|t| t < cutoff) || reveals_before(o, expiry));
         let ret = |known: bool| {
             if known && !late && o.typ == OpType::Ok {
                 o.complete_ns
@@ -465,6 +526,7 @@ fn seat_histories(h: &History) -> BTreeMap<SeatKey, Vec<Timed<SeatOp>>> {
 pub fn per_seat_linearizability(h: &History, r: &mut Report, max_steps: u64) {
     for ((dt, seat), ops) in seat_histories(h) {
         r.wgl_seats += 1;
+        r.wgl_seat_ops += ops.len();
         match wgl::check(&Seat, &ops, max_steps) {
             Verdict::Linearizable => {}
             Verdict::Inconclusive => r.inconclusive.push(format!("dt {dt} seat {seat}")),
