@@ -81,6 +81,33 @@ impl Report {
             detail,
         });
     }
+
+    /// Records the WGL verdict on one object's ops; `object` names it ("venue v1").
+    fn wgl_verdict<O: std::fmt::Debug>(
+        &mut self,
+        checker: &'static str,
+        object: String,
+        ops: &[Timed<O>],
+        verdict: Verdict,
+    ) {
+        match verdict {
+            Verdict::Linearizable => {}
+            Verdict::Inconclusive => self.inconclusive.push(object),
+            Verdict::NotLinearizable { deepest } => self.push(
+                checker,
+                "not-linearizable",
+                format!(
+                    "{object}: {} ops, no linearization (deepest prefix {} ops); ops: {:?}",
+                    ops.len(),
+                    deepest.len(),
+                    ops.iter()
+                        .map(|t| (t.call, t.ret, &t.op))
+                        .take(40)
+                        .collect::<Vec<_>>()
+                ),
+            ),
+        }
+    }
 }
 
 /// Runs every checker.
@@ -1217,23 +1244,8 @@ pub fn per_object_linearizability(h: &History, r: &mut Report, max_steps: u64) {
     }
     for (id, ops) in per {
         r.wgl_objects += 1;
-        match wgl::check(&SetOnce, &ops, max_steps) {
-            Verdict::Linearizable => {}
-            Verdict::Inconclusive => r.inconclusive.push(id.to_string()),
-            Verdict::NotLinearizable { deepest } => r.push(
-                "wgl",
-                "not-linearizable",
-                format!(
-                    "venue {id}: {} ops, no linearization (deepest prefix {} ops); ops: {:?}",
-                    ops.len(),
-                    deepest.len(),
-                    ops.iter()
-                        .map(|t| (t.call, t.ret, &t.op))
-                        .take(40)
-                        .collect::<Vec<_>>()
-                ),
-            ),
-        }
+        let verdict = wgl::check(&SetOnce, &ops, max_steps);
+        r.wgl_verdict("wgl", format!("venue {id}"), &ops, verdict);
     }
 }
 

@@ -52,6 +52,68 @@ struct Bench {
 }
 
 impl Bench {
+    /// A fresh in-memory machine.
+    fn new() -> Self {
+        Bench {
+            m: Machine::open(&MemBackend::new()).unwrap(),
+            index: 0,
+            ws: WriteSet::new(),
+        }
+    }
+
+    /// The venue "stadium" with `map` as its layout, seller "s" and its event "e"; returns the
+    /// bytes of the stored layout.
+    fn stadium_event(&mut self, map: SeatingMap, title: &str, category: &str) -> usize {
+        self.ok(
+            "v".into(),
+            Command::CreateVenue {
+                venue_id: "stadium".into(),
+                name: "Stadium".into(),
+                city: "Oslo".into(),
+            },
+        );
+        self.ok(
+            "l".into(),
+            Command::SetVenueLayout {
+                venue_id: "stadium".into(),
+                address: "Somewhere 1".into(),
+                geo: GeoPoint::default(),
+                seating_map: map,
+            },
+        );
+        let layout_bytes = self
+            .ws
+            .ops()
+            .iter()
+            .map(|op| match op {
+                ticketd_store::WriteOp::Put { value, .. } => value.len(),
+                ticketd_store::WriteOp::Delete { .. } => 0,
+            })
+            .max()
+            .unwrap_or(0);
+        self.ok(
+            "s".into(),
+            Command::CreateSeller {
+                seller_id: "s".into(),
+                name: "S".into(),
+                fee_bps: 800,
+                plan: SellerPlan::Vip,
+            },
+        );
+        self.ok(
+            "e".into(),
+            Command::CreateEvent {
+                event_id: "e".into(),
+                seller_id: "s".into(),
+                title: title.into(),
+                description: "".into(),
+                category: category.into(),
+                performers: vec![],
+            },
+        );
+        layout_bytes
+    }
+
     fn apply(&mut self, key: String, command: Command) -> Outcome {
         self.index += 1;
         let req = Request {
@@ -77,59 +139,10 @@ fn main() {
         growth_figures();
         return;
     }
-    let mut b = Bench {
-        m: Machine::open(&MemBackend::new()).unwrap(),
-        index: 0,
-        ws: WriteSet::new(),
-    };
+    let mut b = Bench::new();
     let map = stadium();
     let seats = map.seat_count();
-    b.ok(
-        "v".into(),
-        Command::CreateVenue {
-            venue_id: "stadium".into(),
-            name: "Stadium".into(),
-            city: "Oslo".into(),
-        },
-    );
-    b.ok(
-        "l".into(),
-        Command::SetVenueLayout {
-            venue_id: "stadium".into(),
-            address: "Somewhere 1".into(),
-            geo: GeoPoint::default(),
-            seating_map: map.clone(),
-        },
-    );
-    let layout_bytes =
-        b.ws.ops()
-            .iter()
-            .map(|op| match op {
-                ticketd_store::WriteOp::Put { value, .. } => value.len(),
-                ticketd_store::WriteOp::Delete { .. } => 0,
-            })
-            .max()
-            .unwrap_or(0);
-    b.ok(
-        "s".into(),
-        Command::CreateSeller {
-            seller_id: "s".into(),
-            name: "S".into(),
-            fee_bps: 800,
-            plan: SellerPlan::Vip,
-        },
-    );
-    b.ok(
-        "e".into(),
-        Command::CreateEvent {
-            event_id: "e".into(),
-            seller_id: "s".into(),
-            title: "Final".into(),
-            description: "".into(),
-            category: "sports".into(),
-            performers: vec![],
-        },
-    );
+    let layout_bytes = b.stadium_event(map, "Final", "sports");
     // Two tiers: the first 25 sections and the rest.
     let tier = |id: &str, from: usize, to: usize| TierSpec {
         tier_id: id.into(),
@@ -338,48 +351,8 @@ fn hex_id(prefix: &str, i: u64) -> String {
 /// idempotency keys as random as the API's. Each round adds 40,000 holds and 40,000
 /// remembered keys; the last round runs against 200,000 of each.
 fn growth_figures() {
-    let mut b = Bench {
-        m: Machine::open(&MemBackend::new()).unwrap(),
-        index: 0,
-        ws: WriteSet::new(),
-    };
-    b.ok(
-        "v".into(),
-        Command::CreateVenue {
-            venue_id: "stadium".into(),
-            name: "Stadium".into(),
-            city: "Oslo".into(),
-        },
-    );
-    b.ok(
-        "l".into(),
-        Command::SetVenueLayout {
-            venue_id: "stadium".into(),
-            address: String::new(),
-            geo: GeoPoint::default(),
-            seating_map: stadium(),
-        },
-    );
-    b.ok(
-        "s".into(),
-        Command::CreateSeller {
-            seller_id: "s".into(),
-            name: "S".into(),
-            fee_bps: 800,
-            plan: SellerPlan::Vip,
-        },
-    );
-    b.ok(
-        "e".into(),
-        Command::CreateEvent {
-            event_id: "e".into(),
-            seller_id: "s".into(),
-            title: "Tour".into(),
-            description: "".into(),
-            category: "music".into(),
-            performers: vec![],
-        },
-    );
+    let mut b = Bench::new();
+    b.stadium_event(stadium(), "Tour", "music");
     const ROUNDS: usize = 6;
     for r in 0..ROUNDS {
         b.ok(

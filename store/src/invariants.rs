@@ -121,7 +121,7 @@ impl Machine {
             }
         }
 
-        for (email, a) in &self.accounts {
+        for (email, a) in self.accounts.iter() {
             if a.email != *email || !self.users.contains_key(&a.user_id) {
                 return Err(format!("account {email}: key or user {} wrong", a.user_id));
             }

@@ -544,7 +544,7 @@ impl Machine {
         for (k, r) in &self.idempotency {
             d.idem_by_age.insert((r.applied_at_ms, k.clone()));
         }
-        for (email, a) in &self.accounts {
+        for (email, a) in self.accounts.iter() {
             if let Some(other) = d.account_of_user.insert(a.user_id.clone(), email.clone()) {
                 return Err(format!(
                     "user {} has two accounts: {other} and {email}",

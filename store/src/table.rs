@@ -79,15 +79,6 @@ where
     }
 }
 
-impl<'a, T> IntoIterator for &'a Table<T> {
-    type Item = (&'a String, &'a T);
-    type IntoIter = Box<dyn Iterator<Item = (&'a String, &'a T)> + 'a>;
-
-    fn into_iter(self) -> Self::IntoIter {
-        Box::new(self.iter())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::Table;

@@ -28,7 +28,7 @@ use ticketd_store::Command;
 use super::{write_parts, Report};
 use crate::history::{Call, Cons, History, Line, Op, OpType, Ret};
 use crate::model::revealed_log_time;
-use crate::wgl::{self, Spec, Timed, Verdict};
+use crate::wgl::{self, Spec, Timed};
 
 /// What a seat is.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -407,7 +407,7 @@ fn seat_histories(h: &History) -> BTreeMap<SeatKey, Vec<Timed<SeatOp>>> {
                 None
             }
         };
-        let mut push = |dt: &str, seats: &[u32], op: SeatOp, known: bool| {
+        let mut push = |seats: &[u32], op: SeatOp, known: bool| {
             for s in seats {
                 touched.entry(dt.to_string()).or_default().insert(*s);
                 per.entry((dt.to_string(), *s)).or_default().push(Timed {
@@ -417,7 +417,7 @@ fn seat_histories(h: &History) -> BTreeMap<SeatKey, Vec<Timed<SeatOp>>> {
                 });
             }
         };
-        let seats_of = |hold_id: &str| f.hold_seats.get(hold_id);
+        let seats_of = |hold_id: &str| f.hold_seats.get(hold_id).map(|(_, s)| s.as_slice());
         match &o.call {
             Call::Write { command, .. } => {
                 let a = answer(o, first_of_key);
@@ -428,20 +428,18 @@ fn seat_histories(h: &History) -> BTreeMap<SeatKey, Vec<Timed<SeatOp>>> {
                         | Command::HoldBestAvailable { hold_id, .. },
                         Answer::Known(Outcome::Done(Done::HoldPlaced { seats, .. })),
                     ) => {
-                        if let Some((dt, _)) = seats_of(hold_id) {
-                            push(dt, &reserved(seats), SeatOp::Hold(hold_id.clone()), true);
-                        }
+                        push(&reserved(seats), SeatOp::Hold(hold_id.clone()), true);
                     }
                     (
-                        Command::HoldSeats { dt_id, seats, .. },
+                        Command::HoldSeats { seats, .. },
                         Answer::Known(Outcome::Rejected { code, detail }),
                     ) if !late => {
                         // Seats are checked in request order: those before the named one
                         // were free, the named one held or sold.
                         if let Some((n, k)) = named_seat(*code, detail) {
                             if let Some(pos) = seats.iter().position(|s| *s == n) {
-                                push(dt_id, &seats[..pos], SeatOp::Is(Kind::Free), true);
-                                push(dt_id, &[n], SeatOp::Is(k), true);
+                                push(&seats[..pos], SeatOp::Is(Kind::Free), true);
+                                push(&[n], SeatOp::Is(k), true);
                             }
                         }
                     }
@@ -450,8 +448,8 @@ fn seat_histories(h: &History) -> BTreeMap<SeatKey, Vec<Timed<SeatOp>>> {
                         | Command::HoldBestAvailable { hold_id, .. },
                         Answer::Unknown,
                     ) if f.holds_seen.contains(hold_id) => {
-                        if let Some((dt, seats)) = seats_of(hold_id) {
-                            push(dt, seats, SeatOp::Hold(hold_id.clone()), false);
+                        if let Some(seats) = seats_of(hold_id) {
+                            push(seats, SeatOp::Hold(hold_id.clone()), false);
                         }
                     }
                     (
@@ -459,9 +457,9 @@ fn seat_histories(h: &History) -> BTreeMap<SeatKey, Vec<Timed<SeatOp>>> {
                         a @ (Answer::Known(Outcome::Done(Done::HoldReleased { .. }))
                         | Answer::Unknown),
                     ) => {
-                        if let Some((dt, seats)) = seats_of(hold_id) {
+                        if let Some(seats) = seats_of(hold_id) {
                             let known = matches!(a, Answer::Known(_));
-                            push(dt, seats, SeatOp::Release(hold_id.clone()), known);
+                            push(seats, SeatOp::Release(hold_id.clone()), known);
                         }
                     }
                     (
@@ -471,10 +469,10 @@ fn seat_histories(h: &History) -> BTreeMap<SeatKey, Vec<Timed<SeatOp>>> {
                         a @ (Answer::Known(Outcome::Done(Done::PurchaseConfirmed { .. }))
                         | Answer::Unknown),
                     ) => {
-                        if let Some((dt, seats)) = seats_of(hold_id) {
+                        if let Some(seats) = seats_of(hold_id) {
                             let known = matches!(a, Answer::Known(_));
                             let op = SeatOp::Confirm(hold_id.clone(), order_id.clone());
-                            push(dt, seats, op, known);
+                            push(seats, op, known);
                         }
                     }
                     (
@@ -482,18 +480,15 @@ fn seat_histories(h: &History) -> BTreeMap<SeatKey, Vec<Timed<SeatOp>>> {
                         a @ (Answer::Known(Outcome::Done(Done::OrderCanceled { .. }))
                         | Answer::Unknown),
                     ) => {
-                        if let Some((dt, seats)) =
-                            f.order_hold.get(order_id).and_then(|h| seats_of(h))
-                        {
+                        if let Some(seats) = f.order_hold.get(order_id).and_then(|h| seats_of(h)) {
                             let known = matches!(a, Answer::Known(_));
-                            push(dt, seats, SeatOp::Cancel(order_id.clone()), known);
+                            push(seats, SeatOp::Cancel(order_id.clone()), known);
                         }
                     }
                     _ => {}
                 }
             }
             Call::Read {
-                query: Query::SeatMap { dt_id },
                 consistency: Cons::Linearizable,
                 ..
             } if !late => {
@@ -501,7 +496,7 @@ fn seat_histories(h: &History) -> BTreeMap<SeatKey, Vec<Timed<SeatOp>>> {
                     result: QueryResult::SeatMap(Some(m)),
                 }) = &o.ret
                 {
-                    reads.push((o, dt_id, &m.seat_states));
+                    reads.push((o, dt, &m.seat_states));
                 }
             }
             _ => {}
@@ -527,29 +522,15 @@ pub fn per_seat_linearizability(h: &History, r: &mut Report, max_steps: u64) {
     for ((dt, seat), ops) in seat_histories(h) {
         r.wgl_seats += 1;
         r.wgl_seat_ops += ops.len();
-        match wgl::check(&Seat, &ops, max_steps) {
-            Verdict::Linearizable => {}
-            Verdict::Inconclusive => r.inconclusive.push(format!("dt {dt} seat {seat}")),
-            Verdict::NotLinearizable { deepest } => r.push(
-                "wgl-seat",
-                "not-linearizable",
-                format!(
-                    "dt {dt} seat {seat}: {} ops, no linearization (deepest prefix {} ops); ops: {:?}",
-                    ops.len(),
-                    deepest.len(),
-                    ops.iter()
-                        .map(|t| (t.call, t.ret, &t.op))
-                        .take(40)
-                        .collect::<Vec<_>>()
-                ),
-            ),
-        }
+        let verdict = wgl::check(&Seat, &ops, max_steps);
+        r.wgl_verdict("wgl-seat", format!("dt {dt} seat {seat}"), &ops, verdict);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wgl::Verdict;
     use ticketd_store::command::SeatMapView;
 
     fn t(call: u64, ret: Option<u64>, op: SeatOp) -> Timed<SeatOp> {
