@@ -55,6 +55,7 @@ RUNS=(
   "split-ring 5 majority-split,ring"
   "packet-loss 3 packet-loss"
   "clock-skew 3 clock-skew"
+  "lose-unsynced 3 lose-unsynced"
 )
 
 failed_runs=()

@@ -12,6 +12,8 @@ use anyhow::{bail, Context as _};
 use ticketd_raft::client::{ClusterClient, Consistency, RetryPolicy};
 use ticketd_raft::pb;
 
+use crate::lazyfs::{LazyMount, Lost};
+
 /// Interval between polls of a waited-for condition.
 const POLL: Duration = Duration::from_millis(50);
 
@@ -26,6 +28,9 @@ pub struct NodeOpts {
     pub snapshot_every_entries: u64,
     /// Entries kept behind a snapshot.
     pub logs_kept_after_snapshot: u64,
+    /// Each node's data directory is a [`LazyMount`] over `nodeN.disk`, so
+    /// [`TestCluster::lose_unsynced`] can drop what a killed node never fsynced.
+    pub lazy_fs: bool,
 }
 
 impl Default for NodeOpts {
@@ -35,6 +40,7 @@ impl Default for NodeOpts {
             election_timeout_ms: 600,
             snapshot_every_entries: 10_000,
             logs_kept_after_snapshot: 1_000,
+            lazy_fs: false,
         }
     }
 }
@@ -67,6 +73,9 @@ impl TestNode {
 
 /// A cluster of `ticketd node` processes for one test.
 pub struct TestCluster {
+    /// The nodes' lazyfs mounts ([`NodeOpts::lazy_fs`]); declared first so they are unmounted
+    /// (after `Drop` has killed the processes) before the directory under them is removed.
+    lazy: BTreeMap<u64, LazyMount>,
     bin: PathBuf,
     dir: tempfile::TempDir,
     opts: NodeOpts,
@@ -127,6 +136,7 @@ impl TestCluster {
     pub async fn start(bin: &Path, n: u64, opts: NodeOpts) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new().prefix("ticketd-test-").tempdir()?;
         let mut c = TestCluster {
+            lazy: BTreeMap::new(),
             bin: bin.to_path_buf(),
             dir,
             opts,
@@ -167,19 +177,53 @@ impl TestCluster {
 
     /// Creates and starts node `id` (not yet a member: see `ClusterClient::admin_on_leader`).
     pub fn add_node(&mut self, id: u64) -> anyhow::Result<()> {
+        let addr = format!("127.0.0.1:{}", free_port()?);
+        let metrics_addr = format!("127.0.0.1:{}", free_port()?);
+        self.new_node(id, addr, metrics_addr)?;
+        self.restart(id)
+    }
+
+    /// Registers node `id` (not started), its data directory on a lazyfs mount when the
+    /// options ask for one.
+    fn new_node(&mut self, id: u64, addr: String, metrics_addr: String) -> anyhow::Result<()> {
         if self.nodes.contains_key(&id) {
             bail!("node {id} exists");
         }
+        let data_dir = self.dir.path().join(format!("node{id}"));
+        if self.opts.lazy_fs {
+            let backing = self.dir.path().join(format!("node{id}.disk"));
+            self.lazy.insert(id, LazyMount::mount(&backing, &data_dir)?);
+        }
         let node = TestNode {
             id,
-            addr: format!("127.0.0.1:{}", free_port()?),
-            metrics_addr: format!("127.0.0.1:{}", free_port()?),
-            data_dir: self.dir.path().join(format!("node{id}")),
+            addr,
+            metrics_addr,
+            data_dir,
             log_path: self.dir.path().join(format!("node{id}.log")),
             child: None,
         };
         self.nodes.insert(id, node);
-        self.restart(id)
+        Ok(())
+    }
+
+    /// Throws away what node `id` wrote and never fsynced (its lazyfs mount's pending data), as
+    /// a power loss would. The node must be killed first; fails if it is running or has no
+    /// lazyfs mount.
+    pub fn lose_unsynced(&self, id: u64) -> anyhow::Result<Lost> {
+        let node = self.nodes.get(&id).context("no such node")?;
+        if node.is_running() {
+            bail!("node {id} is running: kill it before losing its unsynced writes");
+        }
+        let m = self
+            .lazy
+            .get(&id)
+            .with_context(|| format!("node {id} has no lazyfs mount"))?;
+        Ok(m.lose_unsynced())
+    }
+
+    /// True when the nodes' data directories are lazyfs mounts.
+    pub fn has_lazy_fs(&self) -> bool {
+        self.opts.lazy_fs
     }
 
     /// Starts the process of node `id` again (after a kill), on the same data and ports.
@@ -458,6 +502,7 @@ impl TestCluster {
             .prefix("ticketd-chaos-")
             .tempdir()?;
         let mut c = TestCluster {
+            lazy: BTreeMap::new(),
             bin: bin.to_path_buf(),
             dir,
             opts,
@@ -500,18 +545,7 @@ impl TestCluster {
 
     /// Creates node `id` at `place` and starts it (not yet a member).
     pub fn add_node_placed(&mut self, id: u64, place: Placement) -> anyhow::Result<()> {
-        if self.nodes.contains_key(&id) {
-            bail!("node {id} exists");
-        }
-        let node = TestNode {
-            id,
-            addr: place.addr,
-            metrics_addr: place.metrics_addr,
-            data_dir: self.dir.path().join(format!("node{id}")),
-            log_path: self.dir.path().join(format!("node{id}.log")),
-            child: None,
-        };
-        self.nodes.insert(id, node);
+        self.new_node(id, place.addr, place.metrics_addr)?;
         self.launch.insert(id, place.launch);
         self.respawn(id)
     }

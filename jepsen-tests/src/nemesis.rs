@@ -1,5 +1,5 @@
 //! Faults on a schedule drawn from a seed: crashes, pauses, membership changes, leader
-//! transfers, partitions, packet loss and clock skew. One fault at a time: install, hold, heal.
+//! transfers, partitions, packet loss, clock skew and power loss (un-fsynced writes lost). One fault at a time: install, hold, heal.
 //! Every injection is recorded as `installed`, `skipped` (e.g. no leader to kill, no namespaces
 //! for a partition) or `indeterminate` (a step failed halfway). Kinds come in shuffled rounds,
 //! so a run long enough for k faults covers min(k, kinds) distinct kinds.
@@ -51,6 +51,9 @@ pub enum FaultKind {
     /// A minority restarts with its wall clock shifted (libfaketime); half the time one of them
     /// is then made leader, so its clock stamps the log.
     ClockSkew,
+    /// Power loss: kill -9 of one node, a majority or every node, each of which then loses the
+    /// data it wrote and never fsynced (its data directory is a lazyfs mount); then restart.
+    LoseUnsynced,
 }
 
 impl FaultKind {
@@ -70,6 +73,7 @@ impl FaultKind {
         FaultKind::OneWay,
         FaultKind::PacketLoss,
         FaultKind::ClockSkew,
+        FaultKind::LoseUnsynced,
     ];
 
     /// The kebab-case name.
@@ -361,6 +365,7 @@ impl Nemesis {
                 self.record(kind, "start", &killed, st, err);
                 Heal::Restart(killed)
             }
+            LoseUnsynced => self.lose_unsynced().await,
             TransferLeader => {
                 let Some(l) = self.leader().await else {
                     self.record(kind, "start", &[], FaultStatus::Skipped, "no leader".into());
@@ -544,6 +549,52 @@ impl Nemesis {
             ),
         }
         Heal::Net
+    }
+
+    /// [`FaultKind::LoseUnsynced`]: the victims are killed back to back (one power loss), then
+    /// each drops its un-fsynced data; they restart at the heal.
+    async fn lose_unsynced(&mut self) -> Heal {
+        let kind = FaultKind::LoseUnsynced;
+        if !self.env.cluster.has_lazy_fs() {
+            self.record(
+                kind,
+                "start",
+                &[],
+                FaultStatus::Skipped,
+                "no lazyfs mounts (needs root and /dev/fuse)".into(),
+            );
+            return Heal::Nothing;
+        }
+        let mut r = self.running_members();
+        r.shuffle(&mut self.rng);
+        let k = match self.rng.random_range(0..3) {
+            0 => 1,
+            1 => self.members.len() / 2 + 1,
+            _ => r.len(),
+        }
+        .min(r.len());
+        let mut killed = Vec::new();
+        let mut err = String::new();
+        for v in r.into_iter().take(k) {
+            match self.env.cluster.kill(v) {
+                Ok(()) => killed.push(v),
+                Err(e) => err = format!("kill {v}: {e:#}"),
+            }
+        }
+        let mut lost = Vec::new();
+        for v in &killed {
+            match self.env.cluster.lose_unsynced(*v) {
+                Ok(l) => lost.push(format!("node {v} lost {l}")),
+                Err(e) => err = format!("lose node {v}: {e:#}"),
+            }
+        }
+        let (st, detail) = if err.is_empty() {
+            (FaultStatus::Installed, lost.join("; "))
+        } else {
+            (FaultStatus::Indeterminate, err)
+        };
+        self.record(kind, "start", &killed, st, detail);
+        Heal::Restart(killed)
     }
 
     async fn membership(&mut self) -> Heal {

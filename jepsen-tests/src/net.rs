@@ -71,7 +71,11 @@ impl Netns {
         let start = (std::process::id() % 200) as u8;
         let tag = (0..200u8)
             .map(|k| 20 + (start.wrapping_add(k)) % 200)
-            .find(|t| !existing.contains(&format!("tjb{t}:")))
+            // A namespace's veth goes a little after `ip netns del`: a tag is free only when
+            // neither its bridge nor any of its veths is left.
+            .find(|t| {
+                !existing.contains(&format!("tjb{t}:")) && !existing.contains(&format!(" tj{t}-v"))
+            })
             .context("no free bridge tag")?;
         let mut n = Netns {
             tag,
@@ -200,6 +204,15 @@ impl Drop for Netns {
             let _ = run(&["ip", "netns", "del", ns]);
         }
         let _ = run(&["ip", "link", "del", &self.bridge()]);
+        // The kernel removes the namespaces' veths asynchronously; wait (bounded) so the next
+        // run of this process can take the same tag.
+        let veths = format!(" tj{}-v", self.tag);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while std::time::Instant::now() < deadline
+            && run(&["ip", "-o", "link", "show"]).is_ok_and(|l| l.contains(&veths))
+        {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
     }
 }
 

@@ -435,11 +435,23 @@ pub fn dts_for(duration: Duration) -> usize {
 
 /// Starts the cluster in namespaces or on loopback, as the config asks.
 async fn start_env(cfg: &RunConfig, rec: &Recorder) -> anyhow::Result<(Env, String)> {
+    let lazy_fs = cfg.faults.contains(&FaultKind::LoseUnsynced)
+        && match crate::lazyfs::probe() {
+            Ok(()) => true,
+            Err(e) => {
+                let msg =
+                    format!("NO LAZYFS ({e:#}): lose-unsynced faults are skipped in this run");
+                eprintln!("{msg}");
+                rec.note(msg);
+                false
+            }
+        };
     let opts = NodeOpts {
         heartbeat_ms: 100,
         election_timeout_ms: 600,
         snapshot_every_entries: 500,
         logs_kept_after_snapshot: 100,
+        lazy_fs,
     };
     let net = match cfg.net {
         NetMode::Loopback => None,

@@ -1,6 +1,7 @@
-//! A short, bounded chaos suite for CI: three runs of about 20 s of workload each (crashes and
+//! A short, bounded chaos suite for CI: four runs of about 20 s of workload each (crashes and
 //! pauses; membership changes and leader transfers; partitions and packet loss when network
-//! namespaces can be made, said in the output otherwise). Every history is checked; any anomaly
+//! namespaces can be made; power losses that drop un-fsynced writes when a lazyfs layer can be
+//! mounted; what could not be done is said in the output). Every history is checked; any anomaly
 //! fails the test with the seed and the replay command.
 //!
 //! Needs the `ticketd` binary: `cargo build -p ticketd-cluster --bins` (a workspace test run
@@ -50,7 +51,7 @@ async fn short_chaos_suite_finds_no_anomaly() -> anyhow::Result<()> {
     eprintln!("short chaos suite: seed {seed} (rerun with CHAOS_SEED={seed})");
     // The seat sale under crashes and partitions; the venue registers (with their per-key
     // linearizability check) under membership changes.
-    let runs: [(&str, Workload, Vec<FaultKind>); 3] = [
+    let runs: [(&str, Workload, Vec<FaultKind>); 4] = [
         (
             "crash-pause",
             Workload::Sale,
@@ -74,6 +75,11 @@ async fn short_chaos_suite_finds_no_anomaly() -> anyhow::Result<()> {
                 FaultKind::MajoritySplit,
                 FaultKind::PacketLoss,
             ],
+        ),
+        (
+            "power-loss",
+            Workload::Sale,
+            vec![FaultKind::LoseUnsynced, FaultKind::KillLeader],
         ),
     ];
     let mut summaries = Vec::new();

@@ -298,7 +298,10 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Cleanup => {
-            for r in ticketd_jepsen::net::cleanup_stale() {
+            for r in ticketd_jepsen::lazyfs::cleanup_stale()
+                .into_iter()
+                .chain(ticketd_jepsen::net::cleanup_stale())
+            {
                 println!("removed {r}");
             }
             Ok(())
