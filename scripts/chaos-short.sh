@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The short chaos suite: one bounded run per fault kind (about 30 s of workload each, under
-# ~8 minutes in all), each history checked; prints the summary table and exits non-zero on any
+# ~10 minutes in all), each history checked; prints the summary table and exits non-zero on any
 # anomaly or on any run that did not complete.
 #
 #   scripts/chaos-short.sh                 # seeds from the clock (printed)
@@ -54,6 +54,7 @@ RUNS=(
   "isolate 3 isolate-one,isolate-leader,one-way"
   "split-ring 5 majority-split,ring"
   "packet-loss 3 packet-loss"
+  "latency 3 latency"
   "clock-skew 3 clock-skew"
   "lose-unsynced 3 lose-unsynced"
 )

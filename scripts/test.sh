@@ -13,6 +13,9 @@ if ! /usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1; then ensure_pkg /non
 # $CARGO_TARGET_DIR/browser-screenshots, or TICKETD_SCREENSHOTS).
 ensure_pkg chromium chromium
 ensure_pkg chromedriver chromium-driver
+# iptables for the chaos tests' partitions, packet loss and latency between network namespaces
+# (without it they fall back to loopback and skip those faults).
+ensure_pkg iptables iptables
 # schemathesis (PyPI) fuzzes the HTTP API against its OpenAPI document.
 ensure_schemathesis
 

@@ -5,13 +5,14 @@
 //! client library operators and the HTTP API use.
 //!
 //! The chaos harness: [`runner`] starts a cluster (in network namespaces when it can), runs
-//! concurrent clients, injects faults drawn from a seed ([`nemesis`], [`net`]), heals, runs final
+//! concurrent clients, injects faults drawn from a seed ([`nemesis`], [`net`], [`delay`]), heals, runs final
 //! reads and writes a [`history`]; node data can sit on [`lazyfs`], which loses un-fsynced writes
 //! on demand; [`checker`] then replays it against the [`model`], checks
 //! real-time order, per-object linearizability ([`wgl`]) and the invariants.
 
 pub mod checker;
 pub mod cluster;
+pub mod delay;
 pub mod history;
 pub mod lazyfs;
 pub mod model;

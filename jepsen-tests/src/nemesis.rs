@@ -1,5 +1,6 @@
 //! Faults on a schedule drawn from a seed: crashes, pauses, membership changes, leader
-//! transfers, partitions, packet loss, clock skew and power loss (un-fsynced writes lost). One fault at a time: install, hold, heal.
+//! transfers, partitions, packet loss, latency, clock skew and power loss (un-fsynced writes
+//! lost). One fault at a time: install, hold, heal.
 //! Every injection is recorded as `installed`, `skipped` (e.g. no leader to kill, no namespaces
 //! for a partition) or `indeterminate` (a step failed halfway). Kinds come in shuffled rounds,
 //! so a run long enough for k faults covers min(k, kinds) distinct kinds.
@@ -51,6 +52,9 @@ pub enum FaultKind {
     /// A minority restarts with its wall clock shifted (libfaketime); half the time one of them
     /// is then made leader, so its clock stamps the log.
     ClockSkew,
+    /// Every node holds its peers' packets 5-150 ms (plus jitter up to half that) before
+    /// delivering them, or only one node's links are slow, both ways (NFQUEUE; no netem here).
+    Latency,
     /// Power loss: kill -9 of one node, a majority or every node, each of which then loses the
     /// data it wrote and never fsynced (its data directory is a lazyfs mount); then restart.
     LoseUnsynced,
@@ -72,6 +76,7 @@ impl FaultKind {
         FaultKind::Ring,
         FaultKind::OneWay,
         FaultKind::PacketLoss,
+        FaultKind::Latency,
         FaultKind::ClockSkew,
         FaultKind::LoseUnsynced,
     ];
@@ -100,6 +105,7 @@ impl FaultKind {
                 | FaultKind::Ring
                 | FaultKind::OneWay
                 | FaultKind::PacketLoss
+                | FaultKind::Latency
         )
     }
 }
@@ -459,6 +465,47 @@ impl Nemesis {
                 let h = self.net_result(kind, m, res);
                 tracing::info!("packet loss p={p:.2}");
                 h
+            }
+            Latency => {
+                let base = Duration::from_millis(self.rng.random_range(5..=150));
+                let jitter = base.mul_f64(self.rng.random_range(0.0..0.5));
+                let seed = self.rng.random();
+                let m = self.all_nodes();
+                let one = if self.rng.random_bool(0.5) {
+                    self.pick(&m)
+                } else {
+                    None
+                };
+                let net = self.env.net.as_ref().expect("checked");
+                let res = match one {
+                    // One slow node: it delays everything from its peers, they delay it.
+                    Some(v) => net.delay_from(v, &m, base, jitter, seed).and_then(|()| {
+                        m.iter()
+                            .filter(|p| **p != v)
+                            .try_for_each(|p| net.delay_from(*p, &[v], base, jitter, seed))
+                    }),
+                    None => m
+                        .iter()
+                        .try_for_each(|id| net.delay_from(*id, &m, base, jitter, seed)),
+                };
+                let nodes = one.map_or(m, |v| vec![v]);
+                let detail = format!(
+                    "{} ms + up to {} ms jitter per packet, {}",
+                    base.as_millis(),
+                    jitter.as_millis(),
+                    one.map_or("every link".to_string(), |v| format!("node {v}'s links"))
+                );
+                match res {
+                    Ok(()) => self.record(kind, "start", &nodes, FaultStatus::Installed, detail),
+                    Err(e) => self.record(
+                        kind,
+                        "start",
+                        &nodes,
+                        FaultStatus::Indeterminate,
+                        format!("{detail}: {e:#}"),
+                    ),
+                }
+                Heal::Net
             }
             ClockSkew => {
                 let Some(lib) = libfaketime() else {

@@ -12,6 +12,8 @@ use std::process::Command;
 
 use anyhow::{bail, Context as _};
 
+use crate::delay::Delayer;
+
 /// Runs a command, failing with its stderr.
 fn run(args: &[&str]) -> anyhow::Result<String> {
     let out = Command::new(args[0])
@@ -32,6 +34,8 @@ fn run(args: &[&str]) -> anyhow::Result<String> {
 pub struct Netns {
     tag: u8,
     nodes: BTreeMap<u64, String>,
+    /// The delayer thread of each node whose incoming packets are being delayed.
+    delays: std::sync::Mutex<BTreeMap<u64, Delayer>>,
 }
 
 impl Netns {
@@ -48,6 +52,11 @@ impl Netns {
     /// Node `id`'s address.
     pub fn ip(&self, id: u64) -> String {
         format!("10.88.{}.{}", self.tag, id)
+    }
+
+    /// Node `id`'s namespace name (under /run/netns).
+    pub fn namespace(&self, id: u64) -> String {
+        self.ns(id)
     }
 
     fn ns(&self, id: u64) -> String {
@@ -80,6 +89,7 @@ impl Netns {
         let mut n = Netns {
             tag,
             nodes: BTreeMap::new(),
+            delays: Default::default(),
         };
         let br = n.bridge();
         run(&["ip", "link", "add", &br, "type", "bridge"])?;
@@ -172,6 +182,44 @@ impl Netns {
         Ok(())
     }
 
+    /// Node `id` holds each packet from the nodes in `from` for `base` plus up to `jitter`
+    /// before delivering it (an NFQUEUE served by a [`Delayer`] in its namespace).
+    pub fn delay_from(
+        &self,
+        id: u64,
+        from: &[u64],
+        base: std::time::Duration,
+        jitter: std::time::Duration,
+        seed: u64,
+    ) -> anyhow::Result<()> {
+        let ns = self.nodes.get(&id).context("no namespace for node")?;
+        {
+            let mut delays = self.delays.lock().unwrap_or_else(|p| p.into_inner());
+            if let std::collections::btree_map::Entry::Vacant(e) = delays.entry(id) {
+                e.insert(Delayer::start(ns, base, jitter, seed ^ id)?);
+            }
+        }
+        for p in from {
+            if *p != id {
+                self.ipt(
+                    id,
+                    &[
+                        "-A",
+                        "INPUT",
+                        "-s",
+                        &self.ip(*p),
+                        "-j",
+                        "NFQUEUE",
+                        "--queue-num",
+                        &crate::delay::QUEUE_NUM.to_string(),
+                        "--queue-bypass",
+                    ],
+                )?;
+            }
+        }
+        Ok(())
+    }
+
     /// Cuts the nodes into components: each node drops packets from every node outside its own.
     pub fn partition(&self, components: &[Vec<u64>]) -> anyhow::Result<()> {
         let all: Vec<u64> = components.iter().flatten().copied().collect();
@@ -184,7 +232,8 @@ impl Netns {
         Ok(())
     }
 
-    /// Removes every rule in every namespace. Tries all, reports the first failure.
+    /// Removes every rule in every namespace, then stops the delayers (releasing the packets
+    /// they hold). Tries all, reports the first failure.
     pub fn heal(&self) -> anyhow::Result<()> {
         let mut first = Ok(());
         for id in self.nodes.keys() {
@@ -194,12 +243,29 @@ impl Netns {
                 }
             }
         }
+        let delays = std::mem::take(&mut *self.delays.lock().unwrap_or_else(|p| p.into_inner()));
+        for (id, d) in delays {
+            match d.stop() {
+                Ok(st) => tracing::info!(
+                    node = id,
+                    delayed = st.delayed,
+                    overflowed = st.overflowed,
+                    "delayer stopped"
+                ),
+                Err(e) => {
+                    if first.is_ok() {
+                        first = Err(e.context(format!("delayer of node {id}")));
+                    }
+                }
+            }
+        }
         first
     }
 }
 
 impl Drop for Netns {
     fn drop(&mut self) {
+        std::mem::take(&mut *self.delays.lock().unwrap_or_else(|p| p.into_inner()));
         for ns in self.nodes.values() {
             let _ = run(&["ip", "netns", "del", ns]);
         }

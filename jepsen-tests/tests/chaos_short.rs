@@ -1,6 +1,6 @@
 //! A short, bounded chaos suite for CI: four runs of about 20 s of workload each (crashes and
-//! pauses; membership changes and leader transfers; partitions and packet loss when network
-//! namespaces can be made; power losses that drop un-fsynced writes when a lazyfs layer can be
+//! pauses; membership changes and leader transfers; partitions, packet loss and latency when
+//! network namespaces can be made; power losses that drop un-fsynced writes when a lazyfs layer can be
 //! mounted; what could not be done is said in the output). Every history is checked; any anomaly
 //! fails the test with the seed and the replay command.
 //!
@@ -74,6 +74,7 @@ async fn short_chaos_suite_finds_no_anomaly() -> anyhow::Result<()> {
                 FaultKind::IsolateLeader,
                 FaultKind::MajoritySplit,
                 FaultKind::PacketLoss,
+                FaultKind::Latency,
             ],
         ),
         (
