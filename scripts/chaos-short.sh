@@ -6,7 +6,8 @@
 #   scripts/chaos-short.sh                 # seeds from the clock (printed)
 #   CHAOS_SEED=1234 scripts/chaos-short.sh # the same fault schedules again
 #   CHAOS_DURATION=20 scripts/chaos-short.sh
-#   CHAOS_WORKLOAD=register scripts/chaos-short.sh   # venue registers instead of the seat sale
+#   CHAOS_WORKLOAD=register scripts/chaos-short.sh   # every run on venue registers (default: each
+#                                                    # run's own; membership runs on registers)
 #
 # Network faults need root, `ip` and iptables (installed here when missing); without them the
 # runs fall back to loopback and mark partition faults as skipped, and the output says so.
@@ -38,35 +39,24 @@ export TICKETD_BIN="${TICKETD_BIN:-$BIN_DIR/ticketd}"
 
 SEED="${CHAOS_SEED:-$(( $(date +%s) % 1000000 ))}"
 DURATION="${CHAOS_DURATION:-30}"
-WORKLOAD="${CHAOS_WORKLOAD:-sale}"
 OUT="${CHAOS_OUT:-/var/cache/ticketd/chaos/short-$(date +%Y%m%d-%H%M%S)}"
 mkdir -p "$OUT"
-log "short chaos suite: base seed $SEED, ${DURATION}s per run, workload $WORKLOAD, output in $OUT"
+log "short chaos suite: base seed $SEED, ${DURATION}s per run, output in $OUT"
 "$CHAOS" cleanup >/dev/null 2>&1 || true
 
-# name nodes faults
-RUNS=(
-  "kill-one 3 kill-one"
-  "kill-leader 3 kill-leader"
-  "kill-majority 3 kill-majority"
-  "pause 3 pause-one,pause-leader"
-  "membership 3 membership,transfer-leader"
-  "isolate 3 isolate-one,isolate-leader,one-way"
-  "split-ring 5 majority-split,ring"
-  "packet-loss 3 packet-loss"
-  "latency 3 latency"
-  "clock-skew 3 clock-skew"
-  "lose-unsynced 3 lose-unsynced"
-)
+# One line per run: name nodes workload faults (the suite is defined in jepsen-tests/src/runner.rs).
+mapfile -t RUNS < <("$CHAOS" suite) || die "ticketd-chaos suite failed"
+[ ${#RUNS[@]} -gt 0 ] || die "the suite is empty"
 
 failed_runs=()
 i=0
 for run in "${RUNS[@]}"; do
-  read -r name nodes faults <<<"$run"
+  read -r name nodes run_workload faults <<<"$run"
+  workload="${CHAOS_WORKLOAD:-$run_workload}"
   seed=$((SEED + i)); i=$((i + 1))
-  log "run $name: seed $seed nodes $nodes faults $faults"
+  log "run $name: seed $seed nodes $nodes workload $workload faults $faults"
   # Bounded: the workload, final reads and checks of one run take well under 5 minutes.
-  timeout --signal=TERM --kill-after=20 300 "$CHAOS" run --name "$name" --workload "$WORKLOAD" --seed "$seed" --nodes "$nodes" \
+  timeout --signal=TERM --kill-after=20 300 "$CHAOS" run --name "$name" --workload "$workload" --seed "$seed" --nodes "$nodes" \
       --clients 6 --rate 80 --duration "$DURATION" --faults "$faults" \
       --fault-interval 2 --fault-hold 4 --out "$OUT" >"$OUT/$name.out" 2>&1
   rc=$?

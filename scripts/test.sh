@@ -16,6 +16,8 @@ ensure_pkg chromedriver chromium-driver
 # iptables for the chaos tests' partitions, packet loss and latency between network namespaces
 # (without it they fall back to loopback and skip those faults).
 ensure_pkg iptables iptables
+# libfaketime for the chaos tests' clock skew.
+ensure_pkg /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 faketime
 # schemathesis (PyPI) fuzzes the HTTP API against its OpenAPI document.
 ensure_schemathesis
 

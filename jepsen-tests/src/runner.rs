@@ -33,6 +33,53 @@ pub enum NetMode {
     Loopback,
 }
 
+/// One run of the short suite: its name, cluster size, workload and the fault kinds it draws
+/// from.
+#[derive(Debug, Clone, Copy)]
+pub struct SuiteRun {
+    /// Name (file prefix).
+    pub name: &'static str,
+    /// 3 or 5 (the ring needs 5).
+    pub nodes: u64,
+    /// What the clients do.
+    pub workload: Workload,
+    /// The fault kinds.
+    pub faults: &'static [FaultKind],
+}
+
+/// The short chaos suite, run by CI (`tests/chaos_short.rs`) and `scripts/chaos-short.sh`:
+/// every fault kind in some run (a test checks it), one to three kinds per run.
+pub const SHORT_SUITE: &[SuiteRun] = {
+    use FaultKind::*;
+    use Workload::{Register, Sale};
+    const fn run(
+        name: &'static str,
+        nodes: u64,
+        workload: Workload,
+        faults: &'static [FaultKind],
+    ) -> SuiteRun {
+        SuiteRun {
+            name,
+            nodes,
+            workload,
+            faults,
+        }
+    }
+    &[
+        run("kill-one", 3, Sale, &[KillOne]),
+        run("kill-leader", 3, Sale, &[KillLeader]),
+        run("kill-majority", 3, Sale, &[KillMajority]),
+        run("pause", 3, Sale, &[PauseOne, PauseLeader]),
+        run("membership", 3, Register, &[Membership, TransferLeader]),
+        run("isolate", 3, Sale, &[IsolateOne, IsolateLeader, OneWay]),
+        run("split-ring", 5, Sale, &[MajoritySplit, Ring]),
+        run("packet-loss", 3, Sale, &[PacketLoss]),
+        run("latency", 3, Sale, &[Latency]),
+        run("clock-skew", 3, Sale, &[ClockSkew]),
+        run("lose-unsynced", 3, Sale, &[LoseUnsynced]),
+    ]
+};
+
 /// Parameters of one run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunConfig {
@@ -65,6 +112,48 @@ pub struct RunConfig {
     /// What the clients do.
     #[serde(default = "register")]
     pub workload: Workload,
+    /// The nodes' Raft heartbeat and election timeout.
+    #[serde(default)]
+    pub timing: RaftTiming,
+}
+
+/// The nodes' Raft timing in a run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RaftTiming {
+    /// Heartbeat 100 ms, election timeout 600 ms: the chaos runs' default (a debug build on two
+    /// cores under faults keeps its leader; failures, not slowness, make the elections).
+    #[default]
+    Chaos,
+    /// What `ticketd node` runs with by default: heartbeat 50 ms, election timeout 100 ms.
+    Production,
+}
+
+impl RaftTiming {
+    /// (heartbeat ms, election timeout ms).
+    pub fn millis(self) -> (u64, u64) {
+        match self {
+            RaftTiming::Chaos => (100, 600),
+            RaftTiming::Production => (50, 100),
+        }
+    }
+
+    /// `chaos` or `production`.
+    pub fn name(self) -> &'static str {
+        match self {
+            RaftTiming::Chaos => "chaos",
+            RaftTiming::Production => "production",
+        }
+    }
+
+    /// Parses `chaos` or `production`.
+    pub fn parse(s: &str) -> anyhow::Result<Self> {
+        match s {
+            "chaos" => Ok(RaftTiming::Chaos),
+            "production" => Ok(RaftTiming::Production),
+            other => anyhow::bail!("unknown timing {other:?} (chaos, production)"),
+        }
+    }
 }
 
 fn register() -> Workload {
@@ -446,9 +535,10 @@ async fn start_env(cfg: &RunConfig, rec: &Recorder) -> anyhow::Result<(Env, Stri
                 false
             }
         };
+    let (heartbeat_ms, election_timeout_ms) = cfg.timing.millis();
     let opts = NodeOpts {
-        heartbeat_ms: 100,
-        election_timeout_ms: 600,
+        heartbeat_ms,
+        election_timeout_ms,
         snapshot_every_entries: 500,
         logs_kept_after_snapshot: 100,
         lazy_fs,
@@ -534,8 +624,17 @@ pub async fn run(cfg: &RunConfig) -> anyhow::Result<RunSummary> {
         config,
     });
     eprintln!(
-        "chaos run {}: seed {} nodes {} clients {} rate {}/s for {:?}, faults {:?}",
-        cfg.name, cfg.seed, cfg.nodes, cfg.clients, cfg.rate, cfg.duration, cfg.faults
+        "chaos run {}: seed {} nodes {} clients {} rate {}/s for {:?}, faults {:?}, raft timing {} (heartbeat {} ms, election timeout {} ms)",
+        cfg.name,
+        cfg.seed,
+        cfg.nodes,
+        cfg.clients,
+        cfg.rate,
+        cfg.duration,
+        cfg.faults,
+        cfg.timing.name(),
+        cfg.timing.millis().0,
+        cfg.timing.millis().1
     );
     let (env, network) = start_env(cfg, &rec).await?;
     rec.note(format!("cluster up: {network}"));
@@ -725,12 +824,10 @@ pub async fn run(cfg: &RunConfig) -> anyhow::Result<RunSummary> {
         cluster_dir,
         seconds: started.elapsed().as_secs_f64(),
         replay: format!(
-            "ticketd-chaos run --name {}-replay --workload {} --seed {} --nodes {} --clients {} --rate {} --duration {} --faults {} --fault-interval {} --fault-hold {}",
+            "ticketd-chaos run --name {}-replay --workload {} --timing {} --seed {} --nodes {} --clients {} --rate {} --duration {} --faults {} --fault-interval {} --fault-hold {}",
             cfg.name,
-            match cfg.workload {
-                Workload::Register => "register",
-                Workload::Sale => "sale",
-            },
+            cfg.workload.name(),
+            cfg.timing.name(),
             cfg.seed,
             cfg.nodes,
             cfg.clients,
@@ -807,4 +904,26 @@ pub fn table(runs: &[RunSummary]) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_short_suite_covers_every_fault_kind() {
+        for kind in FaultKind::ALL {
+            assert!(
+                SHORT_SUITE.iter().any(|r| r.faults.contains(kind)),
+                "{} is in no run of the short suite",
+                kind.name()
+            );
+        }
+        let names: std::collections::BTreeSet<&str> = SHORT_SUITE.iter().map(|r| r.name).collect();
+        assert_eq!(
+            names.len(),
+            SHORT_SUITE.len(),
+            "run names are file prefixes"
+        );
+    }
 }

@@ -39,6 +39,14 @@ pub enum Workload {
 }
 
 impl Workload {
+    /// `register` or `sale`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::Register => "register",
+            Workload::Sale => "sale",
+        }
+    }
+
     /// Parses `register` or `sale`.
     pub fn parse(s: &str) -> anyhow::Result<Self> {
         match s {

@@ -13,7 +13,7 @@ use clap::{Parser, Subcommand};
 use ticketd_jepsen::checker;
 use ticketd_jepsen::history::History;
 use ticketd_jepsen::nemesis::FaultKind;
-use ticketd_jepsen::runner::{self, NetMode, RunConfig, RunSummary};
+use ticketd_jepsen::runner::{self, NetMode, RaftTiming, RunConfig, RunSummary};
 use ticketd_jepsen::workload::Workload;
 
 #[derive(Parser)]
@@ -74,6 +74,10 @@ enum Cmd {
         /// sale (holds, purchases, cancels, scans on a seat map) or register (venue ids).
         #[arg(long, default_value = "sale")]
         workload: String,
+        /// The nodes' Raft timing: chaos (heartbeat 100 ms, election timeout 600 ms) or
+        /// production (ticketd's defaults: 50 ms, 100 ms).
+        #[arg(long, default_value = "chaos")]
+        timing: String,
     },
     /// Checks a history file and prints the report; exit 1 on any anomaly.
     Check {
@@ -114,6 +118,8 @@ enum Cmd {
     },
     /// Lists the fault kinds.
     Faults,
+    /// Lists the short suite's runs, one per line: name, nodes, workload, fault kinds.
+    Suite,
     /// Removes namespaces and bridges left by killed runs (tjN-nI, tjbN).
     Cleanup,
 }
@@ -153,6 +159,7 @@ fn main() -> anyhow::Result<()> {
             out,
             key_window,
             workload,
+            timing,
         } => {
             let seed = seed.unwrap_or_else(|| {
                 std::time::SystemTime::now()
@@ -188,6 +195,7 @@ fn main() -> anyhow::Result<()> {
                 out_dir: out,
                 key_window,
                 workload: Workload::parse(&workload)?,
+                timing: RaftTiming::parse(&timing)?,
             };
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -293,6 +301,19 @@ fn main() -> anyhow::Result<()> {
                     } else {
                         ""
                     }
+                );
+            }
+            Ok(())
+        }
+        Cmd::Suite => {
+            for r in ticketd_jepsen::runner::SHORT_SUITE {
+                let faults: Vec<String> = r.faults.iter().map(|f| f.name()).collect();
+                println!(
+                    "{} {} {} {}",
+                    r.name,
+                    r.nodes,
+                    r.workload.name(),
+                    faults.join(",")
                 );
             }
             Ok(())
