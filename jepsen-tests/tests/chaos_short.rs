@@ -1,5 +1,5 @@
 //! The short chaos suite in CI: the runs of `runner::SHORT_SUITE` (every fault kind, one to
-//! three per run, about 30 s of workload each, `CHAOS_DURATION` to change it). Partitions,
+//! three per run, about 60 s of workload each, `CHAOS_DURATION` to change it; 13-14 minutes). Partitions,
 //! packet loss and latency need network namespaces, clock skew libfaketime, power losses a
 //! lazyfs mount (root and /dev/fuse); a run without them says so in the output and marks those
 //! faults skipped. Every history is checked; any anomaly fails the test with the seed and the
@@ -37,12 +37,13 @@ fn seed() -> u64 {
         })
 }
 
-/// Seconds of workload per run: `CHAOS_DURATION`, default 30 (as scripts/chaos-short.sh).
+/// Seconds of workload per run: `CHAOS_DURATION`, default 60 (as scripts/chaos-short.sh): each
+/// fault kind about a minute.
 fn duration_s() -> u64 {
     std::env::var("CHAOS_DURATION")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(30)
+        .unwrap_or(60)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
