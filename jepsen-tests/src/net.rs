@@ -183,7 +183,8 @@ impl Netns {
     }
 
     /// Node `id` holds each packet from the nodes in `from` for `base` plus up to `jitter`
-    /// before delivering it (an NFQUEUE served by a [`Delayer`] in its namespace).
+    /// before delivering it (an NFQUEUE served by a [`Delayer`] in its namespace). A node has
+    /// one delayer until [`Netns::heal`]: a later call adds peers to it at its first delay.
     pub fn delay_from(
         &self,
         id: u64,
