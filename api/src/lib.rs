@@ -21,6 +21,7 @@ pub mod routes;
 pub mod state;
 pub mod tickets;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -194,21 +195,52 @@ async fn problems_for_rejections(req: Request, next: Next) -> Response {
     out
 }
 
+/// The latency histogram and response counter of one (route, method, status).
+type RouteHandles = (metrics::Histogram, metrics::Counter);
+
+/// Handles already registered, by route, then by (method, status): registering costs label
+/// allocations and a registry lookup, and this runs on every request. At most
+/// [`ROUTE_METRICS_MAX`] combinations are kept (methods are client input); others are
+/// registered each time.
+static ROUTE_METRICS: std::sync::LazyLock<std::sync::RwLock<RouteMetrics>> =
+    std::sync::LazyLock::new(Default::default);
+type RouteMetrics = HashMap<String, HashMap<(axum::http::Method, u16), RouteHandles>>;
+static ROUTE_METRICS_LEN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+const ROUTE_METRICS_MAX: usize = 1024;
+
+fn route_handles(route: &str, method: &axum::http::Method, status: u16) -> RouteHandles {
+    use std::sync::atomic::Ordering;
+    let key = (method.clone(), status);
+    if let Ok(m) = ROUTE_METRICS.read() {
+        if let Some(h) = m.get(route).and_then(|r| r.get(&key)) {
+            return h.clone();
+        }
+    }
+    let h = (
+        metrics::histogram!("ticketd_api_request_seconds", "route" => route.to_string(), "method" => method.to_string()),
+        metrics::counter!("ticketd_api_responses_total", "route" => route.to_string(), "status" => status.to_string()),
+    );
+    if ROUTE_METRICS_LEN.load(Ordering::Relaxed) < ROUTE_METRICS_MAX {
+        if let Ok(mut m) = ROUTE_METRICS.write() {
+            let per_route = m.entry(route.to_string()).or_default();
+            if per_route.insert(key, h.clone()).is_none() {
+                ROUTE_METRICS_LEN.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+    h
+}
+
 /// Per-route latency histogram and status counts.
 async fn track_metrics(req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".into());
-    let method = req.method().to_string();
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let method = req.method().clone();
     let started = Instant::now();
     let resp = next.run(req).await;
-    let status = resp.status().as_u16().to_string();
-    metrics::histogram!("ticketd_api_request_seconds", "route" => route.clone(), "method" => method)
-        .record(started.elapsed().as_secs_f64());
-    metrics::counter!("ticketd_api_responses_total", "route" => route, "status" => status)
-        .increment(1);
+    let route = route.as_ref().map_or("unmatched", |p| p.as_str());
+    let (latency, responses) = route_handles(route, &method, resp.status().as_u16());
+    latency.record(started.elapsed().as_secs_f64());
+    responses.increment(1);
     resp
 }
 

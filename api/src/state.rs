@@ -35,9 +35,22 @@ impl Default for Limits {
     }
 }
 
-/// Shared state of the HTTP layer; cheap to clone.
+/// Shared state of the HTTP layer. axum clones the state for every request, so it is one
+/// `Arc` (one reference count per clone); the fields are reached through `Deref`.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What an [`AppState`] holds.
+#[derive(Clone)]
+pub struct Shared {
     /// The cluster.
     pub cluster: Arc<ClusterClient>,
     /// Signs and checks bearer tokens.
@@ -125,7 +138,7 @@ impl AppState {
     /// Assembles the state.
     pub fn new(cluster: ClusterClient, tokens: TokenKey, limits: Limits) -> Self {
         let per_minute = |n: u32| Quota::per_minute(NonZeroU32::new(n.max(1)).expect("at least 1"));
-        Self {
+        Self(Arc::new(Shared {
             cluster: Arc::new(cluster),
             tokens,
             cache: ReadCache::new(10_000),
@@ -140,24 +153,29 @@ impl AppState {
             payments: None,
             vault: None,
             saga_fault: None,
-        }
+        }))
+    }
+
+    /// The fields, to set them while the state is built (before it is shared).
+    fn shared_mut(&mut self) -> &mut Shared {
+        Arc::make_mut(&mut self.0)
     }
 
     /// FAULT INJECTION for crash tests: see [`SagaFault`].
     pub fn with_saga_fault(mut self, fault: SagaFault) -> Self {
-        self.saga_fault = Some(fault);
+        self.shared_mut().saga_fault = Some(fault);
         self
     }
 
     /// Seals saved payment methods with `vault`.
     pub fn with_vault(mut self, vault: crate::crypto::TokenVault) -> Self {
-        self.vault = Some(Arc::new(vault));
+        self.shared_mut().vault = Some(Arc::new(vault));
         self
     }
 
     /// Uses `provider` for purchases.
     pub fn with_payments(mut self, provider: crate::payments::HttpProvider) -> Self {
-        self.payments = Some(Arc::new(provider));
+        self.shared_mut().payments = Some(Arc::new(provider));
         self
     }
 }
