@@ -192,7 +192,8 @@ if before_path:
     b = json.load(open(before_path))
     bruns = b["runs"]
     def bcell(wl, s, key):
-        return med([r["result"].get(key) for r in bruns if r["workload"] == wl and r["system"] == s])
+        # The same measure as this run's cells (ok/s to the last ok where reported).
+        return med([val(r, key) for r in bruns if r["workload"] == wl and r["system"] == s])
     L.append("")
     L.append("## Before and after")
     L.append("")
