@@ -294,12 +294,16 @@ impl Inner {
     }
 
     fn write(&mut self, ino: u64, fh: u64, off: u64, data: &[u8]) -> Res<()> {
-        let file_len = self.file(fh)?.metadata().map_err(errno)?.len();
-        let p = self.pending.entry(ino).or_insert_with(|| Pending {
-            writes: VecDeque::new(),
-            size: file_len,
-            bytes: 0,
-        });
+        let file = &self.handles.get(&fh).ok_or(Errno::EBADF)?.file;
+        let p = match self.pending.entry(ino) {
+            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+            // The file's size is read once, when it starts to hold pending data.
+            std::collections::hash_map::Entry::Vacant(v) => v.insert(Pending {
+                writes: VecDeque::new(),
+                size: file.metadata().map_err(errno)?.len(),
+                bytes: 0,
+            }),
+        };
         match p.writes.back_mut() {
             Some(last)
                 if last.off + last.data.len() as u64 == off
@@ -315,7 +319,6 @@ impl Inner {
         p.size = p.size.max(off + data.len() as u64);
         p.bytes += data.len() as u64;
         if p.bytes > MAX_PENDING_BYTES {
-            let file = &self.handles[&fh].file;
             let mut written = 0;
             while p.bytes > MAX_PENDING_BYTES / 2 {
                 let Some(w) = p.writes.pop_front() else { break };
