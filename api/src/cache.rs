@@ -84,12 +84,14 @@ pub struct ReadCache {
 }
 
 impl ReadCache {
-    /// A cache of at most `capacity` responses, each kept at most 2 s.
+    /// A cache of at most `capacity` responses, each kept at most 1 s: a seat map a user sees is
+    /// at most that much older than the store (with hold expiry every 500 ms, an expired hold's
+    /// seats show free within 1.5 s of its expiry).
     pub fn new(capacity: u64) -> Self {
         Self {
             inner: moka::future::Cache::builder()
                 .max_capacity(capacity)
-                .time_to_live(Duration::from_secs(2))
+                .time_to_live(Duration::from_secs(1))
                 .build(),
         }
     }

@@ -22,6 +22,8 @@ pub struct Limits {
     pub body_bytes_max: usize,
     /// Longest a request may take before it is answered with a timeout.
     pub request_timeout: Duration,
+    /// How long a new hold keeps its seats; none: the store's default (10 minutes).
+    pub hold_ttl: Option<Duration>,
 }
 
 impl Default for Limits {
@@ -31,6 +33,7 @@ impl Default for Limits {
             holds_per_ip_per_minute: 120,
             body_bytes_max: 64 * 1024,
             request_timeout: Duration::from_secs(20),
+            hold_ttl: None,
         }
     }
 }

@@ -32,8 +32,10 @@ pub struct NodeFileConfig {
     pub logs_kept_after_snapshot: u64,
     /// Log format: `text` or `json`.
     pub log_format: String,
-    /// Run the leader's background worker (hold expiry, reconciler, dispatcher). On by default
-    /// when a payment provider, SMTP host or SMS provider is configured.
+    /// Run the leader's background worker: hold expiry always, the reconciler and the
+    /// dispatcher when a payment provider, SMTP host or SMS provider is configured. On by
+    /// default (seats of expired holds come back on an idle cluster); `TICKETD_WORKER=false`
+    /// turns it off unless a provider is configured.
     pub worker: bool,
     /// Payment provider address (`host:port`) for the reconciler and refunds.
     pub payments: Option<String>,
@@ -80,14 +82,14 @@ impl Default for NodeFileConfig {
             snapshot_every_entries: 100_000,
             logs_kept_after_snapshot: 1_000,
             log_format: "text".into(),
-            worker: false,
+            worker: true,
             payments: None,
             payments_timeout_ms: 5_000,
             smtp_host: None,
             smtp_port: 25,
             smtp_from: "tickets@ticketd.local".into(),
             sms: None,
-            expire_period_ms: 5_000,
+            expire_period_ms: 500,
             reconcile_period_ms: 30_000,
             reconcile_grace_ms: 60_000,
             reconcile_lookback_ms: 24 * 3_600_000,

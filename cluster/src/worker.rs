@@ -128,7 +128,7 @@ impl Default for WorkerConfig {
             payments_timeout: Duration::from_secs(5),
             smtp: None,
             sms: None,
-            expire_period: Duration::from_secs(5),
+            expire_period: Duration::from_millis(500),
             reconcile_period: Duration::from_secs(30),
             reconcile_grace: Duration::from_secs(60),
             reconcile_lookback: Duration::from_secs(24 * 3600),

@@ -115,6 +115,81 @@ async fn a_purchase_after_the_hold_expired_is_a_nack() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The state of seat `i` (0 free, 1 held, 2 sold) in a seat-map answer.
+fn seat_state(map: &Value, i: usize) -> u64 {
+    let b = map["seat_map"]["seat_states"][i / 4].as_u64().unwrap_or(99);
+    (b >> (2 * (i % 4))) & 3
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shortened_hold_ttl_gives_the_seats_back_on_an_idle_cluster() -> anyhow::Result<()> {
+    let stack = seeded_stack(&["--hold-ttl-s", "5"]).await?;
+    let api = &stack.api;
+    let dt_path = "/v1/events/nordic-jazz/dts/nordic-jazz-d0";
+    let map = || async {
+        let r = api.http.get(api.url(dt_path)).send().await?;
+        anyhow::Ok(r.json::<Value>().await?)
+    };
+
+    phase("a hold through an API whose holds last 5 s");
+    let r = api
+        .http
+        .post(api.url(&format!("{dt_path}/holds")))
+        .bearer_auth(token("demo-user-3", Role::User))
+        .header("idempotency-key", "short-1")
+        .json(&json!({"seats": [20, 21]}))
+        .send()
+        .await?;
+    assert_eq!(r.status(), 201);
+    let placed = Instant::now();
+    let held: Value = r.json().await?;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64;
+    let expires = held["HoldPlaced"]["expires_at_ms"].as_i64().unwrap();
+    assert!(
+        (now_ms + 3_000..=now_ms + 5_500).contains(&expires),
+        "expires {} ms from now, not about 5 s: {held}",
+        expires - now_ms
+    );
+
+    phase("held until the TTL; free again within 2 s after it, with no other write");
+    // The seat map is cached for up to a second: first the hold shows, then its expiry.
+    let deadline = placed + Duration::from_secs(15);
+    let mut seen_held = false;
+    let freed_after = loop {
+        let m = map().await?;
+        match (seat_state(&m, 20), seat_state(&m, 21)) {
+            (1, 1) => seen_held = true,
+            (0, 0) if seen_held => break placed.elapsed(),
+            (0, 0) => {}
+            other => panic!("seats 20, 21 in states {other:?}: {m}"),
+        }
+        assert!(Instant::now() < deadline, "the seats never came back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        freed_after >= Duration::from_millis(4_500),
+        "seats free after {freed_after:?}, before the hold's 5 s"
+    );
+    assert!(
+        freed_after <= Duration::from_secs(7),
+        "seats free only after {freed_after:?}: more than the TTL + 2 s"
+    );
+
+    phase("an out-of-range TTL is refused when the API starts");
+    let out = std::process::Command::new(ticketd_bin())
+        .args(["api", "--hold-ttl-s", "2", "--endpoints", "127.0.0.1:1"])
+        .output()?;
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("hold-ttl-s"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
 /// Runs `ticketctl` against `endpoints`: exit code, stdout, stderr.
 fn ctl(endpoints: &[String], args: &[&str]) -> (i32, String, String) {
     let out = std::process::Command::new(ticketctl_bin())

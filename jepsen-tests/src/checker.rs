@@ -1788,6 +1788,7 @@ mod tests {
                 user_id: "u0-0".into(),
                 seats: seats.to_vec(),
                 ga: Vec::new(),
+                hold_ttl_ms: None,
             }
         }
 
@@ -1801,6 +1802,7 @@ mod tests {
                     area_id: "floor".into(),
                     quantity: n,
                 }],
+                hold_ttl_ms: None,
             }
         }
 

@@ -496,6 +496,8 @@ impl Model {
                 user_id,
                 seats,
                 ga,
+                // The workloads never name a TTL: every hold has the default.
+                hold_ttl_ms: _,
             } => self.hold_seats(now, hold_id, dt_id, user_id, seats, ga),
             Command::HoldBestAvailable {
                 hold_id,
@@ -503,6 +505,7 @@ impl Model {
                 user_id,
                 tier_id,
                 quantity,
+                hold_ttl_ms: _,
             } => self.hold_best(now, hold_id, dt_id, user_id, tier_id, *quantity, observed),
             Command::ReleaseHold { hold_id, user_id } => self.release(now, hold_id, user_id),
             Command::StartPayment {

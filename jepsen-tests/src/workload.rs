@@ -393,6 +393,7 @@ impl SaleClient {
                     user_id: user,
                     seats: seats.into_iter().collect(),
                     ga: Vec::new(),
+                    hold_ttl_ms: None,
                 },
                 via,
             );
@@ -409,6 +410,7 @@ impl SaleClient {
                         area_id: "floor".into(),
                         quantity,
                     }],
+                    hold_ttl_ms: None,
                 },
                 via,
             );
@@ -423,6 +425,7 @@ impl SaleClient {
                     user_id: user,
                     tier_id,
                     quantity,
+                    hold_ttl_ms: None,
                 },
                 via,
             );

@@ -30,6 +30,7 @@ fn hold(i: u64) -> Request {
             user_id: format!("buyer-{}", i % 20_000),
             tier_id: "silver".into(),
             quantity: 2,
+            hold_ttl_ms: None,
         },
     }
 }

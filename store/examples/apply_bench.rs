@@ -218,6 +218,7 @@ fn main() {
             user_id: format!("user-{:05}", i % 4_000),
             seats: vec![((i * 7_919) % (seats as usize / 2)) as u32],
             ga: vec![],
+            hold_ttl_ms: None,
         })
         .collect();
     let writes_before = b.ws.len();
@@ -249,6 +250,7 @@ fn main() {
             user_id: format!("user-{:05}", 4_000 + i),
             tier_id: "upper".into(),
             quantity: 4,
+            hold_ttl_ms: None,
         })
         .collect();
     let start = Instant::now();
@@ -288,6 +290,7 @@ fn main() {
                 // The stride continued past the one-seat holds: lower-tier seats still free.
                 seats: vec![(((HOLDS + i) * 7_919) % (seats as usize / 2)) as u32],
                 ga: vec![],
+                hold_ttl_ms: None,
             },
         })
         .collect();
@@ -422,6 +425,7 @@ fn growth_figures() {
                         user_id: hex_id("u-", (i % USERS) as u64),
                         tier_id: "all".into(),
                         quantity: 1,
+                        hold_ttl_ms: None,
                     },
                 }
             })

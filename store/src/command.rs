@@ -160,6 +160,10 @@ pub enum Command {
         seats: Vec<u32>,
         /// GA places.
         ga: Vec<GaPick>,
+        /// How long the hold keeps its seats, ms (`HOLD_TTL_MIN_MS..=HOLD_TTL_MAX_MS`); none:
+        /// `HOLD_TTL_MS`. The API's operator sets it (`ticketd api --hold-ttl-s`).
+        #[serde(default)]
+        hold_ttl_ms: Option<i64>,
     },
     /// User: hold the best `quantity` available seats (or places) of a tier.
     HoldBestAvailable {
@@ -173,6 +177,9 @@ pub enum Command {
         tier_id: String,
         /// How many.
         quantity: u32,
+        /// As for `HoldSeats`.
+        #[serde(default)]
+        hold_ttl_ms: Option<i64>,
     },
     /// User: give a hold's seats back.
     ReleaseHold {

@@ -55,6 +55,18 @@ fn check_currency(v: &str) -> R<()> {
     Ok(())
 }
 
+/// The TTL a hold command names, within its bounds, or the default.
+fn hold_ttl(named: Option<i64>) -> R<i64> {
+    match named {
+        None => Ok(HOLD_TTL_MS),
+        Some(ms) if (HOLD_TTL_MIN_MS..=HOLD_TTL_MAX_MS).contains(&ms) => Ok(ms),
+        Some(ms) => Err(no(
+            Rejection::InvalidArgument,
+            format!("a hold's TTL is {HOLD_TTL_MIN_MS}..={HOLD_TTL_MAX_MS} ms, not {ms}"),
+        )),
+    }
+}
+
 fn check_window(starts: i64, ends: i64) -> R<()> {
     if starts >= ends {
         return Err(no(
@@ -193,14 +205,22 @@ impl Machine {
                 user_id,
                 seats,
                 ga,
-            } => self.hold_seats(cx, hold_id, dt_id, user_id, seats, ga),
+                hold_ttl_ms,
+            } => {
+                let ttl = hold_ttl(*hold_ttl_ms)?;
+                self.hold_seats(cx, hold_id, dt_id, user_id, seats, ga, ttl)
+            }
             Command::HoldBestAvailable {
                 hold_id,
                 dt_id,
                 user_id,
                 tier_id,
                 quantity,
-            } => self.hold_best_available(cx, hold_id, dt_id, user_id, tier_id, *quantity),
+                hold_ttl_ms,
+            } => {
+                let ttl = hold_ttl(*hold_ttl_ms)?;
+                self.hold_best_available(cx, hold_id, dt_id, user_id, tier_id, *quantity, ttl)
+            }
             Command::ReleaseHold { hold_id, user_id } => self.release_hold(cx, hold_id, user_id),
             Command::StartPayment {
                 hold_id,
@@ -813,6 +833,7 @@ impl Machine {
         Ok(self.sellers[seller].fee_bps)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn hold_seats(
         &mut self,
         cx: &mut Cx<'_>,
@@ -821,6 +842,7 @@ impl Machine {
         user_id: &str,
         seats: &[u32],
         ga: &[GaPick],
+        ttl_ms: i64,
     ) -> R<Done> {
         let count = seats.len() as u64 + ga.iter().map(|g| g.quantity as u64).sum::<u64>();
         let fee_bps = self.hold_preflight(cx.now, hold_id, dt_id, user_id, count)?;
@@ -885,9 +907,10 @@ impl Machine {
                 g.quantity as usize,
             ));
         }
-        Ok(self.place_hold(cx, hold_id, dt_id, user_id, picked, fee_bps))
+        Ok(self.place_hold(cx, hold_id, dt_id, user_id, picked, fee_bps, ttl_ms))
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn hold_best_available(
         &mut self,
         cx: &mut Cx<'_>,
@@ -896,6 +919,7 @@ impl Machine {
         user_id: &str,
         tier_id: &str,
         quantity: u32,
+        ttl_ms: i64,
     ) -> R<Done> {
         let fee_bps = self.hold_preflight(cx.now, hold_id, dt_id, user_id, quantity as u64)?;
         let tier = self.dts[dt_id]
@@ -911,10 +935,11 @@ impl Machine {
                 format!("tier {tier_id} has {} left", picked.len()),
             ));
         }
-        Ok(self.place_hold(cx, hold_id, dt_id, user_id, picked, fee_bps))
+        Ok(self.place_hold(cx, hold_id, dt_id, user_id, picked, fee_bps, ttl_ms))
     }
 
     /// Takes validated free seats out of the pool into a new hold.
+    #[allow(clippy::too_many_arguments)]
     fn place_hold(
         &mut self,
         cx: &mut Cx<'_>,
@@ -923,6 +948,7 @@ impl Machine {
         user_id: &str,
         picked: Vec<SeatRef>,
         fee_bps: u32,
+        ttl_ms: i64,
     ) -> Done {
         let dt = &self.dts[dt_id];
         let book = self.d.books.get_mut(dt_id).expect("every dt has a book");
@@ -950,7 +976,7 @@ impl Machine {
             total_minor: subtotal + fee,
             currency: dt.tiers[0].spec.currency.clone(),
             created_at_ms: cx.now,
-            expires_at_ms: cx.now + HOLD_TTL_MS,
+            expires_at_ms: cx.now + ttl_ms,
             pinned_until_ms: None,
             payment_ref: None,
             payment_attempts: 0,

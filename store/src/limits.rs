@@ -5,8 +5,12 @@ pub const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 60 * 60 * 1000;
 /// Forgotten idempotency entries pruned per apply: bounds the work of one apply while still
 /// pruning faster than one entry per apply adds.
 pub const IDEMPOTENCY_PRUNE_PER_APPLY_MAX: usize = 8;
-/// How long a hold keeps its seats without a payment.
+/// How long a hold keeps its seats without a payment, unless its command names a TTL.
 pub const HOLD_TTL_MS: i64 = 10 * 60 * 1000;
+/// Shortest TTL a hold command may name.
+pub const HOLD_TTL_MIN_MS: i64 = 5 * 1000;
+/// Longest TTL a hold command may name.
+pub const HOLD_TTL_MAX_MS: i64 = 30 * 60 * 1000;
 /// How long a started payment pins its hold, from when it starts (never shortening the hold).
 pub const PAYMENT_PIN_MS: i64 = 10 * 60 * 1000;
 /// Payments that may be started on one hold.

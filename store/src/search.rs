@@ -574,6 +574,7 @@ mod tests {
                     area_id: "floor".into(),
                     quantity: 2,
                 }],
+                hold_ttl_ms: None,
             },
         );
         apply(

@@ -33,6 +33,7 @@ fn t10_purchase_turns_a_hold_into_an_order_and_tickets() {
             area_id: "floor".into(),
             quantity: 1,
         }],
+        hold_ttl_ms: None,
     })
     else {
         unreachable!()
@@ -162,6 +163,50 @@ fn t20_scan_admits_once_and_answers_with_when_and_where() {
     let ticket = h.ticket(&t[0]);
     assert_eq!(ticket.scans.len(), 2);
     assert_eq!(ticket.scans[1].gate, "south");
+    h.reopen();
+}
+
+#[test]
+fn t31_a_hold_named_ttl_sets_its_expiry_within_bounds() {
+    use ticketd_store::limits::{HOLD_TTL_MAX_MS, HOLD_TTL_MIN_MS};
+    let mut h = H::show();
+    let with_ttl = |id: &str, user: &str, seat: u32, ttl: i64| match hold(id, user, &[seat]) {
+        Command::HoldSeats {
+            hold_id,
+            dt_id,
+            user_id,
+            seats,
+            ga,
+            ..
+        } => Command::HoldSeats {
+            hold_id,
+            dt_id,
+            user_id,
+            seats,
+            ga,
+            hold_ttl_ms: Some(ttl),
+        },
+        _ => unreachable!(),
+    };
+    // Out of bounds: refused, nothing held.
+    assert_eq!(
+        h.code(with_ttl("h0", "u1", 0, HOLD_TTL_MIN_MS - 1)),
+        Rejection::InvalidArgument
+    );
+    assert_eq!(
+        h.code(with_ttl("h0", "u1", 0, HOLD_TTL_MAX_MS + 1)),
+        Rejection::InvalidArgument
+    );
+    h.ok(with_ttl("h1", "u1", 0, 5_000));
+    assert_eq!(h.hold("h1").expires_at_ms, h.now + 5_000);
+    // Not yet due a millisecond before; gone at its TTL, the seat free again.
+    h.now += 4_999;
+    h.ok(Command::ExpireHolds { up_to_ms: h.now });
+    assert_eq!(h.hold("h1").status, HoldStatus::Live);
+    h.now += 1;
+    h.ok(Command::ExpireHolds { up_to_ms: h.now });
+    assert!(matches!(h.hold("h1").status, HoldStatus::Expired { .. }));
+    h.ok(hold("h2", "u2", &[0]));
     h.reopen();
 }
 
@@ -561,6 +606,7 @@ fn t75_full_text_search_over_title_performers_and_venue() {
         user_id: "u1".into(),
         seats: vec![0],
         ga: vec![],
+        hold_ttl_ms: None,
     }) else {
         unreachable!()
     };

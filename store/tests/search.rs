@@ -189,6 +189,7 @@ proptest! {
                         user_id: ["u1", "u2", "u3"][bought % 3].into(),
                         tier_id: "gold".into(),
                         quantity: 1,
+                        hold_ttl_ms: None,
                     });
                     if let Outcome::Done(ticketd_store::command::Done::HoldPlaced { total_minor, .. }) = placed {
                         let pay = format!("pi-{hold}");

@@ -91,6 +91,10 @@ pub async fn create_hold(
         "h-{}",
         state.tokens.keyed_hex(&["hold", &caller.user_id, &key])
     );
+    let hold_ttl_ms = state
+        .limits
+        .hold_ttl
+        .map(|t| i64::try_from(t.as_millis()).unwrap_or(i64::MAX));
     let command = match (req.tier_id, req.quantity) {
         (Some(tier_id), Some(quantity)) if req.seats.is_empty() && req.ga.is_empty() => {
             Command::HoldBestAvailable {
@@ -99,6 +103,7 @@ pub async fn create_hold(
                 user_id: caller.user_id.clone(),
                 tier_id,
                 quantity,
+                hold_ttl_ms,
             }
         }
         (None, None) if !req.seats.is_empty() || !req.ga.is_empty() => {
@@ -121,6 +126,7 @@ pub async fn create_hold(
                 user_id: caller.user_id.clone(),
                 seats: req.seats,
                 ga,
+                hold_ttl_ms,
             }
         }
         _ => {

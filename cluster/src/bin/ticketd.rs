@@ -98,6 +98,10 @@ struct ApiArgs {
     /// Holds one IP address may create per minute.
     #[arg(long, default_value_t = 120)]
     holds_per_ip_per_minute: u32,
+    /// How long a new hold keeps its seats, seconds (5..=1800); the store's 600 when not given.
+    /// Shorter for load tests of expiry.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(5..=1800))]
+    hold_ttl_s: Option<u64>,
     /// Most concurrent writes sent to the cluster in one call (0: one call per write).
     #[arg(long, default_value_t = 256)]
     write_batch_max: usize,
@@ -163,7 +167,7 @@ struct NodeArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     log_format: Option<String>,
-    /// Run the leader's background worker even without providers (hold expiry only).
+    /// Run the leader's background worker (the default; hold expiry without providers).
     #[arg(long)]
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     worker: bool,
@@ -366,6 +370,7 @@ async fn run_api(args: ApiArgs) -> anyhow::Result<()> {
     let limits = ticketd_api::Limits {
         holds_per_user_per_minute: args.holds_per_user_per_minute,
         holds_per_ip_per_minute: args.holds_per_ip_per_minute,
+        hold_ttl: args.hold_ttl_s.map(std::time::Duration::from_secs),
         ..Default::default()
     };
     let mut cluster = ClusterClient::new(args.endpoints.clone(), RetryPolicy::default());

@@ -640,6 +640,7 @@ mod tests {
             user_id: "u".into(),
             seats: vec![seat],
             ga: vec![],
+            hold_ttl_ms: None,
         }
     }
 

@@ -273,6 +273,7 @@ pub fn hold(id: &str, user: &str, seats: &[u32]) -> Command {
         user_id: user.into(),
         seats: seats.to_vec(),
         ga: vec![],
+        hold_ttl_ms: None,
     }
 }
 
@@ -286,6 +287,7 @@ pub fn hold_ga(id: &str, user: &str, area: &str, quantity: u32) -> Command {
             area_id: area.into(),
             quantity,
         }],
+        hold_ttl_ms: None,
     }
 }
 
@@ -296,6 +298,7 @@ pub fn best(id: &str, user: &str, tier: &str, quantity: u32) -> Command {
         user_id: user.into(),
         tier_id: tier.into(),
         quantity,
+        hold_ttl_ms: None,
     }
 }
 
