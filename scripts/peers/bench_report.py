@@ -51,6 +51,8 @@ L.append("")
 L.append("| workload | system | ok/s (to the last ok) | conflicts/s | other errors | p50 ms | p99 ms | p99.9 ms | max ms | ticketd / system (ok/s) |")
 L.append("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 for wl in wls:
+    if wl.startswith("W6-"):
+        continue  # its own table below
     t_ok = cell(wl, "ticketd", "accepted_per_s")
     for s in systems:
         if reps(wl, s) == 0: continue
@@ -83,7 +85,8 @@ L.append("Workloads: W1 one client, best-available holds of 1-4 silver seats one
          "ok/s is the ok answers over the time to the last of them: a storm that sells its dt (50,400 seats) "
          "out before the run ends is measured while it was selling; conflicts/s is over the whole run. "
          "W8-nN-cC: the W2 storm at ticketd's best W2 concurrency C against a fresh cluster of N nodes (5, then 3 again), ticketd only. "
-         "Not measured yet: W4, W6. W9 (microbenchmarks) has its own commands, below.")
+         "W4 (holds and purchases, below): its row counts the holds. "
+         "W9 (microbenchmarks) has its own commands, below.")
 L.append("")
 L.append("W9, microbenchmarks (not run by this script; release builds): "
          "`cargo run --release -p ticketd-store --no-default-features --example apply_bench` "
@@ -91,6 +94,110 @@ L.append("W9, microbenchmarks (not run by this script; release builds): "
          "`cargo build --release -p ticketd-raft -p ticketd-cluster --bins --example log_bench && $CARGO_TARGET_DIR/release/examples/log_bench DIR` "
          "(the Raft log's group commit on the disk under DIR: entries and holds per fsync for a window of appends in flight).")
 L.append("")
+ttl = d.get("hold_ttl_s")
+w4 = [r for r in runs if r["workload"] == "W4"]
+seats_back = {}
+if w4:
+    L.append("## Purchases, and seats back after expiry (W4)")
+    L.append("")
+    L.append(f"64 clients each place a best-available hold of 1-4 silver seats and buy 30% of the holds they placed "
+             "(ticketd: its purchase route, which authorizes with the payment provider, pins the hold, turns it into an "
+             "order with tickets and captures; the peers: authorize, one transaction that turns the live hold into an order, "
+             "capture; all three through ticketd's payment simulator); holds not bought expire after "
+             f"{ttl} s (ticketd's API `--hold-ttl-s`, the peers' `--ttl-s`). After the load, the dt's seat map is polled "
+             "(every 100 ms) until every seat not bought is free again: the time from the end of the load.")
+    L.append("")
+    L.append("| system | purchases/s | ticketd / system | purchase p50 ms | p99 ms | purchases refused (status: count, all reps) | holds ok/s | seats back after the load, ms (median; per rep) |")
+    L.append("| --- | ---: | ---: | ---: | ---: | --- | ---: | --- |")
+    def pcell(s_, key):
+        return med([r["result"].get("purchases", {}).get(key) for r in w4 if r["system"] == s_])
+    tp = pcell("ticketd", "per_s")
+    for s_ in systems:
+        rs = [r for r in w4 if r["system"] == s_]
+        if not rs: continue
+        refused = {}
+        for r in rs:
+            for k, v in (r["result"].get("purchases", {}).get("failed") or {}).items():
+                refused[k] = refused.get(k, 0) + v
+        back = [r["result"].get("seats_back_ms") for r in rs]
+        seats_back[s_] = back
+        L.append(f"| {s_} | {f(pcell(s_, 'per_s'))} | {'' if s_ == 'ticketd' else ratio(tp, pcell(s_, 'per_s'))} | "
+                 f"{f(pcell(s_, 'p50_ms'), 2)} | {f(pcell(s_, 'p99_ms'), 2)} | "
+                 f"{', '.join(f'{k}: {v}' for k, v in sorted(refused.items())) or '-'} | "
+                 f"{f(cell('W4', s_, 'accepted_per_s'))} | "
+                 f"{f(med(back), 0)}; {', '.join('never' if x is None else f(x, 0) for x in back)} |")
+    L.append("")
+w6 = [r for r in runs if r["workload"].startswith("W6-")]
+served = {}
+if w6:
+    bound = d.get("w6_p99_bound_ms")
+    L.append("## On-sale mix (W6)")
+    L.append("")
+    L.append("Open loop in users: each user arriving reads the dt's seat map, reads it again every 2 s while deciding "
+             "(0-4 s), holds 1-4 silver seats and buys 30% of the holds (the W4 endpoints and payment simulator). The "
+             "arrival rate steps up; a system leaves the ladder at the first step where the p99 of every request of its "
+             f"users passes {bound} ms or more than 1% of the requests fail (conflicts and expired holds are not failures). "
+             "Users/s served: the highest step passed, median over the repetitions.")
+    L.append("")
+    L.append("| system | users/s served (median) | per rep | ticketd / system |")
+    L.append("| --- | ---: | --- | ---: |")
+    def ok_step(r):
+        x = r["result"]
+        pur = x.get("purchases", {})
+        maps = x.get("map_reads", {})
+        allr = (x.get("ok", 0) + x.get("conflict", 0) + x.get("other", 0) + x.get("unknown", 0) + x.get("transport_errors", 0)
+                + pur.get("ok", 0) + sum((pur.get("failed") or {}).values()) + pur.get("transport_errors", 0)
+                + maps.get("ok", 0) + maps.get("failed", 0))
+        bad = (x.get("other", 0) + x.get("unknown", 0) + x.get("transport_errors", 0) + pur.get("transport_errors", 0)
+               + sum(v for k, v in (pur.get("failed") or {}).items() if k != "410") + maps.get("failed", 0))
+        return x.get("all_p99_ms") is not None and x["all_p99_ms"] <= bound and allr > 0 and bad / allr <= 0.01
+    rate_of = lambda r: int(r["workload"].split("-u")[1])
+    for s_ in systems:
+        per = []
+        for rep in sorted({r["rep"] for r in w6}):
+            rs = sorted((r for r in w6 if r["system"] == s_ and r["rep"] == rep), key=rate_of)
+            if not rs: continue
+            best = 0
+            for r in rs:
+                if ok_step(r): best = rate_of(r)
+                else: break
+            per.append(best)
+        if per:
+            served[s_] = med(per)
+    for s_ in systems:
+        if s_ not in served: continue
+        per = []
+        for rep in sorted({r["rep"] for r in w6}):
+            rs = sorted((r for r in w6 if r["system"] == s_ and r["rep"] == rep), key=rate_of)
+            best = 0
+            for r in rs:
+                if ok_step(r): best = rate_of(r)
+                else: break
+            if rs: per.append(best)
+        L.append(f"| {s_} | {f(served[s_])} | {', '.join(f(x) for x in per)} | {'' if s_ == 'ticketd' else ratio(served.get('ticketd'), served[s_])} |")
+    L.append("")
+    L.append("Each step (medians over the repetitions that reached it): p99 of all requests, and of the seat-map reads, holds and purchases.")
+    L.append("")
+    L.append("| users/s offered | system | users done/s | p99 all ms | seat map p99 ms | hold p99 ms | purchase p99 ms | failed share |")
+    L.append("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for rate in sorted({rate_of(r) for r in w6}):
+        for s_ in systems:
+            rs = [r for r in w6 if r["system"] == s_ and rate_of(r) == rate]
+            if not rs: continue
+            def m(fn):
+                return med([fn(r["result"]) for r in rs])
+            def fail_share(x):
+                pur = x.get("purchases", {}); maps = x.get("map_reads", {})
+                allr = (x.get("ok", 0) + x.get("conflict", 0) + x.get("other", 0) + x.get("unknown", 0) + x.get("transport_errors", 0)
+                        + pur.get("ok", 0) + sum((pur.get("failed") or {}).values()) + pur.get("transport_errors", 0) + maps.get("ok", 0) + maps.get("failed", 0))
+                bad = (x.get("other", 0) + x.get("unknown", 0) + x.get("transport_errors", 0) + pur.get("transport_errors", 0)
+                       + sum(v for k, v in (pur.get("failed") or {}).items() if k != "410") + maps.get("failed", 0))
+                return bad / allr if allr else None
+            sh = m(fail_share)
+            L.append(f"| {rate:,} | {s_} | {f(m(lambda x: x.get('users_per_s')))} | {f(m(lambda x: x.get('all_p99_ms')), 1)} | "
+                     f"{f(m(lambda x: x.get('map_reads', {}).get('p99_ms')), 1)} | {f(m(lambda x: x.get('p99_ms')), 1)} | "
+                     f"{f(m(lambda x: x.get('purchases', {}).get('p99_ms')), 1)} | {'-' if sh is None else f'{sh * 100:.2f}%'} |")
+    L.append("")
 L.append("## Write outage when the leader is killed (W7)")
 L.append("")
 L.append("| system | longest stretch without an ok hold, ms (median) | per rep | ok/s over the run |")
@@ -180,6 +287,12 @@ if w2:
 twice_all = sum(r["result"].get("seats_placed_twice", 0) for r in runs if r["system"] == "ticketd")
 placed_all = sum(r["result"].get("seats_placed", 0) or 0 for r in runs if r["system"] == "ticketd")
 L.append(f"- Zero oversell: ticketd placed {placed_all:,} seats in ok hold answers, {twice_all} twice: " + ("met" if twice_all == 0 else "**not met**") + ".")
+if seats_back.get("ticketd"):
+    back = seats_back["ticketd"]
+    worst = None if any(x is None for x in back) else max(back)
+    L.append(f"- W4 seats back within TTL + 2 s after the last hold (the load's end): ticketd's worst of {len(back)} reps "
+             + ("never (within the wait)" if worst is None else f"{worst:,.0f} ms")
+             + f" against {ttl * 1000 + 2000:,} ms: " + ("met" if worst is not None and worst <= ttl * 1000 + 2000 else "**not met**") + ".")
 if "ticketd" in gaps and "etcd" in gaps and gaps["etcd"]:
     r = gaps["ticketd"] / gaps["etcd"]
     L.append(f"- Leader-kill write outage (W7 median): ticketd {gaps['ticketd']:,.0f} ms vs etcd {gaps['etcd']:,.0f} ms = {r:.2f}x (target at most 0.5x): "
@@ -205,7 +318,7 @@ if before_path:
     for wl in wls:
         # W3 and W8 are left out: W3's gold seats sell out in both runs, and the before run
         # (no rate to the last ok) measured over the whole run; W8 has no before.
-        if wl.startswith(("W3", "W5", "W7", "W8")):
+        if wl.startswith(("W3", "W4", "W5", "W6", "W7", "W8")):
             continue
         t0, t1 = bcell(wl, "ticketd", "accepted_per_s"), cell(wl, "ticketd", "accepted_per_s")
         L.append(f"| {wl} | {ratio(t0, bcell(wl, 'pg', 'accepted_per_s'))} | {ratio(t1, cell(wl, 'pg', 'accepted_per_s'))} | "

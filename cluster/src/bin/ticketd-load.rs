@@ -8,6 +8,14 @@
 //! (503), other. Also reported: the longest stretch without an ok answer (the write outage when
 //! a node is killed mid-run) and, for holds, every seat the ok answers placed, counted once per
 //! answer: a seat placed twice is an oversell.
+//!
+//! Flows (`--flow`): `request` sends the one request of `--url` (the default); `buy` places a
+//! hold at `--url` and buys a `--buy-fraction` of the holds placed at `--dt-url` (the purchase
+//! route, paid with the provider's test card); `onsale` is open loop in users: each user arriving
+//! reads the seat map at `--dt-url`, reads it again every `--poll-ms` while deciding for
+//! `--think-ms`, holds, and buys a `--buy-fraction` of the holds. With `--seats-back-s`, after the
+//! load the seat map is polled until every seat not bought is free again (the holds' expiry), and
+//! the time from the end of the load until then is reported.
 
 /// mimalloc for the Rust heap (glibc malloc's locking and consolidation showed up at about
 /// 15% of samples under load); C/C++ code (RocksDB) keeps the system allocator.
@@ -86,6 +94,48 @@ struct Args {
     /// Print one JSON line instead of text.
     #[arg(long)]
     json: bool,
+    /// What one unit of load is: one request, a hold then maybe a purchase, or a user's visit.
+    #[arg(long, value_enum, default_value_t = Flow::Request)]
+    flow: Flow,
+    /// The dt's URL: its seat map (GET) and its purchase route (POST), for `buy` and `onsale`.
+    #[arg(long)]
+    dt_url: Option<String>,
+    /// Share of placed holds that are bought (`buy`, `onsale`).
+    #[arg(long, default_value_t = 0.3)]
+    buy_fraction: f64,
+    /// `onsale`: a deciding user reads the seat map again this often, ms.
+    #[arg(long, default_value_t = 2_000)]
+    poll_ms: u64,
+    /// `onsale`: how long a user looks at the map before holding, ms (drawn from 0..=2x this).
+    #[arg(long, default_value_t = 4_000)]
+    think_ms: u64,
+    /// After the load, wait at most this long for every seat not bought to be free again.
+    #[arg(long)]
+    seats_back_s: Option<u64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Flow {
+    /// One request per unit.
+    Request,
+    /// A hold, then a purchase of a share of them.
+    Buy,
+    /// A user's visit: seat map polls, a hold, maybe a purchase.
+    Onsale,
+}
+
+/// Answers to the purchases and seat-map reads of the `buy` and `onsale` flows.
+#[derive(Default)]
+struct Extra {
+    purchase_ok: u64,
+    /// Refused purchases, by status (410: the hold expired first).
+    purchase_failed: std::collections::BTreeMap<u16, u64>,
+    purchase_transport: u64,
+    /// Seats of the bought holds.
+    seats_bought: u64,
+    map_ok: u64,
+    map_failed: u64,
+    users_done: u64,
 }
 
 #[derive(Default)]
@@ -108,6 +158,12 @@ struct Stats {
     last_conflict_us: u64,
     /// Seats placed by ok hold answers (`HoldPlaced.seats`), as JSON text, one per placement.
     placed: Vec<String>,
+    /// Purchases (their own latencies) and seat-map reads.
+    purchase_hist: Histogram<u64>,
+    map_hist: Histogram<u64>,
+    /// Every request of a user's visit (`onsale`): the bound users are served at.
+    all_hist: Histogram<u64>,
+    extra: Extra,
 }
 
 /// The seats a hold answer placed, as JSON text each (ticketd's seat refs and the peers' seat
@@ -146,7 +202,7 @@ async fn one(
     due: Instant,
     start: Instant,
     stats: &Mutex<Stats>,
-) {
+) -> Option<Vec<u8>> {
     let url = args.url.replace("{i}", &i.to_string());
     let method =
         reqwest::Method::from_bytes(args.method.as_bytes()).unwrap_or(reqwest::Method::POST);
@@ -175,12 +231,17 @@ async fn one(
     let latency_us = due.elapsed().as_micros() as u64;
     let mut s = stats.lock().await;
     let _ = s.hist.record(latency_us.max(1));
+    let _ = s.all_hist.record(latency_us.max(1));
+    let mut placed = None;
     match result {
         Ok((status, body)) => match status {
             200..=299 => {
                 s.tally.ok += 1;
                 s.ok_at_us.push(start.elapsed().as_micros() as u64);
                 s.placed.extend(placed_seats(&body));
+                if args.flow != Flow::Request {
+                    placed = Some(body.to_vec());
+                }
             }
             409 => {
                 s.tally.conflict += 1;
@@ -193,6 +254,179 @@ async fn one(
             }
         },
         Err(_) => s.tally.transport += 1,
+    }
+    placed
+}
+
+/// A uniform draw in [0, 1) from (seed, i, salt), reproducible like [`quantity`].
+fn unit(args: &Args, i: u64, salt: u64) -> f64 {
+    let mut z = args
+        .seed
+        .wrapping_add(i.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+        .wrapping_add(salt.wrapping_mul(0xD1B5_4A32_D192_ED03));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    (z >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// The bearer token of unit i.
+fn token(args: &Args, i: u64) -> Option<&str> {
+    if !args.tokens.is_empty() {
+        Some(&args.tokens[(i % args.tokens.len() as u64) as usize])
+    } else {
+        args.token.as_deref()
+    }
+}
+
+/// Buys the hold of a `HoldPlaced` answer: the purchase route of the dt, the hold's total
+/// (ticketd checks it; the peers take their own), the provider's test card.
+async fn buy(
+    http: &reqwest::Client,
+    args: &Args,
+    i: u64,
+    hold_answer: &[u8],
+    stats: &Mutex<Stats>,
+) {
+    let Some(url) = &args.dt_url else { return };
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(hold_answer) else {
+        return;
+    };
+    let placed = &v["HoldPlaced"];
+    let Some(hold_id) = placed["hold_id"].as_str() else {
+        return;
+    };
+    let seats = placed["seats"].as_array().map_or(0, Vec::len) as u64;
+    let body = serde_json::json!({
+        "hold_id": hold_id,
+        "expected_total_minor": placed["total_minor"].as_i64().unwrap_or(0),
+        "payment_method_token": "pm_card_visa",
+    });
+    let mut req = http
+        .post(url)
+        .header("Idempotency-Key", format!("load-buy-{}-{i}", args.seed))
+        .json(&body);
+    if let Some(t) = token(args, i) {
+        req = req.bearer_auth(t);
+    }
+    let sent = Instant::now();
+    let result = match req.send().await {
+        Ok(r) => {
+            let status = r.status().as_u16();
+            r.bytes().await.map(|_| status)
+        }
+        Err(e) => Err(e),
+    };
+    let us = (sent.elapsed().as_micros() as u64).max(1);
+    let mut s = stats.lock().await;
+    let _ = s.purchase_hist.record(us);
+    let _ = s.all_hist.record(us);
+    match result {
+        Ok(200..=299) => {
+            s.extra.purchase_ok += 1;
+            s.extra.seats_bought += seats;
+        }
+        Ok(status) => *s.extra.purchase_failed.entry(status).or_default() += 1,
+        Err(_) => s.extra.purchase_transport += 1,
+    }
+}
+
+/// Reads the dt's seat map (its latency from `due`, when it was meant to be sent, into `stats`
+/// when given); without `stats`, the number of free seats when the answer is one.
+async fn read_map(
+    http: &reqwest::Client,
+    args: &Args,
+    due: Instant,
+    stats: Option<&Mutex<Stats>>,
+) -> Option<u64> {
+    let url = args.dt_url.as_ref()?;
+    let sent = due;
+    let body = match http.get(url).send().await {
+        Ok(r) if r.status().is_success() => r.bytes().await.ok(),
+        _ => None,
+    };
+    if let Some(stats) = stats {
+        let us = (sent.elapsed().as_micros() as u64).max(1);
+        let mut s = stats.lock().await;
+        let _ = s.map_hist.record(us);
+        let _ = s.all_hist.record(us);
+        if body.is_some() {
+            s.extra.map_ok += 1;
+        } else {
+            s.extra.map_failed += 1;
+        }
+        // A user's read is not parsed: the generator shares the machine's CPU with the system
+        // under test, and a 50,000-seat map is tens of kilobytes of JSON.
+        return None;
+    }
+    free_seats(&body?)
+}
+
+/// Free seats of a seat-map answer: `seat_map.seat_states` packs two bits per seat (0 free),
+/// as a byte array (ticketd) or hex text (the peers).
+fn free_seats(body: &[u8]) -> Option<u64> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let map = &v["seat_map"];
+    let count = map["seat_count"].as_u64()?;
+    let bytes: Vec<u8> = match &map["seat_states"] {
+        serde_json::Value::Array(a) => a.iter().map(|b| b.as_u64().unwrap_or(0) as u8).collect(),
+        serde_json::Value::String(h) => (0..h.len() / 2)
+            .map(|k| u8::from_str_radix(&h[2 * k..2 * k + 2], 16).unwrap_or(0))
+            .collect(),
+        _ => return None,
+    };
+    Some(
+        (0..count)
+            .filter(|&i| {
+                bytes
+                    .get((i / 4) as usize)
+                    .is_some_and(|b| (b >> (2 * (i % 4))) & 3 == 0)
+            })
+            .count() as u64,
+    )
+}
+
+/// One unit of load of the chosen flow; `due` is its intended start.
+async fn unit_of_load(
+    http: &reqwest::Client,
+    args: &Args,
+    i: u64,
+    due: Instant,
+    start: Instant,
+    end: Instant,
+    stats: &Mutex<Stats>,
+) {
+    match args.flow {
+        Flow::Request => {
+            one(http, args, i, due, start, stats).await;
+        }
+        Flow::Buy => {
+            if let Some(answer) = one(http, args, i, due, start, stats).await {
+                if unit(args, i, 1) < args.buy_fraction {
+                    buy(http, args, i, &answer, stats).await;
+                }
+            }
+        }
+        Flow::Onsale => {
+            // The visit's first request is due on arrival: a stalled server shows as latency.
+            read_map(http, args, due, Some(stats)).await;
+            // Deciding: the map again every poll period, within the run's end.
+            let think =
+                Duration::from_millis((unit(args, i, 2) * 2.0 * args.think_ms as f64) as u64);
+            let decided = (Instant::now() + think).min(end);
+            let poll = Duration::from_millis(args.poll_ms.max(100));
+            while Instant::now() + poll < decided {
+                tokio::time::sleep(poll).await;
+                read_map(http, args, Instant::now(), Some(stats)).await;
+            }
+            tokio::time::sleep_until(decided.into()).await;
+            if let Some(answer) = one(http, args, i, Instant::now(), start, stats).await {
+                if unit(args, i, 1) < args.buy_fraction {
+                    buy(http, args, i, &answer, stats).await;
+                }
+            }
+            stats.lock().await.extra.users_done += 1;
+        }
     }
 }
 
@@ -243,7 +477,28 @@ async fn main() -> anyhow::Result<()> {
         ok_at_us: Vec::new(),
         last_conflict_us: 0,
         placed: Vec::new(),
+        purchase_hist: Histogram::new_with_bounds(1, 120_000_000, 3)?,
+        map_hist: Histogram::new_with_bounds(1, 120_000_000, 3)?,
+        all_hist: Histogram::new_with_bounds(1, 120_000_000, 3)?,
+        extra: Extra::default(),
     }));
+    anyhow::ensure!(
+        args.flow == Flow::Request || args.dt_url.is_some(),
+        "the buy and onsale flows need --dt-url"
+    );
+    anyhow::ensure!(
+        args.seats_back_s.is_none() || args.dt_url.is_some(),
+        "--seats-back-s needs --dt-url"
+    );
+    // Free seats before the load, to know how many must be free again after it.
+    let free_before = match args.seats_back_s {
+        Some(_) => Some(
+            read_map(&http, &args, Instant::now(), None)
+                .await
+                .ok_or_else(|| anyhow::anyhow!("cannot read the seat map before the load"))?,
+        ),
+        None => None,
+    };
     let args = Arc::new(args);
     let start = Instant::now();
     let end = start + Duration::from_secs(args.seconds);
@@ -262,7 +517,7 @@ async fn main() -> anyhow::Result<()> {
             let (http, args, stats) = (http.clone(), args.clone(), stats.clone());
             let i = sent;
             tasks.spawn(async move {
-                one(&http, &args, i, due, start, &stats).await;
+                unit_of_load(&http, &args, i, due, start, end, &stats).await;
                 drop(permit);
             });
             sent += 1;
@@ -281,7 +536,7 @@ async fn main() -> anyhow::Result<()> {
                     if i >= args.requests_max || Instant::now() >= end {
                         return;
                     }
-                    one(&http, &args, i, Instant::now(), start, &stats).await;
+                    unit_of_load(&http, &args, i, Instant::now(), start, end, &stats).await;
                 }
             });
         }
@@ -291,6 +546,28 @@ async fn main() -> anyhow::Result<()> {
             .min(args.requests_max);
     }
     let elapsed = start.elapsed().as_secs_f64();
+    // Every seat not bought free again: polled (every 100 ms, bounded) from the end of the load.
+    // The last free count read is reported too (why the seats did not all come back).
+    let (seats_back_ms, seats_free_last) = match (args.seats_back_s, free_before) {
+        (Some(wait_s), Some(before)) => {
+            let bought = stats.lock().await.extra.seats_bought;
+            let load_end = Instant::now();
+            let deadline = load_end + Duration::from_secs(wait_s);
+            let mut back = None;
+            let mut last = None;
+            while Instant::now() < deadline {
+                let free = read_map(&http, &args, Instant::now(), None).await;
+                last = free.or(last);
+                if free == Some(before.saturating_sub(bought)) {
+                    back = Some(load_end.elapsed().as_secs_f64() * 1000.0);
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            (back, last)
+        }
+        _ => (None, None),
+    };
     let mut s = stats.lock().await;
     // The longest stretch without an ok answer, the run's start and end included; the end is
     // left out when conflicts came after the last ok (the dt sold out: nothing was down).
@@ -324,6 +601,9 @@ async fn main() -> anyhow::Result<()> {
     let t = &s.tally;
     let done = t.ok + t.conflict + t.unknown + t.other + t.transport;
     let q = |p: f64| h.value_at_quantile(p) as f64 / 1000.0;
+    let pq = |p: f64| s.purchase_hist.value_at_quantile(p) as f64 / 1000.0;
+    let mq = |p: f64| s.map_hist.value_at_quantile(p) as f64 / 1000.0;
+    let aq = |p: f64| s.all_hist.value_at_quantile(p) as f64 / 1000.0;
     if args.json {
         println!(
             "{}",
@@ -334,6 +614,13 @@ async fn main() -> anyhow::Result<()> {
                 "ok": t.ok, "conflict": t.conflict, "unknown": t.unknown, "other": t.other, "other_statuses": t.other_statuses, "transport_errors": t.transport,
                 "p50_ms": q(0.5), "p90_ms": q(0.9), "p99_ms": q(0.99), "p999_ms": q(0.999), "max_ms": h.max() as f64 / 1000.0,
                 "max_ok_gap_ms": max_ok_gap_ms, "last_ok_s": last_ok_s, "ok_per_s_to_last_ok": ok_per_s_to_last_ok, "seats_placed": seats_placed, "seats_placed_twice": seats_placed_twice,
+                "flow": format!("{:?}", args.flow).to_lowercase(),
+                "purchases": {"ok": s.extra.purchase_ok, "per_s": s.extra.purchase_ok as f64 / elapsed, "failed": s.extra.purchase_failed, "transport_errors": s.extra.purchase_transport, "seats_bought": s.extra.seats_bought,
+                              "p50_ms": pq(0.5), "p99_ms": pq(0.99), "max_ms": s.purchase_hist.max() as f64 / 1000.0},
+                "map_reads": {"ok": s.extra.map_ok, "failed": s.extra.map_failed, "p50_ms": mq(0.5), "p99_ms": mq(0.99)},
+                "users_done": s.extra.users_done, "users_per_s": s.extra.users_done as f64 / elapsed,
+                "all_p99_ms": aq(0.99),
+                "seats_free_before": free_before, "seats_back_ms": seats_back_ms, "seats_free_last": seats_free_last,
             })
         );
     } else {
@@ -357,6 +644,24 @@ async fn main() -> anyhow::Result<()> {
         println!(
             "longest stretch without an ok answer {max_ok_gap_ms:.1} ms; seats placed {seats_placed}, placed twice {seats_placed_twice}"
         );
+        if args.flow != Flow::Request {
+            println!(
+                "purchases ok {} ({:.0}/s, p99 {:.2} ms) failed {:?}; seat maps read {} (p99 {:.2} ms); users done {}; p99 of all requests {:.2} ms",
+                s.extra.purchase_ok,
+                s.extra.purchase_ok as f64 / elapsed,
+                pq(0.99),
+                s.extra.purchase_failed,
+                s.extra.map_ok,
+                mq(0.99),
+                s.extra.users_done,
+                aq(0.99)
+            );
+        }
+        if let Some(ms) = seats_back_ms {
+            println!("every seat not bought free again {ms:.0} ms after the load");
+        } else if args.seats_back_s.is_some() {
+            println!("seats not all free again within --seats-back-s");
+        }
     }
     Ok(())
 }

@@ -4,18 +4,26 @@
 //! - `POST /v1/events/{e}/dts/{dt}/holds` with `{"tier_id","quantity"}` (best available) or
 //!   `{"seats":[..]}` (chosen seats): `201` with `{"HoldPlaced":{"hold_id","seats"}}`, `409`
 //!   when a seat is taken or the tier has too few free seats.
-//! - `GET /v1/events/{e}/dts/{dt}`: the seat map, two bits per seat (0 free, 1 held), hex.
+//! - `GET /v1/events/{e}/dts/{dt}`: the seat map, two bits per seat (0 free, 1 taken), hex.
+//! - `POST /v1/events/{e}/dts/{dt}` with `{"hold_id"}`: buys a live hold, as ticketd's purchase
+//!   does: the payment provider (`--payments`, ticketd's simulator) authorizes, the store turns
+//!   the hold into an order in one transaction, then the payment is captured; `201`, or `410
+//!   HOLD_EXPIRED` (the authorization voided).
 //!
 //! Any bearer token is accepted and none is checked: the peers are load targets, not services.
 //! Loopback only.
 //!
-//! `pg`: PostgreSQL 15 with `synchronous_commit=on`; the schema and the two hold functions
-//! (best available by `FOR UPDATE SKIP LOCKED`, chosen seats by a conditional `UPDATE`) are in
-//! `scripts/bench/pg/schema.sql`; one round trip per hold over a small pool of connections.
+//! `pg`: PostgreSQL 15 with `synchronous_commit=on`; the schema and its functions (best
+//! available by `FOR UPDATE SKIP LOCKED`, chosen seats by a conditional `UPDATE`, purchase,
+//! expiry) are in `scripts/peers/pg/schema.sql`; one round trip per hold over a small pool of
+//! connections; a sweeper task gives expired holds' seats back every second.
 //!
 //! `etcd`: a 3-member etcd 3.4 through its JSON gateway (`/v3/...`). A seat is held while the key
 //! `seat/{dt}/{index}` exists; a hold grants a lease (the TTL) and then commits one transaction
-//! that compares every seat key's version with 0 and puts them all under the lease. Best
+//! that compares every seat key's version with 0 and puts them all, and the hold's record
+//! `hold/{id}` (its seats), under the lease; the lease's expiry gives the seats back. A purchase
+//! compares the hold record and every seat key's value, and puts the seats again without the
+//! lease, with the order. Best
 //! available takes candidates from a per-tier cursor in this process (etcd has no SKIP LOCKED),
 //! and moves on when the transaction fails.
 
@@ -40,6 +48,7 @@ use base64::Engine;
 use clap::{Parser, Subcommand};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use ticketd_api::payments::{CreateIntent, HttpProvider, PaymentError, PaymentProvider};
 
 #[derive(Parser)]
 #[command(
@@ -56,6 +65,9 @@ struct Args {
     /// Hold TTL in seconds.
     #[arg(long, default_value_t = 600)]
     ttl_s: u32,
+    /// The payment provider (`host:port` of `ticketd paysim`) purchases go through.
+    #[arg(long)]
+    payments: Option<String>,
     #[command(subcommand)]
     peer: Peer,
 }
@@ -114,14 +126,26 @@ enum Outcome {
     Conflict(&'static str),
 }
 
+#[derive(Deserialize)]
+struct PurchaseReq {
+    hold_id: String,
+    #[serde(default)]
+    expected_total_minor: i64,
+    #[serde(default)]
+    payment_method_token: Option<String>,
+}
+
 struct Pg {
-    conns: Vec<(
-        tokio_postgres::Client,
-        tokio_postgres::Statement,
-        tokio_postgres::Statement,
-    )>,
+    conns: Vec<PgConn>,
     map: Vec<(tokio_postgres::Client, tokio_postgres::Statement)>,
     next: AtomicUsize,
+}
+
+struct PgConn {
+    client: tokio_postgres::Client,
+    best: tokio_postgres::Statement,
+    chosen: tokio_postgres::Statement,
+    purchase: tokio_postgres::Statement,
 }
 
 struct Etcd {
@@ -143,6 +167,7 @@ struct App {
     seats: u32,
     ttl_s: u32,
     holds: AtomicU64,
+    payments: Option<HttpProvider>,
 }
 
 fn problem(status: StatusCode, code: &str, detail: String) -> Response {
@@ -239,7 +264,152 @@ async fn seat_map(
     }
 }
 
+/// Buys a live hold: authorize, commit the order, capture (ticketd's saga, without its
+/// recovery paths: the peers are load targets).
+async fn purchase(
+    State(app): State<Arc<App>>,
+    Path((_event, dt)): Path<(String, String)>,
+    Json(req): Json<PurchaseReq>,
+) -> Response {
+    let Some(provider) = &app.payments else {
+        return problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "UNAVAILABLE",
+            "no payment provider configured (--payments)".into(),
+        );
+    };
+    if req.hold_id.is_empty() || req.hold_id.len() > 128 {
+        return problem(StatusCode::BAD_REQUEST, "BAD_REQUEST", "hold_id".into());
+    }
+    let intent = match provider
+        .authorize(
+            &req.hold_id,
+            &CreateIntent {
+                amount: req.expected_total_minor.max(1),
+                currency: "EUR".into(),
+                payment_method: req
+                    .payment_method_token
+                    .clone()
+                    .unwrap_or_else(|| "pm_card_visa".into()),
+                metadata: [
+                    ("hold_id".to_string(), req.hold_id.clone()),
+                    ("dt_id".to_string(), dt.clone()),
+                ]
+                .into(),
+            },
+        )
+        .await
+    {
+        Ok(i) => i,
+        Err(PaymentError::Declined(d)) => {
+            return problem(StatusCode::PAYMENT_REQUIRED, "PAYMENT_DECLINED", d)
+        }
+        Err(e) => {
+            return problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "PAYMENT_UNKNOWN",
+                e.to_string(),
+            )
+        }
+    };
+    let order_id = format!("o-{}", req.hold_id);
+    let bought = match &app.backend {
+        Backend::Pg(pg) => {
+            pg_purchase(
+                pg,
+                &req.hold_id,
+                &order_id,
+                req.expected_total_minor,
+                &intent.id,
+            )
+            .await
+        }
+        Backend::Etcd(e) => etcd_purchase(e, &dt, &req.hold_id, &order_id).await,
+    };
+    match bought {
+        Ok(true) => match provider.capture(&intent.id).await {
+            Ok(_) => (
+                StatusCode::CREATED,
+                Json(json!({"OrderConfirmed": {"order_id": order_id, "hold_id": req.hold_id}})),
+            )
+                .into_response(),
+            Err(e) => problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "CAPTURE_FAILED",
+                e.to_string(),
+            ),
+        },
+        Ok(false) => {
+            let _ = provider.cancel(&intent.id).await;
+            problem(StatusCode::GONE, "HOLD_EXPIRED", "the hold is gone".into())
+        }
+        Err(e) => problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "BACKEND_ERROR",
+            format!("{e:#}"),
+        ),
+    }
+}
+
 // ---- PostgreSQL ----
+
+/// Ok(false): the hold expired or is gone.
+async fn pg_purchase(
+    pg: &Pg,
+    hold: &str,
+    order: &str,
+    amount: i64,
+    payment: &str,
+) -> anyhow::Result<bool> {
+    let c = &pg.conns[pg.next.fetch_add(1, Ordering::Relaxed) % pg.conns.len()];
+    match c
+        .client
+        .query_one(&c.purchase, &[&hold, &order, &amount, &payment])
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(e) if e.code().map(|c| c.code()) == Some("TK411") => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Most holds one sweep statement expires; most statements per tick.
+const SWEEP_HOLDS_MAX: i32 = 10_000;
+const SWEEP_STATEMENTS_MAX: usize = 10;
+
+/// Every second, gives the seats of expired holds back (as ticketd's leader proposes
+/// `ExpireHolds` every second).
+async fn pg_sweeper(dsn: String) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let Ok((client, conn)) = tokio_postgres::connect(&dsn, tokio_postgres::NoTls).await else {
+            continue;
+        };
+        let task = tokio::spawn(conn);
+        loop {
+            let mut failed = false;
+            for _ in 0..SWEEP_STATEMENTS_MAX {
+                match client
+                    .query_one("SELECT expire_holds($1)", &[&SWEEP_HOLDS_MAX])
+                    .await
+                {
+                    Ok(row) if row.get::<_, i32>(0) < SWEEP_HOLDS_MAX => break,
+                    Ok(_) => {}
+                    Err(e) => {
+                        eprintln!("expire_holds: {e}");
+                        failed = true;
+                        break;
+                    }
+                }
+            }
+            if failed {
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        task.abort();
+    }
+}
 
 fn pg_conflict(e: &tokio_postgres::Error) -> Option<&'static str> {
     match e.code().map(|c| c.code()) {
@@ -257,9 +427,13 @@ async fn pg_best(
     q: u32,
     id: &str,
 ) -> anyhow::Result<Outcome> {
-    let (c, best, _) = &pg.conns[pg.next.fetch_add(1, Ordering::Relaxed) % pg.conns.len()];
+    let c = &pg.conns[pg.next.fetch_add(1, Ordering::Relaxed) % pg.conns.len()];
     match c
-        .query_one(best, &[&dt, &tier, &(q as i32), &id, &(app.ttl_s as i32)])
+        .client
+        .query_one(
+            &c.best,
+            &[&dt, &tier, &(q as i32), &id, &(app.ttl_s as i32)],
+        )
         .await
     {
         Ok(row) => Ok(Outcome::Placed(
@@ -281,10 +455,11 @@ async fn pg_chosen(
     seats: &[u32],
     id: &str,
 ) -> anyhow::Result<Outcome> {
-    let (c, _, chosen) = &pg.conns[pg.next.fetch_add(1, Ordering::Relaxed) % pg.conns.len()];
+    let c = &pg.conns[pg.next.fetch_add(1, Ordering::Relaxed) % pg.conns.len()];
     let arr: Vec<i32> = seats.iter().map(|s| *s as i32).collect();
     match c
-        .query_one(chosen, &[&dt, &arr, &id, &(app.ttl_s as i32)])
+        .client
+        .query_one(&c.chosen, &[&dt, &arr, &id, &(app.ttl_s as i32)])
         .await
     {
         Ok(_) => Ok(Outcome::Placed(seats.to_vec())),
@@ -320,6 +495,7 @@ async fn pg_connect(dsn: &str, pool: usize) -> anyhow::Result<Pg> {
             .prepare("SELECT hold_best($1, $2, $3, $4, $5)")
             .await?;
         let chosen = client.prepare("SELECT hold_seats($1, $2, $3, $4)").await?;
+        let purchase = client.prepare("SELECT purchase($1, $2, $3, $4)").await?;
         // A few more connections serve the seat map reads.
         if i < 4 {
             let (reader, conn) = tokio_postgres::connect(dsn, tokio_postgres::NoTls).await?;
@@ -333,7 +509,12 @@ async fn pg_connect(dsn: &str, pool: usize) -> anyhow::Result<Pg> {
                 .await?;
             map.push((reader, st));
         }
-        conns.push((client, best, chosen));
+        conns.push(PgConn {
+            client,
+            best,
+            chosen,
+            purchase,
+        });
     }
     Ok(Pg {
         conns,
@@ -346,6 +527,42 @@ async fn pg_connect(dsn: &str, pool: usize) -> anyhow::Result<Pg> {
 
 fn seat_key(dt: &str, i: u32) -> String {
     format!("seat/{dt}/{i:06}")
+}
+
+fn hold_key(id: &str) -> String {
+    format!("hold/{id}")
+}
+
+/// Ok(false): the hold's lease expired (or it never was).
+async fn etcd_purchase(e: &Etcd, dt: &str, id: &str, order: &str) -> anyhow::Result<bool> {
+    let r = e
+        .call("/v3/kv/range", json!({"key": B64.encode(hold_key(id))}))
+        .await?;
+    let Some(kv) = r["kvs"].as_array().and_then(|a| a.first()) else {
+        return Ok(false);
+    };
+    let seats: Vec<u32> =
+        serde_json::from_slice(&B64.decode(kv["value"].as_str().unwrap_or_default())?)?;
+    let mut compare = vec![
+        json!({"key": B64.encode(hold_key(id)), "target": "VERSION", "result": "GREATER", "version": "0"}),
+    ];
+    compare.extend(seats.iter().map(|s| {
+        json!({"key": B64.encode(seat_key(dt, *s)), "target": "VALUE", "result": "EQUAL", "value": B64.encode(id)})
+    }));
+    // The seats put again without a lease stay taken; the order is recorded; the hold is gone.
+    let mut success: Vec<Value> = seats
+        .iter()
+        .map(|s| json!({"request_put": {"key": B64.encode(seat_key(dt, *s)), "value": B64.encode(format!("sold:{id}"))}}))
+        .collect();
+    success.push(json!({"request_put": {"key": B64.encode(format!("order/{order}")), "value": B64.encode(json!({"hold_id": id, "seats": seats}).to_string())}}));
+    success.push(json!({"request_delete_range": {"key": B64.encode(hold_key(id))}}));
+    let r = e
+        .call(
+            "/v3/kv/txn",
+            json!({"compare": compare, "success": success}),
+        )
+        .await?;
+    Ok(r["succeeded"].as_bool() == Some(true))
 }
 
 impl Etcd {
@@ -382,12 +599,14 @@ async fn etcd_hold(
             json!({"key": B64.encode(seat_key(dt, *s)), "target": "VERSION", "result": "EQUAL", "version": "0"})
         })
         .collect();
-    let success: Vec<Value> = seats
+    let mut success: Vec<Value> = seats
         .iter()
         .map(|s| {
             json!({"request_put": {"key": B64.encode(seat_key(dt, *s)), "value": B64.encode(id), "lease": lease_id}})
         })
         .collect();
+    // The hold's record, for its purchase: its seats, under the same lease.
+    success.push(json!({"request_put": {"key": B64.encode(hold_key(id)), "value": B64.encode(json!(seats).to_string()), "lease": lease_id}}));
     let r = e
         .call(
             "/v3/kv/txn",
@@ -468,7 +687,10 @@ async fn main() -> anyhow::Result<()> {
     );
     let (tiers, seats) = parse_tiers(&args.tiers)?;
     let backend = match &args.peer {
-        Peer::Pg { dsn, pool } => Backend::Pg(pg_connect(dsn, *pool).await?),
+        Peer::Pg { dsn, pool } => {
+            tokio::spawn(pg_sweeper(dsn.clone()));
+            Backend::Pg(pg_connect(dsn, *pool).await?)
+        }
         Peer::Etcd { endpoints } => {
             let endpoints: Vec<String> = endpoints.split(',').map(str::to_string).collect();
             for ep in &endpoints {
@@ -495,11 +717,17 @@ async fn main() -> anyhow::Result<()> {
         seats,
         ttl_s: args.ttl_s,
         holds: AtomicU64::new(0),
+        payments: args
+            .payments
+            .as_deref()
+            .map(|p| HttpProvider::new(p, Duration::from_secs(10)))
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("payment provider: {e}"))?,
     });
     let router = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/v1/events/{e}/dts/{dt}/holds", post(hold))
-        .route("/v1/events/{e}/dts/{dt}", get(seat_map))
+        .route("/v1/events/{e}/dts/{dt}", get(seat_map).post(purchase))
         .with_state(app);
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     eprintln!("ticketd-peer listening on http://{}", args.listen);
