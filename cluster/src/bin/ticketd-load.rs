@@ -7,7 +7,9 @@
 //! Latencies go into an HDR histogram; answers are classed ok (2xx), conflict (409), unknown
 //! (503), other. Also reported: the longest stretch without an ok answer (the write outage when
 //! a node is killed mid-run) and, for holds, every seat the ok answers placed, counted once per
-//! answer: a seat placed twice is an oversell.
+//! answer: a seat placed twice is an oversell. In the `buy` and `onsale` flows holds expire
+//! during the run and their seats are held again, so there the seats of the bought holds are
+//! counted instead: a seat bought twice is an oversell.
 //!
 //! Flows (`--flow`): `request` sends the one request of `--url` (the default); `buy` places a
 //! hold at `--url` and buys a `--buy-fraction` of the holds placed at `--dt-url` (the purchase
@@ -156,8 +158,11 @@ struct Stats {
     ok_at_us: Vec<u64>,
     /// When the last conflict answer came, from the start.
     last_conflict_us: u64,
-    /// Seats placed by ok hold answers (`HoldPlaced.seats`), as JSON text, one per placement.
+    /// Seats placed by ok hold answers (`HoldPlaced.seats`), as JSON text, one per placement
+    /// (the `request` flow).
     placed: Vec<String>,
+    /// Seats of the holds bought (`buy`, `onsale`), the same way.
+    bought: Vec<String>,
     /// Purchases (their own latencies) and seat-map reads.
     purchase_hist: Histogram<u64>,
     map_hist: Histogram<u64>,
@@ -238,8 +243,9 @@ async fn one(
             200..=299 => {
                 s.tally.ok += 1;
                 s.ok_at_us.push(start.elapsed().as_micros() as u64);
-                s.placed.extend(placed_seats(&body));
-                if args.flow != Flow::Request {
+                if args.flow == Flow::Request {
+                    s.placed.extend(placed_seats(&body));
+                } else {
                     placed = Some(body.to_vec());
                 }
             }
@@ -296,7 +302,11 @@ async fn buy(
     let Some(hold_id) = placed["hold_id"].as_str() else {
         return;
     };
-    let seats = placed["seats"].as_array().map_or(0, Vec::len) as u64;
+    let seat_refs: Vec<String> = placed["seats"]
+        .as_array()
+        .map(|a| a.iter().map(|x| x.to_string()).collect())
+        .unwrap_or_default();
+    let seats = seat_refs.len() as u64;
     let body = serde_json::json!({
         "hold_id": hold_id,
         "expected_total_minor": placed["total_minor"].as_i64().unwrap_or(0),
@@ -325,6 +335,7 @@ async fn buy(
         Ok(200..=299) => {
             s.extra.purchase_ok += 1;
             s.extra.seats_bought += seats;
+            s.bought.extend(seat_refs);
         }
         Ok(status) => *s.extra.purchase_failed.entry(status).or_default() += 1,
         Err(_) => s.extra.purchase_transport += 1,
@@ -477,6 +488,7 @@ async fn main() -> anyhow::Result<()> {
         ok_at_us: Vec::new(),
         last_conflict_us: 0,
         placed: Vec::new(),
+        bought: Vec::new(),
         purchase_hist: Histogram::new_with_bounds(1, 120_000_000, 3)?,
         map_hist: Histogram::new_with_bounds(1, 120_000_000, 3)?,
         all_hist: Histogram::new_with_bounds(1, 120_000_000, 3)?,
@@ -597,6 +609,10 @@ async fn main() -> anyhow::Result<()> {
     s.placed.sort_unstable();
     s.placed.dedup();
     let seats_placed_twice = seats_placed - s.placed.len();
+    let bought_n = s.bought.len();
+    s.bought.sort_unstable();
+    s.bought.dedup();
+    let seats_bought_twice = bought_n - s.bought.len();
     let h = &s.hist;
     let t = &s.tally;
     let done = t.ok + t.conflict + t.unknown + t.other + t.transport;
@@ -620,7 +636,7 @@ async fn main() -> anyhow::Result<()> {
                 "map_reads": {"ok": s.extra.map_ok, "failed": s.extra.map_failed, "p50_ms": mq(0.5), "p99_ms": mq(0.99)},
                 "users_done": s.extra.users_done, "users_per_s": s.extra.users_done as f64 / elapsed,
                 "all_p99_ms": aq(0.99),
-                "seats_free_before": free_before, "seats_back_ms": seats_back_ms, "seats_free_last": seats_free_last,
+                "seats_bought_twice": seats_bought_twice, "seats_free_before": free_before, "seats_back_ms": seats_back_ms, "seats_free_last": seats_free_last,
             })
         );
     } else {
@@ -646,11 +662,12 @@ async fn main() -> anyhow::Result<()> {
         );
         if args.flow != Flow::Request {
             println!(
-                "purchases ok {} ({:.0}/s, p99 {:.2} ms) failed {:?}; seat maps read {} (p99 {:.2} ms); users done {}; p99 of all requests {:.2} ms",
+                "purchases ok {} ({:.0}/s, p99 {:.2} ms) failed {:?}, seats bought twice {}; seat maps read {} (p99 {:.2} ms); users done {}; p99 of all requests {:.2} ms",
                 s.extra.purchase_ok,
                 s.extra.purchase_ok as f64 / elapsed,
                 pq(0.99),
                 s.extra.purchase_failed,
+                seats_bought_twice,
                 s.extra.map_ok,
                 mq(0.99),
                 s.extra.users_done,
