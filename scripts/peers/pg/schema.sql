@@ -101,23 +101,22 @@ BEGIN
   RETURN n;
 END $$;
 
--- Expiry: at most p_max holds past their time give their seats back; returns how many.
+-- Expiry: at most p_max holds past their time give their seats back; returns how many. One
+-- UPDATE per hold by the primary key (a join of the seats with the expired holds was planned as
+-- a scan of every dt's seats once the tables had grown past the statistics it was planned on).
 CREATE FUNCTION expire_holds(p_max int)
 RETURNS int LANGUAGE plpgsql AS $$
-DECLARE n int;
+DECLARE h record; n int := 0;
 BEGIN
-  WITH due AS (
+  FOR h IN
     DELETE FROM holds WHERE hold_id IN (
       SELECT hold_id FROM holds WHERE expires_at <= now()
       ORDER BY expires_at LIMIT p_max FOR UPDATE SKIP LOCKED)
     RETURNING hold_id, dt_id, seats
-  ), freed AS (
-    UPDATE seats s SET status = 0, hold_id = NULL, held_until = NULL
-    FROM due
-    WHERE s.dt_id = due.dt_id AND s.seat_idx = ANY (due.seats) AND s.hold_id = due.hold_id
-      AND s.status = 1
-    RETURNING 1
-  )
-  SELECT count(*) INTO n FROM due;
+  LOOP
+    UPDATE seats SET status = 0, hold_id = NULL, held_until = NULL
+    WHERE dt_id = h.dt_id AND seat_idx = ANY (h.seats) AND hold_id = h.hold_id AND status = 1;
+    n := n + 1;
+  END LOOP;
   RETURN n;
 END $$;
