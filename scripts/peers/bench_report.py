@@ -134,7 +134,8 @@ if w6:
     L.append("## On-sale mix (W6)")
     L.append("")
     L.append("Open loop in users: each user arriving reads the dt's seat map, reads it again every 2 s while deciding "
-             "(0-4 s), holds 1-4 silver seats and buys 30% of the holds (the W4 endpoints and payment simulator). The "
+             "(0-4 s), holds 1-4 silver seats and buys 30% of the holds (the W4 endpoints and payment simulator); users "
+             "arrive for the run's length and the visits under way then finish on their own time. The "
              "arrival rate steps up; a system leaves the ladder at the first step where the p99 of every request of its "
              f"users passes {bound} ms or more than 1% of the requests fail (conflicts and expired holds are not failures). "
              "Users/s served: the highest step passed, median over the repetitions.")

@@ -404,7 +404,6 @@ async fn unit_of_load(
     i: u64,
     due: Instant,
     start: Instant,
-    end: Instant,
     stats: &Mutex<Stats>,
 ) {
     match args.flow {
@@ -421,10 +420,12 @@ async fn unit_of_load(
         Flow::Onsale => {
             // The visit's first request is due on arrival: a stalled server shows as latency.
             read_map(http, args, due, Some(stats)).await;
-            // Deciding: the map again every poll period, within the run's end.
+            // Deciding: the map again every poll period. Arrivals stop at the run's end; a
+            // visit under way finishes on its own time (at most 2x `--think-ms` later): cutting
+            // every visit's decision to the end would send all their holds at once.
             let think =
                 Duration::from_millis((unit(args, i, 2) * 2.0 * args.think_ms as f64) as u64);
-            let decided = (Instant::now() + think).min(end);
+            let decided = Instant::now() + think;
             let poll = Duration::from_millis(args.poll_ms.max(100));
             while Instant::now() + poll < decided {
                 tokio::time::sleep(poll).await;
@@ -529,7 +530,7 @@ async fn main() -> anyhow::Result<()> {
             let (http, args, stats) = (http.clone(), args.clone(), stats.clone());
             let i = sent;
             tasks.spawn(async move {
-                unit_of_load(&http, &args, i, due, start, end, &stats).await;
+                unit_of_load(&http, &args, i, due, start, &stats).await;
                 drop(permit);
             });
             sent += 1;
@@ -548,7 +549,7 @@ async fn main() -> anyhow::Result<()> {
                     if i >= args.requests_max || Instant::now() >= end {
                         return;
                     }
-                    unit_of_load(&http, &args, i, Instant::now(), start, end, &stats).await;
+                    unit_of_load(&http, &args, i, Instant::now(), start, &stats).await;
                 }
             });
         }
