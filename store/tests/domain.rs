@@ -170,23 +170,12 @@ fn t20_scan_admits_once_and_answers_with_when_and_where() {
 fn t31_a_hold_named_ttl_sets_its_expiry_within_bounds() {
     use ticketd_store::limits::{HOLD_TTL_MAX_MS, HOLD_TTL_MIN_MS};
     let mut h = H::show();
-    let with_ttl = |id: &str, user: &str, seat: u32, ttl: i64| match hold(id, user, &[seat]) {
-        Command::HoldSeats {
-            hold_id,
-            dt_id,
-            user_id,
-            seats,
-            ga,
-            ..
-        } => Command::HoldSeats {
-            hold_id,
-            dt_id,
-            user_id,
-            seats,
-            ga,
-            hold_ttl_ms: Some(ttl),
-        },
-        _ => unreachable!(),
+    let with_ttl = |id: &str, user: &str, seat: u32, ttl: i64| {
+        let mut c = hold(id, user, &[seat]);
+        if let Command::HoldSeats { hold_ttl_ms, .. } = &mut c {
+            *hold_ttl_ms = Some(ttl);
+        }
+        c
     };
     // Out of bounds: refused, nothing held.
     assert_eq!(

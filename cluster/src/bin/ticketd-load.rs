@@ -188,14 +188,19 @@ fn placed_seats(body: &[u8]) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn quantity(args: &Args, i: u64) -> u32 {
-    // SplitMix64 of (seed, i): reproducible, no shared RNG between tasks.
+/// SplitMix64 of (seed, i, salt): reproducible draws, no shared RNG between tasks.
+fn mix(args: &Args, i: u64, salt: u64) -> u64 {
     let mut z = args
         .seed
-        .wrapping_add(i.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        .wrapping_add(i.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+        .wrapping_add(salt.wrapping_mul(0xD1B5_4A32_D192_ED03));
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^= z >> 31;
+    z ^ (z >> 31)
+}
+
+fn quantity(args: &Args, i: u64) -> u32 {
+    let z = mix(args, i, 0);
     let span = args.quantity_max.saturating_sub(args.quantity_min) as u64 + 1;
     args.quantity_min + (z % span) as u32
 }
@@ -214,9 +219,7 @@ async fn one(
     let mut req = http
         .request(method, url)
         .header("Idempotency-Key", format!("load-{}-{i}", args.seed));
-    if !args.tokens.is_empty() {
-        req = req.bearer_auth(&args.tokens[(i % args.tokens.len() as u64) as usize]);
-    } else if let Some(t) = &args.token {
+    if let Some(t) = token(args, i) {
         req = req.bearer_auth(t);
     }
     if !args.body.is_empty() {
@@ -264,16 +267,9 @@ async fn one(
     placed
 }
 
-/// A uniform draw in [0, 1) from (seed, i, salt), reproducible like [`quantity`].
+/// A uniform draw in [0, 1) from (seed, i, salt).
 fn unit(args: &Args, i: u64, salt: u64) -> f64 {
-    let mut z = args
-        .seed
-        .wrapping_add(i.wrapping_mul(0x9E37_79B9_7F4A_7C15))
-        .wrapping_add(salt.wrapping_mul(0xD1B5_4A32_D192_ED03));
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^= z >> 31;
-    (z >> 11) as f64 / (1u64 << 53) as f64
+    (mix(args, i, salt) >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// The bearer token of unit i.
