@@ -27,9 +27,123 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use clap::Parser;
 use hdrhistogram::Histogram;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper::Method;
 use tokio::sync::{Mutex, Semaphore};
+
+/// Kept-alive connections of one host:port that are not in use, at most.
+const IDLE_PER_HOST_MAX: usize = 4096;
+
+/// One kept-alive HTTP/1.1 connection, ready for a request.
+type Conn = SendRequest<Full<Bytes>>;
+
+/// The generator's HTTP/1.1 client: kept-alive connections per host:port, one request at a time
+/// on each, a deadline on every request. It shares the machine's two cores with the system under
+/// test, so it does no more than that: no URL normalisation, redirects, proxies or
+/// decompression (a general-purpose client spent about a third of the generator's CPU on them).
+#[derive(Clone)]
+struct Http {
+    idle: Arc<std::sync::Mutex<std::collections::HashMap<String, Vec<Conn>>>>,
+    timeout: Duration,
+}
+
+impl Http {
+    fn new(timeout: Duration) -> Self {
+        Self {
+            idle: Arc::default(),
+            timeout,
+        }
+    }
+
+    /// Sends one request and reads the whole answer: its status and body.
+    async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> anyhow::Result<(u16, Bytes)> {
+        let uri: hyper::Uri = url.parse()?;
+        let authority = uri
+            .authority()
+            .ok_or_else(|| anyhow::anyhow!("no host in {url}"))?
+            .as_str()
+            .to_string();
+        let path = uri.path_and_query().map_or("/", |p| p.as_str());
+        let body = Bytes::from(body.unwrap_or_default());
+        let build = || {
+            let mut req = hyper::Request::builder()
+                .method(method.clone())
+                .uri(path)
+                .header(hyper::header::HOST, &authority);
+            for (k, v) in headers {
+                req = req.header(*k, *v);
+            }
+            req.body(Full::new(body.clone()))
+        };
+        tokio::time::timeout(self.timeout, async {
+            // A kept-alive connection the server closed meanwhile fails the request before
+            // anything is sent (canceled): once, it goes again on a new connection.
+            let (mut conn, mut reused) = self.connection(&authority).await?;
+            let answer = loop {
+                conn.ready().await?;
+                match conn.send_request(build()?).await {
+                    Err(e) if reused && e.is_canceled() => {
+                        conn = self.connect(&authority).await?;
+                        reused = false;
+                    }
+                    other => break other?,
+                }
+            };
+            let status = answer.status().as_u16();
+            let body = answer.into_body().collect().await?.to_bytes();
+            // Back to the pool only once the answer is read whole (the next request may go).
+            if !conn.is_closed() {
+                let mut idle = self.idle.lock().expect("pool lock");
+                let conns = idle.entry(authority.clone()).or_default();
+                if conns.len() < IDLE_PER_HOST_MAX {
+                    conns.push(conn);
+                }
+            }
+            Ok((status, body))
+        })
+        .await
+        .map_err(|_| anyhow::anyhow!("no answer within {:?}", self.timeout))?
+    }
+
+    /// An idle kept-alive connection to `authority` (and true), or a new one.
+    async fn connection(&self, authority: &str) -> anyhow::Result<(Conn, bool)> {
+        loop {
+            let conn = self
+                .idle
+                .lock()
+                .expect("pool lock")
+                .get_mut(authority)
+                .and_then(Vec::pop);
+            match conn {
+                Some(c) if !c.is_closed() => return Ok((c, true)),
+                Some(_) => continue,
+                None => return Ok((self.connect(authority).await?, false)),
+            }
+        }
+    }
+
+    async fn connect(&self, authority: &str) -> anyhow::Result<Conn> {
+        let stream = tokio::net::TcpStream::connect(authority).await?;
+        stream.set_nodelay(true)?;
+        let (conn, driver) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+        tokio::spawn(async move {
+            // Ends when the connection closes; its errors show on the requests.
+            let _ = driver.await;
+        });
+        Ok(conn)
+    }
+}
 
 #[derive(Parser, Clone)]
 #[command(
@@ -206,36 +320,33 @@ fn quantity(args: &Args, i: u64) -> u32 {
 }
 
 async fn one(
-    http: &reqwest::Client,
+    http: &Http,
     args: &Args,
     i: u64,
     due: Instant,
     start: Instant,
     stats: &Mutex<Stats>,
 ) -> Option<Vec<u8>> {
-    let url = args.url.replace("{i}", &i.to_string());
-    let method =
-        reqwest::Method::from_bytes(args.method.as_bytes()).unwrap_or(reqwest::Method::POST);
-    let mut req = http
-        .request(method, url)
-        .header("Idempotency-Key", format!("load-{}-{i}", args.seed));
-    if let Some(t) = token(args, i) {
-        req = req.bearer_auth(t);
-    }
-    if !args.body.is_empty() {
-        let body = args
-            .body
-            .replace("{i}", &i.to_string())
-            .replace("{q}", &quantity(args, i).to_string());
-        req = req.header("Content-Type", "application/json").body(body);
-    }
-    let result = match req.send().await {
-        Ok(r) => {
-            let status = r.status().as_u16();
-            r.bytes().await.map(|b| (status, b))
-        }
-        Err(e) => Err(e),
+    let url = if args.url.contains("{i}") {
+        std::borrow::Cow::Owned(args.url.replace("{i}", &i.to_string()))
+    } else {
+        std::borrow::Cow::Borrowed(args.url.as_str())
     };
+    let method = Method::from_bytes(args.method.as_bytes()).unwrap_or(Method::POST);
+    let key = format!("load-{}-{i}", args.seed);
+    let auth = token(args, i).map(|t| format!("Bearer {t}"));
+    let mut headers = vec![("idempotency-key", key.as_str())];
+    if let Some(a) = &auth {
+        headers.push(("authorization", a.as_str()));
+    }
+    let body = (!args.body.is_empty()).then(|| {
+        headers.push(("content-type", "application/json"));
+        args.body
+            .replace("{i}", &i.to_string())
+            .replace("{q}", &quantity(args, i).to_string())
+            .into_bytes()
+    });
+    let result = http.send(method, &url, &headers, body).await;
     let latency_us = due.elapsed().as_micros() as u64;
     let mut s = stats.lock().await;
     let _ = s.hist.record(latency_us.max(1));
@@ -283,13 +394,7 @@ fn token(args: &Args, i: u64) -> Option<&str> {
 
 /// Buys the hold of a `HoldPlaced` answer: the purchase route of the dt, the hold's total
 /// (ticketd checks it; the peers take their own), the provider's test card.
-async fn buy(
-    http: &reqwest::Client,
-    args: &Args,
-    i: u64,
-    hold_answer: &[u8],
-    stats: &Mutex<Stats>,
-) {
+async fn buy(http: &Http, args: &Args, i: u64, hold_answer: &[u8], stats: &Mutex<Stats>) {
     let Some(url) = &args.dt_url else { return };
     let Ok(v) = serde_json::from_slice::<serde_json::Value>(hold_answer) else {
         return;
@@ -308,21 +413,25 @@ async fn buy(
         "expected_total_minor": placed["total_minor"].as_i64().unwrap_or(0),
         "payment_method_token": "pm_card_visa",
     });
-    let mut req = http
-        .post(url)
-        .header("Idempotency-Key", format!("load-buy-{}-{i}", args.seed))
-        .json(&body);
-    if let Some(t) = token(args, i) {
-        req = req.bearer_auth(t);
+    let key = format!("load-buy-{}-{i}", args.seed);
+    let auth = token(args, i).map(|t| format!("Bearer {t}"));
+    let mut headers = vec![
+        ("idempotency-key", key.as_str()),
+        ("content-type", "application/json"),
+    ];
+    if let Some(a) = &auth {
+        headers.push(("authorization", a.as_str()));
     }
     let sent = Instant::now();
-    let result = match req.send().await {
-        Ok(r) => {
-            let status = r.status().as_u16();
-            r.bytes().await.map(|_| status)
-        }
-        Err(e) => Err(e),
-    };
+    let result = http
+        .send(
+            Method::POST,
+            url,
+            &headers,
+            Some(body.to_string().into_bytes()),
+        )
+        .await
+        .map(|(status, _)| status);
     let us = (sent.elapsed().as_micros() as u64).max(1);
     let mut s = stats.lock().await;
     let _ = s.purchase_hist.record(us);
@@ -341,15 +450,15 @@ async fn buy(
 /// Reads the dt's seat map (its latency from `due`, when it was meant to be sent, into `stats`
 /// when given); without `stats`, the number of free seats when the answer is one.
 async fn read_map(
-    http: &reqwest::Client,
+    http: &Http,
     args: &Args,
     due: Instant,
     stats: Option<&Mutex<Stats>>,
 ) -> Option<u64> {
     let url = args.dt_url.as_ref()?;
     let sent = due;
-    let body = match http.get(url).send().await {
-        Ok(r) if r.status().is_success() => r.bytes().await.ok(),
+    let body = match http.send(Method::GET, url, &[], None).await {
+        Ok((200..=299, b)) => Some(b),
         _ => None,
     };
     if let Some(stats) = stats {
@@ -395,7 +504,7 @@ fn free_seats(body: &[u8]) -> Option<u64> {
 
 /// One unit of load of the chosen flow; `due` is its intended start.
 async fn unit_of_load(
-    http: &reqwest::Client,
+    http: &Http,
     args: &Args,
     i: u64,
     due: Instant,
@@ -475,10 +584,7 @@ async fn main() -> anyhow::Result<()> {
         host == "localhost" || host.starts_with("127.") || host == "[::1]",
         "load is only sent to loopback, not to {host}"
     );
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_millis(args.timeout_ms))
-        .pool_max_idle_per_host(1024)
-        .build()?;
+    let http = Http::new(Duration::from_millis(args.timeout_ms));
     let stats = Arc::new(Mutex::new(Stats {
         hist: Histogram::new_with_bounds(1, 120_000_000, 3)?,
         tally: Tally::default(),
