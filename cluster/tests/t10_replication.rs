@@ -75,6 +75,39 @@ async fn leader_killed_new_leader_writes_go_on_restarted_node_catches_up() -> an
         last = w.log_index;
     }
 
+    phase("the new leader retries the dead node at its backoff's pace, not in a loop");
+    // Every failed replication attempt logs a warning naming the RPC error. With a backoff of
+    // 100 ms, 2 s of writes with the node dead make a few dozen; retrying at once made tens of
+    // thousands a second.
+    let refusals = |c: &TestCluster| {
+        std::fs::read_to_string(c.log_path(new).expect("leader log"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("RPCError"))
+            .count()
+    };
+    let before_window = refusals(&c);
+    let window = Instant::now();
+    let mut i = 0;
+    while window.elapsed() < Duration::from_secs(2) {
+        let w = client
+            .write(
+                "t10",
+                &format!("dead{i}"),
+                &create_venue(&format!("dead{i}")),
+            )
+            .await?;
+        assert!(matches!(w.reply.outcome, Outcome::Done(_)));
+        last = w.log_index;
+        i += 1;
+    }
+    let logged = refusals(&c) - before_window;
+    eprintln!("{i} writes in 2 s with node {old} dead; {logged} replication errors logged");
+    assert!(
+        logged <= 200,
+        "{logged} replication errors logged in 2 s towards a dead node: no backoff"
+    );
+
     phase("the killed node restarts from its disk and catches up");
     c.restart(old)?;
     c.wait_applied(old, last, Duration::from_secs(20)).await?;

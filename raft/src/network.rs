@@ -142,7 +142,17 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         S: Stream<Item = AppendEntriesRequest<TypeConfig>> + OptionalSend + Unpin + 'static,
     {
         Box::pin(async move {
+            let mut input = input;
+            // Openraft waits out its backoff inside the request stream, before it yields a
+            // session's first request. Taking that request before connecting is what makes the
+            // wait happen: a peer that refuses connections (a dead node) is retried at the
+            // backoff's pace. Connecting first failed at once and started the next session at
+            // once, tens of thousands of times a second, each failure logged.
+            let Some(first) = input.next().await else {
+                return Ok(Box::pin(futures::stream::empty()) as BoxStream<'s, _>);
+            };
             let mut client = self.client()?;
+            let input = futures::stream::once(async { first }).chain(input);
             // Encoding cannot fail for in-memory openraft values; a failure ends the stream,
             // which openraft treats as a broken pipeline and retries.
             let requests = tokio_stream::StreamExt::map_while(input, |req| {
