@@ -79,7 +79,7 @@ L.append("Workloads: W1 one client, best-available holds of 1-4 silver seats one
          "W7-leader-kill: 16 clients as in W2; the leader is killed with SIGKILL 3 s in and restarted after the run "
          "(ticketd and etcd; a single PostgreSQL has no failover; each at its defaults: ticketd heartbeat 50 ms and "
          "election timeout 100-200 ms after a 200 ms leader lease, etcd heartbeat 100 ms and election timeout 1,000 ms). "
-         "Every run uses a fresh dt. "
+         "Every run uses a fresh dt. Outside W4 and W6 a hold lasts 30 minutes on every system, longer than the run, so no storm's wave of expiries falls on a later workload. "
          "ticketd's buyers are 20,000 users (the store caps seats per user per dt at 10); the peers accept any token. "
          "Other errors are answers other than 2xx/409, by HTTP status. "
          "ok/s is the ok answers over the time to the last of them: a storm that sells its dt (50,400 seats) "
