@@ -244,6 +244,24 @@ async fn track_metrics(req: Request, next: Next) -> Response {
     resp
 }
 
+/// Connections that completed their handshake and wait to be accepted, at most (the kernel
+/// caps it at `net.core.somaxconn`). An on-sale opens thousands of connections at once; with the
+/// default of 128, a burst of 1,024 overflowed it and every dropped SYN cost its client a
+/// second (the first SYN retransmit).
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds `addr` for serving HTTP, with a [`LISTEN_BACKLOG`] accept queue.
+pub fn listen(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Serves the API, plus `extra` routes (such as `/metrics`), on `listener` until `shutdown`
 /// resolves.
 pub async fn serve_with(

@@ -729,7 +729,8 @@ async fn main() -> anyhow::Result<()> {
         .route("/v1/events/{e}/dts/{dt}/holds", post(hold))
         .route("/v1/events/{e}/dts/{dt}", get(seat_map).post(purchase))
         .with_state(app);
-    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    // The same accept queue as the ticketd API's, so a burst of connections meets both alike.
+    let listener = ticketd_api::listen(args.listen)?;
     eprintln!("ticketd-peer listening on http://{}", args.listen);
     // TCP_NODELAY as the ticketd API sets it, so both answer without waiting for Nagle.
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {

@@ -398,9 +398,8 @@ async fn run_api(args: ApiArgs) -> anyhow::Result<()> {
         tracing::warn!(?fault, "FAULT INJECTION enabled: for crash tests only");
         state = state.with_saga_fault(fault);
     }
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("bind {}", args.listen))?;
+    let listener =
+        ticketd_api::listen(args.listen).with_context(|| format!("bind {}", args.listen))?;
     tracing::info!(addr = %args.listen, endpoints = ?args.endpoints, "API serving");
     let metrics_route = axum::Router::new().route(
         "/metrics",
