@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use ticketd_jepsen::cluster::{NodeOpts, TestCluster};
+use ticketd_raft::client::ClusterClient;
 use ticketd_store::Outcome;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -44,6 +45,17 @@ async fn write_through_any_node_is_read_linearizably_through_every_node() -> any
     Ok(())
 }
 
+/// Creates venue `id` (its id also the idempotency key), which must be done; its log index.
+async fn venue_created(client: &ClusterClient, id: &str) -> anyhow::Result<u64> {
+    let w = client.write("t10", id, &create_venue(id)).await?;
+    assert!(
+        matches!(w.reply.outcome, Outcome::Done(_)),
+        "{id}: {:?}",
+        w.reply
+    );
+    Ok(w.log_index)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leader_killed_new_leader_writes_go_on_restarted_node_catches_up() -> anyhow::Result<()> {
     let mut c = TestCluster::start(&ticketd_bin(), 3, NodeOpts::default()).await?;
@@ -64,15 +76,7 @@ async fn leader_killed_new_leader_writes_go_on_restarted_node_catches_up() -> an
     phase("writes go on");
     let mut last = before.log_index;
     for i in 0..20 {
-        let w = client
-            .write(
-                "t10",
-                &format!("after{i}"),
-                &create_venue(&format!("after{i}")),
-            )
-            .await?;
-        assert!(matches!(w.reply.outcome, Outcome::Done(_)));
-        last = w.log_index;
+        last = venue_created(&client, &format!("after{i}")).await?;
     }
 
     phase("the new leader retries the dead node at its backoff's pace, not in a loop");
@@ -90,15 +94,7 @@ async fn leader_killed_new_leader_writes_go_on_restarted_node_catches_up() -> an
     let window = Instant::now();
     let mut i = 0;
     while window.elapsed() < Duration::from_secs(2) {
-        let w = client
-            .write(
-                "t10",
-                &format!("dead{i}"),
-                &create_venue(&format!("dead{i}")),
-            )
-            .await?;
-        assert!(matches!(w.reply.outcome, Outcome::Done(_)));
-        last = w.log_index;
+        last = venue_created(&client, &format!("dead{i}")).await?;
         i += 1;
     }
     let logged = refusals(&c) - before_window;

@@ -303,8 +303,9 @@ def commands_per_s(wl):
     return med([(r["result"].get("ok", 0) + r["result"].get("conflict", 0)) / r["result"]["elapsed_s"]
                 for r in runs if r["workload"] == wl and r["system"] == "ticketd" and r["result"].get("elapsed_s")])
 if w2:
-    # Saturation: the highest concurrency of the ladder, where more clients add latency and no
-    # throughput. Every level is listed, so the reader sees where the batching grows.
+    # Saturation: the highest concurrency of the ladder, where both cores are busy; its share of
+    # the best level's commands/s is shown, and every level is listed, so the reader sees where
+    # the batching grows and whether throughput still did.
     top = w2[-1]
     h = holds_per_fsync(top)
     carried = {w: commands_per_s(w) for w in w2}

@@ -335,10 +335,7 @@ async fn one(
     let method = Method::from_bytes(args.method.as_bytes()).unwrap_or(Method::POST);
     let key = format!("load-{}-{i}", args.seed);
     let auth = token(args, i).map(|t| format!("Bearer {t}"));
-    let mut headers = vec![("idempotency-key", key.as_str())];
-    if let Some(a) = &auth {
-        headers.push(("authorization", a.as_str()));
-    }
+    let mut headers = write_headers(&key, &auth);
     let body = (!args.body.is_empty()).then(|| {
         headers.push(("content-type", "application/json"));
         args.body
@@ -392,6 +389,15 @@ fn token(args: &Args, i: u64) -> Option<&str> {
     }
 }
 
+/// The headers of a write: its idempotency key, and the bearer token when there is one.
+fn write_headers<'a>(key: &'a str, auth: &'a Option<String>) -> Vec<(&'a str, &'a str)> {
+    let mut headers = vec![("idempotency-key", key)];
+    if let Some(a) = auth {
+        headers.push(("authorization", a.as_str()));
+    }
+    headers
+}
+
 /// Buys the hold of a `HoldPlaced` answer: the purchase route of the dt, the hold's total
 /// (ticketd checks it; the peers take their own), the provider's test card.
 async fn buy(http: &Http, args: &Args, i: u64, hold_answer: &[u8], stats: &Mutex<Stats>) {
@@ -415,13 +421,8 @@ async fn buy(http: &Http, args: &Args, i: u64, hold_answer: &[u8], stats: &Mutex
     });
     let key = format!("load-buy-{}-{i}", args.seed);
     let auth = token(args, i).map(|t| format!("Bearer {t}"));
-    let mut headers = vec![
-        ("idempotency-key", key.as_str()),
-        ("content-type", "application/json"),
-    ];
-    if let Some(a) = &auth {
-        headers.push(("authorization", a.as_str()));
-    }
+    let mut headers = write_headers(&key, &auth);
+    headers.push(("content-type", "application/json"));
     let sent = Instant::now();
     let result = http
         .send(
