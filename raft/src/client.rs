@@ -182,6 +182,7 @@ struct Batcher {
 struct Pending {
     req: pb::WriteRequest,
     tx: tokio::sync::oneshot::Sender<BatchOutcome>,
+    queued: std::time::Instant,
 }
 
 /// What the batch attempt of one write came to.
@@ -233,6 +234,11 @@ async fn run_batcher(
 
 /// One `WriteBatch` call to the leader (or a guess) and each write's outcome.
 async fn send_batch(shared: &BatchShared, batch: Vec<Pending>) {
+    for p in &batch {
+        metrics::histogram!("ticketd_client_batch_wait_seconds")
+            .record(p.queued.elapsed().as_secs_f64());
+    }
+    let call_started = std::time::Instant::now();
     let (reqs, txs): (Vec<_>, Vec<_>) = batch.into_iter().map(|p| (p.req, p.tx)).unzip();
     shared.stats.calls.fetch_add(1, Ordering::Relaxed);
     shared
@@ -263,7 +269,11 @@ async fn send_batch(shared: &BatchShared, batch: Vec<Pending>) {
         .write_batch(req)
         .await
     {
-        Ok(r) => r.into_inner().items,
+        Ok(r) => {
+            metrics::histogram!("ticketd_client_batch_call_seconds")
+                .record(call_started.elapsed().as_secs_f64());
+            r.into_inner().items
+        }
         Err(s) => {
             // The whole call failed: each write tries again alone, which classifies its own
             // errors; one that may have been proposed stays possibly applied.
@@ -542,6 +552,7 @@ impl ClusterClient {
                     forwarded: false,
                 },
                 tx,
+                queued: std::time::Instant::now(),
             };
             // A full queue (or a stopped task) sends this write alone.
             if b.tx.try_send(pending).is_ok() {

@@ -141,7 +141,10 @@ async fn commit(raft: &Raft, batch: Vec<Pending>, deadline: Duration) {
             let _ = w.send(Err(e.clone()));
         }
     };
-    match tokio::time::timeout(deadline, raft.client_write(Proposal(reqs))).await {
+    let started = std::time::Instant::now();
+    let written = tokio::time::timeout(deadline, raft.client_write(Proposal(reqs))).await;
+    metrics::histogram!("ticketd_proposal_commit_seconds").record(started.elapsed().as_secs_f64());
+    match written {
         Err(_) => fail(waiters, ProposeError::Timeout),
         Ok(Ok(resp)) if resp.data.len() == n => {
             let log_index = resp.log_id.index;

@@ -378,12 +378,14 @@ impl pb::client_server::Client for ClientService {
             }
         }
         metrics::histogram!("ticketd_write_batch_writes").record(b.writes.len() as f64);
+        let started = std::time::Instant::now();
         // Every write is queued with the proposer in the same poll, so they share entries.
         let replies = futures::future::join_all(b.writes.into_iter().map(|mut w| {
             w.forwarded = true;
             write_one(ctx, w)
         }))
         .await;
+        metrics::histogram!("ticketd_write_batch_seconds").record(started.elapsed().as_secs_f64());
         Ok(Response::new(pb::WriteBatchReply {
             items: replies.into_iter().map(batch_item).collect(),
         }))

@@ -155,6 +155,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         }
         let applied_entries = received.len() as u64;
         let mut requests = 0u64;
+        let started = std::time::Instant::now();
         {
             let mut machine = self.inner.machine.write().expect("machine lock poisoned");
             for (entry, responder) in received {
@@ -201,6 +202,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 applied.membership = m;
             }
         }
+        metrics::histogram!("ticketd_sm_apply_seconds").record(started.elapsed().as_secs_f64());
         metrics::counter!("ticketd_sm_applied_entries_total").increment(applied_entries);
         metrics::counter!("ticketd_sm_applied_requests_total").increment(requests);
         for (responder, reply) in responses {

@@ -287,6 +287,21 @@ for peer in ("pg", "etcd"):
     if tp is not None and pp is not None:
         L.append(f"- p99 at half {peer}'s max rate: ticketd {tp:,.1f} ms vs {peer} {pp:,.1f} ms (target: no worse): "
                  + ("met" if tp <= pp else "**not met**") + f" ({prof} build).")
+def stage(wl, key):
+    # Mean of one stage's latency over a run (scripts/bench: stages_ms), median over the reps.
+    return med([r.get("stages_ms", {}).get(key) for r in runs if r["workload"] == wl and r["system"] == "ticketd"])
+for peer in ("pg",):
+    wl = f"W2-open-half-{peer}-max"
+    if stage(wl, "api_hold") is not None:
+        st = {k: f(stage(wl, k), 2) for k in ("api_hold", "client_batch_wait", "client_batch_call", "write_batch",
+                                               "proposal_commit", "raft_append", "raft_fsync", "sm_apply")}
+        L.append(f"- Where a ticketd hold's time goes at half {peer}'s max rate (mean ms over a run, median of the reps): "
+                 f"{st['api_hold']} in the API's hold route; of that, {st['client_batch_wait']} queued for a call "
+                 f"to the leader and {st['client_batch_call']} in the call, which the leader spends {st['write_batch']} on; "
+                 f"of that, {st['proposal_commit']} from proposing an entry to its apply. Per node: a log append "
+                 f"{st['raft_append']} (its fsync {st['raft_fsync']}), an apply {st['sm_apply']}. "
+                 "The gaps between these (the HTTP hop to the API, the gRPC hop to the leader, the hand-offs "
+                 "inside openraft between append, replication, commit and apply) are not measured one by one.")
 def holds_per_fsync(wl):
     vals = []
     for r in runs:
