@@ -210,6 +210,11 @@ struct Args {
     /// Print one JSON line instead of text.
     #[arg(long)]
     json: bool,
+    /// Also break the requests of the `request` flow down by intended send time, in slices of
+    /// this many ms (0: off): each slice's count, mean and max latency, to see when a stall
+    /// happened rather than only that one did.
+    #[arg(long, default_value_t = 0)]
+    timeline_ms: u64,
     /// What one unit of load is: one request, a hold then maybe a purchase, or a user's visit.
     #[arg(long, value_enum, default_value_t = Flow::Request)]
     flow: Flow,
@@ -283,7 +288,12 @@ struct Stats {
     /// Every request of a user's visit (`onsale`): the bound users are served at.
     all_hist: Histogram<u64>,
     extra: Extra,
+    /// `--timeline-ms`: per slice of intended send time, (requests, latency sum µs, max µs).
+    timeline: Vec<(u64, u64, u64)>,
 }
+
+/// Most slices of a timeline (a bound on its memory); later requests join the last slice.
+const TIMELINE_SLICES_MAX: usize = 100_000;
 
 /// The seats a hold answer placed, as JSON text each (ticketd's seat refs and the peers' seat
 /// numbers alike).
@@ -348,6 +358,14 @@ async fn one(
     let mut s = stats.lock().await;
     let _ = s.hist.record(latency_us.max(1));
     let _ = s.all_hist.record(latency_us.max(1));
+    if !s.timeline.is_empty() {
+        let at_ms = due.saturating_duration_since(start).as_millis() as u64;
+        let i = ((at_ms / args.timeline_ms) as usize).min(s.timeline.len() - 1);
+        let slice = &mut s.timeline[i];
+        slice.0 += 1;
+        slice.1 += latency_us;
+        slice.2 = slice.2.max(latency_us);
+    }
     let mut placed = None;
     match result {
         Ok((status, body)) => match status {
@@ -597,6 +615,12 @@ async fn main() -> anyhow::Result<()> {
         map_hist: Histogram::new_with_bounds(1, 120_000_000, 3)?,
         all_hist: Histogram::new_with_bounds(1, 120_000_000, 3)?,
         extra: Extra::default(),
+        timeline: match (args.seconds.saturating_mul(1000)).checked_div(args.timeline_ms) {
+            None => Vec::new(),
+            Some(slices) => {
+                vec![(0, 0, 0); (slices.saturating_add(1) as usize).min(TIMELINE_SLICES_MAX)]
+            }
+        },
     }));
     anyhow::ensure!(
         args.flow == Flow::Request || args.dt_url.is_some(),
@@ -724,6 +748,19 @@ async fn main() -> anyhow::Result<()> {
     let pq = |p: f64| s.purchase_hist.value_at_quantile(p) as f64 / 1000.0;
     let mq = |p: f64| s.map_hist.value_at_quantile(p) as f64 / 1000.0;
     let aq = |p: f64| s.all_hist.value_at_quantile(p) as f64 / 1000.0;
+    // [requests, mean ms, max ms] per slice of intended send time.
+    let timeline: Vec<[f64; 3]> = s
+        .timeline
+        .iter()
+        .map(|&(n, sum, max)| {
+            let mean = if n == 0 {
+                0.0
+            } else {
+                sum as f64 / n as f64 / 1000.0
+            };
+            [n as f64, mean, max as f64 / 1000.0]
+        })
+        .collect();
     if args.json {
         println!(
             "{}",
@@ -740,6 +777,7 @@ async fn main() -> anyhow::Result<()> {
                 "map_reads": {"ok": s.extra.map_ok, "failed": s.extra.map_failed, "p50_ms": mq(0.5), "p99_ms": mq(0.99)},
                 "users_done": s.extra.users_done, "users_per_s": s.extra.users_done as f64 / elapsed,
                 "all_p99_ms": aq(0.99),
+                "timeline": if timeline.is_empty() { serde_json::Value::Null } else { serde_json::json!({"slice_ms": args.timeline_ms, "slices": timeline}) },
                 "seats_bought_twice": seats_bought_twice, "seats_free_before": free_before, "seats_back_ms": seats_back_ms, "seats_free_last": seats_free_last,
             })
         );
@@ -776,6 +814,12 @@ async fn main() -> anyhow::Result<()> {
                 mq(0.99),
                 s.extra.users_done,
                 aq(0.99)
+            );
+        }
+        for (i, [n, mean, max]) in timeline.iter().enumerate() {
+            println!(
+                "sent at {:>7.1} s: {n:>6} requests, mean {mean:>8.2} ms, max {max:>8.2} ms",
+                (i as u64 * args.timeline_ms) as f64 / 1000.0
             );
         }
         if let Some(ms) = seats_back_ms {
