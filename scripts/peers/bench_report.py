@@ -302,6 +302,27 @@ for peer in ("pg",):
                  f"{st['raft_append']} (its fsync {st['raft_fsync']}), an apply {st['sm_apply']}. "
                  "The gaps between these (the HTTP hop to the API, the gRPC hop to the leader, the hand-offs "
                  "inside openraft between append, replication, commit and apply) are not measured one by one.")
+def runs_slice_ms(wl):
+    return next((r["result"]["timeline"]["slice_ms"] for r in runs if r["workload"] == wl and r["result"].get("timeline")), "-")
+def stalls(wl, s_, over_ms=40.0):
+    # From the runs' timelines (ticketd-load --timeline-ms): per rep, the slices of intended
+    # send time in which some request took longer than over_ms, and the worst of them.
+    out = []
+    for r in runs:
+        tl = r["result"].get("timeline") if r["workload"] == wl and r["system"] == s_ else None
+        if not tl:
+            continue
+        slow = [(i * tl["slice_ms"] / 1000, sl[2]) for i, sl in enumerate(tl["slices"]) if sl[2] > over_ms]
+        worst = max(slow, key=lambda x: x[1]) if slow else None
+        out.append(f"rep {r['rep']}: {len(slow)} of {len(tl['slices'])}"
+                   + (f", worst at {worst[0]:.1f} s ({worst[1]:.0f} ms)" if worst else ""))
+    return out
+for peer in ("pg",):
+    wl = f"W2-open-half-{peer}-max"
+    for s_ in ("ticketd", peer):
+        st_ = stalls(wl, s_)
+        if st_:
+            L.append(f"- {s_} at half {peer}'s max rate, {runs_slice_ms(wl)} ms slices of intended send time with a request over 40 ms: " + "; ".join(st_) + ".")
 def holds_per_fsync(wl):
     vals = []
     for r in runs:
