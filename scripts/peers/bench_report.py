@@ -44,6 +44,11 @@ if d.get("note"):
 L.append(f"- Peers: PostgreSQL {d['postgres']} (synchronous_commit=on, fsync=on), etcd {d['etcd']} (3 members, JSON gateway)")
 c = d["flush_calibration"]
 L.append(f"- Flush calibration (4 KiB write + fdatasync, {c['n']} times): p50 {c['p50_ms']} ms, p99 {c['p99_ms']} ms, max {c['max_ms']} ms")
+ic = d.get("idle_calibration")
+if ic:
+    L.append(f"- Idle calibration (one strided pass over {ic['mib']} MiB, reading every 64th byte): {ic['busy_ms']} ms while busy, "
+             f"{ic['after_idle_ms']} ms as the first pass after 2 s idle (median of 5; {ic['ratio']}x). Every open-loop run starts "
+             "after seconds of idle for the system measured, so its first 100 ms run on memory this much slower to reach.")
 L.append(f"- {d['seconds_per_run']} s per run; command: `{d['command']}`")
 L.append("")
 L.append("## Results (medians)")
@@ -317,11 +322,27 @@ if stage(wl, "api_hold") is not None:
              f"{st['raft_append']} (its fsync {st['raft_fsync']}), an apply {st['sm_apply']}. "
              "The gaps between these (the HTTP hop to the API, the gRPC hop to the leader, the hand-offs "
              "inside openraft between append, replication, commit and apply) are not measured one by one.")
+def start_vs_rest(wl, s_):
+    # Per rep: the mean latency of the requests sent in the first slice, and of all the others.
+    out = []
+    for r in runs:
+        tl = r["result"].get("timeline") if r["workload"] == wl and r["system"] == s_ else None
+        if not tl or len(tl["slices"]) < 2:
+            continue
+        first, rest = tl["slices"][0], tl["slices"][1:]
+        n = sum(sl[0] for sl in rest)
+        if first[0] and n:
+            out.append(f"rep {r['rep']} {first[1]:.1f} vs {sum(sl[0] * sl[1] for sl in rest) / n:.1f}")
+    return out
 for s_ in ("ticketd", peer):
     st_ = stalls(wl, s_)
     if st_:
         L.append(f"- {s_} at half {peer}'s max rate, {st_[0][0]} ms slices of intended send time with a request over "
                  f"{STALL_MS:.0f} ms: " + "; ".join(t for _, t in st_) + ".")
+    sv = start_vs_rest(wl, s_)
+    if sv:
+        L.append(f"- {s_} at half {peer}'s max rate, mean ms of the requests sent in the first slice vs all later ones "
+                 "(the run starts on a system idle for seconds): " + "; ".join(sv) + ".")
 def holds_per_fsync(wl):
     vals = []
     for r in runs:
