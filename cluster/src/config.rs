@@ -26,7 +26,8 @@ pub struct NodeFileConfig {
     pub heartbeat_ms: u64,
     /// Raft election timeout lower bound, ms.
     pub election_timeout_ms: u64,
-    /// Build a snapshot after this many entries.
+    /// Build a snapshot after about this many entries (the nodes take turns, a fifth of it
+    /// apart).
     pub snapshot_every_entries: u64,
     /// Log entries kept behind a snapshot.
     pub logs_kept_after_snapshot: u64,

@@ -32,7 +32,8 @@ pub struct NodeConfig {
     pub heartbeat_ms: u64,
     /// Election timeout lower bound (upper bound is twice it).
     pub election_timeout_ms: u64,
-    /// Build a snapshot after this many applied entries since the last.
+    /// Build a snapshot after about this many applied entries since the last; the nodes take
+    /// turns (see [`snapshot_due`]).
     pub snapshot_every_entries: u64,
     /// Log entries kept behind the last snapshot when purging.
     pub logs_kept_after_snapshot: u64,
@@ -62,7 +63,8 @@ impl Node {
             heartbeat_interval: cfg.heartbeat_ms,
             election_timeout_min: cfg.election_timeout_ms,
             election_timeout_max: cfg.election_timeout_ms * 2,
-            snapshot_policy: SnapshotPolicy::LogsSinceLast(cfg.snapshot_every_entries),
+            // Built when `snapshot_scheduler` says, not at the same index on every node.
+            snapshot_policy: SnapshotPolicy::Never,
             max_in_snapshot_log_to_keep: cfg.logs_kept_after_snapshot,
             install_snapshot_timeout: 120_000,
             enable_pre_vote: Some(true),
@@ -119,6 +121,11 @@ impl Node {
             let _ = stop_rx.await;
         }));
         tokio::spawn(export_metrics(ctx.raft.clone()));
+        tokio::spawn(snapshot_scheduler(
+            ctx.raft.clone(),
+            cfg.id,
+            cfg.snapshot_every_entries,
+        ));
         tracing::info!(id = cfg.id, addr = %cfg.advertise_addr, "node started");
         Ok(Node {
             ctx,
@@ -143,6 +150,72 @@ impl Node {
         self.ctx.db.cancel_all_background_work(true);
         tracing::info!(id = self.ctx.id, "node stopped");
         Ok(())
+    }
+}
+
+/// Snapshot turns shared by the nodes of a cluster (a cluster has at most 5 voters).
+pub const SNAPSHOT_SLOTS: u64 = 5;
+
+/// How often a node checks whether its snapshot is due.
+const SNAPSHOT_CHECK: Duration = Duration::from_millis(100);
+
+/// Least time between two snapshot triggers of a node while the first has not completed (a
+/// failed build is tried again after it).
+const SNAPSHOT_RETRY: Duration = Duration::from_secs(5);
+
+/// Whether node `id` should build a snapshot at applied index `applied`, its last snapshot
+/// being at `last_snapshot`.
+///
+/// Every node applies the same entries, so a plain "every N entries" makes all of them build at
+/// the same index: on one host, or under a quorum that needs two of them, the whole cluster
+/// slows down at once. Instead the log is cut into windows of `every / SNAPSHOT_SLOTS` entries
+/// that the nodes take in turn (by id modulo [`SNAPSHOT_SLOTS`]): a node builds once `every`
+/// entries are applied since its last snapshot and the applied index is in its own window. So
+/// nodes with ids differing modulo 5 never build at the same index, each still builds about
+/// every `every` entries, and past `2 * every` any window will do: the log behind a snapshot
+/// stays bounded even when the applied index skips a node's window between two checks.
+pub fn snapshot_due(id: u64, applied: u64, last_snapshot: u64, every: u64) -> bool {
+    let every = every.max(1);
+    let since = applied.saturating_sub(last_snapshot);
+    if since < every {
+        return false;
+    }
+    if since >= every.saturating_mul(2) {
+        return true;
+    }
+    let window = (every / SNAPSHOT_SLOTS).max(1);
+    (applied / window) % SNAPSHOT_SLOTS == id % SNAPSHOT_SLOTS
+}
+
+/// Triggers this node's snapshots when [`snapshot_due`] says, checking every
+/// [`SNAPSHOT_CHECK`]; a trigger not followed by a new snapshot is repeated after
+/// [`SNAPSHOT_RETRY`] at the earliest.
+async fn snapshot_scheduler(raft: Raft, id: u64, every: u64) {
+    let rx = raft.metrics();
+    let mut tick = tokio::time::interval(SNAPSHOT_CHECK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut triggered: Option<(u64, std::time::Instant)> = None;
+    loop {
+        tick.tick().await;
+        let (applied, last) = {
+            let m = rx.borrow_watched();
+            (
+                m.last_applied.as_ref().map(|l| l.index).unwrap_or(0),
+                m.snapshot.as_ref().map(|l| l.index).unwrap_or(0),
+            )
+        };
+        if let Some((base, at)) = triggered {
+            if last == base && at.elapsed() < SNAPSHOT_RETRY {
+                continue;
+            }
+        }
+        if !snapshot_due(id, applied, last, every) {
+            continue;
+        }
+        if raft.trigger().snapshot().await.is_err() {
+            return; // Raft has stopped.
+        }
+        triggered = Some((last, std::time::Instant::now()));
     }
 }
 
@@ -174,5 +247,97 @@ async fn export_metrics(raft: Raft) {
         if rx.changed().await.is_err() {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{snapshot_due, SNAPSHOT_SLOTS};
+
+    /// Where each node of `ids` builds its snapshots while the applied index goes from 0 to
+    /// `upto`, checked at every index (a node's snapshot lands at the index it was due at).
+    fn builds(ids: &[u64], every: u64, upto: u64) -> Vec<Vec<u64>> {
+        ids.iter()
+            .map(|&id| {
+                let mut last = 0;
+                let mut at = Vec::new();
+                for applied in 1..=upto {
+                    if snapshot_due(id, applied, last, every) {
+                        at.push(applied);
+                        last = applied;
+                    }
+                }
+                at
+            })
+            .collect()
+    }
+
+    #[test]
+    fn three_nodes_take_turns_a_fifth_of_the_period_apart() {
+        let b = builds(&[1, 2, 3], 100_000, 1_000_000);
+        assert_eq!(b[0][..3], [120_000, 220_000, 320_000]);
+        assert_eq!(b[1][..3], [140_000, 240_000, 340_000]);
+        assert_eq!(b[2][..3], [160_000, 260_000, 360_000]);
+        for (i, x) in b.iter().enumerate() {
+            for y in &b[i + 1..] {
+                for a in x {
+                    let nearest = y.iter().map(|c| c.abs_diff(*a)).min().unwrap();
+                    assert!(
+                        nearest >= 20_000,
+                        "{a} is {nearest} from another node's build"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_node_builds_about_every_period_and_never_lets_the_log_grow_past_twice_it() {
+        for every in [1, 3, 5, 7, 500, 10_000, 100_000] {
+            for id in 0..2 * SNAPSHOT_SLOTS {
+                let at = builds(&[id], every, 20 * every + 40).remove(0);
+                let mut last = 0;
+                for a in &at {
+                    let gap = a - last;
+                    assert!(
+                        gap >= every && gap <= 2 * every,
+                        "id {id} every {every}: {at:?}"
+                    );
+                    last = *a;
+                }
+                assert!(
+                    20 * every + 40 - last < 2 * every,
+                    "id {id} every {every}: {at:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_check_that_skips_the_nodes_window_still_builds_by_twice_the_period() {
+        // Checked only every 30,000 entries: after the build at 120,000, the checks at 240,000,
+        // 270,000 and 300,000 fall outside node 1's window (20,000..40,000 modulo 100,000),
+        // and the one at 330,000 builds because 200,000 entries are past.
+        let mut last = 0;
+        let mut at = Vec::new();
+        for applied in (0..=400_000).step_by(30_000) {
+            if snapshot_due(1, applied, last, 100_000) {
+                at.push(applied);
+                last = applied;
+            }
+        }
+        assert_eq!(at[..2], [120_000, 330_000]);
+        for w in at.windows(2) {
+            assert!(w[1] - w[0] < 200_000 + 30_000, "{at:?}");
+        }
+    }
+
+    #[test]
+    fn nothing_is_due_before_a_full_period() {
+        assert!(!snapshot_due(1, 0, 0, 100));
+        assert!(!snapshot_due(1, 99, 0, 100));
+        assert!(!snapshot_due(1, 1_099, 1_000, 100));
+        // Below the last snapshot (a snapshot installed ahead of this node's apply): not due.
+        assert!(!snapshot_due(1, 5, 1_000, 100));
     }
 }
