@@ -171,9 +171,10 @@ const SNAPSHOT_RETRY: Duration = Duration::from_secs(5);
 /// slows down at once. Instead the log is cut into windows of `every / SNAPSHOT_SLOTS` entries
 /// that the nodes take in turn (by id modulo [`SNAPSHOT_SLOTS`]): a node builds once `every`
 /// entries are applied since its last snapshot and the applied index is in its own window. So
-/// nodes with ids differing modulo 5 never build at the same index, each still builds about
-/// every `every` entries, and past `2 * every` any window will do: the log behind a snapshot
-/// stays bounded even when the applied index skips a node's window between two checks.
+/// nodes whose ids differ modulo 5 build in different windows and each still builds about every
+/// `every` entries. Past `2 * every` any window will do (only then may two coincide): the log
+/// behind a snapshot stays bounded even when the applied index skips a node's window between
+/// two checks.
 pub fn snapshot_due(id: u64, applied: u64, last_snapshot: u64, every: u64) -> bool {
     let every = every.max(1);
     let since = applied.saturating_sub(last_snapshot);
