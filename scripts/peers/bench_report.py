@@ -296,17 +296,18 @@ def stage(wl, key):
     # Mean of one stage's latency over a run (scripts/bench: stages_ms), median over the reps.
     return med([r.get("stages_ms", {}).get(key) for r in runs if r["workload"] == wl and r["system"] == "ticketd"])
 STALL_MS = 40.0
+def timelines(wl, s_):
+    # The runs' timelines (ticketd-load --timeline-ms) of one workload and system: (rep, timeline).
+    return [(r["rep"], r["result"]["timeline"]) for r in runs
+            if r["workload"] == wl and r["system"] == s_ and r["result"].get("timeline")]
 def stalls(wl, s_):
-    # From the runs' timelines (ticketd-load --timeline-ms): per rep, the slices of intended
-    # send time in which some request took longer than STALL_MS, and the worst of them.
+    # Per rep: the slices of intended send time in which some request took longer than
+    # STALL_MS, and the worst of them.
     out = []
-    for r in runs:
-        tl = r["result"].get("timeline") if r["workload"] == wl and r["system"] == s_ else None
-        if not tl:
-            continue
+    for rep, tl in timelines(wl, s_):
         slow = [(i * tl["slice_ms"] / 1000, sl[2]) for i, sl in enumerate(tl["slices"]) if sl[2] > STALL_MS]
         worst = max(slow, key=lambda x: x[1]) if slow else None
-        out.append((tl["slice_ms"], f"rep {r['rep']}: {len(slow)} of {len(tl['slices'])}"
+        out.append((tl["slice_ms"], f"rep {rep}: {len(slow)} of {len(tl['slices'])}"
                     + (f", worst at {worst[0]:.1f} s ({worst[1]:.0f} ms)" if worst else "")))
     return out
 # Half pg's max rate, the target ticketd does not always meet: where its time goes, and when.
@@ -325,14 +326,11 @@ if stage(wl, "api_hold") is not None:
 def start_vs_rest(wl, s_):
     # Per rep: the mean latency of the requests sent in the first slice, and of all the others.
     out = []
-    for r in runs:
-        tl = r["result"].get("timeline") if r["workload"] == wl and r["system"] == s_ else None
-        if not tl or len(tl["slices"]) < 2:
-            continue
+    for rep, tl in timelines(wl, s_):
         first, rest = tl["slices"][0], tl["slices"][1:]
         n = sum(sl[0] for sl in rest)
         if first[0] and n:
-            out.append(f"rep {r['rep']} {first[1]:.1f} vs {sum(sl[0] * sl[1] for sl in rest) / n:.1f}")
+            out.append(f"rep {rep} {first[1]:.1f} vs {sum(sl[0] * sl[1] for sl in rest) / n:.1f}")
     return out
 for s_ in ("ticketd", peer):
     st_ = stalls(wl, s_)
