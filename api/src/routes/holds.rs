@@ -20,7 +20,7 @@ use ticketd_store::command::{Done, GaPick};
 use ticketd_store::types::PaymentStatus;
 use ticketd_store::{Command, Query, QueryResult};
 
-use super::{dt_of_event, propose, read, written};
+use super::{propose, read, read_dt, written};
 use crate::auth::{Caller, Role};
 use crate::extract::IdempotencyKey;
 use crate::payments::{CreateIntent, HttpProvider, IntentStatus, PaymentError, PaymentProvider};
@@ -79,12 +79,21 @@ pub async fn create_hold(
     {
         return Err(Problem::new("RATE_LIMITED", "too many holds; slow down").retry_after(10));
     }
-    if state.dt_events.get(&dt_id).await.as_deref() != Some(event_id.as_str()) {
-        dt_of_event(&state, &event_id, &dt_id).await?;
-        state
-            .dt_events
-            .insert(dt_id.clone(), event_id.clone())
-            .await;
+    // The dt's event, cached. On a miss one read fills it while the other requests for the
+    // same dt wait for that read: a dt's sale opening with a burst of holds costs one read,
+    // not one per request of the burst.
+    let dt_event = state
+        .dt_events
+        .try_get_with_by_ref(&dt_id, async {
+            read_dt(&state, &dt_id)
+                .await?
+                .map(|d| d.event_id)
+                .ok_or_else(Problem::not_found)
+        })
+        .await
+        .map_err(|e| (*e).clone())?;
+    if dt_event != event_id {
+        return Err(Problem::not_found());
     }
     // The hold id derives from the idempotency key, so a retried request names the same hold.
     let hold_id = format!(

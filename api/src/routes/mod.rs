@@ -80,13 +80,11 @@ pub async fn read(
     Ok((r.result, r.applied_index))
 }
 
-/// The dt `dt_id` of event `event_id`, read locally; 404 when there is none or it belongs to
-/// another event.
-pub async fn dt_of_event(
+/// The dt `dt_id`, read locally; `None` when there is none.
+pub async fn read_dt(
     state: &AppState,
-    event_id: &str,
     dt_id: &str,
-) -> Result<ticketd_store::types::Dt, Problem> {
+) -> Result<Option<ticketd_store::types::Dt>, Problem> {
     let (dt, _) = read(
         state,
         Query::GetDt {
@@ -96,7 +94,20 @@ pub async fn dt_of_event(
     )
     .await?;
     match dt {
-        QueryResult::Dt(Some(d)) if d.event_id == event_id => Ok(d),
+        QueryResult::Dt(d) => Ok(d),
+        _ => Err(Problem::internal("unexpected answer to GetDt")),
+    }
+}
+
+/// The dt `dt_id` of event `event_id`, read locally; 404 when there is none or it belongs to
+/// another event.
+pub async fn dt_of_event(
+    state: &AppState,
+    event_id: &str,
+    dt_id: &str,
+) -> Result<ticketd_store::types::Dt, Problem> {
+    match read_dt(state, dt_id).await? {
+        Some(d) if d.event_id == event_id => Ok(d),
         _ => Err(Problem::not_found()),
     }
 }
