@@ -220,12 +220,18 @@ async fn snapshot_scheduler(raft: Raft, id: u64, every: u64) {
     }
 }
 
-/// Mirrors Raft's metrics into Prometheus gauges whenever they change.
+/// Least time between two exports of Raft's metrics: openraft's metrics change several times
+/// per entry (appended, flushed, committed, applied), and the gauges need not follow each one.
+const METRICS_EXPORT_EVERY: Duration = Duration::from_millis(50);
+
+/// Mirrors Raft's metrics into Prometheus gauges when they change, at most once per
+/// [`METRICS_EXPORT_EVERY`] (the gauges lag by at most that).
 async fn export_metrics(raft: Raft) {
     let mut rx = raft.metrics();
     loop {
         {
-            let m = rx.borrow_watched().clone();
+            // Borrowed, not cloned: the metrics hold maps.
+            let m = rx.borrow_watched();
             metrics::gauge!("ticketd_raft_term").set(m.current_term as f64);
             metrics::gauge!("ticketd_raft_leader_id")
                 .set(m.current_leader.map(|l| l as f64).unwrap_or(-1.0));
@@ -245,6 +251,7 @@ async fn export_metrics(raft: Raft) {
             metrics::gauge!("ticketd_raft_purged_index")
                 .set(m.purged.as_ref().map(|l| l.index).unwrap_or(0) as f64);
         }
+        tokio::time::sleep(METRICS_EXPORT_EVERY).await;
         if rx.changed().await.is_err() {
             return;
         }
