@@ -15,13 +15,15 @@ ensure_build_deps
 build_bins
 
 members=()
+# The nodes share this machine's CPUs: each runs its async runtime on its share.
+threads=$(shared_threads "$n")
 for i in $(seq 1 "$n"); do
   pidf="$DATA/node$i.pid"
   if [ -f "$pidf" ] && kill -0 "$(cat "$pidf")" 2>/dev/null; then
     die "node $i already runs (pid $(cat "$pidf")); run scripts/cluster-down.sh first"
   fi
   "$BIN_DIR/ticketd" node --id "$i" --data-dir "$DATA/node$i" \
-    --listen "127.0.0.1:700$i" --metrics-listen "127.0.0.1:910$i" \
+    --listen "127.0.0.1:700$i" --metrics-listen "127.0.0.1:910$i" --runtime-threads "$threads" \
     >>"$DATA/node$i.log" 2>&1 &
   echo $! >"$pidf"
   members+=("$i=127.0.0.1:700$i")

@@ -36,6 +36,14 @@ ensure_build_deps() {
   ensure_pkg g++ g++
 }
 
+# shared_threads N: async runtime threads for each of N server processes sharing this machine
+# (its CPUs divided among them, at least 1); TICKETD_RUNTIME_THREADS overrides it.
+shared_threads() {
+  local cpus
+  cpus=$(nproc)
+  echo "${TICKETD_RUNTIME_THREADS:-$(( cpus / $1 > 0 ? cpus / $1 : 1 ))}"
+}
+
 ensure_nextest() {
   if ! cargo nextest --version >/dev/null 2>&1; then
     log "installing cargo-nextest"

@@ -45,7 +45,7 @@ fi
   || die "seeding the demo data failed; see $DATA/seed.log"
 log "demo data written (see $DATA/seed.log)"
 # A fixed development key, so tokens survive an API restart; production sets its own.
-"$BIN_DIR/ticketd" api --listen 127.0.0.1:8080 --endpoints "$endpoints" \
+"$BIN_DIR/ticketd" api --listen 127.0.0.1:8080 --endpoints "$endpoints" --runtime-threads "$(shared_threads 3)" \
   --payments 127.0.0.1:8091 --token-key "${TICKETD_API_TOKEN_KEY:-development-only-token-key-0123456789abcdef}" \
   --vault-key "${TICKETD_API_VAULT_KEY:-0000000000000000000000000000000000000000000000000000000000000d0e}" \
   >>"$DATA/api.log" 2>&1 &

@@ -33,6 +33,11 @@ pub struct NodeFileConfig {
     pub logs_kept_after_snapshot: u64,
     /// Log format: `text` or `json`.
     pub log_format: String,
+    /// Threads of the node's async runtime; one per CPU when not given. Nodes sharing a
+    /// machine do better with a share of its CPUs each: every thread more is one more to wake
+    /// per request handed between tasks, and on a machine with fewer CPUs than threads those
+    /// wake-ups cost CPU the others need (`scripts/cluster-up.sh` gives each node its share).
+    pub runtime_threads: Option<usize>,
     /// Run the leader's background worker: hold expiry always, the reconciler and the
     /// dispatcher when a payment provider, SMTP host or SMS provider is configured. On by
     /// default (seats of expired holds come back on an idle cluster); `TICKETD_WORKER=false`
@@ -83,6 +88,7 @@ impl Default for NodeFileConfig {
             snapshot_every_entries: 100_000,
             logs_kept_after_snapshot: 1_000,
             log_format: "text".into(),
+            runtime_threads: None,
             worker: true,
             payments: None,
             payments_timeout_ms: 5_000,
@@ -119,6 +125,9 @@ impl NodeFileConfig {
         }
         if cfg.heartbeat_ms == 0 || cfg.election_timeout_ms <= cfg.heartbeat_ms {
             anyhow::bail!("election_timeout_ms must exceed heartbeat_ms, which must be positive");
+        }
+        if cfg.runtime_threads == Some(0) {
+            anyhow::bail!("runtime_threads must be at least 1");
         }
         if [
             cfg.payments_timeout_ms,

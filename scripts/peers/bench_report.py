@@ -42,6 +42,8 @@ L.append(f"- ticketd build profile: **{prof}**" + (" (unoptimized: these ticketd
 if d.get("note"):
     L.append(f"- {d['note']}")
 L.append(f"- Peers: PostgreSQL {d['postgres']} (synchronous_commit=on, fsync=on), etcd {d['etcd']} (3 members, JSON gateway)")
+if d.get("runtime_threads"):
+    L.append(f"- Async runtime threads of each server process (ticketd's nodes and APIs, the peers' HTTP services): {d['runtime_threads']}")
 c = d["flush_calibration"]
 L.append(f"- Flush calibration (4 KiB write + fdatasync, {c['n']} times): p50 {c['p50_ms']} ms, p99 {c['p99_ms']} ms, max {c['max_ms']} ms")
 ic = d.get("idle_calibration")

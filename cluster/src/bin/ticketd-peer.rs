@@ -68,6 +68,9 @@ struct Args {
     /// The payment provider (`host:port` of `ticketd paysim`) purchases go through.
     #[arg(long)]
     payments: Option<String>,
+    /// Threads of the async runtime (default: one per CPU), as `ticketd api` takes them.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    runtime_threads: Option<u64>,
     #[command(subcommand)]
     peer: Peer,
 }
@@ -678,9 +681,16 @@ async fn etcd_map(e: &Etcd, _app: &App, dt: &str) -> anyhow::Result<Vec<u32>> {
     Ok(held)
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = args.runtime_threads {
+        rt.worker_threads(n as usize);
+    }
+    rt.enable_all().build()?.block_on(serve(args))
+}
+
+async fn serve(args: Args) -> anyhow::Result<()> {
     anyhow::ensure!(
         args.listen.ip().is_loopback(),
         "the peers listen on loopback only"

@@ -118,6 +118,10 @@ struct ApiArgs {
     /// Log format: text or json.
     #[arg(long, default_value = "text")]
     log_format: String,
+    /// Threads of the async runtime (default: one per CPU; on a machine shared with the
+    /// nodes: a share of its CPUs).
+    #[arg(long, env = "TICKETD_API_RUNTIME_THREADS", value_parser = clap::value_parser!(u64).range(1..=1024))]
+    runtime_threads: Option<u64>,
 }
 
 /// Flags override `TICKETD_*` environment variables, which override the config file.
@@ -167,6 +171,10 @@ struct NodeArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     log_format: Option<String>,
+    /// Threads of the async runtime (default: one per CPU; nodes sharing a machine: a share).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    runtime_threads: Option<u64>,
     /// Run the leader's background worker (the default; hold expiry without providers).
     #[arg(long)]
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -227,9 +235,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Node(args) => {
             let cfg = NodeFileConfig::load(args.config.as_ref(), &*args)?;
             telemetry::init_logs(&cfg.log_format);
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
+            let rt = runtime(cfg.runtime_threads)?;
             let result = rt.block_on(run_node(cfg));
             // Do not wait on idle connection tasks: everything durable is flushed by now.
             rt.shutdown_timeout(std::time::Duration::from_millis(500));
@@ -272,14 +278,22 @@ fn main() -> anyhow::Result<()> {
         }
         Cmd::Api(args) => {
             telemetry::init_logs(&args.log_format);
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
+            let rt = runtime(args.runtime_threads.map(|n| n as usize))?;
             let result = rt.block_on(run_api(args));
             rt.shutdown_timeout(std::time::Duration::from_millis(500));
             result
         }
     }
+}
+
+/// The multi-threaded runtime of a node or the API, with `threads` workers (default: one per
+/// CPU).
+fn runtime(threads: Option<usize>) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = threads {
+        b.worker_threads(n);
+    }
+    b.enable_all().build()
 }
 
 async fn run_node(cfg: NodeFileConfig) -> anyhow::Result<()> {
