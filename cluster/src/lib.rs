@@ -2,5 +2,6 @@
 
 pub mod config;
 pub mod demo;
+pub mod memory;
 pub mod telemetry;
 pub mod worker;

@@ -682,6 +682,7 @@ async fn etcd_map(e: &Etcd, _app: &App, dt: &str) -> anyhow::Result<Vec<u32>> {
 }
 
 fn main() -> anyhow::Result<()> {
+    ticketd_cluster::memory::disable_huge_pages();
     let args = Args::parse();
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     if let Some(n) = args.runtime_threads {

@@ -230,6 +230,7 @@ struct NodeArgs {
 }
 
 fn main() -> anyhow::Result<()> {
+    ticketd_cluster::memory::disable_huge_pages();
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Node(args) => {
