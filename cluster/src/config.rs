@@ -9,6 +9,9 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+/// Most threads a node's async runtime may be given.
+pub const RUNTIME_THREADS_MAX: usize = 1024;
+
 /// Configuration of `ticketd node`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NodeFileConfig {
@@ -126,8 +129,10 @@ impl NodeFileConfig {
         if cfg.heartbeat_ms == 0 || cfg.election_timeout_ms <= cfg.heartbeat_ms {
             anyhow::bail!("election_timeout_ms must exceed heartbeat_ms, which must be positive");
         }
-        if cfg.runtime_threads == Some(0) {
-            anyhow::bail!("runtime_threads must be at least 1");
+        if let Some(n) = cfg.runtime_threads {
+            if !(1..=RUNTIME_THREADS_MAX).contains(&n) {
+                anyhow::bail!("runtime_threads must be 1 to {RUNTIME_THREADS_MAX}, got {n}");
+            }
         }
         if [
             cfg.payments_timeout_ms,
@@ -170,5 +175,30 @@ impl NodeFileConfig {
             dispatch_batch: self.dispatch_batch,
             ..Default::default()
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::NodeFileConfig;
+
+    #[derive(serde::Serialize)]
+    struct Threads {
+        runtime_threads: usize,
+    }
+
+    #[test]
+    fn runtime_threads_are_bounded() {
+        let load = |n| NodeFileConfig::load(None, &Threads { runtime_threads: n });
+        assert_eq!(load(1).unwrap().runtime_threads, Some(1));
+        assert_eq!(load(1024).unwrap().runtime_threads, Some(1024));
+        for bad in [0, 1025, 1 << 20] {
+            let e = load(bad).unwrap_err().to_string();
+            assert!(
+                e.contains("runtime_threads must be 1 to 1024"),
+                "{bad}: {e}"
+            );
+        }
+        assert_eq!(NodeFileConfig::default().runtime_threads, None);
     }
 }
