@@ -2,6 +2,6 @@
 
 pub mod config;
 pub mod demo;
-pub mod memory;
+pub mod process;
 pub mod telemetry;
 pub mod worker;

@@ -570,7 +570,7 @@ async fn unit_of_load(
 async fn main() -> anyhow::Result<()> {
     // Its recorded seats and timelines grow through the run: no huge-page stalls in the
     // generator either.
-    ticketd_cluster::memory::disable_huge_pages();
+    ticketd_cluster::process::disable_huge_pages();
     let mut args = Args::parse();
     if let Some(path) = &args.tokens_file {
         args.tokens = std::fs::read_to_string(path)?

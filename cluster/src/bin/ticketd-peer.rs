@@ -682,13 +682,10 @@ async fn etcd_map(e: &Etcd, _app: &App, dt: &str) -> anyhow::Result<Vec<u32>> {
 }
 
 fn main() -> anyhow::Result<()> {
-    ticketd_cluster::memory::disable_huge_pages();
+    ticketd_cluster::process::disable_huge_pages();
     let args = Args::parse();
-    let mut rt = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = args.runtime_threads {
-        rt.worker_threads(n as usize);
-    }
-    rt.enable_all().build()?.block_on(serve(args))
+    ticketd_cluster::process::runtime(args.runtime_threads.map(|n| n as usize))?
+        .block_on(serve(args))
 }
 
 async fn serve(args: Args) -> anyhow::Result<()> {

@@ -230,13 +230,13 @@ struct NodeArgs {
 }
 
 fn main() -> anyhow::Result<()> {
-    ticketd_cluster::memory::disable_huge_pages();
+    ticketd_cluster::process::disable_huge_pages();
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Node(args) => {
             let cfg = NodeFileConfig::load(args.config.as_ref(), &*args)?;
             telemetry::init_logs(&cfg.log_format);
-            let rt = runtime(cfg.runtime_threads)?;
+            let rt = ticketd_cluster::process::runtime(cfg.runtime_threads)?;
             let result = rt.block_on(run_node(cfg));
             // Do not wait on idle connection tasks: everything durable is flushed by now.
             rt.shutdown_timeout(std::time::Duration::from_millis(500));
@@ -279,22 +279,12 @@ fn main() -> anyhow::Result<()> {
         }
         Cmd::Api(args) => {
             telemetry::init_logs(&args.log_format);
-            let rt = runtime(args.runtime_threads.map(|n| n as usize))?;
+            let rt = ticketd_cluster::process::runtime(args.runtime_threads.map(|n| n as usize))?;
             let result = rt.block_on(run_api(args));
             rt.shutdown_timeout(std::time::Duration::from_millis(500));
             result
         }
     }
-}
-
-/// The multi-threaded runtime of a node or the API, with `threads` workers (default: one per
-/// CPU).
-fn runtime(threads: Option<usize>) -> std::io::Result<tokio::runtime::Runtime> {
-    let mut b = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = threads {
-        b.worker_threads(n);
-    }
-    b.enable_all().build()
 }
 
 async fn run_node(cfg: NodeFileConfig) -> anyhow::Result<()> {

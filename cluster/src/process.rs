@@ -1,4 +1,4 @@
-//! Process memory settings shared by the binaries.
+//! Process settings shared by the binaries: memory and the async runtime.
 
 /// Turns transparent huge pages off for this process (`PR_SET_THP_DISABLE`), before it
 /// allocates much.
@@ -14,4 +14,14 @@ pub fn disable_huge_pages() {
     if let Err(e) = rustix::thread::disable_transparent_huge_pages(true) {
         eprintln!("could not turn transparent huge pages off: {e}");
     }
+}
+
+/// A multi-threaded tokio runtime with `threads` workers (default: one per CPU), as the node,
+/// the API and the peers' services run on.
+pub fn runtime(threads: Option<usize>) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = threads {
+        b.worker_threads(n);
+    }
+    b.enable_all().build()
 }
