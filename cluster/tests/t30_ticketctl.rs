@@ -29,6 +29,9 @@ async fn ticketctl_reports_status_moves_leadership_and_exits_with_distinct_codes
     let c = TestCluster::start(&ticketd_bin(), 3, NodeOpts::default()).await?;
     let eps = c.endpoints();
     c.client().write("t30", "k", &create_venue("v")).await?;
+    // A write commits on a majority; health below asks every node, so wait until all three
+    // know the leader (a node that does not is rightly reported unhealthy).
+    let leader = c.wait_leader(Duration::from_secs(10)).await?;
 
     phase("endpoint status as JSON names exactly one leader");
     let (code, out, err) = ctl(&eps, &["endpoint", "status", "-w", "json"]);
@@ -59,7 +62,6 @@ async fn ticketctl_reports_status_moves_leadership_and_exits_with_distinct_codes
     assert_eq!(out.matches("is healthy").count(), 3);
 
     phase("leader transfer");
-    let leader = c.wait_leader(Duration::from_secs(10)).await?;
     let to = (1..=3).find(|id| *id != leader).expect("a follower");
     let (code, _, err) = ctl(&eps, &["leader", "transfer", &to.to_string()]);
     assert_eq!(code, 0, "{err}");
