@@ -115,8 +115,25 @@ mod runtime {
         opts.create_missing_column_families(true);
         // Every write goes to the WAL; durability comes from explicit WAL fsyncs (group commit).
         opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
-        let mut cfs = vec![CF_LOG, CF_RAFT_META, CF_SM_META];
-        cfs.extend_from_slice(ticketd_store::COLUMN_FAMILIES);
-        rocksdb::DB::open_cf(&opts, path, cfs)
+        // The vector memtables below take no concurrent inserts: a write group's leader inserts
+        // every batch of the group (the log's appends and the state machine's applies).
+        opts.set_allow_concurrent_memtable_write(false);
+        let mut cfs: Vec<rocksdb::ColumnFamilyDescriptor> = [CF_LOG, CF_RAFT_META, CF_SM_META]
+            .into_iter()
+            .map(|name| rocksdb::ColumnFamilyDescriptor::new(name, opts.clone()))
+            .collect();
+        // The state machine's column families are written on every apply and read only when a
+        // node starts (its load), builds a snapshot or installs one: the serving copy is the
+        // in-memory machine. A skip-list memtable pays a search per insert, with a cache miss
+        // per level on random keys (hold ids, idempotency keys); a vector memtable appends and
+        // sorts once, when it is flushed or read.
+        let mut sm_opts = opts.clone();
+        sm_opts.set_memtable_factory(rocksdb::MemtableFactory::Vector);
+        cfs.extend(
+            ticketd_store::COLUMN_FAMILIES
+                .iter()
+                .map(|name| rocksdb::ColumnFamilyDescriptor::new(*name, sm_opts.clone())),
+        );
+        rocksdb::DB::open_cf_descriptors(&opts, path, cfs)
     }
 }

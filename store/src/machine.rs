@@ -296,13 +296,20 @@ impl Machine {
     /// independent: each is checked against its own idempotency key and may be rejected alone.
     pub fn apply_batch(&mut self, index: u64, reqs: &[Request], ws: &mut WriteSet) -> Vec<Reply> {
         let mut notes = 0;
-        reqs.iter()
+        let log_time_before = self.log_time_ms;
+        let replies = reqs
+            .iter()
             .enumerate()
             .map(|(seq, req)| {
                 let seq = u32::try_from(seq).expect("a batch holds fewer than 2^32 requests");
                 self.apply_one(index, seq, &mut notes, req, ws)
             })
-            .collect()
+            .collect();
+        // Log time is persisted once per entry, as it stands after the entry's last request.
+        if self.log_time_ms != log_time_before {
+            ws.put(cf::STATE, KEY_LOG_TIME.to_vec(), encode(&self.log_time_ms));
+        }
+        replies
     }
 
     /// Applies one request, the `seq`-th of the entry at `index`.
@@ -320,7 +327,6 @@ impl Machine {
     ) -> Reply {
         if req.stamped_at_ms > self.log_time_ms {
             self.log_time_ms = req.stamped_at_ms;
-            ws.put(cf::STATE, KEY_LOG_TIME.to_vec(), encode(&self.log_time_ms));
         }
         let now = self.log_time_ms;
         let mut cx = Cx {
