@@ -45,7 +45,7 @@ async fn run(dir: &std::path::Path, entries: u64, per_entry: u64, window: usize)
     for i in 1..=entries {
         let reqs = (0..per_entry).map(|k| hold(i * per_entry + k)).collect();
         let entry =
-            EntryOf::<TypeConfig>::new_normal(log_id::<TypeConfig>(1, 1, i), Proposal(reqs));
+            EntryOf::<TypeConfig>::new_normal(log_id::<TypeConfig>(1, 1, i), Proposal::new(reqs));
         let (tx, rx) = TypeConfig::oneshot();
         store
             .append([entry], IOFlushed::signal(tx))

@@ -65,20 +65,40 @@ impl fmt::Display for NodeAddr {
 /// applied in order, each on its own (one reply per request). The leader puts every request
 /// waiting for a proposal slot into one entry (see `service::Proposer`), so one log append,
 /// one replication message and one fsync carry many holds.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Proposal(pub Vec<ticketd_store::Request>);
+///
+/// The requests are shared, not copied, between the copies of an entry: the log's cache of
+/// recent entries, the replication streams and the state machine read the same batch. Encoded
+/// as the bare sequence of requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Proposal(pub std::sync::Arc<[ticketd_store::Request]>);
 
 impl Proposal {
+    /// An entry carrying these requests, in order.
+    pub fn new(reqs: Vec<ticketd_store::Request>) -> Self {
+        Proposal(reqs.into())
+    }
+
     /// An entry carrying one request.
     pub fn one(req: ticketd_store::Request) -> Self {
-        Proposal(vec![req])
+        Proposal::new(vec![req])
+    }
+}
+
+impl Serialize for Proposal {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.as_ref().serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Proposal {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Vec::<ticketd_store::Request>::deserialize(d).map(Proposal::new)
     }
 }
 
 impl fmt::Display for Proposal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0.as_slice() {
+        match &self.0[..] {
             [one] => write!(f, "{}/{}", one.client_id, one.idempotency_key),
             many => write!(f, "batch of {}", many.len()),
         }

@@ -4,12 +4,17 @@
 //! completion callback to one flusher thread. The flusher takes every callback waiting, fsyncs
 //! the WAL once, then completes them all: N concurrent appends cost one fsync. Openraft is told an
 //! entry is durable only after the fsync that covers it.
+//!
+//! The newest entries also stay in memory ([`EntryCache`], bounded by their encoded bytes): the
+//! leader's replication streams and every node's state machine read an entry right after it was
+//! appended, and would otherwise read it back from RocksDB and decode it each time.
 
+use std::collections::VecDeque;
 use std::fmt::Debug;
 use std::io;
 use std::ops::{Bound, RangeBounds};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use openraft::alias::{EntryOf, LogIdOf, VoteOf};
@@ -25,6 +30,8 @@ use crate::{TypeConfig, CF_LOG, CF_RAFT_META};
 const FLUSH_BATCH_MAX: usize = 4096;
 /// Appends queued for the flusher before `append` waits (back-pressure on the Raft core).
 const FLUSH_QUEUE_CAPACITY: usize = 1024;
+/// Encoded bytes of the entries the cache keeps (the newest); older ones are read from RocksDB.
+pub const ENTRY_CACHE_BYTES_MAX: usize = 32 << 20;
 
 const KEY_VOTE: &[u8] = b"vote";
 const KEY_LAST_PURGED: &[u8] = b"last_purged";
@@ -56,13 +63,98 @@ struct PendingFlush {
     appended_at: Instant,
 }
 
+/// The newest entries of the log, contiguous by index and ending at the last one appended.
+/// Each entry is weighed by its encoded size; past [`ENTRY_CACHE_BYTES_MAX`] the oldest go.
+#[derive(Default)]
+struct EntryCache {
+    entries: VecDeque<(EntryOf<TypeConfig>, usize)>,
+    bytes: usize,
+}
+
+impl EntryCache {
+    fn first_index(&self) -> Option<u64> {
+        self.entries.front().map(|(e, _)| e.index())
+    }
+
+    /// Keeps `entry`, appended right after the others (any gap or overlap starts afresh).
+    fn push(&mut self, entry: EntryOf<TypeConfig>, bytes: usize) {
+        let follows = match self.entries.back() {
+            None => true,
+            Some((last, _)) => last.index().checked_add(1) == Some(entry.index()),
+        };
+        if !follows {
+            self.entries.clear();
+            self.bytes = 0;
+        }
+        self.entries.push_back((entry, bytes));
+        self.bytes += bytes;
+        while self.bytes > ENTRY_CACHE_BYTES_MAX && self.entries.len() > 1 {
+            if let Some((_, b)) = self.entries.pop_front() {
+                self.bytes -= b;
+            }
+        }
+    }
+
+    /// Forgets the entries from `index` on.
+    fn truncate_from(&mut self, index: u64) {
+        while self.entries.back().is_some_and(|(e, _)| e.index() >= index) {
+            if let Some((_, b)) = self.entries.pop_back() {
+                self.bytes -= b;
+            }
+        }
+    }
+
+    /// Forgets the entries up to and including `index`.
+    fn purge_to(&mut self, index: u64) {
+        while self
+            .entries
+            .front()
+            .is_some_and(|(e, _)| e.index() <= index)
+        {
+            if let Some((_, b)) = self.entries.pop_front() {
+                self.bytes -= b;
+            }
+        }
+    }
+
+    /// The entries of `range` when the cache holds its first one (it then holds every later
+    /// entry of the log); `None` otherwise, and the caller reads RocksDB.
+    fn get<RB: RangeBounds<u64>>(
+        &self,
+        start: u64,
+        range: &RB,
+    ) -> Option<Vec<EntryOf<TypeConfig>>> {
+        let first = self.first_index()?;
+        if start < first {
+            return None;
+        }
+        let skip = usize::try_from(start - first).ok()?;
+        if skip >= self.entries.len() {
+            return None;
+        }
+        Some(
+            self.entries
+                .iter()
+                .skip(skip)
+                .take_while(|(e, _)| range.contains(&e.index()))
+                .map(|(e, _)| e.clone())
+                .collect(),
+        )
+    }
+}
+
 /// Reads log entries and the vote; cheap to clone.
 #[derive(Clone)]
 pub struct LogReader {
     db: Arc<DB>,
+    cache: Arc<Mutex<EntryCache>>,
 }
 
 impl LogReader {
+    fn cache(&self) -> std::sync::MutexGuard<'_, EntryCache> {
+        self.cache.lock().expect("entry cache lock poisoned")
+    }
+
     fn get_meta<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> io::Result<Option<T>> {
         let bytes = self
             .db
@@ -82,6 +174,9 @@ impl RaftLogReader<TypeConfig> for LogReader {
             Bound::Excluded(x) => x.saturating_add(1),
             Bound::Unbounded => 0,
         };
+        if let Some(hit) = self.cache().get(start, &range) {
+            return Ok(hit);
+        }
         let handle = cf(&self.db, CF_LOG)?;
         let mut out = Vec::new();
         let from = index_key(start);
@@ -143,7 +238,10 @@ impl LogStore {
             .name("raft-log-flusher".into())
             .spawn(move || run_flusher(flush_db, flush_rx, flush_stats))?;
         Ok(Self {
-            reader: LogReader { db },
+            reader: LogReader {
+                db,
+                cache: Arc::default(),
+            },
             flush_tx,
             stats,
             flusher: Some(flusher),
@@ -282,14 +380,22 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let appended_at = Instant::now();
         let handle = cf(self.db(), CF_LOG)?;
         let mut batch = WriteBatch::default();
-        let mut count = 0usize;
+        let mut kept = Vec::new();
         for entry in entries {
-            batch.put_cf(handle, index_key(entry.index()), encode(&entry)?);
-            count += 1;
+            let bytes = encode(&entry)?;
+            batch.put_cf(handle, index_key(entry.index()), &bytes);
+            kept.push((entry, bytes.len()));
         }
+        let count = kept.len();
         // Written before returning, so the entries are readable at once; durable only after
         // the flusher's fsync, which is when openraft hears of it.
         self.db().write(batch).map_err(io_err)?;
+        {
+            let mut cache = self.reader.cache();
+            for (entry, bytes) in kept {
+                cache.push(entry, bytes);
+            }
+        }
         self.flush_tx
             .send(PendingFlush {
                 callback,
@@ -305,6 +411,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         last_log_id: Option<LogIdOf<TypeConfig>>,
     ) -> Result<(), io::Error> {
         let from = last_log_id.map(|l| l.index() + 1).unwrap_or(0);
+        self.reader.cache().truncate_from(from);
         let handle = cf(self.db(), CF_LOG)?;
         self.db()
             .delete_range_cf(handle, index_key(from), index_key(u64::MAX))
@@ -319,6 +426,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // Record the purge point first: entries at or below it are ignored from then on, so a
         // crash between the two writes leaves a consistent log.
         self.put_meta(KEY_LAST_PURGED, &log_id)?;
+        self.reader.cache().purge_to(log_id.index());
         let handle = cf(self.db(), CF_LOG)?;
         self.db()
             .delete_range_cf(handle, index_key(0), index_key(log_id.index() + 1))
@@ -365,5 +473,84 @@ mod tests {
             reader.try_get_log_entries(1..=appends).await.unwrap().len() as u64,
             appends
         );
+    }
+
+    fn blank(term: u64, index: u64) -> EntryOf<TypeConfig> {
+        EntryOf::<TypeConfig>::new_blank(log_id::<TypeConfig>(term, 1, index))
+    }
+
+    fn indexes(entries: &[EntryOf<TypeConfig>]) -> Vec<u64> {
+        entries.iter().map(|e| e.index()).collect()
+    }
+
+    #[test]
+    fn the_entry_cache_keeps_the_newest_contiguous_entries_within_its_bytes() {
+        let mut c = EntryCache::default();
+        let mib = 1 << 20;
+        for i in 1..=40 {
+            c.push(blank(1, i), mib);
+        }
+        let kept = (ENTRY_CACHE_BYTES_MAX / mib) as u64;
+        assert_eq!(c.first_index(), Some(41 - kept));
+        assert_eq!(c.bytes, ENTRY_CACHE_BYTES_MAX);
+        assert!(c.get(5, &(5..10)).is_none(), "older than the cache");
+        let first = 41 - kept;
+        let got = c.get(first, &(first..=first + 3)).unwrap();
+        assert_eq!(indexes(&got), (first..=first + 3).collect::<Vec<_>>());
+        assert_eq!(indexes(&c.get(38, &(38..)).unwrap()), vec![38, 39, 40]);
+        assert!(
+            c.get(41, &(41..)).is_none(),
+            "past the last entry: RocksDB answers"
+        );
+        c.truncate_from(30);
+        assert_eq!(indexes(&c.get(28, &(28..)).unwrap()), vec![28, 29]);
+        c.push(blank(2, 30), 10);
+        assert_eq!(indexes(&c.get(29, &(29..)).unwrap()), vec![29, 30]);
+        c.push(blank(2, 35), 10);
+        assert_eq!(c.first_index(), Some(35), "a gap starts the cache afresh");
+        assert_eq!(c.bytes, 10);
+        c.purge_to(35);
+        assert_eq!((c.first_index(), c.bytes), (None, 0));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reads_through_the_cache_match_rocksdb_after_truncation_and_purge() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Arc::new(crate::open_db(dir.path()).unwrap());
+        let mut store = LogStore::new(db.clone()).unwrap();
+        async fn append(store: &mut LogStore, entries: Vec<EntryOf<TypeConfig>>) {
+            let (tx, rx) = TypeConfig::oneshot();
+            store.append(entries, IOFlushed::signal(tx)).await.unwrap();
+            rx.await.unwrap().unwrap();
+        }
+        append(&mut store, (1..=100).map(|i| blank(1, i)).collect()).await;
+        store
+            .truncate_after(Some(log_id::<TypeConfig>(1, 1, 60)))
+            .await
+            .unwrap();
+        let mut reader = store.get_log_reader().await;
+        let after_truncation = reader.try_get_log_entries(55..=100).await.unwrap();
+        assert_eq!(indexes(&after_truncation), (55..=60).collect::<Vec<_>>());
+        append(&mut store, (61..=70).map(|i| blank(2, i)).collect()).await;
+        store.purge(log_id::<TypeConfig>(1, 1, 20)).await.unwrap();
+        let after_purge = reader.try_get_log_entries(10..=70).await.unwrap();
+        assert_eq!(indexes(&after_purge), (21..=70).collect::<Vec<_>>());
+        let cached = store
+            .get_log_reader()
+            .await
+            .try_get_log_entries(21..=70)
+            .await
+            .unwrap();
+        // A second store on the same database starts with an empty cache: RocksDB answers.
+        let mut cold = LogStore::new(db).unwrap();
+        let stored = cold
+            .get_log_reader()
+            .await
+            .try_get_log_entries(21..=70)
+            .await
+            .unwrap();
+        assert_eq!(indexes(&cached), (21..=70).collect::<Vec<_>>());
+        assert_eq!(cached, stored);
+        assert_eq!(cached[40].log_id(), log_id::<TypeConfig>(2, 1, 61));
     }
 }

@@ -142,7 +142,7 @@ async fn commit(raft: &Raft, batch: Vec<Pending>, deadline: Duration) {
         }
     };
     let started = std::time::Instant::now();
-    let written = tokio::time::timeout(deadline, raft.client_write(Proposal(reqs))).await;
+    let written = tokio::time::timeout(deadline, raft.client_write(Proposal::new(reqs))).await;
     metrics::histogram!("ticketd_proposal_commit_seconds").record(started.elapsed().as_secs_f64());
     match written {
         Err(_) => fail(waiters, ProposeError::Timeout),
