@@ -9,7 +9,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
-/// Most threads a node's async runtime may be given.
+/// Most threads a process's async runtime may be given (config file, environment or flag).
 pub const RUNTIME_THREADS_MAX: usize = 1024;
 
 /// Configuration of `ticketd node`.

@@ -535,12 +535,7 @@ mod tests {
         store.purge(log_id::<TypeConfig>(1, 1, 20)).await.unwrap();
         let after_purge = reader.try_get_log_entries(10..=70).await.unwrap();
         assert_eq!(indexes(&after_purge), (21..=70).collect::<Vec<_>>());
-        let cached = store
-            .get_log_reader()
-            .await
-            .try_get_log_entries(21..=70)
-            .await
-            .unwrap();
+        let cached = reader.try_get_log_entries(21..=70).await.unwrap();
         // A second store on the same database starts with an empty cache: RocksDB answers.
         let mut cold = LogStore::new(db).unwrap();
         let stored = cold

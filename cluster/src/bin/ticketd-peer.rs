@@ -69,7 +69,7 @@ struct Args {
     #[arg(long)]
     payments: Option<String>,
     /// Threads of the async runtime (default: one per CPU), as `ticketd api` takes them.
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=ticketd_cluster::config::RUNTIME_THREADS_MAX as u64))]
     runtime_threads: Option<u64>,
     #[command(subcommand)]
     peer: Peer,

@@ -120,7 +120,7 @@ struct ApiArgs {
     log_format: String,
     /// Threads of the async runtime (default: one per CPU; on a machine shared with the
     /// nodes: a share of its CPUs).
-    #[arg(long, env = "TICKETD_API_RUNTIME_THREADS", value_parser = clap::value_parser!(u64).range(1..=1024))]
+    #[arg(long, env = "TICKETD_API_RUNTIME_THREADS", value_parser = clap::value_parser!(u64).range(1..=ticketd_cluster::config::RUNTIME_THREADS_MAX as u64))]
     runtime_threads: Option<u64>,
 }
 
@@ -172,7 +172,7 @@ struct NodeArgs {
     #[serde(skip_serializing_if = "Option::is_none")]
     log_format: Option<String>,
     /// Threads of the async runtime (default: one per CPU; nodes sharing a machine: a share).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=ticketd_cluster::config::RUNTIME_THREADS_MAX as u64))]
     #[serde(skip_serializing_if = "Option::is_none")]
     runtime_threads: Option<u64>,
     /// Run the leader's background worker (the default; hold expiry without providers).
