@@ -66,19 +66,6 @@ impl<T> Table<T> {
     }
 }
 
-impl<T, Q: Hash + Eq + ?Sized> std::ops::Index<&Q> for Table<T>
-where
-    String: Borrow<Q>,
-{
-    type Output = T;
-
-    /// The row of `id`; panics when there is none (callers index rows they checked).
-    fn index(&self, id: &Q) -> &T {
-        self.get(id)
-            .expect("indexed a row that is not in the table")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::Table;
@@ -90,7 +77,7 @@ mod tests {
             assert_eq!(t.insert(format!("h-{i}"), i), None);
         }
         assert_eq!(t.get("h-42"), Some(&42));
-        assert_eq!(t[&"h-7".to_string()], 7);
+        assert_eq!(t.get("h-7"), Some(&7));
         assert_eq!(t.insert("h-42".into(), 1), Some(42));
         assert!(t.contains_key("h-0"));
         assert!(!t.contains_key("h-10000"));
