@@ -50,7 +50,7 @@ impl Machine {
             }
         }
 
-        for h in self.holds.values() {
+        for (_, h) in self.holds.unordered() {
             let sub = sum(h.items.iter().map(|i| i.price_minor));
             let fee = sum(h.items.iter().map(|i| i.fee_minor));
             let totals = [h.subtotal_minor, h.fee_minor, h.total_minor].map(i128::from);
@@ -65,7 +65,7 @@ impl Machine {
         }
 
         let mut popularity: BTreeMap<&str, u64> = BTreeMap::new();
-        for o in self.orders.values() {
+        for (_, o) in self.orders.unordered() {
             // Sums in i128 of at most a few billion i64 values: they cannot overflow, whatever a
             // snapshot holds.
             let (mut sub, mut fee, mut back) = (0i128, 0i128, 0i128);
@@ -122,7 +122,7 @@ impl Machine {
                 }
             }
         }
-        for p in self.payments.values() {
+        for (_, p) in self.payments.unordered() {
             if let PaymentStatus::Confirmed { order_id } = &p.status {
                 if self.orders.get(order_id).map(|o| &o.payment_ref) != Some(&p.payment_ref) {
                     return Err(format!(
@@ -142,13 +142,13 @@ impl Machine {
             }
         }
 
-        for (email, a) in self.accounts.iter() {
+        for (email, a) in self.accounts.unordered() {
             if a.email != *email || !self.users.contains_key(&a.user_id) {
                 return Err(format!("account {email}: key or user {} wrong", a.user_id));
             }
         }
 
-        for t in self.tickets.values() {
+        for (_, t) in self.tickets.unordered() {
             let admitted: Vec<_> = t
                 .scans
                 .iter()

@@ -20,7 +20,10 @@
 //! Architecture invariants:
 //! - `apply` reads no clock, draws no randomness and performs no I/O: time enters only as the
 //!   leader-stamped `stamped_at_ms` in the request, ids are minted by the client or derived
-//!   from the log index. Maps are ordered (`BTreeMap`), never hash-ordered.
+//!   from the log index. The tables that grow with sales are hash maps seeded at random per
+//!   process; they offer no plain iteration, only id order (`sorted`) or `unordered` for folds
+//!   whose result cannot depend on the order, so no iteration order reaches the state or an
+//!   answer. Machines of different seeds are compared by the determinism tests.
 //! - Rejections (seat taken, hold expired, ...) are values with stable codes, not errors.
 //! - `apply` is total: no command can make it panic (see the lints below and `exec`).
 //! - Every change to an entity is written through to the [`WriteSet`]; what is not written

@@ -113,9 +113,7 @@ impl<T> ById<T> for Table<T> {
         self.insert(id, v);
     }
     fn sorted(&self) -> Vec<(&String, &T)> {
-        let mut all: Vec<_> = self.iter().collect();
-        all.sort_unstable_by_key(|(k, _)| *k);
-        all
+        Table::sorted(self)
     }
 }
 
@@ -272,6 +270,20 @@ impl Machine {
         m.check_invariants().map_err(StoreError::Invariant)?;
         // The search index starts empty with every event pending: the first search builds it.
         Ok(m)
+    }
+
+    /// Like [`Machine::open`], with every hash table seeded with `hash_seed` instead of the
+    /// process's random seed: two machines of different seeds iterate their tables in different
+    /// orders, and must still reach equal states (the determinism tests).
+    pub fn open_with_hash_seed(backend: &dyn Backend, hash_seed: u64) -> Result<Self, StoreError> {
+        crate::table::with_hash_seed(hash_seed, || Self::open(backend))
+    }
+
+    /// The order ids in the order table's own order, which depends on the hash seed; for the
+    /// determinism tests, which check that two seeds really order the table differently.
+    #[doc(hidden)]
+    pub fn orders_in_hash_order(&self) -> Vec<String> {
+        self.orders.unordered().map(|(id, _)| id.clone()).collect()
     }
 
     /// The log time: the largest stamp applied so far.
@@ -532,7 +544,7 @@ impl Machine {
                 )),
             }
         };
-        for h in self.holds.values() {
+        for (_, h) in self.holds.unordered() {
             if h.status != HoldStatus::Live {
                 continue;
             }
@@ -550,7 +562,7 @@ impl Machine {
             d.dt_live_holds.insert((h.dt_id.clone(), h.hold_id.clone()));
             count_seats(&mut d, &h.dt_id, &h.user_id, h.items.len());
         }
-        for t in self.tickets.values() {
+        for (_, t) in self.tickets.unordered() {
             if !matches!(t.status, TicketStatus::Valid | TicketStatus::Used { .. }) {
                 continue;
             }
@@ -563,7 +575,7 @@ impl Machine {
             )?;
             count_seats(&mut d, &t.dt_id, &t.user_id, 1);
         }
-        for o in self.orders.values() {
+        for (_, o) in self.orders.unordered() {
             d.user_orders
                 .insert((o.user_id.clone(), o.order_id.clone()));
             if let Some(e) = self.events.get(&o.event_id) {
@@ -578,7 +590,7 @@ impl Machine {
                     .insert((o.dt_id.clone(), o.order_id.clone()));
             }
         }
-        for n in self.outbox.values() {
+        for (_, n) in self.outbox.unordered() {
             d.order_notes
                 .insert((n.order_id.clone(), n.notification_id.clone()));
             if n.status == NotificationStatus::Pending {
@@ -589,7 +601,7 @@ impl Machine {
         for (k, r) in &self.idempotency {
             d.idem_by_age.insert((r.applied_at_ms, k.clone()));
         }
-        for (email, a) in self.accounts.iter() {
+        for (email, a) in self.accounts.unordered() {
             if let Some(other) = d.account_of_user.insert(a.user_id.clone(), email.clone()) {
                 return Err(format!(
                     "user {} has two accounts: {other} and {email}",

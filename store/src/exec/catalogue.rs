@@ -307,6 +307,32 @@ impl Machine {
         Ok(self.cancel_step(cx, dt_id))
     }
 
+    /// At most `n` open orders of a dt, in id order: what a cancellation step cancels.
+    #[cfg(not(feature = "fault-hash-order"))]
+    fn orders_to_cancel(&self, dt_id: &str, n: usize) -> Vec<String> {
+        rows_of(&self.d.dt_open_orders, dt_id).take(n).collect()
+    }
+
+    /// Fault injection (feature `fault-hash-order`, never in a release): the open orders of a
+    /// dt taken in the order table's hash order, which differs between replicas, so they number
+    /// their refund notifications differently. The determinism tests, `ticketctl endpoint
+    /// hashkv` and the chaos checker must each catch it.
+    #[cfg(feature = "fault-hash-order")]
+    fn orders_to_cancel(&self, dt_id: &str, n: usize) -> Vec<String> {
+        self.orders
+            .unordered()
+            .filter(|(_, o)| {
+                o.dt_id == dt_id
+                    && matches!(
+                        o.status,
+                        OrderStatus::Confirmed | OrderStatus::PartiallyRefunded
+                    )
+            })
+            .map(|(id, _)| id.clone())
+            .take(n)
+            .collect()
+    }
+
     /// Releases live holds, then cancels open orders, of a canceling dt, in id order, at most
     /// [`CANCEL_ROWS_PER_ENTRY_MAX`] in all; marks the dt canceled when none is left.
     fn cancel_step(&mut self, cx: &mut Cx<'_>, dt_id: &str) -> Done {
@@ -318,7 +344,7 @@ impl Machine {
             self.end_hold(cx, h, HoldStatus::Released { at_ms: cx.now }, "dt canceled");
         }
         let room = CANCEL_ROWS_PER_ENTRY_MAX.saturating_sub(holds.len());
-        let orders: Vec<String> = rows_of(&self.d.dt_open_orders, dt_id).take(room).collect();
+        let orders = self.orders_to_cancel(dt_id, room);
         for o in &orders {
             self.cancel_order_effects(cx, o);
         }
