@@ -70,6 +70,9 @@ pub struct NodeFileConfig {
     pub dispatch_period_ms: u64,
     /// Notifications delivered per dispatch pass at most.
     pub dispatch_batch: usize,
+    /// Period of the leader's replica digests (`DigestState`, then `CheckDigest` with its
+    /// own), ms; 0: only on demand (`ticketctl endpoint hashkv`).
+    pub digest_period_ms: u64,
 }
 
 impl Default for NodeFileConfig {
@@ -105,6 +108,8 @@ impl Default for NodeFileConfig {
             reconcile_lookback_ms: 24 * 3_600_000,
             dispatch_period_ms: 1_000,
             dispatch_batch: 64,
+            // Every node reads its whole state at low priority, like a snapshot build.
+            digest_period_ms: 600_000,
         }
     }
 }
@@ -173,6 +178,7 @@ impl NodeFileConfig {
             reconcile_lookback: Duration::from_millis(self.reconcile_lookback_ms),
             dispatch_period: Duration::from_millis(self.dispatch_period_ms),
             dispatch_batch: self.dispatch_batch,
+            digest_period: Duration::from_millis(self.digest_period_ms),
             ..Default::default()
         })
     }

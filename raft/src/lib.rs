@@ -18,6 +18,8 @@ pub mod pb;
 #[cfg(feature = "node")]
 pub mod codec;
 #[cfg(feature = "node")]
+pub mod digest;
+#[cfg(feature = "node")]
 pub mod log_store;
 #[cfg(feature = "node")]
 pub mod network;

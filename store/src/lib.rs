@@ -59,4 +59,4 @@ pub mod types;
 pub use backend::RocksBackend;
 pub use backend::{Backend, MemBackend, StoreError, WriteOp, WriteSet};
 pub use command::{Command, Done, Outcome, Query, QueryResult, Rejection, Request};
-pub use machine::{Machine, Reply, COLUMN_FAMILIES};
+pub use machine::{Machine, Reply, StateDigest, COLUMN_FAMILIES};

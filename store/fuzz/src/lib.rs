@@ -85,6 +85,8 @@ pub fn variant(c: &Command) -> &'static str {
         Command::RegisterUser { .. } => "RegisterUser",
         Command::SetUserRole { .. } => "SetUserRole",
         Command::ContinueCancelDt { .. } => "ContinueCancelDt",
+        Command::DigestState { .. } => "DigestState",
+        Command::CheckDigest { .. } => "CheckDigest",
     }
 }
 
@@ -346,7 +348,44 @@ fn pending_notes(m: &Machine) -> Vec<String> {
     }
 }
 
+/// A map shaped like the seeded venue's (sections S0..S2 of a few rows, GA areas A0 and A1),
+/// with the GA capacities drawn: what the canonical tiers fit.
+fn canonical_map(capacities: [u32; 2]) -> SeatingMap {
+    let section = |id: &str| SectionDef {
+        section_id: id.into(),
+        name: id.into(),
+        rows: (0..2)
+            .map(|r| RowDef {
+                label: format!("{r}"),
+                seats: (0..4)
+                    .map(|n| SeatDef {
+                        number: format!("{n}"),
+                        x: n,
+                        y: r,
+                    })
+                    .collect(),
+            })
+            .collect(),
+    };
+    SeatingMap {
+        sections: vec![section("S0"), section("S1"), section("S2")],
+        ga_areas: (0..2)
+            .zip(capacities)
+            .map(|(i, capacity)| GaAreaDef {
+                area_id: format!("A{i}"),
+                name: format!("Area {i}"),
+                capacity,
+            })
+            .collect(),
+    }
+}
+
 fn steer_map(s: &mut Steer<'_, '_>, map: &mut SeatingMap) {
+    if s.yes() {
+        let drawn = |i: usize| map.ga_areas.get(i).map_or(100, |a| a.capacity);
+        *map = canonical_map([drawn(0), drawn(1)]);
+        return;
+    }
     for sec in &mut map.sections {
         s.id(&mut sec.section_id, "S", 3);
         sec.rows.truncate(8);
@@ -359,7 +398,8 @@ fn steer_map(s: &mut Steer<'_, '_>, map: &mut SeatingMap) {
     }
 }
 
-/// Tiers that fit the seeded venue's sections and area (or, for `k` 2, none of them).
+/// Tiers that fit the seeded venue's sections and areas (or, for `k` 3, a section and an
+/// area it lacks).
 fn canonical_tiers(k: u32) -> Vec<TierSpec> {
     let tier = |id: &str, sections: &[&str], ga: &[&str]| TierSpec {
         tier_id: id.into(),
@@ -373,6 +413,7 @@ fn canonical_tiers(k: u32) -> Vec<TierSpec> {
     match k {
         0 => vec![tier("t0", &["S0"], &[]), tier("t1", &["S1"], &["A0"])],
         1 => vec![tier("t0", &["S0", "S1"], &["A0"])],
+        2 => vec![tier("t0", &["S0"], &["A0", "A1"]), tier("t1", &["S1"], &[])],
         _ => vec![tier("t2", &["S2"], &["A1"])],
     }
 }
@@ -451,7 +492,7 @@ fn steer(s: &mut Steer<'_, '_>, m: &Machine, now_ms: i64, cmd: &mut Command) {
                 *time_zone = "Europe/Oslo".into();
             }
             if s.yes() {
-                *tiers = canonical_tiers(s.below(3));
+                *tiers = canonical_tiers(s.below(4));
             }
             steer_tiers(s, tiers);
         }
@@ -604,6 +645,13 @@ fn steer(s: &mut Steer<'_, '_>, m: &Machine, now_ms: i64, cmd: &mut Command) {
                 *dt_id = t.dt_id;
             }
             s.id(gate, "g", 2);
+        }
+        Command::DigestState {} => {}
+        Command::CheckDigest { index, digest } => {
+            s.small(index, 64);
+            if s.yes() {
+                *digest = "ab".repeat(32);
+            }
         }
         Command::ExpireHolds { up_to_ms } => {
             if s.yes() {
