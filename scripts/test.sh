@@ -21,9 +21,16 @@ ensure_pkg /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 faketime
 # schemathesis (PyPI) fuzzes the HTTP API against its OpenAPI document.
 ensure_schemathesis
 
+FUZZ=(--manifest-path store/fuzz/Cargo.toml)
 log "format check"
 cargo fmt --all --check || die "cargo fmt --all --check failed: run cargo fmt --all"
+cargo fmt "${FUZZ[@]}" --check || die "store/fuzz is not formatted: run cargo fmt ${FUZZ[*]}"
 log "clippy"
 cargo clippy --workspace --all-targets -- -D warnings || die "clippy found problems"
+cargo clippy "${FUZZ[@]}" --no-default-features --all-targets -- -D warnings \
+  || die "clippy found problems in store/fuzz"
 log "tests"
 cargo nextest run --workspace --no-fail-fast "$@"
+# The state machine's fuzzer, from the committed corpus (scripts/fuzz.sh; about 3 minutes with
+# its build, longer the first time cargo-fuzz is installed).
+scripts/fuzz.sh "${TICKETD_FUZZ_SECONDS:-60}"

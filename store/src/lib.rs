@@ -50,6 +50,7 @@ mod invariants;
 pub mod limits;
 pub mod machine;
 pub mod query;
+#[cfg_attr(not(feature = "search"), path = "search_none.rs")]
 pub mod search;
 pub mod seats;
 mod table;
