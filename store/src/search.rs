@@ -470,7 +470,11 @@ mod tests {
             text: "anything".into(),
             limit: 1,
         });
-        assert_eq!(m.search.pending_events(), Some(0), "built by the first search");
+        assert_eq!(
+            m.search.pending_events(),
+            Some(0),
+            "built by the first search"
+        );
         let mut index = 0;
         let mut apply = |m: &mut Machine, command: Command| {
             index += 1;
