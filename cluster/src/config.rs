@@ -70,6 +70,17 @@ pub struct NodeFileConfig {
     pub dispatch_period_ms: u64,
     /// Notifications delivered per dispatch pass at most.
     pub dispatch_batch: usize,
+    /// The cluster's CA certificate(s), PEM: the node accepts callers whose certificates it
+    /// signed and peers whose certificates it signed.
+    pub cacert: Option<PathBuf>,
+    /// This node's certificate, PEM; it must name `ticketd://node/<id>` for this node's id.
+    pub cert: Option<PathBuf>,
+    /// Its private key, PEM, readable by its owner only.
+    pub key: Option<PathBuf>,
+    /// Largest snapshot accepted from a peer, bytes (the sender declares the size first; a
+    /// larger one, or one that does not fit the free disk twice over, is refused before a
+    /// byte is written).
+    pub snapshot_recv_max_bytes: u64,
 }
 
 impl Default for NodeFileConfig {
@@ -105,6 +116,10 @@ impl Default for NodeFileConfig {
             reconcile_lookback_ms: 24 * 3_600_000,
             dispatch_period_ms: 1_000,
             dispatch_batch: 64,
+            cacert: None,
+            cert: None,
+            key: None,
+            snapshot_recv_max_bytes: ticketd_raft::service::SNAPSHOT_RECV_MAX_BYTES,
         }
     }
 }
@@ -144,6 +159,9 @@ impl NodeFileConfig {
             || cfg.dispatch_batch == 0
         {
             anyhow::bail!("worker periods, timeouts and batch must be positive");
+        }
+        if cfg.snapshot_recv_max_bytes == 0 {
+            anyhow::bail!("snapshot_recv_max_bytes must be positive");
         }
         Ok(cfg)
     }

@@ -1,7 +1,9 @@
 //! Configuration and process plumbing shared by the `ticketd` and `ticketctl` binaries.
 
+pub mod certs;
 pub mod config;
 pub mod demo;
 pub mod process;
 pub mod telemetry;
+pub mod tls;
 pub mod worker;

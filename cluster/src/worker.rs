@@ -259,7 +259,8 @@ impl Worker {
             ),
             None => None,
         };
-        // Writes go to this node (the leader while the worker acts); hints are followed.
+        // Writes go to this node (the leader while the worker acts), as this node; hints are
+        // followed.
         let cluster = ClusterClient::new(
             vec![ctx.addr.clone()],
             RetryPolicy {
@@ -268,6 +269,7 @@ impl Worker {
                 total_deadline: Duration::from_secs(8),
                 backoff: Duration::from_millis(50),
             },
+            ctx.channels.transport().clone(),
         );
         Ok(Arc::new(Self {
             ctx,
@@ -394,7 +396,13 @@ impl Worker {
 
     // --- the store -----------------------------------------------------------------------
 
+    /// A read of the store. A local one is answered by this node's state machine in process:
+    /// the node's gRPC answers leave secrets out for every caller but the API, and the
+    /// dispatcher needs tickets' code secrets for the e-tickets it mails.
     async fn read(&self, q: Query, c: Consistency) -> Result<QueryResult, String> {
+        if c == Consistency::Local {
+            return Ok(self.ctx.sm.query(&q).0);
+        }
         self.cluster
             .read(&q, c)
             .await

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use ticketd_jepsen::cluster::TestCluster;
 use ticketd_store::command::Venue;
 use ticketd_store::{Command, Query, QueryResult};
 
@@ -55,13 +56,15 @@ pub struct ApiProcess {
 }
 
 impl ApiProcess {
-    /// Starts the API against `endpoints` and waits (bounded) until it serves.
-    pub async fn start(endpoints: &[String], log_dir: &std::path::Path) -> anyhow::Result<Self> {
-        Self::start_with(endpoints, log_dir, &[]).await
+    /// Starts the API against every node of `c` and waits (bounded) until it serves.
+    pub async fn start(c: &TestCluster, log_dir: &std::path::Path) -> anyhow::Result<Self> {
+        Self::start_with(c, &c.endpoints(), log_dir, &[]).await
     }
 
-    /// Like [`Self::start`], with extra `ticketd api` flags.
+    /// Like [`Self::start`], against `endpoints` of `c`, with extra `ticketd api` flags. The
+    /// API presents `c`'s `api-dev` certificate.
     pub async fn start_with(
+        c: &TestCluster,
         endpoints: &[String],
         log_dir: &std::path::Path,
         extra: &[&str],
@@ -71,6 +74,7 @@ impl ApiProcess {
             .arg("api")
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .args(["--endpoints", &endpoints.join(",")])
+            .args(c.tls_args(&ticketd_raft::identity::Identity::Api("dev".into())))
             .args(["--token-key", TOKEN_KEY])
             .args(["--vault-key", VAULT_KEY])
             .args(extra)
@@ -165,13 +169,13 @@ pub struct Stack {
 
 /// Starts a [`Stack`] whose API also gets the `extra` flags.
 pub async fn seeded_stack(extra: &[&str]) -> anyhow::Result<Stack> {
-    use ticketd_jepsen::cluster::{NodeOpts, TestCluster};
+    use ticketd_jepsen::cluster::NodeOpts;
     let c = TestCluster::start(&ticketd_bin(), 3, NodeOpts::default()).await?;
     let dir = tempfile::tempdir()?;
     let (pay_addr, paysim) = start_paysim().await?;
     let mut flags = vec!["--payments", pay_addr.as_str()];
     flags.extend_from_slice(extra);
-    let api = ApiProcess::start_with(&c.endpoints(), dir.path(), &flags).await?;
+    let api = ApiProcess::start_with(&c, &c.endpoints(), dir.path(), &flags).await?;
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .as_millis() as i64;

@@ -10,7 +10,7 @@ async fn api_serves_its_openapi_document_request_ids_metrics_and_problem_json() 
 {
     let c = TestCluster::start(&ticketd_bin(), 3, NodeOpts::default()).await?;
     let dir = tempfile::tempdir()?;
-    let api = ApiProcess::start(&c.endpoints(), dir.path()).await?;
+    let api = ApiProcess::start(&c, dir.path()).await?;
 
     phase("/openapi.json is the committed document, OpenAPI 3.1");
     let served: serde_json::Value = api

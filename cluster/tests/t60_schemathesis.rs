@@ -26,6 +26,7 @@ async fn schemathesis_finds_no_server_errors_and_no_schema_violations() -> anyho
     let (pay_addr, _paysim) = start_paysim().await?;
     // Generous hold limits: the fuzzer is one client at a high rate.
     let api = ApiProcess::start_with(
+        &c,
         &c.endpoints(),
         dir.path(),
         &[

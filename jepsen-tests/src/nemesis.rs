@@ -189,6 +189,7 @@ impl Nemesis {
                 total_deadline: Duration::from_secs(15),
                 ..Default::default()
             },
+            env.cluster.admin_transport(),
         );
         Self {
             rng: ChaCha8Rng::seed_from_u64(seed ^ 0x6e65_6d65_7369_7321),

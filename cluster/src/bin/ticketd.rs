@@ -12,6 +12,8 @@ use clap::{Parser, Subcommand};
 use serde::Serialize;
 use ticketd_cluster::config::NodeFileConfig;
 use ticketd_cluster::telemetry;
+use ticketd_cluster::tls::{Presence, TlsPaths};
+use ticketd_raft::identity::{Identity, Role};
 use ticketd_raft::node::{Node, NodeConfig};
 
 #[derive(Parser)]
@@ -30,26 +32,15 @@ enum Cmd {
     /// Run one node of the cluster.
     Node(Box<NodeArgs>),
     /// Run the stateless HTTP API in front of a cluster.
-    Api(ApiArgs),
+    Api(Box<ApiArgs>),
     /// Print the HTTP API's OpenAPI 3.1 document (the copy in docs/openapi.json is this output).
     Openapi,
-    /// Write the demo data set (idempotent) into a running cluster.
-    Seed {
-        /// Comma-separated gRPC endpoints of the cluster.
-        #[arg(
-            long,
-            value_delimiter = ',',
-            default_value = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003"
-        )]
-        endpoints: Vec<String>,
-        /// Leave out the 50,400-seat stadium.
-        #[arg(long)]
-        no_stadium: bool,
-        /// Also create this many load-test buyers, users `buyer-1..=N` without accounts
-        /// (`ticketd-load --mint-users` signs tokens for them with the API's key).
-        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
-        buyers: u32,
-    },
+    /// Write the demo data set (idempotent) into a running cluster: sellers, venues, events,
+    /// and demo accounts with a published password. Only with `--demo`.
+    Seed(Box<SeedArgs>),
+    /// Make a cluster's CA and its parties' certificates (see docs/OPERATIONS.md).
+    #[command(subcommand)]
+    Certs(CertsCmd),
     /// Run the SMS provider simulator.
     Smssim {
         /// HTTP listen address.
@@ -67,6 +58,111 @@ enum Cmd {
     },
 }
 
+/// `ticketd seed`.
+#[derive(clap::Args)]
+struct SeedArgs {
+    /// Yes, write the demo data set, its well-known accounts included (never into a
+    /// production cluster).
+    #[arg(long)]
+    demo: bool,
+    /// Comma-separated gRPC endpoints of the cluster.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003"
+    )]
+    endpoints: Vec<String>,
+    #[command(flatten)]
+    tls: ClientTlsArgs,
+    /// Leave out the 50,400-seat stadium.
+    #[arg(long)]
+    no_stadium: bool,
+    /// Also create this many load-test buyers, users `buyer-1..=N` without accounts
+    /// (`ticketd-load --mint-users` signs tokens for them with the API's key).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    buyers: u32,
+}
+
+/// `ticketd certs ...`: files go into `--dir`; existing files are kept.
+#[derive(Subcommand)]
+enum CertsCmd {
+    /// The cluster's CA: ca.pem and ca-key.pem (keep the key offline in production).
+    CreateCa {
+        /// Directory of the certificates.
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// A node's certificate, naming ticketd://node/<id>: node-<id>.pem, node-<id>-key.pem.
+    CreateNode {
+        /// Directory of the certificates (with the CA).
+        #[arg(long)]
+        dir: PathBuf,
+        /// The node's id.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        id: u64,
+        /// Extra DNS names or IP addresses for other tools (ticketd checks the id only).
+        #[arg(long = "host")]
+        hosts: Vec<String>,
+        /// Days of validity.
+        #[arg(long, default_value_t = ticketd_cluster::certs::CERT_DAYS)]
+        days: i64,
+    },
+    /// A client's certificate: ticketd://api/<name> for the HTTP API, ticketd://admin/<name>
+    /// for an operator: <role>-<name>.pem, <role>-<name>-key.pem.
+    CreateClient {
+        /// Directory of the certificates (with the CA).
+        #[arg(long)]
+        dir: PathBuf,
+        /// `api` or `admin`.
+        #[arg(long)]
+        role: String,
+        /// Its name: 1 to 64 of A-Z a-z 0-9 . _ -
+        #[arg(long)]
+        name: String,
+        /// Days of validity.
+        #[arg(long, default_value_t = ticketd_cluster::certs::CERT_DAYS)]
+        days: i64,
+    },
+    /// Everything a development cluster needs, each made unless it exists: the CA, nodes
+    /// 1..=N, api-dev and admin-dev.
+    Dev {
+        /// Directory of the certificates.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Node certificates to make, ids 1..=N.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(0..=1000))]
+        nodes: u64,
+    },
+}
+
+/// How a client of the cluster's gRPC port authenticates.
+#[derive(clap::Args)]
+struct ClientTlsArgs {
+    /// The cluster's CA certificate(s), PEM.
+    #[arg(long)]
+    cacert: Option<PathBuf>,
+    /// This client's certificate, PEM.
+    #[arg(long)]
+    cert: Option<PathBuf>,
+    /// Its private key, PEM (mode 0600).
+    #[arg(long)]
+    key: Option<PathBuf>,
+    /// Talk to a cluster that runs without TLS.
+    #[arg(long)]
+    insecure: bool,
+}
+
+impl ClientTlsArgs {
+    fn paths(&self) -> TlsPaths {
+        TlsPaths {
+            cacert: self.cacert.clone(),
+            cert: self.cert.clone(),
+            key: self.key.clone(),
+            insecure: self.insecure,
+        }
+    }
+}
+
 /// The HTTP API process: stateless, so any number of copies may run.
 #[derive(clap::Args)]
 struct ApiArgs {
@@ -81,6 +177,18 @@ struct ApiArgs {
         default_value = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003"
     )]
     endpoints: Vec<String>,
+    /// The cluster's CA certificate(s), PEM.
+    #[arg(long, env = "TICKETD_API_CACERT")]
+    cacert: Option<PathBuf>,
+    /// This API's certificate (role api, `ticketd certs create-client --role api`), PEM.
+    #[arg(long, env = "TICKETD_API_CERT")]
+    cert: Option<PathBuf>,
+    /// Its private key, PEM (mode 0600).
+    #[arg(long, env = "TICKETD_API_KEY")]
+    key: Option<PathBuf>,
+    /// Talk to a cluster that runs without TLS.
+    #[arg(long)]
+    insecure: bool,
     /// Key that signs bearer tokens (at least 32 bytes); every API copy needs the same one.
     /// Without it a random key is drawn and tokens die with the process.
     #[arg(long, env = "TICKETD_API_TOKEN_KEY", hide_env_values = true)]
@@ -179,6 +287,27 @@ struct NodeArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     worker: bool,
+    /// The cluster's CA certificate(s), PEM.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cacert: Option<PathBuf>,
+    /// This node's certificate (naming ticketd://node/<id>), PEM.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cert: Option<PathBuf>,
+    /// Its private key, PEM (mode 0600).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<PathBuf>,
+    /// Serve and call peers WITHOUT TLS: anyone who reaches the port may do anything. Only on
+    /// the command line (never from a file or the environment), and logged loudly.
+    #[arg(long)]
+    #[serde(skip)]
+    insecure: bool,
+    /// Largest snapshot accepted from a peer, bytes.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    snapshot_recv_max_bytes: Option<u64>,
     /// Payment provider address (`host:port`): enables the reconciler and refunds.
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -237,7 +366,7 @@ fn main() -> anyhow::Result<()> {
             let cfg = NodeFileConfig::load(args.config.as_ref(), &*args)?;
             telemetry::init_logs(&cfg.log_format);
             let rt = ticketd_cluster::process::runtime(cfg.runtime_threads)?;
-            let result = rt.block_on(run_node(cfg));
+            let result = rt.block_on(run_node(cfg, args.insecure));
             // Do not wait on idle connection tasks: everything durable is flushed by now.
             rt.shutdown_timeout(std::time::Duration::from_millis(500));
             result
@@ -249,18 +378,33 @@ fn main() -> anyhow::Result<()> {
         Cmd::Smssim { listen } => {
             serve_simulator(listen, "SMS", ticketd_api::notify::sms_sim::router())
         }
-        Cmd::Seed {
-            endpoints,
-            no_stadium,
-            buyers,
-        } => {
+        Cmd::Certs(cmd) => certs(cmd),
+        Cmd::Seed(args) => {
+            let SeedArgs {
+                demo,
+                endpoints,
+                tls,
+                no_stadium,
+                buyers,
+            } = *args;
             telemetry::init_logs("text");
+            anyhow::ensure!(
+                demo,
+                "ticketd seed writes the demo data set, with accounts whose password is published: \
+                 pass --demo to confirm this cluster is for development or testing"
+            );
+            let transport = tls
+                .paths()
+                .transport("ticketd seed", Presence::Role(Role::Api))?;
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?
                 .block_on(async move {
-                    let client =
-                        ticketd_raft::client::ClusterClient::new(endpoints, Default::default());
+                    let client = ticketd_raft::client::ClusterClient::new(
+                        endpoints,
+                        Default::default(),
+                        transport,
+                    );
                     let now_ms = std::time::SystemTime::now()
                         .duration_since(std::time::UNIX_EPOCH)?
                         .as_millis() as i64;
@@ -280,14 +424,70 @@ fn main() -> anyhow::Result<()> {
         Cmd::Api(args) => {
             telemetry::init_logs(&args.log_format);
             let rt = ticketd_cluster::process::runtime(args.runtime_threads.map(|n| n as usize))?;
-            let result = rt.block_on(run_api(args));
+            let result = rt.block_on(run_api(*args));
             rt.shutdown_timeout(std::time::Duration::from_millis(500));
             result
         }
     }
 }
 
-async fn run_node(cfg: NodeFileConfig) -> anyhow::Result<()> {
+/// `ticketd certs`.
+fn certs(cmd: CertsCmd) -> anyhow::Result<()> {
+    use ticketd_cluster::certs;
+    let report = |made: bool, what: &str, dir: &std::path::Path| {
+        let verb = if made { "made" } else { "kept the existing" };
+        println!("{verb} {what} in {}", dir.display());
+    };
+    match cmd {
+        CertsCmd::CreateCa { dir } => report(certs::create_ca(&dir)?, "CA", &dir),
+        CertsCmd::CreateNode {
+            dir,
+            id,
+            hosts,
+            days,
+        } => {
+            let identity = Identity::Node(id);
+            let what = identity.to_string();
+            report(certs::issue(&dir, &identity, &hosts, days)?, &what, &dir);
+        }
+        CertsCmd::CreateClient {
+            dir,
+            role,
+            name,
+            days,
+        } => {
+            let role = match Role::parse(&role) {
+                Some(r @ (Role::Api | Role::Admin)) => r,
+                _ => anyhow::bail!("--role is api or admin (a node's certificate: create-node)"),
+            };
+            let identity = Identity::new(role, &name)?;
+            let what = identity.to_string();
+            report(certs::issue(&dir, &identity, &[], days)?, &what, &dir);
+        }
+        CertsCmd::Dev { dir, nodes } => {
+            let made = certs::dev(&dir, nodes)?;
+            if made.is_empty() {
+                println!("every development certificate exists in {}", dir.display());
+            }
+            for m in made {
+                println!("made {m} in {}", dir.display());
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn run_node(cfg: NodeFileConfig, insecure: bool) -> anyhow::Result<()> {
+    let tls = TlsPaths {
+        cacert: cfg.cacert.clone(),
+        cert: cfg.cert.clone(),
+        key: cfg.key.clone(),
+        insecure,
+    };
+    let transport = tls.transport(&format!("node {}", cfg.id), Presence::Role(Role::Node))?;
+    if !cfg.metrics_listen.ip().is_loopback() {
+        tracing::warn!(addr = %cfg.metrics_listen, "/metrics and /healthz listen beyond loopback; they are not authenticated");
+    }
     let prometheus = telemetry::init_metrics()?;
     let metrics_listener = tokio::net::TcpListener::bind(cfg.metrics_listen)
         .await
@@ -305,6 +505,8 @@ async fn run_node(cfg: NodeFileConfig) -> anyhow::Result<()> {
         snapshot_every_entries: cfg.snapshot_every_entries,
         logs_kept_after_snapshot: cfg.logs_kept_after_snapshot,
         metrics_addr: metrics_listener.local_addr()?.to_string(),
+        transport,
+        snapshot_recv_max_bytes: cfg.snapshot_recv_max_bytes,
     })
     .await?;
     if let Some(wcfg) = cfg.worker() {
@@ -378,7 +580,14 @@ async fn run_api(args: ApiArgs) -> anyhow::Result<()> {
         hold_ttl: args.hold_ttl_s.map(std::time::Duration::from_secs),
         ..Default::default()
     };
-    let mut cluster = ClusterClient::new(args.endpoints.clone(), RetryPolicy::default());
+    let tls = TlsPaths {
+        cacert: args.cacert.clone(),
+        cert: args.cert.clone(),
+        key: args.key.clone(),
+        insecure: args.insecure,
+    };
+    let transport = tls.transport("ticketd api", Presence::Role(Role::Api))?;
+    let mut cluster = ClusterClient::new(args.endpoints.clone(), RetryPolicy::default(), transport);
     if args.write_batch_max > 0 {
         cluster = cluster.with_write_batching(WriteBatching {
             max_writes: args

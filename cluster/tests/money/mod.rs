@@ -555,12 +555,13 @@ pub async fn wait_balanced(
     }
 }
 
-/// `ticketctl reconcile -w json` against `endpoints`: the leader's report.
-pub fn ticketctl_reconcile(endpoints: &[String]) -> anyhow::Result<Value> {
+/// `ticketctl reconcile -w json` against `c`, as its operator: the leader's report.
+pub fn ticketctl_reconcile(c: &TestCluster) -> anyhow::Result<Value> {
     let out = std::process::Command::new(ticketctl_bin())
+        .args(c.tls_args(&ticketd_raft::identity::Identity::Admin("dev".into())))
         .args([
             "--endpoints",
-            &endpoints.join(","),
+            &c.endpoints().join(","),
             "-w",
             "json",
             "reconcile",
