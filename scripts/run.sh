@@ -48,7 +48,7 @@ API_TLS=("${TLS_ARGS[@]}")
   || die "seeding the demo data failed; see $DATA/seed.log"
 log "demo data written (see $DATA/seed.log)"
 # A fixed development key, so tokens survive an API restart; production sets its own.
-"$BIN_DIR/ticketd" api --listen 127.0.0.1:8080 --endpoints "$endpoints" "${API_TLS[@]}" --runtime-threads "$(shared_threads 3)" \
+"$BIN_DIR/ticketd" api --listen 127.0.0.1:8080 --metrics-listen 127.0.0.1:9180 --endpoints "$endpoints" "${API_TLS[@]}" --runtime-threads "$(shared_threads 3)" \
   --payments 127.0.0.1:8091 --token-key "${TICKETD_API_TOKEN_KEY:-development-only-token-key-0123456789abcdef}" \
   --vault-key "${TICKETD_API_VAULT_KEY:-0000000000000000000000000000000000000000000000000000000000000d0e}" \
   >>"$DATA/api.log" 2>&1 &
@@ -58,7 +58,7 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 curl -fsS http://127.0.0.1:8080/healthz >/dev/null || die "the API did not come up; see $DATA/api.log"
-log "API: http://127.0.0.1:8080 (OpenAPI at /openapi.json, metrics at /metrics), log $DATA/api.log"
+log "API: http://127.0.0.1:8080 (OpenAPI at /openapi.json; metrics apart, at http://127.0.0.1:9180/metrics), log $DATA/api.log"
 log "try:  curl -s 'http://127.0.0.1:8080/v1/events?lat=59.91&lon=10.75&radius_km=50'"
 log "      curl -s 'http://127.0.0.1:8080/v1/events?q=aurora'"
 tls_args "$DATA/certs" admin-dev

@@ -50,6 +50,8 @@ pub fn phase(msg: &str) {
 pub struct ApiProcess {
     /// Base URL, `http://127.0.0.1:PORT`.
     pub base: String,
+    /// Its Prometheus listener, `http://127.0.0.1:PORT/metrics`.
+    pub metrics_url: String,
     child: std::process::Child,
     /// The HTTP client.
     pub http: reqwest::Client,
@@ -70,9 +72,11 @@ impl ApiProcess {
         extra: &[&str],
     ) -> anyhow::Result<Self> {
         let port = ticketd_jepsen::cluster::free_port()?;
+        let metrics = ticketd_jepsen::cluster::free_addr()?;
         let child = std::process::Command::new(ticketd_bin())
             .arg("api")
             .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--metrics-listen", &metrics])
             .args(["--endpoints", &endpoints.join(",")])
             .args(c.tls_args(&ticketd_raft::identity::Identity::Api("dev".into())))
             .args(["--token-key", TOKEN_KEY])
@@ -98,7 +102,12 @@ impl ApiProcess {
             anyhow::ensure!(std::time::Instant::now() < deadline, "API did not start");
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
-        Ok(Self { base, child, http })
+        Ok(Self {
+            base,
+            metrics_url: format!("http://{metrics}/metrics"),
+            child,
+            http,
+        })
     }
 
     /// `base` + `path`.

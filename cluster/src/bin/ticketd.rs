@@ -166,9 +166,17 @@ impl ClientTlsArgs {
 /// The HTTP API process: stateless, so any number of copies may run.
 #[derive(clap::Args)]
 struct ApiArgs {
-    /// HTTP listen address (serves /v1, /openapi.json, /metrics).
+    /// HTTP listen address, public (serves /v1, /openapi.json, /healthz, the web pages).
     #[arg(long, env = "TICKETD_API_LISTEN", default_value = "127.0.0.1:8080")]
     listen: std::net::SocketAddr,
+    /// Listen address of Prometheus /metrics, apart from the public port (loopback by
+    /// default; it is not authenticated).
+    #[arg(
+        long,
+        env = "TICKETD_API_METRICS_LISTEN",
+        default_value = "127.0.0.1:9180"
+    )]
+    metrics_listen: std::net::SocketAddr,
     /// Comma-separated gRPC endpoints of the cluster.
     #[arg(
         long,
@@ -614,15 +622,32 @@ async fn run_api(args: ApiArgs) -> anyhow::Result<()> {
     }
     let listener =
         ticketd_api::listen(args.listen).with_context(|| format!("bind {}", args.listen))?;
-    tracing::info!(addr = %args.listen, endpoints = ?args.endpoints, "API serving");
-    let metrics_route = axum::Router::new().route(
+    let metrics_listener = tokio::net::TcpListener::bind(args.metrics_listen)
+        .await
+        .with_context(|| format!("bind metrics address {}", args.metrics_listen))?;
+    if !args.metrics_listen.ip().is_loopback() {
+        tracing::warn!(addr = %args.metrics_listen, "/metrics listens beyond loopback; it is not authenticated");
+    }
+    tracing::info!(addr = %args.listen, metrics = %args.metrics_listen, endpoints = ?args.endpoints, "API serving");
+    let metrics_app = axum::Router::new().route(
         "/metrics",
         axum::routing::get(move || std::future::ready(prometheus.render())),
     );
-    ticketd_api::serve_with(listener, state, metrics_route, async {
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let metrics = tokio::spawn(async move {
+        axum::serve(metrics_listener, metrics_app)
+            .with_graceful_shutdown(async move {
+                let _ = stop_rx.wait_for(|s| *s).await;
+            })
+            .await
+    });
+    let served = ticketd_api::serve(listener, state, async {
         let _ = wait_for_signal().await;
     })
-    .await?;
+    .await;
+    let _ = stop_tx.send(true);
+    metrics.await.context("metrics server task")??;
+    served?;
     Ok(())
 }
 
