@@ -890,3 +890,25 @@ impl pb::admin_server::Admin for AdminService {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{snapshot_fits, SNAPSHOT_DISK_HEADROOM_BYTES};
+
+    #[test]
+    fn a_snapshot_must_fit_the_cap_and_twice_over_the_free_disk() {
+        let gib = 1u64 << 30;
+        assert!(snapshot_fits(gib, 2 * gib, None).is_ok());
+        assert!(snapshot_fits(2 * gib, 2 * gib, None).is_ok());
+        let e = snapshot_fits(2 * gib + 1, 2 * gib, None).unwrap_err();
+        assert!(e.contains("cap"), "{e}");
+        let just_enough = 2 * gib + SNAPSHOT_DISK_HEADROOM_BYTES;
+        assert!(snapshot_fits(gib, 64 * gib, Some(just_enough)).is_ok());
+        let e = snapshot_fits(gib, 64 * gib, Some(just_enough - 1)).unwrap_err();
+        assert!(e.contains("free"), "{e}");
+        // No overflow at the extremes.
+        assert!(snapshot_fits(u64::MAX, u64::MAX, Some(u64::MAX - 1)).is_err());
+        assert!(snapshot_fits(0, 0, Some(0)).is_err());
+        assert!(snapshot_fits(0, 0, Some(SNAPSHOT_DISK_HEADROOM_BYTES)).is_ok());
+    }
+}
