@@ -508,7 +508,7 @@ async fn certificates_of_another_ca_are_refused_both_ways_and_nodes_are_checked_
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("certificate names ticketd://node/2"), "{err}");
 
-    phase("nor without TLS unless told --insecure");
+    phase("nor without TLS unless told so explicitly");
     let out = std::process::Command::new(ticketd_bin())
         .args(["node", "--id", "1", "--data-dir"])
         .arg(other.path().join("data"))
