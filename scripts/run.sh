@@ -47,10 +47,11 @@ API_TLS=("${TLS_ARGS[@]}")
 "$BIN_DIR/ticketd" seed --demo --endpoints "$endpoints" "${API_TLS[@]}" >>"$DATA/seed.log" 2>&1 \
   || die "seeding the demo data failed; see $DATA/seed.log"
 log "demo data written (see $DATA/seed.log)"
-# A fixed development key, so tokens survive an API restart; production sets its own.
+# A fixed development root key, so tokens and ids survive an API restart; production sets its own
+# (every other key of the API derives from it).
 "$BIN_DIR/ticketd" api --listen 127.0.0.1:8080 --metrics-listen 127.0.0.1:9180 --endpoints "$endpoints" "${API_TLS[@]}" --runtime-threads "$(shared_threads 3)" \
-  --payments 127.0.0.1:8091 --token-key "${TICKETD_API_TOKEN_KEY:-development-only-token-key-0123456789abcdef}" \
-  --vault-key "${TICKETD_API_VAULT_KEY:-0000000000000000000000000000000000000000000000000000000000000d0e}" \
+  --payments 127.0.0.1:8091 \
+  --root-key "${TICKETD_API_ROOT_KEY:-0000000000000000000000000000000000000000000000000000000000000d0e}" \
   >>"$DATA/api.log" 2>&1 &
 echo $! >"$DATA/api.pid"
 for _ in $(seq 1 100); do

@@ -46,8 +46,15 @@ pub struct NodeFileConfig {
     /// default (seats of expired holds come back on an idle cluster); `TICKETD_WORKER=false`
     /// turns it off unless a provider is configured.
     pub worker: bool,
-    /// Payment provider address (`host:port`) for the reconciler and refunds.
+    /// Payment provider for the reconciler and refunds: `host:port` (plain HTTP, the local
+    /// simulator) or an `https://` URL.
     pub payments: Option<String>,
+    /// The payment provider's secret key, sent as `Authorization: Bearer` (only over HTTPS or
+    /// to loopback). From the environment (`TICKETD_PAYMENTS_SECRET_KEY`) or the file, never a
+    /// flag.
+    pub payments_secret_key: Option<String>,
+    /// PEM CA(s) the payment provider's certificate must chain to, instead of the system's.
+    pub payments_ca: Option<PathBuf>,
     /// Deadline of one payment provider call, ms.
     pub payments_timeout_ms: u64,
     /// SMTP relay host for email notifications.
@@ -56,8 +63,17 @@ pub struct NodeFileConfig {
     pub smtp_port: u16,
     /// Sender address of notifications (its domain ends every Message-ID).
     pub smtp_from: String,
-    /// SMS provider address (`host:port`).
+    /// SMS provider: `host:port` or an `https://` URL.
     pub sms: Option<String>,
+    /// The SMS provider's secret key (as `payments_secret_key`).
+    pub sms_secret_key: Option<String>,
+    /// PEM CA(s) the SMS provider's certificate must chain to, instead of the system's.
+    pub sms_ca: Option<PathBuf>,
+    /// STARTTLS to the SMTP relay: `opportunistic` (when offered, the default), `required`,
+    /// `off`.
+    pub smtp_starttls: ticketd_api::notify::StartTls,
+    /// PEM CA(s) the SMTP relay's certificate must chain to, instead of the system's.
+    pub smtp_ca: Option<PathBuf>,
     /// Period of `ExpireHolds` proposals, ms.
     pub expire_period_ms: u64,
     /// Period of reconcile passes, ms.
@@ -105,11 +121,17 @@ impl Default for NodeFileConfig {
             runtime_threads: None,
             worker: true,
             payments: None,
+            payments_secret_key: None,
+            payments_ca: None,
             payments_timeout_ms: 5_000,
             smtp_host: None,
             smtp_port: 25,
             smtp_from: "tickets@ticketd.local".into(),
             sms: None,
+            sms_secret_key: None,
+            sms_ca: None,
+            smtp_starttls: Default::default(),
+            smtp_ca: None,
             expire_period_ms: 500,
             reconcile_period_ms: 30_000,
             reconcile_grace_ms: 60_000,
@@ -174,7 +196,14 @@ impl NodeFileConfig {
             || self.smtp_host.is_some()
             || self.sms.is_some();
         on.then(|| crate::worker::WorkerConfig {
-            payments: self.payments.clone(),
+            payments: self
+                .payments
+                .as_ref()
+                .map(|t| ticketd_api::outbound::Outbound {
+                    target: t.clone(),
+                    secret_key: self.payments_secret_key.clone(),
+                    ca: self.payments_ca.clone(),
+                }),
             payments_timeout: Duration::from_millis(self.payments_timeout_ms),
             smtp: self
                 .smtp_host
@@ -183,8 +212,16 @@ impl NodeFileConfig {
                     host: host.clone(),
                     port: self.smtp_port,
                     from: self.smtp_from.clone(),
+                    tls: ticketd_api::notify::SmtpTls {
+                        starttls: self.smtp_starttls,
+                        ca: self.smtp_ca.clone(),
+                    },
                 }),
-            sms: self.sms.clone(),
+            sms: self.sms.as_ref().map(|t| ticketd_api::outbound::Outbound {
+                target: t.clone(),
+                secret_key: self.sms_secret_key.clone(),
+                ca: self.sms_ca.clone(),
+            }),
             expire_period: Duration::from_millis(self.expire_period_ms),
             reconcile_period: Duration::from_millis(self.reconcile_period_ms),
             reconcile_grace: Duration::from_millis(self.reconcile_grace_ms),

@@ -3,6 +3,7 @@
 pub mod certs;
 pub mod config;
 pub mod demo;
+pub mod https;
 pub mod process;
 pub mod telemetry;
 pub mod tls;

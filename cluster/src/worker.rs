@@ -91,19 +91,22 @@ pub struct SmtpConfig {
     pub port: u16,
     /// Sender address; its domain ends every `Message-ID`.
     pub from: String,
+    /// STARTTLS and the CA the relay's certificate is checked against.
+    pub tls: ticketd_api::notify::SmtpTls,
 }
 
 /// What the worker talks to and how often it acts.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
-    /// Payment provider (`host:port`); without it there is no reconciler and no refunds.
-    pub payments: Option<String>,
+    /// Payment provider (`host:port` or an `https://` URL, its secret key and CA); without it
+    /// there is no reconciler and no refunds.
+    pub payments: Option<ticketd_api::outbound::Outbound>,
     /// Deadline of one provider call.
     pub payments_timeout: Duration,
     /// SMTP relay; without it no email.
     pub smtp: Option<SmtpConfig>,
-    /// SMS provider (`host:port`); without it no SMS.
-    pub sms: Option<String>,
+    /// SMS provider (as the payment provider); without it no SMS.
+    pub sms: Option<ticketd_api::outbound::Outbound>,
     /// Period of `ExpireHolds` proposals.
     pub expire_period: Duration,
     /// Period of reconcile passes.
@@ -248,10 +251,13 @@ impl Worker {
             ),
             None => None,
         };
-        let mailer = cfg
-            .smtp
-            .as_ref()
-            .map(|s| SmtpMailer::new(&s.host, s.port, &s.from, Duration::from_secs(10)));
+        let mailer = match &cfg.smtp {
+            Some(s) => Some(
+                SmtpMailer::new(&s.host, s.port, &s.from, Duration::from_secs(10), &s.tls)
+                    .map_err(|e| anyhow::anyhow!("SMTP relay: {e}"))?,
+            ),
+            None => None,
+        };
         let sms = match &cfg.sms {
             Some(a) => Some(
                 HttpSms::new(a, Duration::from_secs(5))

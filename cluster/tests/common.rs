@@ -79,8 +79,7 @@ impl ApiProcess {
             .args(["--metrics-listen", &metrics])
             .args(["--endpoints", &endpoints.join(",")])
             .args(c.tls_args(&ticketd_raft::identity::Identity::Api("dev".into())))
-            .args(["--token-key", TOKEN_KEY])
-            .args(["--vault-key", VAULT_KEY])
+            .args(["--root-key", ROOT_KEY])
             .args(extra)
             .stdout(std::process::Stdio::null())
             .stderr(std::fs::File::create(log_dir.join("api.log"))?)
@@ -123,16 +122,15 @@ impl Drop for ApiProcess {
     }
 }
 
-/// The vault key the test API processes run with (64 hex digits).
-pub const VAULT_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+/// The root key the test API processes run with (64 hex digits): their tokens', ids', vault's
+/// and code secrets' keys derive from it.
+pub const ROOT_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
 
-/// The token key the test API processes run with.
-pub const TOKEN_KEY: &str = "test-token-key-0123456789abcdef0123456789";
-
-/// A bearer token for `user` with `role`, signed with [`TOKEN_KEY`].
+/// A bearer token for `user` with `role`, signed with the tokens' key of [`ROOT_KEY`].
 pub fn token(user: &str, role: ticketd_api::auth::Role) -> String {
-    ticketd_api::auth::TokenKey::new(TOKEN_KEY.as_bytes(), 3600)
-        .expect("key")
+    let root = ticketd_api::keys::Keys::parse_root(ROOT_KEY).expect("root key");
+    ticketd_api::keys::Keys::derive(&root, 3600)
+        .tokens
         .issue(user, role)
         .0
 }

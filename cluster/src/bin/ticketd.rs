@@ -46,6 +46,8 @@ enum Cmd {
         /// HTTP listen address.
         #[arg(long, default_value = "127.0.0.1:8091")]
         listen: std::net::SocketAddr,
+        #[command(flatten)]
+        serve: SimServeArgs,
     },
     /// Run the payment provider simulator (a Stripe-shaped API with faults on request).
     Paysim {
@@ -55,7 +57,24 @@ enum Cmd {
         /// File that keeps the simulator's intents across restarts.
         #[arg(long)]
         state_file: Option<PathBuf>,
+        #[command(flatten)]
+        serve: SimServeArgs,
     },
+}
+
+/// How a simulator serves: HTTPS with this certificate, and a secret key it requires.
+#[derive(clap::Args)]
+struct SimServeArgs {
+    /// Serve HTTPS with this certificate (PEM), e.g. `ticketd certs create-node --host
+    /// 127.0.0.1` from the development CA.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// Its private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Require `Authorization: Bearer <key>` on every request, as a real provider does.
+    #[arg(long, env = "TICKETD_SIM_SECRET_KEY", hide_env_values = true)]
+    secret_key: Option<String>,
 }
 
 /// `ticketd seed`.
@@ -197,14 +216,12 @@ struct ApiArgs {
     /// Talk to a cluster that runs without TLS.
     #[arg(long)]
     insecure: bool,
-    /// Key that signs bearer tokens (at least 32 bytes); every API copy needs the same one.
-    /// Without it a random key is drawn and tokens die with the process.
-    #[arg(long, env = "TICKETD_API_TOKEN_KEY", hide_env_values = true)]
-    token_key: Option<String>,
-    /// Key (64 hex digits) that seals saved payment-method tokens with AES-256-GCM; every API
-    /// copy needs the same one. Without it, saving a payment method is refused.
-    #[arg(long, env = "TICKETD_API_VAULT_KEY", hide_env_values = true)]
-    vault_key: Option<String>,
+    /// The root key (64 hex digits, 32 bytes) every other key is derived from with HKDF: the
+    /// tokens', the ids', the payment-method vault's and the code secrets'. Every API copy of a
+    /// deployment needs the same one. Without it a random one is drawn: tokens and ids die with
+    /// the process, and saving a payment method is refused.
+    #[arg(long, env = "TICKETD_API_ROOT_KEY", hide_env_values = true)]
+    root_key: Option<String>,
     /// Bearer token lifetime in seconds.
     #[arg(long, default_value_t = 24 * 3600)]
     token_ttl_s: u64,
@@ -221,9 +238,17 @@ struct ApiArgs {
     /// Most concurrent writes sent to the cluster in one call (0: one call per write).
     #[arg(long, default_value_t = 256)]
     write_batch_max: usize,
-    /// Address (`host:port`) of the payment provider's API; purchases are refused without one.
+    /// The payment provider's API: `host:port` (plain HTTP, the local simulator) or an
+    /// `https://` URL; purchases are refused without one.
     #[arg(long, env = "TICKETD_API_PAYMENTS")]
     payments: Option<String>,
+    /// The payment provider's secret key, sent as `Authorization: Bearer` (only over HTTPS or
+    /// to loopback).
+    #[arg(long, env = "TICKETD_API_PAYMENTS_SECRET_KEY", hide_env_values = true)]
+    payments_secret_key: Option<String>,
+    /// PEM CA(s) the payment provider's certificate must chain to, instead of the system's.
+    #[arg(long, env = "TICKETD_API_PAYMENTS_CA")]
+    payments_ca: Option<PathBuf>,
     /// Deadline of one payment provider call, ms (past it, a purchase is a PAYMENT_TIMEOUT nack).
     #[arg(long, default_value_t = 5_000)]
     payments_timeout_ms: u64,
@@ -379,12 +404,16 @@ fn main() -> anyhow::Result<()> {
             rt.shutdown_timeout(std::time::Duration::from_millis(500));
             result
         }
-        Cmd::Paysim { listen, state_file } => {
+        Cmd::Paysim {
+            listen,
+            state_file,
+            serve,
+        } => {
             let sim = ticketd_api::payments::sim::Simulator::new(state_file)?;
-            serve_simulator(listen, "payment", sim.router())
+            serve_simulator(listen, "payment", sim.router(), serve)
         }
-        Cmd::Smssim { listen } => {
-            serve_simulator(listen, "SMS", ticketd_api::notify::sms_sim::router())
+        Cmd::Smssim { listen, serve } => {
+            serve_simulator(listen, "SMS", ticketd_api::notify::sms_sim::router(), serve)
         }
         Cmd::Certs(cmd) => certs(cmd),
         Cmd::Seed(args) => {
@@ -555,33 +584,27 @@ async fn wait_for_signal() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// 32 bytes from 64 hex digits.
-fn parse_key_hex(hex: &str) -> anyhow::Result<[u8; 32]> {
-    let hex = hex.trim();
-    anyhow::ensure!(hex.len() == 64, "expected 64 hex digits, got {}", hex.len());
-    let mut key = [0u8; 32];
-    for (i, b) in key.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)?;
-    }
-    Ok(key)
-}
-
 async fn run_api(args: ApiArgs) -> anyhow::Result<()> {
-    use ticketd_api::auth::TokenKey;
     use ticketd_raft::client::{ClusterClient, RetryPolicy, WriteBatching};
     let prometheus = telemetry::init_metrics()?;
-    let key = match &args.token_key {
-        Some(k) => k.as_bytes().to_vec(),
+    let (root, durable) = match &args.root_key {
+        Some(hex) => (
+            ticketd_api::keys::Keys::parse_root(hex).context("--root-key")?,
+            true,
+        ),
         None => {
             tracing::warn!(
-                "no --token-key: drawing a random one; tokens will not survive a restart"
+                "no --root-key: drawing a random one; tokens and ids will not survive a restart, \
+                 and saving payment methods is refused"
             );
-            (0..4)
-                .flat_map(|_| *uuid::Uuid::new_v4().as_bytes())
-                .collect()
+            let mut root = [0u8; ticketd_api::keys::ROOT_KEY_BYTES];
+            for chunk in root.chunks_mut(16) {
+                chunk.copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+            }
+            (root, false)
         }
     };
-    let tokens = TokenKey::new(&key, args.token_ttl_s)?;
+    let keys = ticketd_api::keys::Keys::derive(&root, args.token_ttl_s);
     let limits = ticketd_api::Limits {
         holds_per_user_per_minute: args.holds_per_user_per_minute,
         holds_per_ip_per_minute: args.holds_per_ip_per_minute,
@@ -604,16 +627,20 @@ async fn run_api(args: ApiArgs) -> anyhow::Result<()> {
             ..WriteBatching::default()
         });
     }
-    let mut state = ticketd_api::AppState::new(cluster, tokens, limits);
+    let mut state = ticketd_api::AppState::new(cluster, &keys, limits);
     if let Some(p) = &args.payments {
         let timeout = std::time::Duration::from_millis(args.payments_timeout_ms);
-        let provider = ticketd_api::payments::HttpProvider::new(p, timeout)
+        let target = ticketd_api::outbound::Outbound {
+            target: p.clone(),
+            secret_key: args.payments_secret_key.clone(),
+            ca: args.payments_ca.clone(),
+        };
+        let provider = ticketd_api::payments::HttpProvider::new(target, timeout)
             .map_err(|e| anyhow::anyhow!("payment provider: {e}"))?;
         state = state.with_payments(provider);
     }
-    if let Some(hex) = &args.vault_key {
-        let key = parse_key_hex(hex).context("--vault-key must be 64 hex digits (32 bytes)")?;
-        state = state.with_vault(ticketd_api::crypto::TokenVault::new(&key));
+    if durable {
+        state = state.with_vault(keys.vault.clone());
     }
     if let Some(f) = &args.test_fault {
         let fault = ticketd_api::state::SagaFault::parse(f).map_err(|e| anyhow::anyhow!(e))?;
@@ -656,8 +683,22 @@ fn serve_simulator(
     listen: std::net::SocketAddr,
     what: &str,
     router: axum::Router,
+    serve: SimServeArgs,
 ) -> anyhow::Result<()> {
     telemetry::init_logs("text");
+    let router = match serve.secret_key {
+        Some(key) => {
+            let key: std::sync::Arc<str> = key.into();
+            router.layer(axum::middleware::from_fn(move |req, next| {
+                ticketd_cluster::https::require_bearer(key.clone(), req, next)
+            }))
+        }
+        None => router,
+    };
+    let tls = match (&serve.tls_cert, &serve.tls_key) {
+        (Some(cert), Some(key)) => Some(ticketd_cluster::https::server_config(cert, key)?),
+        _ => None,
+    };
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
@@ -665,12 +706,18 @@ fn serve_simulator(
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("bind {listen}"))?;
-            tracing::info!(addr = %listen, "{what} simulator serving");
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async {
-                    let _ = wait_for_signal().await;
-                })
-                .await?;
+            tracing::info!(addr = %listen, https = tls.is_some(), "{what} simulator serving");
+            let shutdown = async {
+                let _ = wait_for_signal().await;
+            };
+            match tls {
+                Some(tls) => ticketd_cluster::https::serve(listener, router, tls, shutdown).await?,
+                None => {
+                    axum::serve(listener, router)
+                        .with_graceful_shutdown(shutdown)
+                        .await?
+                }
+            }
             anyhow::Ok(())
         })
 }
