@@ -2,6 +2,9 @@
 //!
 //! - **hold expiry**: proposes `ExpireHolds` periodically, so seats come back on an idle cluster
 //!   too (every apply also expires what is due);
+//! - **cancellations**: continues every dt the store shows as canceling with
+//!   `ContinueCancelDt` entries (each releases or cancels a bounded number of rows) until it
+//!   is canceled;
 //! - **the reconciler** (periodic, and on demand through `ticketctl reconcile`): lists the
 //!   payment provider's intents created since a look-back and heals every gap between them and
 //!   the store;
@@ -54,6 +57,12 @@ use ticketd_store::types::{
     HoldStatus, Notification, NotificationKind, Payment, PaymentStatus, TicketStatus, User,
 };
 use ticketd_store::{Command, Outcome, Query, QueryResult, Rejection};
+
+/// Dts whose cancellation one pass continues at most.
+const CANCELING_DTS_PER_PASS_MAX: u32 = 16;
+/// `ContinueCancelDt` entries one pass proposes per dt at most (each does up to
+/// `CANCEL_ROWS_PER_ENTRY_MAX` rows); the next pass goes on.
+const CANCEL_STEPS_PER_PASS_MAX: u32 = 1_000;
 
 /// The worker's client id in the store's idempotency table.
 pub const CLIENT_ID: &str = "ticketd-worker";
@@ -330,6 +339,7 @@ impl Worker {
             loop {
                 tokio::time::sleep(w.cfg.expire_period).await;
                 w.expire_holds().await;
+                w.continue_cancellations().await;
             }
         }));
         if self.provider.is_some() {
@@ -397,6 +407,57 @@ impl Worker {
                 }
             }
             Err(e) => tracing::debug!(error = %e, "ExpireHolds not proposed"),
+        }
+    }
+
+    /// Proposes the next steps of every dt the store shows as canceling, until each is
+    /// canceled or the pass's bound is reached.
+    async fn continue_cancellations(&self) {
+        let q = Query::CancelingDts {
+            limit: CANCELING_DTS_PER_PASS_MAX,
+        };
+        let dts = match self.read(q, Consistency::Local).await {
+            Ok(QueryResult::Dts(dts)) => dts,
+            Ok(other) => {
+                tracing::warn!(answer = ?other, "unexpected answer to CancelingDts");
+                return;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "canceling dts not read");
+                return;
+            }
+        };
+        for dt in dts {
+            for step in 0..CANCEL_STEPS_PER_PASS_MAX {
+                let cmd = Command::ContinueCancelDt {
+                    dt_id: dt.dt_id.clone(),
+                };
+                let key = format!("cancel:{}:{}:{step}", dt.dt_id, now_ms());
+                match self.write(&key, &cmd).await {
+                    Ok((
+                        Outcome::Done(Done::DtCanceled {
+                            holds_released,
+                            orders_canceled,
+                            ..
+                        }),
+                        _,
+                    )) => {
+                        let rows = holds_released.saturating_add(orders_canceled);
+                        if (rows as usize) < ticketd_store::limits::CANCEL_ROWS_PER_ENTRY_MAX {
+                            tracing::info!(dt = %dt.dt_id, "dt canceled");
+                            break;
+                        }
+                    }
+                    Ok((outcome, _)) => {
+                        tracing::debug!(dt = %dt.dt_id, ?outcome, "cancellation not continued");
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::debug!(dt = %dt.dt_id, error = %e, "cancellation step not proposed");
+                        return;
+                    }
+                }
+            }
         }
     }
 

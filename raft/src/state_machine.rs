@@ -11,7 +11,9 @@ use openraft::entry::RaftEntry;
 use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 use rocksdb::{IteratorMode, WriteBatch, DB};
-use ticketd_store::{Machine, Query, QueryResult, RocksBackend, WriteSet, COLUMN_FAMILIES};
+use ticketd_store::{
+    Backend, Machine, MemBackend, Query, QueryResult, RocksBackend, WriteSet, COLUMN_FAMILIES,
+};
 
 use crate::codec::{decode, encode};
 use crate::snapshot::{self, SnapshotFile, SnapshotWriter};
@@ -130,6 +132,40 @@ impl StateMachine {
     }
 }
 
+/// Records staged from a snapshot file per write set, bounding the copies held at once.
+const STAGE_RECORDS_PER_WRITE: usize = 10_000;
+
+/// Reads a snapshot file into memory and opens the state it holds: its checksum, its meta
+/// (equal to `meta`), its column families (each one the state machine knows) and its state
+/// (decoded, every invariant kept) are all checked. Nothing on disk is touched.
+pub fn stage_snapshot(
+    meta: &SnapshotMetaOf<TypeConfig>,
+    path: &std::path::Path,
+) -> io::Result<(MemBackend, Machine)> {
+    let invalid = |msg: String| io::Error::new(io::ErrorKind::InvalidData, msg);
+    let staged = MemBackend::new();
+    let mut ws = WriteSet::new();
+    let file_meta = snapshot::read_all(path, |name, key, value| {
+        let Some(cf) = COLUMN_FAMILIES.iter().find(|c| **c == name) else {
+            return Err(invalid(format!(
+                "snapshot names unknown column family {name}"
+            )));
+        };
+        ws.put(cf, key, value);
+        if ws.len() >= STAGE_RECORDS_PER_WRITE {
+            staged.write(&ws).map_err(io_err)?;
+            ws = WriteSet::new();
+        }
+        Ok(())
+    })?;
+    staged.write(&ws).map_err(io_err)?;
+    if &file_meta != meta {
+        return Err(invalid("snapshot meta differs from its file".into()));
+    }
+    let machine = Machine::open(&staged).map_err(|e| invalid(format!("snapshot refused: {e}")))?;
+    Ok((staged, machine))
+}
+
 impl RaftStateMachine<TypeConfig> for StateMachine {
     type SnapshotData = SnapshotFile;
     type SnapshotBuilder = Self;
@@ -244,37 +280,33 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 }
 
 impl StateMachine {
+    /// Installs a received snapshot. Everything is checked before anything is replaced: the
+    /// file's checksum and meta, that it names only known column families, and that its
+    /// state decodes and keeps every invariant (opened in memory first). A snapshot that
+    /// fails any check leaves the node exactly as it was.
     fn install_blocking(
         &self,
         meta: &SnapshotMetaOf<TypeConfig>,
         file: &SnapshotFile,
     ) -> io::Result<()> {
+        let (staged, machine) = stage_snapshot(meta, &file.path)?;
         let db = &self.inner.db;
         let mut batch = WriteBatch::default();
-        // Clear every state column family, then fill it from the file, all in one batch.
+        // Clear every state column family, then fill it from the staged copy, in one batch.
         for name in COLUMN_FAMILIES {
             let handle = cf(db, name)?;
             for item in db.iterator_cf(handle, IteratorMode::Start) {
                 let (k, _) = item.map_err(io_err)?;
                 batch.delete_cf(handle, k);
             }
+            staged
+                .scan(name, &mut |k, v| {
+                    batch.put_cf(handle, k, v);
+                    Ok(())
+                })
+                .map_err(io_err)?;
         }
-        let file_meta = snapshot::read_all(&file.path, |name, key, value| {
-            if !COLUMN_FAMILIES.contains(&name) {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("snapshot names unknown column family {name}"),
-                ));
-            }
-            batch.put_cf(cf(db, name)?, key, value);
-            Ok(())
-        })?;
-        if &file_meta != meta {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "snapshot meta differs from its file",
-            ));
-        }
+        drop(staged);
         let meta_cf = cf(db, CF_SM_META)?;
         match &meta.last_log_id {
             Some(l) => batch.put_cf(meta_cf, KEY_APPLIED, encode(l)?),
@@ -282,16 +314,16 @@ impl StateMachine {
         }
         batch.put_cf(meta_cf, KEY_MEMBERSHIP, encode(&meta.last_membership)?);
 
-        let mut machine = self.inner.machine.write().expect("machine lock poisoned");
+        let mut current = self.inner.machine.write().expect("machine lock poisoned");
         db.write(batch).map_err(io_err)?;
         db.flush_wal(true).map_err(io_err)?;
-        // Load (and check the invariants of) the installed state before serving from it.
-        *machine = Machine::open(&self.inner.backend).map_err(io_err)?;
+        // The machine opened from the staged copy is the state just written.
+        *current = machine;
         *self.inner.applied.write().expect("applied lock poisoned") = AppliedState {
             last_applied: meta.last_log_id,
             membership: meta.last_membership.clone(),
         };
-        drop(machine);
+        drop(current);
 
         let final_path = self.inner.snapshot_dir.join(snapshot::file_name(meta));
         if file.path != final_path {

@@ -21,9 +21,6 @@ pub enum StoreError {
     /// An invariant did not hold on load.
     #[error("invariant violated: {0}")]
     Invariant(String),
-    /// The in-memory search index could not be built.
-    #[error("search index: {0}")]
-    Search(String),
 }
 
 /// One write of a [`WriteSet`].

@@ -1,7 +1,8 @@
 //! What clients ask of the state machine and what it answers.
 //!
 //! These are the Raft log's payload types: their encoding is part of the on-disk format.
-//! Variants and `#[serde(default)]` fields are only ever added.
+//! Variants are only ever appended (postcard, in the remembered outcomes and command digests,
+//! numbers them in order), and fields only ever added, with `#[serde(default)]`.
 
 use serde::{Deserialize, Serialize};
 
@@ -13,6 +14,7 @@ use crate::types::{
 };
 
 /// A client write as it travels through the Raft log.
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Request {
     /// Who sent it: together with `idempotency_key` it names the write for deduplication.
@@ -27,6 +29,7 @@ pub struct Request {
 }
 
 /// Some places in one general-admission area.
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GaPick {
     /// The area id in the venue's seating map.
@@ -36,6 +39,7 @@ pub struct GaPick {
 }
 
 /// A state change. Ids of new objects are minted by the client before proposing.
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
     /// Seller: create a venue.
@@ -288,6 +292,13 @@ pub enum Command {
         user_id: String,
         /// The new role.
         role: Role,
+    },
+    /// System: the next step of a dt's cancellation (the leader proposes it while the dt shows
+    /// as canceling): releases more of its live holds and cancels more of its orders, at most
+    /// [`crate::limits::CANCEL_ROWS_PER_ENTRY_MAX`] in all.
+    ContinueCancelDt {
+        /// The dt.
+        dt_id: String,
     },
 }
 
@@ -702,6 +713,12 @@ pub enum Query {
         seller_id: String,
         /// Newest orders listed, at most this many (capped by
         /// [`crate::limits::QUERY_LIMIT_MAX`]); the totals cover every order.
+        limit: u32,
+    },
+    /// Dts being canceled, by id, answered with [`QueryResult::Dts`]: what the leader
+    /// continues with [`Command::ContinueCancelDt`].
+    CancelingDts {
+        /// At most this many (capped by [`crate::limits::QUERY_LIMIT_MAX`]).
         limit: u32,
     },
 }

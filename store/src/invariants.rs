@@ -7,8 +7,13 @@
 
 use std::collections::BTreeMap;
 
-use crate::machine::Machine;
-use crate::types::{HoldStatus, OrderStatus, PaymentStatus, ScanVerdict, TicketStatus};
+use crate::machine::{rows_of, Machine};
+use crate::types::{DtStatus, HoldStatus, OrderStatus, PaymentStatus, ScanVerdict, TicketStatus};
+
+/// The sum of some i64 amounts, in i128.
+fn sum(amounts: impl Iterator<Item = i64>) -> i128 {
+    amounts.fold(0i128, |s, a| s.saturating_add(i128::from(a)))
+}
 
 impl Machine {
     /// Checks every invariant; the error says which and where.
@@ -22,6 +27,7 @@ impl Machine {
     /// 5. Money and tickets move together: a confirmed payment has its order and back.
     /// 6. An account is keyed by its email and belongs to an existing user; a user has at
     ///    most one account.
+    /// 7. A canceled dt has no live hold and no order left to cancel.
     pub fn check_invariants(&self) -> Result<(), String> {
         let fresh = self.derive()?;
         for (dt, book) in &fresh.books {
@@ -36,10 +42,19 @@ impl Machine {
             return Err("derived indexes differ from a rebuild".into());
         }
 
-        for h in self.holds.values() {
-            let sub: i64 = h.items.iter().map(|i| i.price_minor).sum();
-            let fee: i64 = h.items.iter().map(|i| i.fee_minor).sum();
-            if sub != h.subtotal_minor || fee != h.fee_minor || sub + fee != h.total_minor {
+        for (id, dt) in &self.dts {
+            let open = rows_of(&self.d.dt_live_holds, id).next().is_some()
+                || rows_of(&self.d.dt_open_orders, id).next().is_some();
+            if dt.status == DtStatus::Canceled && open {
+                return Err(format!("dt {id}: canceled with live holds or open orders"));
+            }
+        }
+
+        for (_, h) in self.holds.unordered() {
+            let sub = sum(h.items.iter().map(|i| i.price_minor));
+            let fee = sum(h.items.iter().map(|i| i.fee_minor));
+            let totals = [h.subtotal_minor, h.fee_minor, h.total_minor].map(i128::from);
+            if totals != [sub, fee, sub.saturating_add(fee)] {
                 return Err(format!("hold {}: totals do not add up", h.hold_id));
             }
             if let HoldStatus::Purchased { order_id } = &h.status {
@@ -50,8 +65,10 @@ impl Machine {
         }
 
         let mut popularity: BTreeMap<&str, u64> = BTreeMap::new();
-        for o in self.orders.values() {
-            let (mut sub, mut fee, mut back) = (0i64, 0i64, 0i64);
+        for (_, o) in self.orders.unordered() {
+            // Sums in i128 of at most a few billion i64 values: they cannot overflow, whatever a
+            // snapshot holds.
+            let (mut sub, mut fee, mut back) = (0i128, 0i128, 0i128);
             let mut all_refunded = true;
             for id in &o.ticket_ids {
                 let t = self
@@ -61,25 +78,29 @@ impl Machine {
                 if t.order_id != o.order_id || t.user_id != o.user_id || t.dt_id != o.dt_id {
                     return Err(format!("ticket {id} does not match order {}", o.order_id));
                 }
-                sub += t.price_minor;
-                fee += t.fee_minor;
+                sub = sub.saturating_add(i128::from(t.price_minor));
+                fee = fee.saturating_add(i128::from(t.fee_minor));
                 match t.status {
                     TicketStatus::Canceled { .. } | TicketStatus::Refunded { .. } => {
-                        back += t.price_minor + t.fee_minor;
+                        back = back
+                            .saturating_add(i128::from(t.price_minor))
+                            .saturating_add(i128::from(t.fee_minor));
                     }
                     TicketStatus::Valid | TicketStatus::Used { .. } => {
-                        *popularity.entry(&t.event_id).or_default() += 1;
+                        let n = popularity.entry(&t.event_id).or_default();
+                        *n = n.saturating_add(1);
                     }
                 }
                 all_refunded &= matches!(t.status, TicketStatus::Refunded { .. });
             }
-            if sub != o.subtotal_minor || fee != o.fee_minor || sub + fee != o.total_minor {
+            let totals = [o.subtotal_minor, o.fee_minor, o.total_minor].map(i128::from);
+            if totals != [sub, fee, sub.saturating_add(fee)] {
                 return Err(format!(
                     "order {}: total {} != ticket prices {sub} + fees {fee}",
                     o.order_id, o.total_minor
                 ));
             }
-            if back != o.refunded_minor {
+            if back != i128::from(o.refunded_minor) {
                 return Err(format!(
                     "order {}: owes back {} but its canceled and refunded tickets sum to {back}",
                     o.order_id, o.refunded_minor
@@ -101,7 +122,7 @@ impl Machine {
                 }
             }
         }
-        for p in self.payments.values() {
+        for (_, p) in self.payments.unordered() {
             if let PaymentStatus::Confirmed { order_id } = &p.status {
                 if self.orders.get(order_id).map(|o| &o.payment_ref) != Some(&p.payment_ref) {
                     return Err(format!(
@@ -121,13 +142,13 @@ impl Machine {
             }
         }
 
-        for (email, a) in self.accounts.iter() {
+        for (email, a) in self.accounts.unordered() {
             if a.email != *email || !self.users.contains_key(&a.user_id) {
                 return Err(format!("account {email}: key or user {} wrong", a.user_id));
             }
         }
 
-        for t in self.tickets.values() {
+        for (_, t) in self.tickets.unordered() {
             let admitted: Vec<_> = t
                 .scans
                 .iter()

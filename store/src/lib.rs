@@ -11,7 +11,8 @@
 //! - [`types`]: the entities (venues, sellers, events, dts, holds, payments, orders, tickets,
 //!   users, the outbox).
 //! - [`machine`]: `open`, `apply` (log time, hold expiry, idempotency), persistence, digest.
-//! - `exec`: one handler per command; `query`: reads; `invariants`: the checker.
+//! - `exec`: one handler per command, and the checks of what commands carry; `query`: reads;
+//!   `invariants`: the checker.
 //! - [`seats`]: one byte per seat availability of a dt, best-available search.
 //! - [`search`]: full-text search over events: a tantivy index in RAM, derived from state.
 //! - [`limits`]: every bound.
@@ -19,10 +20,28 @@
 //! Architecture invariants:
 //! - `apply` reads no clock, draws no randomness and performs no I/O: time enters only as the
 //!   leader-stamped `stamped_at_ms` in the request, ids are minted by the client or derived
-//!   from the log index. Maps are ordered (`BTreeMap`), never hash-ordered.
+//!   from the log index. The tables that grow with sales are hash maps seeded at random per
+//!   process; they offer no plain iteration, only id order (`sorted`) or `unordered` for folds
+//!   whose result cannot depend on the order, so no iteration order reaches the state or an
+//!   answer. Machines of different seeds are compared by the determinism tests.
 //! - Rejections (seat taken, hold expired, ...) are values with stable codes, not errors.
+//! - `apply` is total: no command can make it panic (see the lints below and `exec`).
 //! - Every change to an entity is written through to the [`WriteSet`]; what is not written
 //!   (seat books, indexes) is derived, rebuilt on open and checked against a rebuild.
+
+// Apply is total (docs/ARCHITECTURE.md): nothing a command brings may make it panic. Outside
+// tests, arithmetic that can overflow, indexing that can miss, unwraps and narrowing casts are
+// refused; where one stays, an `#[allow]` on that one item says which validation makes it safe.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::arithmetic_side_effects,
+        clippy::indexing_slicing,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::cast_possible_truncation,
+    )
+)]
 
 pub mod backend;
 pub mod command;

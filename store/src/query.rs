@@ -21,6 +21,17 @@ pub fn distance_m(a: GeoPoint, b: GeoPoint) -> f64 {
     2.0 * EARTH_RADIUS_M * h.sqrt().min(1.0).asin()
 }
 
+/// A distance within a radius (a u32 of meters), rounded to whole meters.
+#[allow(clippy::cast_possible_truncation)] // in 0..=u32::MAX: `as` saturates besides
+fn meters(d: f64) -> u32 {
+    d.round() as u32
+}
+
+/// A count of tickets as an answer's u32.
+fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
 fn cap(limit: u32) -> usize {
     limit.clamp(1, QUERY_LIMIT_MAX) as usize
 }
@@ -65,7 +76,7 @@ pub(crate) fn answer(m: &Machine, q: &Query) -> QueryResult {
                 .iter()
                 .take_while(|(due, _)| due <= up_to_ms)
                 .take(cap(*limit))
-                .map(|(_, id)| m.outbox[id].clone())
+                .filter_map(|(_, id)| m.outbox.get(id).cloned())
                 .collect(),
         ),
         Query::AccountByEmail { email } => QueryResult::Account(
@@ -80,6 +91,13 @@ pub(crate) fn answer(m: &Machine, q: &Query) -> QueryResult {
         Query::SellerLedger { seller_id, limit } => {
             QueryResult::SellerLedger(seller_ledger(m, seller_id, cap(*limit)))
         }
+        Query::CancelingDts { limit } => QueryResult::Dts(
+            m.d.canceling_dts
+                .iter()
+                .take(cap(*limit))
+                .filter_map(|id| m.dts.get(id).cloned())
+                .collect(),
+        ),
         Query::SearchEvents { text, limit } => {
             QueryResult::Events(m.search.search(m, text, cap(*limit)))
         }
@@ -107,20 +125,28 @@ fn seller_ledger(m: &Machine, seller_id: &str, limit: usize) -> Option<SellerLed
                         )
                     })
                     .collect();
-                let fees_returned: i64 = returned.iter().map(|t| t.fee_minor).sum();
-                let fees = o.fee_minor - fees_returned;
+                // Amounts of an order (at most SEATS_PER_HOLD_MAX tickets of at most
+                // PRICE_MINOR_MAX, validated) and their sums over a seller's orders stay far
+                // inside i64; saturating keeps a broken state from panicking a read.
+                let fees_returned = returned
+                    .iter()
+                    .fold(0i64, |s, t| s.saturating_add(t.fee_minor));
+                let fees = o.fee_minor.saturating_sub(fees_returned);
                 let e = LedgerEntry {
                     order_id: o.order_id.clone(),
                     dt_id: o.dt_id.clone(),
                     created_at_ms: o.created_at_ms,
                     currency: o.currency.clone(),
-                    tickets: o.ticket_ids.len() as u32,
-                    tickets_returned: returned.len() as u32,
+                    tickets: count(o.ticket_ids.len()),
+                    tickets_returned: count(returned.len()),
                     sales_minor: o.total_minor,
                     fees_charged_minor: o.fee_minor,
                     fees_minor: fees,
                     refunds_minor: o.refunded_minor,
-                    payout_minor: o.total_minor - fees - o.refunded_minor,
+                    payout_minor: o
+                        .total_minor
+                        .saturating_sub(fees)
+                        .saturating_sub(o.refunded_minor),
                 };
                 (o.created_index, e)
             })
@@ -131,15 +157,16 @@ fn seller_ledger(m: &Machine, seller_id: &str, limit: usize) -> Option<SellerLed
             currency: e.currency.clone(),
             ..Default::default()
         });
-        t.orders += 1;
-        t.tickets += e.tickets;
-        t.tickets_returned += e.tickets_returned;
-        t.sales_minor += e.sales_minor;
-        t.face_value_minor += e.sales_minor - e.fees_charged_minor;
-        t.fees_charged_minor += e.fees_charged_minor;
-        t.fees_minor += e.fees_minor;
-        t.refunds_minor += e.refunds_minor;
-        t.payout_minor += e.payout_minor;
+        t.orders = t.orders.saturating_add(1);
+        t.tickets = t.tickets.saturating_add(e.tickets);
+        t.tickets_returned = t.tickets_returned.saturating_add(e.tickets_returned);
+        t.sales_minor = t.sales_minor.saturating_add(e.sales_minor);
+        let face_value = e.sales_minor.saturating_sub(e.fees_charged_minor);
+        t.face_value_minor = t.face_value_minor.saturating_add(face_value);
+        t.fees_charged_minor = t.fees_charged_minor.saturating_add(e.fees_charged_minor);
+        t.fees_minor = t.fees_minor.saturating_add(e.fees_minor);
+        t.refunds_minor = t.refunds_minor.saturating_add(e.refunds_minor);
+        t.payout_minor = t.payout_minor.saturating_add(e.payout_minor);
     }
     let totals = totals.into_values().collect();
     entries.sort_by_key(|(index, _)| std::cmp::Reverse(*index));
@@ -189,7 +216,7 @@ fn browse(m: &Machine, f: &EventFilter) -> Vec<EventHit> {
                 if d > near.radius_m as f64 {
                     continue;
                 }
-                Some(d.round() as u32)
+                Some(meters(d))
             }
         };
         let hit = EventHit {
@@ -258,7 +285,10 @@ fn seat_map(m: &Machine, dt_id: &str) -> Option<SeatMapView> {
         .zip(book.ga())
         .map(|(a, (t, c))| GaAvailability {
             area_id: a.area_id.clone(),
-            tier_id: (*t != TIER_NONE).then(|| dt.tiers[*t as usize].spec.tier_id.clone()),
+            tier_id: dt
+                .tiers
+                .get(usize::from(*t))
+                .map(|tier| tier.spec.tier_id.clone()),
             capacity: c.capacity,
             available: if *t == TIER_NONE { 0 } else { c.available() },
         })
@@ -268,7 +298,8 @@ fn seat_map(m: &Machine, dt_id: &str) -> Option<SeatMapView> {
         venue_id: dt.venue_id.clone(),
         tiers,
         ga,
-        seat_count: book.seat_count() as u32,
+        // At most SEATS_PER_VENUE_MAX.
+        seat_count: u32::try_from(book.seat_count()).unwrap_or(u32::MAX),
         seat_states: book.packed_states(),
         seat_tiers: book.tier_runs(),
     })

@@ -39,8 +39,7 @@ use crate::command::EventHit;
 use crate::machine::Machine;
 use crate::types::{Dt, DtStatus, Event};
 
-/// Query words considered at most.
-pub const QUERY_WORDS_MAX: usize = 16;
+pub use crate::limits::QUERY_WORDS_MAX;
 /// Weight of a query word found in the title.
 const TITLE_WEIGHT: f32 = 4.0;
 /// ... in a performer's name.
@@ -158,13 +157,19 @@ impl Collector for AllScored {
     }
 }
 
+/// A score as a whole number: sums of small integer weights, exact in f32 and far below
+/// u32::MAX (`as` saturates besides).
+#[allow(clippy::cast_possible_truncation)]
+fn whole_score(score: Score) -> u32 {
+    score.round() as u32
+}
+
 impl SegmentCollector for SegmentAllScored {
     type Fruit = Vec<(u32, u64)>;
 
     fn collect(&mut self, doc: DocId, score: Score) {
         if let Some(n) = self.numbers.first(doc) {
-            // Sums of small integer weights: exact in f32.
-            self.found.push((score.round() as u32, n));
+            self.found.push((whole_score(score), n));
         }
     }
 
@@ -265,7 +270,7 @@ impl Built {
     fn matching(&self, words: &[String]) -> tantivy::Result<Vec<(u32, &str)>> {
         let mut per_word: Vec<Box<dyn Query>> = Vec::with_capacity(words.len());
         for (i, w) in words.iter().enumerate() {
-            let prefix = i + 1 == words.len();
+            let prefix = i.saturating_add(1) == words.len();
             let per_field: Vec<Box<dyn Query>> = self
                 .fields
                 .weighted()
@@ -295,7 +300,10 @@ impl Built {
         let found = self.reader.searcher().search(&query, &AllScored)?;
         Ok(found
             .into_iter()
-            .filter_map(|(score, no)| Some((score, self.ids.get(no as usize)?.as_str())))
+            .filter_map(|(score, no)| {
+                let id = self.ids.get(usize::try_from(no).ok()?)?;
+                Some((score, id.as_str()))
+            })
             .collect())
     }
 }
@@ -352,14 +360,6 @@ impl SearchIndex {
         }
     }
 
-    /// Builds the index from every event of `m`, replacing whatever it held.
-    pub(crate) fn rebuild(&self, m: &Machine) -> tantivy::Result<()> {
-        let mut inner = self.lock();
-        inner.built = None;
-        inner.pending = Pending::All;
-        Self::catch_up(&mut inner, m)
-    }
-
     fn catch_up(inner: &mut Inner, m: &Machine) -> tantivy::Result<()> {
         let changed = match std::mem::take(&mut inner.pending) {
             Pending::Events(ids) if ids.is_empty() && inner.built.is_some() => {
@@ -370,10 +370,10 @@ impl SearchIndex {
             _ => None,
         };
         let result = (|| {
-            if inner.built.is_none() {
-                inner.built = Some(Built::new()?);
-            }
-            let built = inner.built.as_mut().expect("just built");
+            let built = match &mut inner.built {
+                Some(built) => built,
+                none => none.insert(Built::new()?),
+            };
             built.update(m, changed.as_ref())
         })();
         match result {
@@ -401,7 +401,10 @@ impl SearchIndex {
         if Self::catch_up(&mut inner, m).is_err() {
             return Vec::new();
         }
-        let found = match inner.built.as_ref().expect("caught up").matching(&query) {
+        let Some(built) = inner.built.as_ref() else {
+            return Vec::new();
+        };
+        let found = match built.matching(&query) {
             Ok(found) => found,
             Err(_) => {
                 drop(inner);

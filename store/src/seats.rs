@@ -8,7 +8,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::limits::BEST_AVAILABLE_ROWS_MAX;
+use crate::limits::{
+    BEST_AVAILABLE_ROWS_MAX, PLACES_PER_VENUE_MAX, SEATS_PER_VENUE_MAX, TIERS_PER_DT_MAX,
+};
 use crate::types::{SeatRef, SeatingMap, TierSpec};
 
 /// A seat nobody holds or owns.
@@ -22,6 +24,21 @@ pub const OFF: u8 = 3;
 /// The tier index of a seat no tier covers.
 pub const TIER_NONE: u8 = 63;
 
+/// The byte of a seat of `tier` (at most [`TIER_NONE`]) in `state` (two bits).
+const fn seat_byte(tier: u8, state: u8) -> u8 {
+    (tier & TIER_NONE).wrapping_shl(2) | (state & 3)
+}
+
+/// The tier of a seat byte.
+const fn tier_of(b: u8) -> u8 {
+    b.wrapping_shr(2)
+}
+
+/// The state of a seat byte.
+const fn state_of(b: u8) -> u8 {
+    b & 3
+}
+
 /// Counters of one tier or one GA area.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counts {
@@ -34,9 +51,12 @@ pub struct Counts {
 }
 
 impl Counts {
-    /// Neither held nor sold.
+    /// Neither held nor sold (0 for counters that break held + sold <= capacity, which
+    /// [`SeatBook::check_counts`] reports).
     pub fn available(&self) -> u32 {
-        self.capacity - self.held - self.sold
+        self.capacity
+            .saturating_sub(self.held)
+            .saturating_sub(self.sold)
     }
 }
 
@@ -67,39 +87,61 @@ impl PartialEq for SeatBook {
     }
 }
 
+/// The seat index range of each section, and the first seat of each row, of a map; fails
+/// when the map has more than [`SEATS_PER_VENUE_MAX`] seats.
+type SectionRanges<'m> = Vec<(&'m str, u32, u32)>;
+
+fn seat_ranges(map: &SeatingMap) -> Result<(SectionRanges<'_>, Vec<u32>), String> {
+    let too_many = || format!("a venue has at most {SEATS_PER_VENUE_MAX} seats");
+    let mut row_starts = Vec::new();
+    let mut sections = Vec::with_capacity(map.sections.len());
+    let mut n: u32 = 0;
+    for s in &map.sections {
+        let start = n;
+        for r in &s.rows {
+            row_starts.push(n);
+            n = u32::try_from(r.seats.len())
+                .ok()
+                .and_then(|len| n.checked_add(len))
+                .filter(|n| u64::from(*n) <= SEATS_PER_VENUE_MAX)
+                .ok_or_else(too_many)?;
+        }
+        sections.push((s.section_id.as_str(), start, n));
+    }
+    Ok((sections, row_starts))
+}
+
 impl SeatBook {
     /// Resolves which tier covers each seat and GA area; everything starts free.
-    /// Fails with a sentence when a tier names an unknown section, range or area, or two tiers
-    /// cover the same seat.
+    /// Fails with a sentence when a tier names an unknown section, range or area, two tiers
+    /// cover the same seat, a tier covers nothing, or the venue passes its bounds
+    /// ([`SEATS_PER_VENUE_MAX`], [`PLACES_PER_VENUE_MAX`], [`TIERS_PER_DT_MAX`]).
     pub fn build(map: &SeatingMap, specs: &[TierSpec]) -> Result<SeatBook, String> {
-        let mut row_starts = Vec::new();
-        let mut section_ranges = Vec::with_capacity(map.sections.len());
-        let mut n: u32 = 0;
-        for s in &map.sections {
-            let start = n;
-            for r in &s.rows {
-                row_starts.push(n);
-                n += r.seats.len() as u32;
-            }
-            section_ranges.push((s.section_id.as_str(), start, n));
+        if specs.len() > TIERS_PER_DT_MAX {
+            return Err(format!("a dt has at most {TIERS_PER_DT_MAX} tiers"));
         }
-        let mut seats = vec![TIER_NONE << 2 | OFF; n as usize];
-        let mut ga: Vec<(u8, Counts)> = map
-            .ga_areas
-            .iter()
-            .map(|a| {
-                (
-                    TIER_NONE,
-                    Counts {
-                        capacity: a.capacity,
-                        ..Counts::default()
-                    },
-                )
-            })
-            .collect();
-        let mut tiers = vec![Counts::default(); specs.len()];
-        for (t, spec) in specs.iter().enumerate() {
-            let tier = t as u8;
+        let (section_ranges, row_starts) = seat_ranges(map)?;
+        let n = section_ranges.last().map_or(0, |(_, _, end)| *end);
+        let mut seats = vec![seat_byte(TIER_NONE, OFF); n as usize];
+        let mut places = u64::from(n);
+        let mut ga: Vec<(u8, Counts)> = Vec::with_capacity(map.ga_areas.len());
+        for a in &map.ga_areas {
+            places = places.saturating_add(u64::from(a.capacity));
+            ga.push((
+                TIER_NONE,
+                Counts {
+                    capacity: a.capacity,
+                    ..Counts::default()
+                },
+            ));
+        }
+        if places > PLACES_PER_VENUE_MAX {
+            return Err(format!(
+                "a venue has at most {PLACES_PER_VENUE_MAX} seats and GA places"
+            ));
+        }
+        let mut tiers = Vec::with_capacity(specs.len());
+        for (tier, spec) in (0u8..).zip(specs) {
             let mut ranges = Vec::new();
             for sid in &spec.sections {
                 let (_, a, b) = section_ranges
@@ -117,37 +159,50 @@ impl SeatBook {
                 }
                 ranges.push((r.start, r.end));
             }
+            // Sums of seats and places stay within PLACES_PER_VENUE_MAX (checked above), since
+            // a seat or an area is counted by one tier at most.
+            let mut capacity: u32 = 0;
             for (a, b) in ranges {
-                for seat in &mut seats[a as usize..b as usize] {
-                    if *seat != (TIER_NONE << 2 | OFF) {
+                let covered = seats.get_mut(a as usize..b as usize).ok_or_else(|| {
+                    format!("tier {}: seats {a}..{b} outside 0..{n}", spec.tier_id)
+                })?;
+                for seat in covered {
+                    if *seat != seat_byte(TIER_NONE, OFF) {
+                        let other = specs
+                            .get(usize::from(tier_of(*seat)))
+                            .map_or("?", |o| o.tier_id.as_str());
                         return Err(format!(
-                            "tier {}: overlaps tier {} on seats {a}..{b}",
-                            spec.tier_id,
-                            specs[(*seat >> 2) as usize].tier_id
+                            "tier {}: overlaps tier {other} on seats {a}..{b}",
+                            spec.tier_id
                         ));
                     }
-                    *seat = tier << 2 | FREE;
+                    *seat = seat_byte(tier, FREE);
                 }
-                tiers[t].capacity += b - a;
+                capacity = capacity.saturating_add(b.saturating_sub(a));
             }
             for aid in &spec.ga_areas {
-                let i = map
+                let area = map
                     .ga_areas
                     .iter()
                     .position(|a| &a.area_id == aid)
+                    .and_then(|i| ga.get_mut(i))
                     .ok_or_else(|| format!("tier {}: no GA area {aid}", spec.tier_id))?;
-                if ga[i].0 != TIER_NONE {
+                if area.0 != TIER_NONE {
                     return Err(format!(
                         "tier {}: GA area {aid} already covered",
                         spec.tier_id
                     ));
                 }
-                ga[i].0 = tier;
-                tiers[t].capacity += ga[i].1.capacity;
+                area.0 = tier;
+                capacity = capacity.saturating_add(area.1.capacity);
             }
-            if tiers[t].capacity == 0 {
+            if capacity == 0 {
                 return Err(format!("tier {} covers nothing", spec.tier_id));
             }
+            tiers.push(Counts {
+                capacity,
+                ..Counts::default()
+            });
         }
         let mut book = SeatBook {
             seats,
@@ -162,15 +217,21 @@ impl SeatBook {
     }
 
     fn recount_rows(&mut self) {
-        for r in 0..self.row_starts.len() {
-            let (a, b) = (self.row_starts[r] as usize, self.row_end(r + 1));
-            self.row_free[r] = self.seats[a..b].iter().filter(|s| *s & 3 == FREE).count() as u16;
+        let ends = self.row_starts.iter().skip(1).map(|s| *s as usize);
+        let ends = ends.chain(std::iter::once(self.seats.len()));
+        for ((start, end), free) in self.row_starts.iter().zip(ends).zip(&mut self.row_free) {
+            let row = self.seats.get(*start as usize..end).unwrap_or_default();
+            // A row has at most SEATS_PER_ROW_MAX (1,000) seats, checked with the layout.
+            *free = u16::try_from(row.iter().filter(|s| state_of(**s) == FREE).count())
+                .unwrap_or(u16::MAX);
         }
     }
 
-    /// The row holding seat `i` (rows without seats never hold one).
+    /// The row holding seat `i` (rows without seats never hold one); 0 when there are no rows.
     fn row_of(&self, i: usize) -> usize {
-        self.row_starts.partition_point(|s| (*s as usize) <= i) - 1
+        self.row_starts
+            .partition_point(|s| (*s as usize) <= i)
+            .saturating_sub(1)
     }
 
     /// Number of seats.
@@ -192,8 +253,11 @@ impl SeatBook {
     /// [`FREE`] while it has room, [`SOLD`] when full, [`OFF`] when no tier covers it.
     pub fn lookup(&self, r: SeatRef) -> Option<(u8, u8)> {
         match r {
-            SeatRef::Seat(i) => self.seats.get(i as usize).map(|b| (b >> 2, b & 3)),
-            SeatRef::Ga(a) => self.ga.get(a as usize).map(|(t, c)| {
+            SeatRef::Seat(i) => self
+                .seats
+                .get(i as usize)
+                .map(|b| (tier_of(*b), state_of(*b))),
+            SeatRef::Ga(a) => self.ga.get(usize::from(a)).map(|(t, c)| {
                 let state = if *t == TIER_NONE {
                     OFF
                 } else if c.available() > 0 {
@@ -207,40 +271,56 @@ impl SeatBook {
     }
 
     /// Moves one seat or GA place from state `from` to `to` (each FREE, HELD or SOLD) and keeps
-    /// the counters. The caller has checked that the move is legal.
+    /// the counters.
+    ///
+    /// Every caller has checked the move: a seat is held only after `lookup` (or
+    /// `best_available`) found it free, a GA place only where the area has room; a live hold's
+    /// seats are held and a valid ticket's seat is sold (invariant 1, checked on open and
+    /// against a rebuild). The asserts below are that invariant, kept in every build (one
+    /// compare): a broken invariant stops the machine rather than sell a seat twice.
     pub fn shift(&mut self, r: SeatRef, from: u8, to: u8) {
         let tier = match r {
             SeatRef::Seat(i) => {
-                let b = &mut self.seats[i as usize];
-                // A seat moves only from the state its holder believes it in: what keeps a
-                // seat in at most one live hold or valid ticket. Checked in every build (one
-                // compare): a broken invariant stops the machine rather than sell a seat twice.
+                let Some(b) = self.seats.get_mut(i as usize) else {
+                    panic!("invariant broken: seat {i} is not in the book");
+                };
                 assert_eq!(
-                    *b & 3,
+                    state_of(*b),
                     from,
                     "invariant broken: seat {i} not in state {from}"
                 );
-                let tier = *b >> 2;
-                *b = tier << 2 | to;
+                let tier = tier_of(*b);
+                *b = seat_byte(tier, to);
                 let row = self.row_of(i as usize);
-                if from == FREE {
-                    self.row_free[row] -= 1;
+                if let Some(free) = self.row_free.get_mut(row) {
+                    // The seat was free (asserted), so its row counted it; a row has at most
+                    // SEATS_PER_ROW_MAX seats.
+                    if from == FREE {
+                        *free = free.saturating_sub(1);
+                    }
+                    if to == FREE {
+                        *free = free.saturating_add(1);
+                    }
                 }
                 if to == FREE {
-                    self.row_free[row] += 1;
-                    if i < self.free_hint[tier as usize] {
-                        self.free_hint[tier as usize] = i;
+                    if let Some(hint) = self.free_hint.get_mut(usize::from(tier)) {
+                        *hint = (*hint).min(i);
                     }
                 }
                 tier
             }
             SeatRef::Ga(a) => {
-                let (tier, c) = &mut self.ga[a as usize];
+                let Some((tier, c)) = self.ga.get_mut(usize::from(a)) else {
+                    panic!("invariant broken: GA area {a} is not in the book");
+                };
                 bump(c, from, to);
                 *tier
             }
         };
-        bump(&mut self.tiers[tier as usize], from, to);
+        let Some(c) = self.tiers.get_mut(usize::from(tier)) else {
+            panic!("invariant broken: {r:?} is in no tier");
+        };
+        bump(c, from, to);
     }
 
     /// Up to `n` free seats of `tier`, best first (lowest index): the first `n` adjacent free
@@ -249,55 +329,80 @@ impl SeatBook {
     /// sold out.
     pub fn best_available(&mut self, tier: u8, n: usize) -> Vec<SeatRef> {
         let mut picked = self.best_seats(tier, n);
-        for (a, (t, c)) in self.ga.iter().enumerate() {
-            if picked.len() >= n {
+        for (a, (t, c)) in (0u16..).zip(&self.ga) {
+            let missing = n.saturating_sub(picked.len());
+            if missing == 0 {
                 break;
             }
             if *t != tier {
                 continue;
             }
-            let take = (c.available() as usize).min(n - picked.len());
-            picked.extend(std::iter::repeat_n(SeatRef::Ga(a as u16), take));
+            let take = (c.available() as usize).min(missing);
+            picked.extend(std::iter::repeat_n(SeatRef::Ga(a), take));
         }
         picked
     }
 
+    /// The seat byte at `i`, or an OFF byte past the end.
+    fn byte(&self, i: usize) -> u8 {
+        self.seats
+            .get(i)
+            .copied()
+            .unwrap_or(seat_byte(TIER_NONE, OFF))
+    }
+
+    /// Free seats of row `row` (0 past the last row).
+    fn free_in(&self, row: usize) -> usize {
+        self.row_free.get(row).map_or(0, |f| usize::from(*f))
+    }
+
     fn best_seats(&mut self, tier: u8, n: usize) -> Vec<SeatRef> {
-        let want = tier << 2 | FREE;
+        let want = seat_byte(tier, FREE);
         let len = self.seats.len();
+        let Some(hint) = self.free_hint.get(usize::from(tier)) else {
+            return Vec::new();
+        };
         if n == 0 || len == 0 {
             return Vec::new();
         }
-        // Move the hint to the first free seat of the tier, skipping full rows whole.
-        let mut i = self.free_hint[tier as usize] as usize;
-        while i < len && self.seats[i] != want {
+        // Move the hint to the first free seat of the tier, skipping full rows whole. Seat
+        // indexes are below len <= SEATS_PER_VENUE_MAX, so the steps never overflow.
+        let mut i = *hint as usize;
+        while i < len && self.byte(i) != want {
             let row = self.row_of(i);
-            if self.row_free[row] == 0 {
-                i = self.row_end(row + 1);
+            i = if self.free_in(row) == 0 {
+                self.row_end(row.saturating_add(1))
             } else {
-                i += 1;
-            }
+                i.saturating_add(1)
+            };
         }
-        self.free_hint[tier as usize] = i as u32;
+        if let Some(h) = self.free_hint.get_mut(usize::from(tier)) {
+            *h = u32::try_from(i).unwrap_or(u32::MAX);
+        }
         if i >= len {
             return Vec::new();
         }
         // Adjacent seats in the first row that has them, within a bounded number of rows.
         let first_row = self.row_of(i);
-        let last_row = (first_row + BEST_AVAILABLE_ROWS_MAX).min(self.row_starts.len());
+        let last_row = first_row
+            .saturating_add(BEST_AVAILABLE_ROWS_MAX)
+            .min(self.row_starts.len());
         for row in first_row..last_row {
-            if (self.row_free[row] as usize) < n {
+            if self.free_in(row) < n {
                 continue;
             }
-            let (a, b) = (
-                (self.row_starts[row] as usize).max(i),
-                self.row_end(row + 1),
-            );
-            let mut run = 0;
+            let start = self.row_starts.get(row).map_or(len, |s| *s as usize);
+            let (a, b) = (start.max(i), self.row_end(row.saturating_add(1)));
+            let mut run = 0usize;
             for s in a..b {
-                run = if self.seats[s] == want { run + 1 } else { 0 };
+                run = if self.byte(s) == want {
+                    run.saturating_add(1)
+                } else {
+                    0
+                };
                 if run == n {
-                    return (s + 1 - n..=s).map(|s| SeatRef::Seat(s as u32)).collect();
+                    let first = s.saturating_add(1).saturating_sub(n);
+                    return (first..=s).map(seat_ref).collect();
                 }
             }
         }
@@ -305,14 +410,14 @@ impl SeatBook {
         let mut picked = Vec::with_capacity(n);
         while i < len && picked.len() < n {
             let row = self.row_of(i);
-            if self.row_free[row] == 0 {
-                i = self.row_end(row + 1);
+            if self.free_in(row) == 0 {
+                i = self.row_end(row.saturating_add(1));
                 continue;
             }
-            if self.seats[i] == want {
-                picked.push(SeatRef::Seat(i as u32));
+            if self.byte(i) == want {
+                picked.push(seat_ref(i));
             }
-            i += 1;
+            i = i.saturating_add(1);
         }
         picked
     }
@@ -330,9 +435,9 @@ impl SeatBook {
         self.seats
             .chunks(4)
             .map(|c| {
-                c.iter()
-                    .enumerate()
-                    .fold(0u8, |acc, (k, b)| acc | (b & 3) << (2 * k))
+                [0u32, 2, 4, 6].iter().zip(c).fold(0u8, |acc, (shift, b)| {
+                    acc | state_of(*b).wrapping_shl(*shift)
+                })
             })
             .collect()
     }
@@ -340,11 +445,11 @@ impl SeatBook {
     /// Runs of consecutive seats with the same tier: (first seat, length, tier).
     pub fn tier_runs(&self) -> Vec<(u32, u32, u8)> {
         let mut runs: Vec<(u32, u32, u8)> = Vec::new();
-        for (i, b) in self.seats.iter().enumerate() {
-            let t = b >> 2;
+        for (i, b) in (0u32..).zip(&self.seats) {
+            let t = tier_of(*b);
             match runs.last_mut() {
-                Some((_, len, tier)) if *tier == t => *len += 1,
-                _ => runs.push((i as u32, 1, t)),
+                Some((_, len, tier)) if *tier == t => *len = len.saturating_add(1),
+                _ => runs.push((i, 1, t)),
             }
         }
         runs
@@ -354,8 +459,8 @@ impl SeatBook {
     pub fn emptied(&self) -> SeatBook {
         let mut b = self.clone();
         for s in &mut b.seats {
-            if *s & 3 != OFF {
-                *s &= !3;
+            if state_of(*s) != OFF {
+                *s = seat_byte(tier_of(*s), FREE);
             }
         }
         for c in &mut b.tiers {
@@ -373,12 +478,17 @@ impl SeatBook {
 
     /// Heap bytes of the book.
     pub fn heap_bytes(&self) -> usize {
-        self.seats.capacity()
-            + self.row_starts.capacity() * 4
-            + self.row_free.capacity() * 2
-            + self.tiers.capacity() * std::mem::size_of::<Counts>()
-            + self.ga.capacity() * std::mem::size_of::<(u8, Counts)>()
-            + self.free_hint.capacity() * 4
+        let capacities = [
+            (self.seats.capacity(), 1),
+            (self.row_starts.capacity(), 4),
+            (self.row_free.capacity(), 2),
+            (self.tiers.capacity(), std::mem::size_of::<Counts>()),
+            (self.ga.capacity(), std::mem::size_of::<(u8, Counts)>()),
+            (self.free_hint.capacity(), 4),
+        ];
+        capacities.iter().fold(0usize, |sum, (n, size)| {
+            sum.saturating_add(n.saturating_mul(*size))
+        })
     }
 
     /// Checks that the per-seat bytes agree with the counters and that no counter overflows
@@ -386,7 +496,7 @@ impl SeatBook {
     pub fn check_counts(&self) -> Result<(), String> {
         let mut recount = vec![Counts::default(); self.tiers.len()];
         for b in &self.seats {
-            let (t, s) = (b >> 2, b & 3);
+            let (t, s) = (tier_of(*b), state_of(*b));
             if t == TIER_NONE {
                 if s != OFF {
                     return Err("a seat without tier is not OFF".into());
@@ -394,12 +504,13 @@ impl SeatBook {
                 continue;
             }
             let c = recount
-                .get_mut(t as usize)
+                .get_mut(usize::from(t))
                 .ok_or("a seat names a tier that does not exist")?;
-            c.capacity += 1;
+            // Counting at most SEATS_PER_VENUE_MAX seats: no u32 overflows.
+            c.capacity = c.capacity.saturating_add(1);
             match s {
-                HELD => c.held += 1,
-                SOLD => c.sold += 1,
+                HELD => c.held = c.held.saturating_add(1),
+                SOLD => c.sold = c.sold.saturating_add(1),
                 FREE => {}
                 _ => return Err("a covered seat is OFF".into()),
             }
@@ -408,16 +519,18 @@ impl SeatBook {
             if *t == TIER_NONE {
                 continue;
             }
-            if c.held + c.sold > c.capacity {
+            if !within_capacity(c) {
                 return Err("a GA area is over capacity".into());
             }
-            let r = &mut recount[*t as usize];
-            r.capacity += c.capacity;
-            r.held += c.held;
-            r.sold += c.sold;
+            let r = recount
+                .get_mut(usize::from(*t))
+                .ok_or("a GA area names a tier that does not exist")?;
+            r.capacity = r.capacity.saturating_add(c.capacity);
+            r.held = r.held.saturating_add(c.held);
+            r.sold = r.sold.saturating_add(c.sold);
         }
         for (t, (have, want)) in self.tiers.iter().zip(&recount).enumerate() {
-            if have != want || have.held + have.sold > have.capacity {
+            if have != want || !within_capacity(have) {
                 return Err(format!(
                     "tier {t}: counters {have:?} but seats say {want:?} (available + held + sold != capacity)"
                 ));
@@ -427,21 +540,39 @@ impl SeatBook {
     }
 }
 
-/// Moves one seat or place between counters; held + sold never exceeds the capacity, in any
-/// build.
+/// The reference of seat `i`, an index below the book's length (at most
+/// [`SEATS_PER_VENUE_MAX`], so it fits a u32).
+fn seat_ref(i: usize) -> SeatRef {
+    SeatRef::Seat(u32::try_from(i).unwrap_or(u32::MAX))
+}
+
+/// Moves one seat or place between counters. Its callers moved a seat from the state it was
+/// asserted in, or a GA place out of an area with room ([`SeatBook::shift`]), so a counter
+/// never goes below 0 and held + sold never exceeds the capacity; asserted in every build.
 fn bump(c: &mut Counts, from: u8, to: u8) {
     let broken = "invariant broken: tier or GA counters out of range";
     match from {
-        HELD => c.held = c.held.checked_sub(1).expect(broken),
-        SOLD => c.sold = c.sold.checked_sub(1).expect(broken),
+        HELD => {
+            assert!(c.held > 0, "{broken}");
+            c.held = c.held.saturating_sub(1);
+        }
+        SOLD => {
+            assert!(c.sold > 0, "{broken}");
+            c.sold = c.sold.saturating_sub(1);
+        }
         _ => {}
     }
     match to {
-        HELD => c.held += 1,
-        SOLD => c.sold += 1,
+        HELD => c.held = c.held.saturating_add(1),
+        SOLD => c.sold = c.sold.saturating_add(1),
         _ => {}
     }
-    assert!(c.held + c.sold <= c.capacity, "{broken}");
+    assert!(within_capacity(c), "{broken}");
+}
+
+/// held + sold <= capacity, without overflow.
+fn within_capacity(c: &Counts) -> bool {
+    u64::from(c.held).saturating_add(u64::from(c.sold)) <= u64::from(c.capacity)
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 /// A point on Earth in micro-degrees (1e-6 degree, about 11 cm at the equator).
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GeoPoint {
     /// Latitude in micro-degrees, -90e6..=90e6.
@@ -17,6 +18,7 @@ pub struct GeoPoint {
 }
 
 /// One seat of a row, with where to draw it.
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SeatDef {
     /// The number printed on the seat ("12", "12A").
@@ -28,6 +30,7 @@ pub struct SeatDef {
 }
 
 /// A row of seats; seats in a row are adjacent in the order given.
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RowDef {
     /// Row label ("A", "12").
@@ -37,6 +40,7 @@ pub struct RowDef {
 }
 
 /// A section of a seating map.
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SectionDef {
     /// Unique within the venue.
@@ -48,6 +52,7 @@ pub struct SectionDef {
 }
 
 /// A general-admission area: no seats, a capacity.
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GaAreaDef {
     /// Unique within the venue.
@@ -60,6 +65,7 @@ pub struct GaAreaDef {
 
 /// The seating map of a venue. Seats are numbered by a flat *seat index*: sections in order,
 /// rows in order, seats in order, starting at 0. Commands and seat maps name seats by index.
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SeatingMap {
     /// Seated sections.
@@ -83,13 +89,12 @@ impl SeatingMap {
         let mut i = index as usize;
         for s in &self.sections {
             for r in &s.rows {
-                if i < r.seats.len() {
-                    return Some(format!(
-                        "{} {} {}",
-                        s.section_id, r.label, r.seats[i].number
-                    ));
+                match r.seats.get(i) {
+                    Some(seat) => {
+                        return Some(format!("{} {} {}", s.section_id, r.label, seat.number))
+                    }
+                    None => i = i.saturating_sub(r.seats.len()),
                 }
-                i -= r.seats.len();
             }
         }
         None
@@ -125,6 +130,7 @@ pub struct VenueLayout {
 }
 
 /// A seller's subscription.
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SellerPlan {
     /// The default plan.
@@ -170,6 +176,7 @@ pub struct Event {
 }
 
 /// A half-open range of seat indexes `[start, end)`.
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SeatRange {
     /// First seat index.
@@ -179,6 +186,7 @@ pub struct SeatRange {
 }
 
 /// A ticket tier as a seller defines it.
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TierSpec {
     /// Unique within the dt.
@@ -215,6 +223,9 @@ pub enum DtStatus {
     Published,
     /// Called off: holds released, tickets canceled.
     Canceled,
+    /// Being called off: no longer selling, its holds released and orders canceled a bounded
+    /// number per log entry; canceled when none is left.
+    Canceling,
 }
 
 /// A date and time of an event at a venue (the seed's `event_unique_id`).
@@ -519,6 +530,7 @@ pub struct Ticket {
 }
 
 /// A user's name and postal address.
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Profile {
     /// First name.
@@ -532,6 +544,7 @@ pub struct Profile {
 }
 
 /// How to reach a user.
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Contact {
     /// Email address.
@@ -541,6 +554,7 @@ pub struct Contact {
 }
 
 /// When and how to remind a user of their tickets.
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReminderPreference {
     /// How long before the start to remind; 0 for never.
@@ -581,6 +595,7 @@ pub struct User {
 }
 
 /// What a user may do; the API decides each route's roles.
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Role {
     /// Buys tickets.

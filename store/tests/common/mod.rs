@@ -34,8 +34,16 @@ impl Default for H {
 
 impl H {
     pub fn new() -> Self {
+        Self::with_hash_seed(None)
+    }
+
+    /// A harness whose machine seeds its hash tables with `seed` (the process's own when None).
+    pub fn with_hash_seed(seed: Option<u64>) -> Self {
         let backend = MemBackend::new();
-        let m = Machine::open(&backend).unwrap();
+        let m = match seed {
+            Some(s) => Machine::open_with_hash_seed(&backend, s).unwrap(),
+            None => Machine::open(&backend).unwrap(),
+        };
         H {
             backend,
             m,

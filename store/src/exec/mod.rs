@@ -1,0 +1,225 @@
+//! One handler per command. Each validates everything first, against the named bounds of
+//! [`crate::limits`], and only then changes state, so a rejection leaves the state (and the
+//! write set) exactly as it was.
+//!
+//! Architecture invariant: no value a command brings can make a handler panic. Lookups are
+//! fallible and happen while validating; arithmetic on command values is checked (a rejection)
+//! or runs on values whose bounds validation established (saturating, with the bound named).
+//!
+//! - `catalogue`: venues, sellers, events, dts, and a dt's cancellation in bounded steps.
+//! - `users`: profiles, accounts, roles.
+//! - `holds`: holds, their expiry, payments started and failed.
+//! - `orders`: purchases, cancellations, refunds, scans, the outbox.
+
+mod catalogue;
+mod holds;
+mod orders;
+mod users;
+mod validate;
+
+use crate::command::{Command, Done, Rejection};
+use crate::machine::{Cx, Machine};
+use crate::types::*;
+
+pub(crate) use orders::fee_of;
+
+/// A refusal on its way to becoming [`crate::Outcome::Rejected`].
+#[derive(Debug)]
+pub(crate) struct Reject {
+    pub code: Rejection,
+    pub detail: String,
+}
+
+pub(crate) type R<T> = Result<T, Reject>;
+
+pub(crate) fn no(code: Rejection, detail: impl Into<String>) -> Reject {
+    Reject {
+        code,
+        detail: detail.into(),
+    }
+}
+
+fn not_found(what: &str, id: &str) -> Reject {
+    no(Rejection::NotFound, format!("no {what} {id}"))
+}
+
+impl Machine {
+    pub(crate) fn execute(&mut self, cx: &mut Cx<'_>, cmd: &Command) -> R<Done> {
+        match cmd {
+            Command::CreateVenue {
+                venue_id,
+                name,
+                city,
+            } => self.create_venue(cx, venue_id, name, city),
+            Command::SetVenueLayout {
+                venue_id,
+                address,
+                geo,
+                seating_map,
+            } => self.set_venue_layout(cx, venue_id, address, *geo, seating_map),
+            Command::CreateSeller {
+                seller_id,
+                name,
+                fee_bps,
+                plan,
+            } => self.create_seller(cx, seller_id, name, *fee_bps, *plan),
+            Command::UpdateSeller {
+                seller_id,
+                fee_bps,
+                plan,
+            } => self.update_seller(cx, seller_id, *fee_bps, *plan),
+            Command::CreateEvent {
+                event_id,
+                seller_id,
+                title,
+                description,
+                category,
+                performers,
+            } => self.create_event(
+                cx,
+                Event {
+                    event_id: event_id.clone(),
+                    seller_id: seller_id.clone(),
+                    title: title.clone(),
+                    description: description.clone(),
+                    category: category.clone(),
+                    performers: performers.clone(),
+                    popularity: 0,
+                    created_index: cx.index,
+                },
+            ),
+            Command::CreateDt {
+                dt_id,
+                event_id,
+                venue_id,
+                starts_at_ms,
+                time_zone,
+                tiers,
+                sale_starts_at_ms,
+                sale_ends_at_ms,
+            } => self.create_dt(
+                cx,
+                Dt {
+                    dt_id: dt_id.clone(),
+                    event_id: event_id.clone(),
+                    venue_id: venue_id.clone(),
+                    starts_at_ms: *starts_at_ms,
+                    time_zone: time_zone.clone(),
+                    tiers: Vec::new(),
+                    sale_starts_at_ms: *sale_starts_at_ms,
+                    sale_ends_at_ms: *sale_ends_at_ms,
+                    status: DtStatus::Draft,
+                    created_index: cx.index,
+                },
+                tiers,
+            ),
+            Command::ChangeSaleWindow {
+                dt_id,
+                sale_starts_at_ms,
+                sale_ends_at_ms,
+            } => self.change_sale_window(cx, dt_id, *sale_starts_at_ms, *sale_ends_at_ms),
+            Command::PublishDt { dt_id } => self.publish_dt(cx, dt_id),
+            Command::CancelDt { dt_id, reason } => self.cancel_dt(cx, dt_id, reason),
+            Command::ContinueCancelDt { dt_id } => self.continue_cancel_dt(cx, dt_id),
+            Command::UpsertUser {
+                user_id,
+                profile,
+                contact,
+                reminder,
+                payment_token_sealed,
+            } => self.upsert_user(
+                cx,
+                User {
+                    user_id: user_id.clone(),
+                    profile: profile.clone(),
+                    contact: contact.clone(),
+                    reminder: reminder.clone(),
+                    payment_token_sealed: payment_token_sealed.clone(),
+                    created_index: cx.index,
+                    updated_index: cx.index,
+                },
+            ),
+            Command::HoldSeats {
+                hold_id,
+                dt_id,
+                user_id,
+                seats,
+                ga,
+                hold_ttl_ms,
+            } => {
+                let ttl = validate::hold_ttl(*hold_ttl_ms)?;
+                self.hold_seats(cx, hold_id, dt_id, user_id, seats, ga, ttl)
+            }
+            Command::HoldBestAvailable {
+                hold_id,
+                dt_id,
+                user_id,
+                tier_id,
+                quantity,
+                hold_ttl_ms,
+            } => {
+                let ttl = validate::hold_ttl(*hold_ttl_ms)?;
+                self.hold_best_available(cx, hold_id, dt_id, user_id, tier_id, *quantity, ttl)
+            }
+            Command::ReleaseHold { hold_id, user_id } => self.release_hold(cx, hold_id, user_id),
+            Command::StartPayment {
+                hold_id,
+                user_id,
+                payment_ref,
+                amount_minor,
+                currency,
+            } => self.start_payment(cx, hold_id, user_id, payment_ref, *amount_minor, currency),
+            Command::ConfirmPurchase {
+                hold_id,
+                order_id,
+                payment_ref,
+                amount_minor,
+                currency,
+                secret_seed,
+            } => self.confirm_purchase(
+                cx,
+                hold_id,
+                order_id,
+                payment_ref,
+                *amount_minor,
+                currency,
+                secret_seed,
+            ),
+            Command::PaymentFailed {
+                hold_id,
+                payment_ref,
+                reason,
+            } => self.payment_failed(cx, hold_id, payment_ref, reason),
+            Command::CancelOrder {
+                order_id,
+                user_id,
+                reason,
+            } => self.cancel_order(cx, order_id, user_id, reason),
+            Command::RefundTicket { ticket_id, user_id } => {
+                self.refund_ticket(cx, ticket_id, user_id)
+            }
+            Command::Scan {
+                ticket_id,
+                dt_id,
+                gate,
+            } => self.scan(cx, ticket_id, dt_id, gate),
+            Command::ExpireHolds { up_to_ms } => {
+                self.expire_due(cx, (*up_to_ms).min(cx.now));
+                Ok(Done::HoldsExpired { count: cx.expired })
+            }
+            Command::MarkNotificationSent {
+                notification_id,
+                channel,
+            } => self.mark_sent(cx, notification_id, channel),
+            Command::RegisterUser {
+                user_id,
+                email,
+                password_hash,
+                role,
+                profile,
+                phone,
+            } => self.register_user(cx, user_id, email, password_hash, *role, profile, phone),
+            Command::SetUserRole { user_id, role } => self.set_user_role(cx, user_id, *role),
+        }
+    }
+}

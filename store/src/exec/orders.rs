@@ -1,0 +1,564 @@
+//! Orders and tickets: the purchase, cancellations and refunds, scans at the gate, and the
+//! outbox of notifications they owe.
+
+use sha2::{Digest as _, Sha256};
+
+use crate::command::{Done, Rejection};
+use crate::limits::*;
+use crate::machine::{cf, put, rows_of, Cx, Machine};
+use crate::seats::{FREE, HELD, SOLD};
+use crate::types::*;
+
+use super::{no, not_found, validate, R};
+
+pub(crate) use super::holds::fee_of;
+
+/// What a purchase needs besides the hold, gathered while validating.
+struct Purchase {
+    dt: Dt,
+    seller_id: String,
+    reminder_lead_ms: i64,
+    /// Per item of the hold: its seat's label and its tier's id.
+    labels: Vec<(String, String)>,
+}
+
+impl Machine {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn confirm_purchase(
+        &mut self,
+        cx: &mut Cx<'_>,
+        hold_id: &str,
+        order_id: &str,
+        payment_ref: &str,
+        amount_minor: i64,
+        currency: &str,
+        secret_seed: &[u8],
+    ) -> R<Done> {
+        let mut hold = self.live_hold(hold_id, None)?;
+        let payment = match self.payment_pending(&hold) {
+            Some(p) if p.payment_ref == payment_ref => p.clone(),
+            _ => {
+                return Err(no(
+                    Rejection::PaymentNotAuthorized,
+                    format!("no payment {payment_ref} in flight for hold {hold_id}"),
+                ))
+            }
+        };
+        if amount_minor != hold.total_minor || currency != hold.currency {
+            return Err(no(
+                Rejection::AmountMismatch,
+                format!(
+                    "hold {hold_id} costs {} {}",
+                    hold.total_minor, hold.currency
+                ),
+            ));
+        }
+        validate::id("order_id", order_id)?;
+        if self.orders.contains_key(order_id) {
+            return Err(no(
+                Rejection::AlreadyExists,
+                format!("order {order_id} exists"),
+            ));
+        }
+        if !SECRET_SEED_LEN.contains(&secret_seed.len()) {
+            return Err(no(
+                Rejection::InvalidArgument,
+                format!("secret seed must be {SECRET_SEED_LEN:?} bytes"),
+            ));
+        }
+        let p = self.purchase_of(&hold)?;
+
+        if let Some(book) = self.d.books.get_mut(&hold.dt_id) {
+            for it in &hold.items {
+                book.shift(it.seat, HELD, SOLD);
+            }
+        }
+        let mut ticket_ids = Vec::with_capacity(hold.items.len());
+        for ((k, it), (seat_label, tier_id)) in (1u32..).zip(&hold.items).zip(p.labels) {
+            let ticket_id = format!("{order_id}-{k}");
+            let secret: [u8; 32] = Sha256::new()
+                .chain_update(b"ticketd ticket secret\0")
+                .chain_update(secret_seed)
+                .chain_update(ticket_id.as_bytes())
+                .finalize()
+                .into();
+            let ticket = Ticket {
+                ticket_id: ticket_id.clone(),
+                order_id: order_id.to_string(),
+                event_id: p.dt.event_id.clone(),
+                dt_id: p.dt.dt_id.clone(),
+                user_id: hold.user_id.clone(),
+                seat: it.seat,
+                seat_label,
+                tier_id,
+                price_minor: it.price_minor,
+                fee_minor: it.fee_minor,
+                currency: hold.currency.clone(),
+                secret,
+                status: TicketStatus::Valid,
+                scans: Vec::new(),
+                created_at_ms: cx.now,
+                updated_at_ms: cx.now,
+            };
+            put(&mut self.tickets, cx.ws, cf::TICKETS, &ticket_id, ticket);
+            ticket_ids.push(ticket_id);
+        }
+        let order = Order {
+            order_id: order_id.to_string(),
+            user_id: hold.user_id.clone(),
+            event_id: p.dt.event_id.clone(),
+            dt_id: p.dt.dt_id.clone(),
+            hold_id: hold_id.to_string(),
+            payment_ref: payment_ref.to_string(),
+            ticket_ids: ticket_ids.clone(),
+            subtotal_minor: hold.subtotal_minor,
+            fee_minor: hold.fee_minor,
+            total_minor: hold.total_minor,
+            refunded_minor: 0,
+            currency: hold.currency.clone(),
+            status: OrderStatus::Confirmed,
+            created_at_ms: cx.now,
+            created_index: cx.index,
+        };
+        put(&mut self.orders, cx.ws, cf::ORDERS, order_id, order);
+        self.d
+            .user_orders
+            .insert((hold.user_id.clone(), order_id.to_string()));
+        self.d
+            .seller_orders
+            .insert((p.seller_id, order_id.to_string()));
+        self.d
+            .dt_open_orders
+            .insert((p.dt.dt_id.clone(), order_id.to_string()));
+
+        self.d
+            .live_by_expiry
+            .remove(&(hold.effective_expiry_ms(), hold_id.to_string()));
+        self.d
+            .dt_live_holds
+            .remove(&(hold.dt_id.clone(), hold_id.to_string()));
+        hold.pinned_until_ms = None;
+        hold.status = HoldStatus::Purchased {
+            order_id: order_id.to_string(),
+        };
+        let user_id = hold.user_id.clone();
+        put(&mut self.holds, cx.ws, cf::HOLDS, hold_id, hold);
+        let mut payment = payment;
+        payment.status = PaymentStatus::Confirmed {
+            order_id: order_id.to_string(),
+        };
+        put(
+            &mut self.payments,
+            cx.ws,
+            cf::PAYMENTS,
+            payment_ref,
+            payment,
+        );
+        // At most SEATS_PER_HOLD_MAX tickets.
+        self.bump_popularity(cx, &p.dt.event_id, ticket_ids.len() as i64);
+
+        self.notify(
+            cx,
+            &user_id,
+            order_id,
+            NotificationKind::Confirmation,
+            cx.now,
+        );
+        self.notify(cx, &user_id, order_id, NotificationKind::ETickets, cx.now);
+        // A dt starts by TIME_MS_MAX and a lead is at most REMINDER_LEAD_MAX_MS: no overflow.
+        let remind_at = p.dt.starts_at_ms.saturating_sub(p.reminder_lead_ms);
+        if p.reminder_lead_ms > 0 && remind_at > cx.now {
+            self.notify(
+                cx,
+                &user_id,
+                order_id,
+                NotificationKind::Reminder,
+                remind_at,
+            );
+        }
+        cx.touched_dt = Some(p.dt.dt_id.clone());
+        Ok(Done::PurchaseConfirmed {
+            order_id: order_id.to_string(),
+            ticket_ids,
+            total_minor: amount_minor,
+            currency: currency.to_string(),
+        })
+    }
+
+    /// The dt (still selling), seller, buyer's reminder lead and seat labels of a purchase of
+    /// `hold`; NotFound where the state lacks one of them.
+    fn purchase_of(&self, hold: &Hold) -> R<Purchase> {
+        let dt = self.dt_live(&hold.dt_id)?.clone();
+        let seller_id = self
+            .events
+            .get(&dt.event_id)
+            .ok_or_else(|| not_found("event", &dt.event_id))?
+            .seller_id
+            .clone();
+        let reminder_lead_ms = self
+            .users
+            .get(&hold.user_id)
+            .ok_or_else(|| not_found("user", &hold.user_id))?
+            .reminder
+            .lead_ms;
+        let map = &self
+            .layouts
+            .get(&dt.venue_id)
+            .ok_or_else(|| not_found("layout of venue", &dt.venue_id))?
+            .seating_map;
+        let mut labels = Vec::with_capacity(hold.items.len());
+        for it in &hold.items {
+            let seat_label = match it.seat {
+                SeatRef::Seat(s) => map.seat_label(s),
+                SeatRef::Ga(a) => map.ga_areas.get(usize::from(a)).map(|a| a.name.clone()),
+            };
+            let tier_id = dt
+                .tiers
+                .get(usize::from(it.tier))
+                .map(|t| t.spec.tier_id.clone())
+                .ok_or_else(|| not_found("tier of", &format!("{:?}", it.seat)))?;
+            labels.push((seat_label.unwrap_or_default(), tier_id));
+        }
+        Ok(Purchase {
+            dt,
+            seller_id,
+            reminder_lead_ms,
+            labels,
+        })
+    }
+
+    /// Moves an event's popularity (tickets sold and not returned) by `by`.
+    fn bump_popularity(&mut self, cx: &mut Cx<'_>, event_id: &str, by: i64) {
+        let Some(mut e) = self.events.get(event_id).cloned() else {
+            return;
+        };
+        e.popularity = e.popularity.saturating_add_signed(by);
+        put(&mut self.events, cx.ws, cf::EVENTS, event_id, e);
+    }
+
+    /// Adds a notification to the outbox, due at `due_at_ms`.
+    fn notify(
+        &mut self,
+        cx: &mut Cx<'_>,
+        user_id: &str,
+        order_id: &str,
+        kind: NotificationKind,
+        due_at_ms: i64,
+    ) {
+        // A few per request and per canceled order: far below u32::MAX in one entry.
+        cx.notes = cx.notes.saturating_add(1);
+        let id = format!("n-{}-{}", cx.index, cx.notes);
+        self.d.pending_outbox.insert((due_at_ms, id.clone()));
+        self.d
+            .order_notes
+            .insert((order_id.to_string(), id.clone()));
+        let n = Notification {
+            notification_id: id.clone(),
+            user_id: user_id.to_string(),
+            order_id: order_id.to_string(),
+            kind,
+            due_at_ms,
+            status: NotificationStatus::Pending,
+        };
+        put(&mut self.outbox, cx.ws, cf::OUTBOX, &id, n);
+    }
+
+    /// Voids the pending reminders of an order with no valid ticket left.
+    fn void_reminders(&mut self, cx: &mut Cx<'_>, order_id: &str) {
+        let ids: Vec<String> = rows_of(&self.d.order_notes, order_id).collect();
+        for id in ids {
+            let Some(mut n) = self.outbox.get(&id).cloned() else {
+                continue;
+            };
+            if n.kind != NotificationKind::Reminder || n.status != NotificationStatus::Pending {
+                continue;
+            }
+            self.d.pending_outbox.remove(&(n.due_at_ms, id.clone()));
+            n.status = NotificationStatus::Void { at_ms: cx.now };
+            put(&mut self.outbox, cx.ws, cf::OUTBOX, &id, n);
+        }
+    }
+
+    pub(super) fn cancel_order(
+        &mut self,
+        cx: &mut Cx<'_>,
+        order_id: &str,
+        user_id: &str,
+        reason: &str,
+    ) -> R<Done> {
+        validate::text("reason", reason, TEXT_LEN_MAX)?;
+        let order = self
+            .orders
+            .get(order_id)
+            .ok_or_else(|| not_found("order", order_id))?;
+        if order.user_id != user_id {
+            return Err(no(
+                Rejection::NotOwner,
+                format!("order {order_id} belongs to another user"),
+            ));
+        }
+        if matches!(order.status, OrderStatus::Canceled | OrderStatus::Refunded) {
+            return Err(no(
+                Rejection::OrderNotCancelable,
+                format!("order {order_id} is {:?}", order.status),
+            ));
+        }
+        let used = order.ticket_ids.iter().any(|t| {
+            self.tickets
+                .get(t)
+                .is_some_and(|t| matches!(t.status, TicketStatus::Used { .. }))
+        });
+        if used {
+            return Err(no(
+                Rejection::OrderNotCancelable,
+                format!("order {order_id} has a used ticket"),
+            ));
+        }
+        let refund_minor = self.cancel_order_effects(cx, order_id);
+        Ok(Done::OrderCanceled {
+            order_id: order_id.to_string(),
+            refund_minor,
+        })
+    }
+
+    /// Cancels every valid ticket of an order, frees their seats, owes their money back and
+    /// marks the order canceled. Returns the refund. The ids its callers pass name orders
+    /// (checked by the caller, or taken from the dt -> open orders index).
+    pub(super) fn cancel_order_effects(&mut self, cx: &mut Cx<'_>, order_id: &str) -> i64 {
+        let Some(mut order) = self.orders.get(order_id).cloned() else {
+            return 0;
+        };
+        let mut refund = 0i64;
+        let mut refunded_ids = Vec::new();
+        for tid in &order.ticket_ids {
+            let Some(mut t) = self.tickets.get(tid).cloned() else {
+                continue;
+            };
+            if t.status != TicketStatus::Valid {
+                continue;
+            }
+            self.free_ticket_seat(&t);
+            // An order's tickets sum to its total (an invariant), far inside i64.
+            refund = refund.saturating_add(t.price_minor.saturating_add(t.fee_minor));
+            t.status = TicketStatus::Canceled { at_ms: cx.now };
+            t.updated_at_ms = cx.now;
+            refunded_ids.push(tid.clone());
+            put(&mut self.tickets, cx.ws, cf::TICKETS, tid, t);
+        }
+        order.refunded_minor = order.refunded_minor.saturating_add(refund);
+        order.status = OrderStatus::Canceled;
+        let (user_id, event_id, dt_id) = (
+            order.user_id.clone(),
+            order.event_id.clone(),
+            order.dt_id.clone(),
+        );
+        put(&mut self.orders, cx.ws, cf::ORDERS, order_id, order);
+        self.d
+            .dt_open_orders
+            .remove(&(dt_id.clone(), order_id.to_string()));
+        // At most SEATS_PER_HOLD_MAX tickets per order.
+        let returned = refunded_ids.len() as i64;
+        self.bump_popularity(cx, &event_id, returned.saturating_neg());
+        self.notify(
+            cx,
+            &user_id,
+            order_id,
+            NotificationKind::Cancellation,
+            cx.now,
+        );
+        if refund > 0 {
+            self.notify(
+                cx,
+                &user_id,
+                order_id,
+                NotificationKind::Refund {
+                    amount_minor: refund,
+                    ticket_ids: refunded_ids,
+                },
+                cx.now,
+            );
+        }
+        self.void_reminders(cx, order_id);
+        cx.touched_dt = Some(dt_id);
+        refund
+    }
+
+    /// Gives a valid ticket's seat back to the pool.
+    fn free_ticket_seat(&mut self, t: &Ticket) {
+        if let Some(book) = self.d.books.get_mut(&t.dt_id) {
+            book.shift(t.seat, SOLD, FREE);
+        }
+        self.uncount((t.dt_id.clone(), t.user_id.clone()), 1);
+    }
+
+    pub(super) fn refund_ticket(
+        &mut self,
+        cx: &mut Cx<'_>,
+        ticket_id: &str,
+        user_id: &str,
+    ) -> R<Done> {
+        let mut t = self
+            .tickets
+            .get(ticket_id)
+            .ok_or_else(|| not_found("ticket", ticket_id))?
+            .clone();
+        if t.user_id != user_id {
+            return Err(no(
+                Rejection::NotOwner,
+                format!("ticket {ticket_id} belongs to another user"),
+            ));
+        }
+        if t.status != TicketStatus::Valid {
+            return Err(no(
+                Rejection::TicketNotRefundable,
+                format!("ticket {ticket_id} is {:?}", t.status),
+            ));
+        }
+        let mut order = self
+            .orders
+            .get(&t.order_id)
+            .cloned()
+            .ok_or_else(|| not_found("order", &t.order_id))?;
+        self.free_ticket_seat(&t);
+        let refund = t.price_minor.saturating_add(t.fee_minor);
+        t.status = TicketStatus::Refunded { at_ms: cx.now };
+        t.updated_at_ms = cx.now;
+        let (order_id, event_id, dt_id) = (t.order_id.clone(), t.event_id.clone(), t.dt_id.clone());
+        put(&mut self.tickets, cx.ws, cf::TICKETS, ticket_id, t);
+
+        order.refunded_minor = order.refunded_minor.saturating_add(refund);
+        let statuses: Vec<Option<&TicketStatus>> = order
+            .ticket_ids
+            .iter()
+            .map(|id| self.tickets.get(id).map(|t| &t.status))
+            .collect();
+        let any_valid = statuses.contains(&Some(&TicketStatus::Valid));
+        let all_refunded = statuses
+            .iter()
+            .all(|s| matches!(s, Some(TicketStatus::Refunded { .. })));
+        order.status = if all_refunded {
+            OrderStatus::Refunded
+        } else {
+            OrderStatus::PartiallyRefunded
+        };
+        if all_refunded {
+            self.d
+                .dt_open_orders
+                .remove(&(dt_id.clone(), order_id.clone()));
+        }
+        put(&mut self.orders, cx.ws, cf::ORDERS, &order_id, order);
+        self.bump_popularity(cx, &event_id, -1);
+        self.notify(
+            cx,
+            user_id,
+            &order_id,
+            NotificationKind::Refund {
+                amount_minor: refund,
+                ticket_ids: vec![ticket_id.to_string()],
+            },
+            cx.now,
+        );
+        if !any_valid {
+            self.void_reminders(cx, &order_id);
+        }
+        cx.touched_dt = Some(dt_id);
+        Ok(Done::TicketRefunded {
+            ticket_id: ticket_id.to_string(),
+            refund_minor: refund,
+        })
+    }
+
+    pub(super) fn scan(
+        &mut self,
+        cx: &mut Cx<'_>,
+        ticket_id: &str,
+        dt_id: &str,
+        gate: &str,
+    ) -> R<Done> {
+        validate::id("gate", gate)?;
+        let Some(t) = self.tickets.get(ticket_id) else {
+            return Ok(Done::Scanned {
+                ticket_id: ticket_id.to_string(),
+                verdict: ScanVerdict::Unknown,
+            });
+        };
+        let mut t = t.clone();
+        let called_off = self
+            .dts
+            .get(&t.dt_id)
+            .is_some_and(|d| matches!(d.status, DtStatus::Canceling | DtStatus::Canceled));
+        let verdict = if t.dt_id != dt_id {
+            ScanVerdict::WrongDt {
+                dt_id: t.dt_id.clone(),
+            }
+        } else {
+            match &t.status {
+                // Its dt is being called off: its ticket is about to be canceled.
+                TicketStatus::Valid if called_off => ScanVerdict::Canceled { at_ms: cx.now },
+                TicketStatus::Valid => ScanVerdict::Admitted,
+                TicketStatus::Used { at_ms, gate } => ScanVerdict::AlreadyUsed {
+                    at_ms: *at_ms,
+                    gate: gate.clone(),
+                },
+                TicketStatus::Canceled { at_ms } => ScanVerdict::Canceled { at_ms: *at_ms },
+                TicketStatus::Refunded { at_ms } => ScanVerdict::Refunded { at_ms: *at_ms },
+            }
+        };
+        if verdict == ScanVerdict::Admitted {
+            t.status = TicketStatus::Used {
+                at_ms: cx.now,
+                gate: gate.to_string(),
+            };
+        }
+        if t.scans.len() >= SCANS_PER_TICKET_MAX {
+            t.scans.remove(0);
+        }
+        t.scans.push(ScanRecord {
+            at_ms: cx.now,
+            gate: gate.to_string(),
+            verdict: verdict.clone(),
+        });
+        t.updated_at_ms = cx.now;
+        put(&mut self.tickets, cx.ws, cf::TICKETS, ticket_id, t);
+        Ok(Done::Scanned {
+            ticket_id: ticket_id.to_string(),
+            verdict,
+        })
+    }
+
+    pub(super) fn mark_sent(
+        &mut self,
+        cx: &mut Cx<'_>,
+        notification_id: &str,
+        channel: &str,
+    ) -> R<Done> {
+        validate::id("channel", channel)?;
+        let mut n = self
+            .outbox
+            .get(notification_id)
+            .ok_or_else(|| not_found("notification", notification_id))?
+            .clone();
+        match n.status {
+            NotificationStatus::Sent { .. } => {}
+            NotificationStatus::Void { .. } => {
+                return Err(no(
+                    Rejection::InvalidState,
+                    format!("notification {notification_id} is void"),
+                ))
+            }
+            NotificationStatus::Pending => {
+                self.d
+                    .pending_outbox
+                    .remove(&(n.due_at_ms, notification_id.to_string()));
+                n.status = NotificationStatus::Sent {
+                    at_ms: cx.now,
+                    channel: channel.to_string(),
+                };
+                put(&mut self.outbox, cx.ws, cf::OUTBOX, notification_id, n);
+            }
+        }
+        Ok(Done::NotificationSent {
+            notification_id: notification_id.to_string(),
+        })
+    }
+}
