@@ -84,6 +84,7 @@ impl ApiProcess {
             .stdout(std::process::Stdio::null())
             .stderr(std::fs::File::create(log_dir.join("api.log"))?)
             .spawn()?;
+        ticketd_raft::tls::install_provider(); // reqwest takes the process's ring provider
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(30))
             .build()?;

@@ -124,6 +124,7 @@ async fn node_metrics(c: &TestCluster, id: u64) -> anyhow::Result<String> {
         .expect("node")
         .metrics_addr
         .clone();
+    ticketd_raft::tls::install_provider(); // reqwest takes the process's ring provider
     Ok(reqwest::get(format!("http://{addr}/metrics"))
         .await?
         .text()

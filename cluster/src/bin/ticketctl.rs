@@ -157,6 +157,9 @@ impl From<ClientError> for Failure {
 }
 
 fn main() -> ExitCode {
+    // rustls's crypto provider for the whole process (ring): reqwest and lettre take none of
+    // their own.
+    ticketd_raft::tls::install_provider();
     let cli = Cli::parse();
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -569,6 +569,9 @@ async fn unit_of_load(
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // rustls's crypto provider for the whole process (ring): reqwest and lettre take none of
+    // their own.
+    ticketd_raft::tls::install_provider();
     // Its recorded seats and timelines grow through the run: no huge-page stalls in the
     // generator either.
     ticketd_cluster::process::disable_huge_pages();

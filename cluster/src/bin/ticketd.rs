@@ -392,6 +392,9 @@ struct NodeArgs {
 }
 
 fn main() -> anyhow::Result<()> {
+    // rustls's crypto provider for the whole process (ring): reqwest and lettre take none of
+    // their own.
+    ticketd_raft::tls::install_provider();
     ticketd_cluster::process::disable_huge_pages();
     let cli = Cli::parse();
     match cli.cmd {

@@ -317,6 +317,7 @@ pub struct PaysimBooks {
 impl PaysimBooks {
     /// The books of the simulator at `addr`.
     pub fn new(addr: &str) -> Self {
+        ticketd_raft::tls::install_provider(); // reqwest takes the process's ring provider
         Self {
             base: format!("http://{addr}"),
             http: reqwest::Client::new(),
@@ -702,6 +703,7 @@ impl SmsSim {
 
     /// (deliveries, distinct message ids) so far.
     pub async fn inbox(&self) -> anyhow::Result<(u64, Vec<String>)> {
+        ticketd_raft::tls::install_provider(); // reqwest takes the process's ring provider
         let v: Value = reqwest::get(format!("http://{}/v1/messages", self.addr))
             .await?
             .json()
