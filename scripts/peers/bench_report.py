@@ -257,7 +257,7 @@ if w10_tls and w10_plain:
     L.append("## Mutual TLS against plain text (W10)")
     L.append("")
     L.append("The W2 storm at ticketd's best W2 concurrency, against a fresh 3-node cluster with mutual TLS "
-             "between every party and against one run with `--insecure` (plain text, no authorization), "
+             "between every party and against one run without it (plain text, no authorization), "
              "alternating; each pair's ratio of holds/s, TLS over plain text.")
     L.append("")
     pairs = []
