@@ -30,9 +30,16 @@ insecure_uses=$(git -C "$ROOT" grep -n -e '--insecure' -- . ':!cluster/src/' ':!
   | grep -v '^scripts/bench:.*# the plain-text peer of the TLS comparison$' || true)
 [ -z "$insecure_uses" ] || die "--insecure outside the binaries' flag definitions and docs:
 $insecure_uses"
+FUZZ=(--manifest-path store/fuzz/Cargo.toml)
 log "format check"
 cargo fmt --all --check || die "cargo fmt --all --check failed: run cargo fmt --all"
+cargo fmt "${FUZZ[@]}" --check || die "store/fuzz is not formatted: run cargo fmt ${FUZZ[*]}"
 log "clippy"
 cargo clippy --workspace --all-targets -- -D warnings || die "clippy found problems"
+cargo clippy "${FUZZ[@]}" --no-default-features --all-targets -- -D warnings \
+  || die "clippy found problems in store/fuzz"
 log "tests"
 cargo nextest run --workspace --no-fail-fast "$@"
+# The state machine's fuzzer, from the committed corpus (scripts/fuzz.sh; about 3 minutes with
+# its build, longer the first time cargo-fuzz is installed).
+scripts/fuzz.sh "${TICKETD_FUZZ_SECONDS:-60}"

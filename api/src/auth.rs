@@ -133,13 +133,26 @@ pub fn burn_password_check(password: &str) {
     let _ = verify_password(password, phc);
 }
 
-/// Checks a password against its PHC hash.
+/// Checks a password against its PHC hash; a hash asking for more work than the store's
+/// bounds allow (memory, passes, lanes) fails without being computed.
 pub fn verify_password(password: &str, phc: &str) -> bool {
     PasswordHash::new(phc).is_ok_and(|h| {
-        Argon2::default()
-            .verify_password(password.as_bytes(), &h)
-            .is_ok()
+        within_cost(&h)
+            && Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
     })
+}
+
+/// Whether a hash's argon2 parameters are within `ticketd_store::limits`.
+fn within_cost(h: &PasswordHash<'_>) -> bool {
+    use ticketd_store::limits::{
+        PASSWORD_HASH_LANES_MAX, PASSWORD_HASH_MEMORY_KIB_MAX, PASSWORD_HASH_TIME_COST_MAX,
+    };
+    let at_most = |name: &str, max: u32| h.params.get_decimal(name).is_some_and(|v| v <= max);
+    at_most("m", PASSWORD_HASH_MEMORY_KIB_MAX)
+        && at_most("t", PASSWORD_HASH_TIME_COST_MAX)
+        && at_most("p", PASSWORD_HASH_LANES_MAX)
 }
 
 /// The authenticated caller of a request.
@@ -211,5 +224,8 @@ mod tests {
         assert!(h.starts_with("$argon2id$"));
         assert!(verify_password("correct horse", &h));
         assert!(!verify_password("wrong", &h));
+        // The same hash claiming 4 GiB of memory is refused before argon2 would allocate it.
+        let greedy = h.replace("m=19456", "m=4194304");
+        assert!(!verify_password("correct horse", &greedy));
     }
 }

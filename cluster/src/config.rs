@@ -97,6 +97,9 @@ pub struct NodeFileConfig {
     /// larger one, or one that does not fit the free disk twice over, is refused before a
     /// byte is written).
     pub snapshot_recv_max_bytes: u64,
+    /// Period of the leader's replica digests (`DigestState`, then `CheckDigest` with its
+    /// own), ms; 0: only on demand (`ticketctl endpoint hashkv`).
+    pub digest_period_ms: u64,
 }
 
 impl Default for NodeFileConfig {
@@ -142,6 +145,8 @@ impl Default for NodeFileConfig {
             cert: None,
             key: None,
             snapshot_recv_max_bytes: ticketd_raft::service::SNAPSHOT_RECV_MAX_BYTES,
+            // Every node reads its whole state at low priority, like a snapshot build.
+            digest_period_ms: 600_000,
         }
     }
 }
@@ -228,6 +233,7 @@ impl NodeFileConfig {
             reconcile_lookback: Duration::from_millis(self.reconcile_lookback_ms),
             dispatch_period: Duration::from_millis(self.dispatch_period_ms),
             dispatch_batch: self.dispatch_batch,
+            digest_period: Duration::from_millis(self.digest_period_ms),
             ..Default::default()
         })
     }

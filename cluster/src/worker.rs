@@ -2,6 +2,9 @@
 //!
 //! - **hold expiry**: proposes `ExpireHolds` periodically, so seats come back on an idle cluster
 //!   too (every apply also expires what is due);
+//! - **replica digests**: proposes `DigestState` every `digest_period`, and announces each digest
+//!   this node computed in a `CheckDigest` entry, against which every replica compares its own
+//!   (`ticketd_raft::digest`);
 //! - **cancellations**: continues every dt the store shows as canceling with
 //!   `ContinueCancelDt` entries (each releases or cancels a bounded number of rows) until it
 //!   is canceled;
@@ -58,6 +61,8 @@ use ticketd_store::types::{
 };
 use ticketd_store::{Command, Outcome, Query, QueryResult, Rejection};
 
+/// How often the worker looks for digests to announce.
+const DIGEST_POLL: Duration = Duration::from_secs(1);
 /// Dts whose cancellation one pass continues at most.
 const CANCELING_DTS_PER_PASS_MAX: u32 = 16;
 /// `ContinueCancelDt` entries one pass proposes per dt at most (each does up to
@@ -131,6 +136,8 @@ pub struct WorkerConfig {
     /// Attempts of one notification before it is parked (retried again only by an on-demand
     /// `ticketctl reconcile`, or by the next leader).
     pub send_attempts_max: u32,
+    /// Period of replica digests (`DigestState`); zero: only on demand.
+    pub digest_period: Duration,
 }
 
 impl Default for WorkerConfig {
@@ -141,6 +148,7 @@ impl Default for WorkerConfig {
             smtp: None,
             sms: None,
             expire_period: Duration::from_millis(500),
+            digest_period: Duration::from_secs(600),
             reconcile_period: Duration::from_secs(30),
             reconcile_grace: Duration::from_secs(60),
             reconcile_lookback: Duration::from_secs(24 * 3600),
@@ -342,6 +350,20 @@ impl Worker {
                 w.continue_cancellations().await;
             }
         }));
+        let w = self.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut announced = 0u64;
+            let mut last_digest = Instant::now();
+            loop {
+                tokio::time::sleep(DIGEST_POLL).await;
+                let period = w.cfg.digest_period;
+                if !period.is_zero() && last_digest.elapsed() >= period {
+                    last_digest = Instant::now();
+                    w.propose_digest().await;
+                }
+                announced = w.announce_digests(announced).await;
+            }
+        }));
         if self.provider.is_some() {
             let w = self.clone();
             tasks.push(tokio::spawn(async move {
@@ -408,6 +430,33 @@ impl Worker {
             }
             Err(e) => tracing::debug!(error = %e, "ExpireHolds not proposed"),
         }
+    }
+
+    async fn propose_digest(&self) {
+        let key = format!("digest:{}:{}", self.ctx.id, now_ms());
+        match self.write(&key, &Command::DigestState {}).await {
+            Ok(_) => tracing::debug!("replica digest proposed"),
+            Err(e) => tracing::debug!(error = %e, "replica digest not proposed"),
+        }
+    }
+
+    /// Announces this node's digests computed at indexes above `announced`; returns the
+    /// newest index announced.
+    async fn announce_digests(&self, mut announced: u64) -> u64 {
+        for (index, digest) in self.ctx.sm.digests().computed_after(announced) {
+            let cmd = Command::CheckDigest {
+                index,
+                digest: digest.clone(),
+            };
+            match self.write(&format!("check-digest:{index}"), &cmd).await {
+                Ok(_) => announced = index,
+                Err(e) => {
+                    tracing::debug!(index, error = %e, "digest not announced");
+                    break;
+                }
+            }
+        }
+        announced
     }
 
     /// Proposes the next steps of every dt the store shows as canceling, until each is

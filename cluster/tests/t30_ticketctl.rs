@@ -116,23 +116,23 @@ async fn ticketctl_reports_status_moves_leadership_and_exits_with_distinct_codes
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("voter"), "{out}");
 
-    phase("without the admin certificate: no TLS at all 2, no certificate 7, an api one 7");
+    phase("without the admin certificate: no TLS at all 2, no certificate 8, an api one 8");
     let (code, _, err) = ctl_as(&[], &[], &eps, &["endpoint", "status"]);
     assert_eq!(code, 2, "no TLS material is a usage error: {err}");
     assert!(err.contains("--cacert"), "{err}");
     let ca_only: Vec<OsString> = vec!["--cacert".into(), f.ca.clone().into()];
     let (code, _, err) = ctl_as(&ca_only, &[], &eps, &["member", "list"]);
-    assert_eq!(code, 7, "{err}");
+    assert_eq!(code, 8, "{err}");
     assert!(err.contains("client certificate"), "{err}");
     let api = c.tls_args(&Identity::Api("dev".into()));
     let (code, _, err) = ctl_as(&api, &[], &eps, &["leader", "transfer", "1"]);
-    assert_eq!(code, 7, "{err}");
+    assert_eq!(code, 8, "{err}");
     assert!(
         err.contains("PermissionDenied") || err.contains("may not call"),
         "{err}"
     );
     let (code, _, err) = ctl_as(&api, &[], &eps, &["endpoint", "status"]);
-    assert_eq!(code, 7, "{err}");
+    assert_eq!(code, 8, "{err}");
     assert_eq!(
         c.wait_leader(Duration::from_secs(10)).await?,
         to,

@@ -1,6 +1,8 @@
 //! schemathesis (PyPI) fuzzes the HTTP API from its own `/openapi.json`, against a real 3-node
 //! cluster with the demo data: no 5xx, and every response matches the schema (status code,
-//! content type, body). `scripts/test.sh` installs schemathesis and sets `TICKETD_SCHEMATHESIS`.
+//! content type, body). It runs once per identity, a buyer's, a seller's and a gate scanner's
+//! token, so the seller and gate routes are fuzzed past their authorization too.
+//! `scripts/test.sh` installs schemathesis and sets `TICKETD_SCHEMATHESIS`.
 
 mod common;
 
@@ -10,8 +12,15 @@ use common::*;
 use ticketd_api::auth::Role;
 use ticketd_jepsen::cluster::{NodeOpts, TestCluster};
 
-/// Wall-clock budget of the fuzzing, seconds.
-const FUZZ_SECONDS: &str = "60";
+/// Wall-clock budget of the fuzzing per identity, seconds.
+const FUZZ_SECONDS: &str = "40";
+
+/// The identities the API is fuzzed as: demo accounts of each role that has routes of its own.
+const IDENTITIES: &[(&str, Role)] = &[
+    ("demo-user-1", Role::User),
+    ("live-nation-demo", Role::Seller),
+    ("gate-scanner-1", Role::Scanner),
+];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schemathesis_finds_no_server_errors_and_no_schema_violations() -> anyhow::Result<()> {
@@ -43,10 +52,44 @@ async fn schemathesis_finds_no_server_errors_and_no_schema_violations() -> anyho
         .duration_since(std::time::UNIX_EPOCH)?
         .as_millis() as i64;
     ticketd_cluster::demo::seed(&c.client(), now_ms, false).await?;
-    let user = token("demo-user-1", Role::User);
-    let report = dir.path().join("report");
-    let cwd = dir.path().to_path_buf();
-    let schema = api.url("/openapi.json");
+    let mut failed = Vec::new();
+    for (user_id, role) in IDENTITIES {
+        phase(&format!("schemathesis as {user_id} ({role:?})"));
+        let (ok, stdout, stderr) = fuzz_as(
+            &bin,
+            &api.url("/openapi.json"),
+            &token(user_id, *role),
+            dir.path(),
+        )
+        .await?;
+        // The summary, for the test log (and the issue note).
+        let tail: Vec<&str> = stdout.lines().rev().take(40).collect();
+        for l in tail.iter().rev() {
+            eprintln!("{l}");
+        }
+        if !ok {
+            failed.push(format!("as {user_id}:\n{stdout}\n{stderr}"));
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "schemathesis found problems:\n{}",
+        failed.join("\n")
+    );
+    Ok(())
+}
+
+/// One schemathesis run with `token`: whether it passed, its stdout and stderr.
+async fn fuzz_as(
+    bin: &str,
+    schema: &str,
+    token: &str,
+    dir: &std::path::Path,
+) -> anyhow::Result<(bool, String, String)> {
+    let (bin, schema) = (bin.to_string(), schema.to_string());
+    let auth = format!("Authorization: Bearer {token}");
+    let cwd = tempfile::tempdir_in(dir)?;
+    let report = cwd.path().join("report");
     let out = tokio::task::spawn_blocking(move || {
         Command::new(bin)
             .arg("run")
@@ -54,26 +97,19 @@ async fn schemathesis_finds_no_server_errors_and_no_schema_violations() -> anyho
             .args(["--checks", "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"])
             .args(["--max-time", FUZZ_SECONDS, "--workers", "2", "--request-timeout", "15"])
             .args(["--phases", "examples,coverage,fuzzing"])
-            .args(["--header", &format!("Authorization: Bearer {user}")])
+            .args(["--header", &auth])
             .args(["--report", "ndjson", "--report-dir"])
             .arg(&report)
             .args(["--seed", "1"])
             .env("NO_COLOR", "1")
             // schemathesis keeps a cache in its working directory: a temporary one.
-            .current_dir(&cwd)
+            .current_dir(cwd.path())
             .output()
     })
     .await??;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    // The summary, for the test log (and the issue note).
-    let tail: Vec<&str> = stdout.lines().rev().take(40).collect();
-    for l in tail.iter().rev() {
-        eprintln!("{l}");
-    }
-    assert!(
+    Ok((
         out.status.success(),
-        "schemathesis found problems:\n{stdout}\n{stderr}"
-    );
-    Ok(())
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
 }

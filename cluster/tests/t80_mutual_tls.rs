@@ -103,6 +103,14 @@ async fn call(ch: Channel, path: &str) -> Result<(), tonic::Status> {
             ("ticketd.v1.Admin", "Reconcile") => {
                 AdminClient::new(ch).reconcile(pb::Empty {}).await.map(drop)
             }
+            ("ticketd.v1.Admin", "ProposeDigest") => AdminClient::new(ch)
+                .propose_digest(pb::Empty {})
+                .await
+                .map(drop),
+            ("ticketd.v1.Admin", "Digest") => AdminClient::new(ch)
+                .digest(pb::DigestRequest::default())
+                .await
+                .map(drop),
             _ => panic!("no call for {path}"),
         }
     };
@@ -149,7 +157,7 @@ async fn a_caller_without_a_certificate_is_refused_on_every_method_of_every_node
     let c = TestCluster::start(&ticketd_bin(), 3, NodeOpts::default()).await?;
     let ca_only = Transport::Tls(Credentials::load_ca_only(&c.certs_dir().join("ca.pem"))?);
 
-    phase("TLS without a client certificate: UNAUTHENTICATED, on each of the 18 methods");
+    phase("TLS without a client certificate: UNAUTHENTICATED, on each method of the matrix");
     for node in c.nodes() {
         let ch = channel(&node.addr, &ca_only);
         for (path, _) in MATRIX {

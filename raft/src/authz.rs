@@ -9,7 +9,7 @@
 //! | `Client.Write`, `Client.WriteBatch` | yes | yes | - |
 //! | `Client.Read` | yes, secrets redacted | yes | yes, secrets redacted |
 //! | `Client.ReadIndex` | yes | - | - |
-//! | `Admin.*` (Init, AddLearner, Promote, Remove, TransferLeader, TriggerSnapshot, Status, Reconcile) | - | - | yes |
+//! | `Admin.*` (Init, AddLearner, Promote, Remove, TransferLeader, TriggerSnapshot, Status, Reconcile, ProposeDigest, Digest) | - | - | yes |
 //!
 //! (\*) A node that knows a membership accepts Raft calls only from its members and learners;
 //! one that knows none yet (a fresh node, a learner being added) from any node of the CA. The
@@ -69,6 +69,8 @@ pub const MATRIX: &[(&str, &[Role])] = &[
     ("/ticketd.v1.Admin/TriggerSnapshot", &[Admin]),
     ("/ticketd.v1.Admin/Status", &[Admin]),
     ("/ticketd.v1.Admin/Reconcile", &[Admin]),
+    ("/ticketd.v1.Admin/ProposeDigest", &[Admin]),
+    ("/ticketd.v1.Admin/Digest", &[Admin]),
 ];
 
 /// The matrix's entry for `path`: the method's name as a metric label and who may call it.

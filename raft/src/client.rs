@@ -673,6 +673,76 @@ impl ClusterClient {
             .map_err(|h| ClientError::Rejected(format!("leader hint {h:?}")))
     }
 
+    /// Proposes a digest entry on the leader (found from any endpoint, following its hint
+    /// once): every replica digests its state as of that entry, whose index this returns.
+    pub async fn propose_digest(&self) -> Result<u64, ClientError> {
+        let mut last = ClientError::Unreachable("no endpoint answered".into());
+        for ep in self.endpoints() {
+            let mut addr = ep.to_string();
+            for _ in 0..2 {
+                let mut c = pb::admin_client::AdminClient::new(self.channel(&addr)?);
+                match c.propose_digest(self.request(pb::Empty {})).await {
+                    Ok(r) => match r.into_inner().result {
+                        Some(pb::digest_reply::Result::Status(s)) => return Ok(s.index),
+                        Some(pb::digest_reply::Result::NotLeader(h)) if h.known => {
+                            addr = h.leader_addr;
+                        }
+                        _ => {
+                            last = ClientError::Unreachable(format!("{addr} knows no leader"));
+                            break;
+                        }
+                    },
+                    Err(s) => {
+                        last = classify(&s, false);
+                        break;
+                    }
+                }
+            }
+        }
+        Err(last)
+    }
+
+    /// The digest status of the node at `addr` for the digest entry at `index`.
+    pub async fn digest(&self, addr: &str, index: u64) -> Result<pb::DigestStatus, ClientError> {
+        let mut c = pb::admin_client::AdminClient::new(self.channel(addr)?);
+        let r = c
+            .digest(self.request(pb::DigestRequest { index }))
+            .await
+            .map_err(|s| classify(&s, false))?;
+        match r.into_inner().result {
+            Some(pb::digest_reply::Result::Status(s)) => Ok(s),
+            _ => Err(ClientError::Server("a digest reply without status".into())),
+        }
+    }
+
+    /// `ticketctl endpoint hashkv`: proposes a digest entry and asks every endpoint for its
+    /// digest of it, waiting up to `wait` for those still computing (or not yet applied).
+    /// The entry's index and each endpoint's answer, in endpoint order.
+    pub async fn hashkv(
+        &self,
+        wait: Duration,
+    ) -> Result<(u64, Vec<(String, Result<pb::DigestStatus, ClientError>)>), ClientError> {
+        let index = self.propose_digest().await?;
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut answers = Vec::with_capacity(self.endpoints().len());
+        for ep in self.endpoints() {
+            let answer = loop {
+                let a = self.digest(ep, index).await;
+                let settled = match &a {
+                    Ok(s) => s.state == pb::DigestState::DigestComputed as i32,
+                    Err(_) => false,
+                };
+                if settled || tokio::time::Instant::now() >= deadline {
+                    break a;
+                }
+                // Not yet applied there (unknown), still computing, or unreachable: bounded.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            };
+            answers.push((ep.to_string(), answer));
+        }
+        Ok((index, answers))
+    }
+
     /// Runs an admin call on the leader, following hints.
     pub async fn admin_on_leader(&self, op: AdminOp) -> Result<String, ClientError> {
         match self.run(Call::Admin(&op)).await? {

@@ -25,6 +25,7 @@ pub mod tls;
 pub mod authz;
 #[cfg(feature = "node")]
 pub mod codec;
+pub mod digest;
 #[cfg(feature = "node")]
 pub mod incoming;
 #[cfg(feature = "node")]

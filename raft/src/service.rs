@@ -68,6 +68,28 @@ pub type ReconcileHook = Arc<
         + Sync,
 >;
 
+/// The client id of the writes the admin service proposes itself.
+pub const ADMIN_CLIENT_ID: &str = "ticketd-admin";
+
+/// This node's digest status of `index`.
+fn digest_reply(ctx: &NodeCtx, index: u64) -> pb::DigestReply {
+    let digests = ctx.sm.digests();
+    let (state, digest) = match digests.status(index) {
+        crate::digest::DigestStatus::Unknown => (pb::DigestState::DigestUnknown, String::new()),
+        crate::digest::DigestStatus::Pending => (pb::DigestState::DigestPending, String::new()),
+        crate::digest::DigestStatus::Computed(d) => (pb::DigestState::DigestComputed, d),
+    };
+    pb::DigestReply {
+        result: Some(pb::digest_reply::Result::Status(pb::DigestStatus {
+            node_id: ctx.id,
+            index,
+            state: state as i32,
+            digest,
+            diverged_at: digests.diverged_at().unwrap_or(0),
+        })),
+    }
+}
+
 /// Longest an on-demand reconcile may run.
 pub const RECONCILE_DEADLINE: Duration = Duration::from_secs(120);
 
@@ -837,6 +859,50 @@ impl pb::admin_server::Admin for AdminService {
         }
     }
 
+    async fn propose_digest(
+        &self,
+        _req: Request<pb::Empty>,
+    ) -> Result<Response<pb::DigestReply>, Status> {
+        let ctx = &self.0;
+        if ctx.leader().is_none_or(|(id, _)| id != ctx.id) {
+            return Ok(Response::new(pb::DigestReply {
+                result: Some(pb::digest_reply::Result::NotLeader(ctx.leader_hint())),
+            }));
+        }
+        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let request = ticketd_store::Request {
+            client_id: ADMIN_CLIENT_ID.into(),
+            idempotency_key: format!("digest:{}:{}:{n}", ctx.id, now_ms()),
+            stamped_at_ms: now_ms(),
+            command: ticketd_store::Command::DigestState {},
+        };
+        let committed = ctx
+            .proposer
+            .propose(request, 64)
+            .await
+            .map_err(|e| match e {
+                ProposeError::NotLeader(_) | ProposeError::Discarded => {
+                    Status::unavailable("leadership changed: propose the digest again")
+                }
+                ProposeError::Timeout => {
+                    Status::deadline_exceeded("the digest entry did not commit in time")
+                }
+                ProposeError::Overloaded => {
+                    Status::resource_exhausted("the leader's proposal queue is full")
+                }
+                ProposeError::Fatal(e) => internal(e),
+            })?;
+        Ok(Response::new(digest_reply(ctx, committed.log_index)))
+    }
+
+    async fn digest(
+        &self,
+        req: Request<pb::DigestRequest>,
+    ) -> Result<Response<pb::DigestReply>, Status> {
+        Ok(Response::new(digest_reply(&self.0, req.into_inner().index)))
+    }
+
     async fn status(&self, _req: Request<pb::Empty>) -> Result<Response<pb::StatusReply>, Status> {
         let ctx = &self.0;
         let m = ctx.raft.metrics().borrow_watched().clone();
@@ -860,6 +926,11 @@ impl pb::admin_server::Admin for AdminService {
         let mut errors = Vec::new();
         if let Err(e) = &m.running_state {
             errors.push(e.to_string());
+        }
+        if let Some(i) = ctx.sm.digests().diverged_at() {
+            errors.push(format!(
+                "this replica's state differed from the leader's at index {i}"
+            ));
         }
         let state = match m.state {
             ServerState::Leader => "leader",

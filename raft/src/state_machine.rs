@@ -46,6 +46,7 @@ struct Inner {
     machine: RwLock<Machine>,
     applied: RwLock<AppliedState>,
     snapshot_dir: PathBuf,
+    digests: Arc<crate::digest::Digests>,
 }
 
 /// The state machine of a node; clones share it.
@@ -88,6 +89,7 @@ impl StateMachine {
                 machine: RwLock::new(machine),
                 applied: RwLock::new(applied),
                 snapshot_dir,
+                digests: Default::default(),
             }),
         })
     }
@@ -130,6 +132,30 @@ impl StateMachine {
             .snapshot_dir
             .join(format!("{what}-{}-{n}.part", std::process::id()))
     }
+}
+
+/// Whether the requests of one entry ask for a digest of the state as of that entry (a
+/// `DigestState` applied for the first time); the leader's digests they announce
+/// (`CheckDigest`) are added to `leader_digests`.
+fn digest_commands(
+    requests: &[ticketd_store::Request],
+    replies: &[ticketd_store::Reply],
+    leader_digests: &mut Vec<(u64, String)>,
+) -> bool {
+    let mut digest_here = false;
+    for (req, reply) in requests.iter().zip(replies) {
+        if reply.replayed || !matches!(reply.outcome, ticketd_store::Outcome::Done(_)) {
+            continue;
+        }
+        match &req.command {
+            ticketd_store::Command::DigestState {} => digest_here = true,
+            ticketd_store::Command::CheckDigest { index, digest } => {
+                leader_digests.push((*index, digest.clone()));
+            }
+            _ => {}
+        }
+    }
+    digest_here
 }
 
 /// Records staged from a snapshot file per write set, bounding the copies held at once.
@@ -194,6 +220,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let started = std::time::Instant::now();
         {
             let mut machine = self.inner.machine.write().expect("machine lock poisoned");
+            let mut leader_digests = Vec::new();
             for (entry, responder) in received {
                 let log_id = entry.log_id();
                 let reply = match &entry.payload {
@@ -211,6 +238,23 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     }
                 };
                 last_applied = Some(log_id);
+                let digest_here = match &entry.payload {
+                    EntryPayload::Normal(proposal) => {
+                        digest_commands(&proposal.0, &reply, &mut leader_digests)
+                    }
+                    _ => false,
+                };
+                if digest_here {
+                    // The digest covers exactly the state as of this entry: what is applied so
+                    // far is written first, and the digest's snapshot is taken before the next
+                    // entry's writes.
+                    self.write_applied(&mut ws, log_id, last_membership.take())?;
+                    crate::digest::spawn(
+                        self.inner.db.clone(),
+                        log_id.index,
+                        self.inner.digests.clone(),
+                    );
+                }
                 if let Some(r) = responder {
                     responses.push((r, reply));
                 }
@@ -218,24 +262,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             let Some(last) = last_applied else {
                 return Ok(());
             };
-            let mut batch = WriteBatch::default();
-            self.inner
-                .backend
-                .fill_batch(&ws, &mut batch)
-                .map_err(io_err)?;
-            let meta = cf(&self.inner.db, CF_SM_META)?;
-            batch.put_cf(meta, KEY_APPLIED, encode(&last)?);
-            if let Some(m) = &last_membership {
-                batch.put_cf(meta, KEY_MEMBERSHIP, encode(m)?);
-            }
-            // Data, applied id and membership in one batch. No fsync: the log entries are
-            // durable already, and the WAL keeps these writes in order behind them, so after a
-            // crash the state is some applied prefix and the rest is re-applied from the log.
-            self.inner.db.write(batch).map_err(io_err)?;
-            let mut applied = self.inner.applied.write().expect("applied lock poisoned");
-            applied.last_applied = Some(last);
-            if let Some(m) = last_membership {
-                applied.membership = m;
+            self.write_applied(&mut ws, last, last_membership)?;
+            drop(machine);
+            for (index, digest) in leader_digests {
+                self.inner.digests.expect(index, &digest);
             }
         }
         metrics::histogram!("ticketd_sm_apply_seconds").record(started.elapsed().as_secs_f64());
@@ -280,6 +310,41 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 }
 
 impl StateMachine {
+    /// Writes the applied requests' writes, the applied log id and a new membership in one
+    /// RocksDB batch, and makes them the applied state. No fsync: the log entries are durable
+    /// already, and the WAL keeps these writes in order behind them, so after a crash the
+    /// state is some applied prefix and the rest is re-applied from the log.
+    fn write_applied(
+        &self,
+        ws: &mut WriteSet,
+        last: LogIdOf<TypeConfig>,
+        membership: Option<StoredMembershipOf<TypeConfig>>,
+    ) -> io::Result<()> {
+        let mut batch = WriteBatch::default();
+        self.inner
+            .backend
+            .fill_batch(ws, &mut batch)
+            .map_err(io_err)?;
+        *ws = WriteSet::new();
+        let meta = cf(&self.inner.db, CF_SM_META)?;
+        batch.put_cf(meta, KEY_APPLIED, encode(&last)?);
+        if let Some(m) = &membership {
+            batch.put_cf(meta, KEY_MEMBERSHIP, encode(m)?);
+        }
+        self.inner.db.write(batch).map_err(io_err)?;
+        let mut applied = self.inner.applied.write().expect("applied lock poisoned");
+        applied.last_applied = Some(last);
+        if let Some(m) = membership {
+            applied.membership = m;
+        }
+        Ok(())
+    }
+
+    /// This node's digests of its state at digest entries.
+    pub fn digests(&self) -> &Arc<crate::digest::Digests> {
+        &self.inner.digests
+    }
+
     /// Installs a received snapshot. Everything is checked before anything is replaced: the
     /// file's checksum and meta, that it names only known column families, and that its
     /// state decodes and keeps every invariant (opened in memory first). A snapshot that
@@ -382,7 +447,7 @@ pub const SNAPSHOT_BUILD_NICE: i32 = 10;
 
 /// Lowers the calling thread's CPU priority to `nice` (Linux: per thread); a failure is
 /// logged and the work goes on at the priority it has.
-fn lower_priority(nice: i32) {
+pub(crate) fn lower_priority(nice: i32) {
     if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), nice) {
         tracing::warn!(error = %e, nice, "could not lower the thread's CPU priority");
     }

@@ -300,6 +300,17 @@ pub enum Command {
         /// The dt.
         dt_id: String,
     },
+    /// System: every replica digests its state as of this entry (the Raft runtime does, after
+    /// applying it), so that replicas can be compared at one index; changes nothing.
+    DigestState {},
+    /// System: the leader's digest of its state as of entry `index`; every replica that
+    /// digested that index compares its own; changes nothing.
+    CheckDigest {
+        /// The entry of the [`Command::DigestState`].
+        index: u64,
+        /// The leader's hex SHA-256 of its state as of that entry.
+        digest: String,
+    },
 }
 
 /// Stable machine-readable rejection codes: the one catalogue of the domain.
@@ -579,6 +590,13 @@ pub enum Done {
         user_id: String,
         /// The role now.
         role: Role,
+    },
+    /// Replicas digest their state as of this entry.
+    DigestRequested {},
+    /// Replicas compare their digest of `index` with the leader's.
+    DigestNoted {
+        /// The digested entry.
+        index: u64,
     },
 }
 

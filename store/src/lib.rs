@@ -50,6 +50,7 @@ mod invariants;
 pub mod limits;
 pub mod machine;
 pub mod query;
+#[cfg_attr(not(feature = "search"), path = "search_none.rs")]
 pub mod search;
 pub mod seats;
 mod table;
@@ -59,4 +60,4 @@ pub mod types;
 pub use backend::RocksBackend;
 pub use backend::{Backend, MemBackend, StoreError, WriteOp, WriteSet};
 pub use command::{Command, Done, Outcome, Query, QueryResult, Rejection, Request};
-pub use machine::{Machine, Reply, COLUMN_FAMILIES};
+pub use machine::{Machine, Reply, StateDigest, COLUMN_FAMILIES};

@@ -75,6 +75,8 @@ pub const ID_LEN_MAX: usize = 128;
 pub const TEXT_LEN_MAX: usize = 8_192;
 /// Performers of one event.
 pub const PERFORMERS_MAX: usize = 64;
+/// Bytes of an email address (RFC 5321's path limit).
+pub const EMAIL_LEN_MAX: usize = 254;
 /// Length of a password hash (PHC string).
 pub const PASSWORD_HASH_LEN_MAX: usize = 512;
 /// argon2 memory cost a stored hash may ask of a log-in, in KiB (64 MiB): whatever a command

@@ -493,17 +493,11 @@ impl Machine {
         }
     }
 
-    /// Hex SHA-256 over every persisted key and value in a canonical order.
+    /// Hex SHA-256 over every persisted key and value in a canonical order ([`StateDigest`]).
     pub fn digest(&self) -> String {
-        let mut h = Sha256::new();
-        self.visit_persisted(&mut |cf, k, v| {
-            h.update(cf.as_bytes());
-            h.update(u64::try_from(k.len()).unwrap_or(u64::MAX).to_be_bytes());
-            h.update(k);
-            h.update(u64::try_from(v.len()).unwrap_or(u64::MAX).to_be_bytes());
-            h.update(v);
-        });
-        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+        let mut d = StateDigest::default();
+        self.visit_persisted(&mut |cf, k, v| d.record(cf, k, v));
+        d.finish()
     }
 
     /// Rebuilds everything derived from the entities. Fails when two live holds or valid
@@ -622,6 +616,35 @@ pub(crate) fn rows_of<'a>(
         .range((first.to_string(), String::new())..)
         .take_while(move |(f, _)| f == first)
         .map(|(_, second)| second.clone())
+}
+
+/// The digest of a state: SHA-256 over every persisted `(column family, key, value)` in the
+/// order of [`COLUMN_FAMILIES`], keys in byte order, each field length-prefixed. Fed from the
+/// machine ([`Machine::digest`]) or from what a backend holds (a node digesting a RocksDB
+/// snapshot), it gives the same answer for the same state.
+#[derive(Default)]
+pub struct StateDigest(Sha256);
+
+impl StateDigest {
+    /// Adds one record; records come column family by column family, keys in order.
+    pub fn record(&mut self, cf: &str, key: &[u8], value: &[u8]) {
+        self.0.update(cf.as_bytes());
+        self.0
+            .update(u64::try_from(key.len()).unwrap_or(u64::MAX).to_be_bytes());
+        self.0.update(key);
+        self.0
+            .update(u64::try_from(value.len()).unwrap_or(u64::MAX).to_be_bytes());
+        self.0.update(value);
+    }
+
+    /// The digest in hex.
+    pub fn finish(self) -> String {
+        self.0
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
 }
 
 /// Adds `n` seats to what a user holds or owns of a dt (at most SEATS_PER_USER_PER_DT_MAX in

@@ -465,7 +465,16 @@ mod tests {
     #[test]
     fn only_event_and_dt_changes_are_noted_for_the_index() {
         let mut m = Machine::open(&MemBackend::new()).unwrap();
-        assert_eq!(m.search.pending_events(), Some(0), "built on open");
+        assert_eq!(m.search.pending_events(), None, "not built on open");
+        m.query(&Query::SearchEvents {
+            text: "anything".into(),
+            limit: 1,
+        });
+        assert_eq!(
+            m.search.pending_events(),
+            Some(0),
+            "built by the first search"
+        );
         let mut index = 0;
         let mut apply = |m: &mut Machine, command: Command| {
             index += 1;

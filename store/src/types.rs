@@ -629,8 +629,7 @@ pub struct Account {
     pub updated_index: u64,
 }
 
-/// Bytes of an email address (RFC 5321's path limit).
-pub const EMAIL_LEN_MAX: usize = 254;
+pub use crate::limits::EMAIL_LEN_MAX;
 
 /// The form of an email address that accounts are keyed by: surrounding white space removed,
 /// lower-cased (so `Ada@Example.org` and `ada@example.org` are one account). `None` when it is

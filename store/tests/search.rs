@@ -3,6 +3,8 @@
 //! must answer exactly what a linear scan with the documented rules answers, both from the
 //! index kept up to date entry by entry and from one built when the machine opens.
 
+#![cfg(feature = "search")]
+
 mod common;
 
 use std::collections::BTreeSet;

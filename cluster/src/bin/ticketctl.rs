@@ -1,9 +1,9 @@
 //! `ticketctl`: the operator's command line for a ticketd cluster, shaped like etcdctl.
 //!
 //! Exit codes: 0 success, 2 usage error (bad flags, unusable TLS files), 3 cluster
-//! unreachable, 4 request rejected, 5 server error, 6 outcome unknown, 7 not authorized (no
-//! client certificate, or one whose identity may not do this: operations take an `admin`
-//! certificate).
+//! unreachable, 4 request rejected, 5 server error, 6 outcome unknown, 7 replicas differ
+//! (`endpoint hashkv`), 8 not authorized (no client certificate, or one whose identity may not
+//! do this: operations take an `admin` certificate).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -128,6 +128,14 @@ enum EndpointCmd {
     Status,
     /// Whether each endpoint answers and knows a leader.
     Health,
+    /// Each endpoint's digest of its state at one index: the leader proposes a digest entry
+    /// and every replica digests its state as of it. Exits 7 when two digests differ, 5 when
+    /// an endpoint has none within the wait.
+    Hashkv {
+        /// How long to wait for every endpoint's digest, ms.
+        #[arg(long, default_value_t = 30_000)]
+        wait_ms: u64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -148,6 +156,8 @@ enum SnapshotCmd {
 enum Failure {
     Client(ClientError),
     Usage(String),
+    /// Replicas answered with different digests of one index.
+    Diverged(String),
 }
 
 impl From<ClientError> for Failure {
@@ -177,6 +187,10 @@ fn main() -> ExitCode {
             eprintln!("Error: {m}");
             ExitCode::from(2)
         }
+        Err(Failure::Diverged(m)) => {
+            eprintln!("Error: {m}");
+            ExitCode::from(7)
+        }
         Err(Failure::Client(e)) => {
             eprintln!("Error: {e}");
             ExitCode::from(match e {
@@ -184,7 +198,7 @@ fn main() -> ExitCode {
                 ClientError::Rejected(_) => 4,
                 ClientError::Server(_) => 5,
                 ClientError::Unknown(_) => 6,
-                ClientError::Denied(_) => 7,
+                ClientError::Denied(_) => 8,
             })
         }
     }
@@ -280,6 +294,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Cmd::Endpoint(EndpointCmd::Status) => endpoint_status(&client, out).await?,
         Cmd::Endpoint(EndpointCmd::Health) => endpoint_health(&client, out).await?,
+        Cmd::Endpoint(EndpointCmd::Hashkv { wait_ms }) => {
+            endpoint_hashkv(&client, out, Duration::from_millis(wait_ms)).await?
+        }
         Cmd::Metrics => {
             for ep in &cli.endpoints {
                 let s = client.status(ep).await?;
@@ -469,6 +486,83 @@ async fn endpoint_health(client: &ClusterClient, out: Output) -> Result<(), Fail
         Some(e) => Err(e.into()),
         None => Ok(()),
     }
+}
+
+async fn endpoint_hashkv(
+    client: &ClusterClient,
+    out: Output,
+    wait: Duration,
+) -> Result<(), Failure> {
+    let (index, answers) = client.hashkv(wait).await?;
+    let state_name = |s: &pb::DigestStatus| match pb::DigestState::try_from(s.state) {
+        Ok(pb::DigestState::DigestComputed) => "computed",
+        Ok(pb::DigestState::DigestPending) => "pending",
+        _ => "unknown",
+    };
+    if out == Output::Json {
+        let v: Vec<_> = answers
+            .iter()
+            .map(|(ep, a)| match a {
+                Ok(s) => json!({"endpoint": ep, "id": s.node_id, "index": index,
+                                "state": state_name(s), "digest": s.digest,
+                                "diverged_at": (s.diverged_at > 0).then_some(s.diverged_at)}),
+                Err(e) => json!({"endpoint": ep, "index": index, "error": e.to_string()}),
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    } else {
+        let mut t = Table::new();
+        t.set_header(["ENDPOINT", "ID", "INDEX", "STATE", "DIGEST"]);
+        for (ep, a) in &answers {
+            match a {
+                Ok(s) => t.add_row([
+                    ep.clone(),
+                    s.node_id.to_string(),
+                    index.to_string(),
+                    state_name(s).to_string(),
+                    s.digest.clone(),
+                ]),
+                Err(e) => t.add_row([
+                    ep.clone(),
+                    String::new(),
+                    index.to_string(),
+                    "error".into(),
+                    e.to_string(),
+                ]),
+            };
+        }
+        println!("{t}");
+    }
+    let mut digests = std::collections::BTreeMap::new();
+    for (ep, a) in &answers {
+        match a {
+            Ok(s) if s.state == pb::DigestState::DigestComputed as i32 => {
+                digests
+                    .entry(s.digest.clone())
+                    .or_insert_with(Vec::new)
+                    .push(ep.clone());
+            }
+            Ok(s) => {
+                return Err(ClientError::Server(format!(
+                    "{ep} has no digest of index {index} ({})",
+                    state_name(s)
+                ))
+                .into())
+            }
+            Err(e) => return Err(ClientError::Server(format!("{ep}: {e}")).into()),
+        }
+    }
+    if digests.len() > 1 {
+        let groups: Vec<String> = digests
+            .iter()
+            .map(|(d, eps)| format!("{} on {}", &d[..d.len().min(16)], eps.join(", ")))
+            .collect();
+        return Err(Failure::Diverged(format!(
+            "replicas differ at index {index}: {}",
+            groups.join("; ")
+        )));
+    }
+    Ok(())
 }
 
 /// A minimal HTTP/1.0 GET on loopback, bounded in time and size.

@@ -389,6 +389,11 @@ struct NodeArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     dispatch_batch: Option<usize>,
+    /// Period of the leader's replica digests, ms (0: only on demand, `ticketctl endpoint
+    /// hashkv`).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    digest_period_ms: Option<u64>,
 }
 
 fn main() -> anyhow::Result<()> {

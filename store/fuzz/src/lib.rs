@@ -2,8 +2,9 @@
 //! structurally with `arbitrary`, not parsed as text, so nearly every input reaches `apply`),
 //! applied to a fresh or a pre-seeded state machine on the in-memory backend.
 //!
-//! After every entry the invariants must hold; at the end the machine reopened from what it
-//! wrote must equal the one in memory. A panic anywhere is a finding: there is no
+//! After every entry the invariants must hold and a twin machine, whose hash tables are seeded
+//! differently, must have given the same answers; at the end the machine reopened from what it
+//! wrote, and the twin, must equal the one in memory. A panic anywhere is a finding: there is no
 //! `catch_unwind` here.
 //!
 //! Commands are drawn whole by `arbitrary`, then *steered*: each id, time, amount and count a
@@ -85,6 +86,8 @@ pub fn variant(c: &Command) -> &'static str {
         Command::RegisterUser { .. } => "RegisterUser",
         Command::SetUserRole { .. } => "SetUserRole",
         Command::ContinueCancelDt { .. } => "ContinueCancelDt",
+        Command::DigestState { .. } => "DigestState",
+        Command::CheckDigest { .. } => "CheckDigest",
     }
 }
 
@@ -92,6 +95,9 @@ pub fn variant(c: &Command) -> &'static str {
 struct Harness {
     backend: MemBackend,
     m: Machine,
+    /// The same state machine with its hash tables seeded differently: it must give every
+    /// answer `m` gives and reach the same digest, whatever order its tables iterate in.
+    twin: Machine,
     index: u64,
     now_ms: i64,
     keys: u64,
@@ -100,10 +106,11 @@ struct Harness {
 impl Harness {
     fn new() -> Self {
         let backend = MemBackend::new();
-        let m = Machine::open(&backend).expect("an empty backend opens");
+        let (m, twin) = pair(&backend);
         Harness {
             backend,
             m,
+            twin,
             index: 0,
             now_ms: T0_MS,
             keys: 0,
@@ -116,6 +123,14 @@ impl Harness {
         let mut ws = WriteSet::new();
         let replies = self.m.apply_batch(self.index, reqs, &mut ws);
         assert_eq!(replies.len(), reqs.len(), "one reply per request");
+        let twin = self
+            .twin
+            .apply_batch(self.index, reqs, &mut WriteSet::new());
+        assert_eq!(
+            replies, twin,
+            "entry {}: machines of other hash seeds answered differently",
+            self.index
+        );
         self.backend
             .write(&ws)
             .expect("the in-memory backend takes every write set");
@@ -166,10 +181,11 @@ impl Harness {
         backend
             .write(writes)
             .expect("the in-memory backend takes every write set");
-        let m = Machine::open(&backend).expect("the seeded state opens");
+        let (m, twin) = pair(&backend);
         Harness {
             backend,
             m,
+            twin,
             index: *index,
             now_ms: T0_MS,
             keys: *keys,
@@ -346,7 +362,44 @@ fn pending_notes(m: &Machine) -> Vec<String> {
     }
 }
 
+/// A map shaped like the seeded venue's (sections S0..S2 of a few rows, GA areas A0 and A1),
+/// with the GA capacities drawn: what the canonical tiers fit.
+fn canonical_map(capacities: [u32; 2]) -> SeatingMap {
+    let section = |id: &str| SectionDef {
+        section_id: id.into(),
+        name: id.into(),
+        rows: (0..2)
+            .map(|r| RowDef {
+                label: format!("{r}"),
+                seats: (0..4)
+                    .map(|n| SeatDef {
+                        number: format!("{n}"),
+                        x: n,
+                        y: r,
+                    })
+                    .collect(),
+            })
+            .collect(),
+    };
+    SeatingMap {
+        sections: vec![section("S0"), section("S1"), section("S2")],
+        ga_areas: (0..2)
+            .zip(capacities)
+            .map(|(i, capacity)| GaAreaDef {
+                area_id: format!("A{i}"),
+                name: format!("Area {i}"),
+                capacity,
+            })
+            .collect(),
+    }
+}
+
 fn steer_map(s: &mut Steer<'_, '_>, map: &mut SeatingMap) {
+    if s.yes() {
+        let drawn = |i: usize| map.ga_areas.get(i).map_or(100, |a| a.capacity);
+        *map = canonical_map([drawn(0), drawn(1)]);
+        return;
+    }
     for sec in &mut map.sections {
         s.id(&mut sec.section_id, "S", 3);
         sec.rows.truncate(8);
@@ -359,7 +412,8 @@ fn steer_map(s: &mut Steer<'_, '_>, map: &mut SeatingMap) {
     }
 }
 
-/// Tiers that fit the seeded venue's sections and area (or, for `k` 2, none of them).
+/// Tiers that fit the seeded venue's sections and areas (or, for `k` 3, a section and an
+/// area it lacks).
 fn canonical_tiers(k: u32) -> Vec<TierSpec> {
     let tier = |id: &str, sections: &[&str], ga: &[&str]| TierSpec {
         tier_id: id.into(),
@@ -373,6 +427,7 @@ fn canonical_tiers(k: u32) -> Vec<TierSpec> {
     match k {
         0 => vec![tier("t0", &["S0"], &[]), tier("t1", &["S1"], &["A0"])],
         1 => vec![tier("t0", &["S0", "S1"], &["A0"])],
+        2 => vec![tier("t0", &["S0"], &["A0", "A1"]), tier("t1", &["S1"], &[])],
         _ => vec![tier("t2", &["S2"], &["A1"])],
     }
 }
@@ -451,7 +506,7 @@ fn steer(s: &mut Steer<'_, '_>, m: &Machine, now_ms: i64, cmd: &mut Command) {
                 *time_zone = "Europe/Oslo".into();
             }
             if s.yes() {
-                *tiers = canonical_tiers(s.below(3));
+                *tiers = canonical_tiers(s.below(4));
             }
             steer_tiers(s, tiers);
         }
@@ -605,6 +660,13 @@ fn steer(s: &mut Steer<'_, '_>, m: &Machine, now_ms: i64, cmd: &mut Command) {
             }
             s.id(gate, "g", 2);
         }
+        Command::DigestState {} => {}
+        Command::CheckDigest { index, digest } => {
+            s.small(index, 64);
+            if s.yes() {
+                *digest = "ab".repeat(32);
+            }
+        }
         Command::ExpireHolds { up_to_ms } => {
             if s.yes() {
                 *up_to_ms = now_ms;
@@ -685,10 +747,24 @@ pub fn run(data: &[u8]) -> Stats {
     }
     let reopened = Machine::open(&h.backend)
         .unwrap_or_else(|e| panic!("the written state does not reopen: {e}"));
+    let digest = h.m.digest();
     assert_eq!(
         reopened.digest(),
-        h.m.digest(),
+        digest,
         "the written state differs from the state in memory"
     );
+    assert_eq!(
+        h.twin.digest(),
+        digest,
+        "machines of other hash seeds reached different states"
+    );
     stats
+}
+
+/// Two machines on what `backend` holds, their hash tables seeded 1 and 2: fixed seeds, so a
+/// finding replays exactly.
+fn pair(backend: &MemBackend) -> (Machine, Machine) {
+    let open =
+        |seed| Machine::open_with_hash_seed(backend, seed).expect("what the harness wrote opens");
+    (open(1), open(2))
 }

@@ -121,6 +121,12 @@ impl Machine {
             Command::PublishDt { dt_id } => self.publish_dt(cx, dt_id),
             Command::CancelDt { dt_id, reason } => self.cancel_dt(cx, dt_id, reason),
             Command::ContinueCancelDt { dt_id } => self.continue_cancel_dt(cx, dt_id),
+            // Node-level: the Raft runtime acts on them after the entry is applied.
+            Command::DigestState {} => Ok(Done::DigestRequested {}),
+            Command::CheckDigest { index, digest } => {
+                validate::digest(*index, digest, cx.index)?;
+                Ok(Done::DigestNoted { index: *index })
+            }
             Command::UpsertUser {
                 user_id,
                 profile,

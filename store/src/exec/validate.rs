@@ -151,6 +151,21 @@ pub(crate) fn seating_map(map: &SeatingMap) -> R<u64> {
     Ok(seats)
 }
 
+/// A state digest announced at entry `now_index` for an earlier entry `index`: 64 lower-case
+/// hex digits.
+pub(crate) fn digest(index: u64, digest: &str, now_index: u64) -> R<()> {
+    let hex = digest.len() == 64
+        && digest
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if !hex || index >= now_index {
+        return Err(invalid(
+            "a digest is 64 lower-case hex digits of an earlier entry",
+        ));
+    }
+    Ok(())
+}
+
 /// A PHC string of an argon2id hash whose cost stays within the bounds a log-in may spend:
 /// `$argon2id$v=19$m=M,t=T,p=P$SALT$HASH`, M <= [`PASSWORD_HASH_MEMORY_KIB_MAX`],
 /// T <= [`PASSWORD_HASH_TIME_COST_MAX`], P <= [`PASSWORD_HASH_LANES_MAX`], salt and hash in

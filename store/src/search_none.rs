@@ -1,0 +1,21 @@
+//! Without the `search` feature (the fuzz build): no full-text index. `SearchEvents` answers
+//! nothing; nothing else changes, since no apply reads the index.
+
+use crate::command::EventHit;
+use crate::machine::Machine;
+
+pub use crate::limits::QUERY_WORDS_MAX;
+
+/// The search index of a [`Machine`] built without one.
+#[derive(Debug, Default)]
+pub struct SearchIndex;
+
+impl SearchIndex {
+    /// Notes that an event changed: nothing to note.
+    pub(crate) fn changed(&mut self, _event_id: &str) {}
+
+    /// No index, no matches.
+    pub(crate) fn search(&self, _m: &Machine, _text: &str, _limit: usize) -> Vec<EventHit> {
+        Vec::new()
+    }
+}
