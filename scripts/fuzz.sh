@@ -56,7 +56,8 @@ case "${1:-}" in
     ensure_cargo_fuzz
     work="$(fuzz_in "$ROOT" "${2:-600}" | tail -n 1)"
     log "minimizing into $CORPUS"
-    (cd store && cargo fuzz cmin -s none apply "$CORPUS" "$work/new" -- "${FLAGS[@]}")
+    find "$work/new" -type f -exec cp -t "$CORPUS" {} +
+    (cd store && cargo fuzz cmin -s none apply "$CORPUS" -- "${FLAGS[@]}")
     ;;
   --revert-demo)
     ensure_cargo_fuzz

@@ -12,14 +12,27 @@ use common::*;
 use ticketd_api::auth::Role;
 use ticketd_jepsen::cluster::{NodeOpts, TestCluster};
 
+/// A demo account the API is fuzzed as: its user id, role, and the path parameters fixed for it.
+type FuzzedAs = (&'static str, Role, &'static [(&'static str, &'static str)]);
+
 /// Wall-clock budget of the fuzzing per identity, seconds.
 const FUZZ_SECONDS: &str = "40";
 
-/// The identities the API is fuzzed as: demo accounts of each role that has routes of its own.
-const IDENTITIES: &[(&str, Role)] = &[
-    ("demo-user-1", Role::User),
-    ("live-nation-demo", Role::Seller),
-    ("gate-scanner-1", Role::Scanner),
+/// The identities the API is fuzzed as: demo accounts of each role that has routes of its own,
+/// and the path parameters fixed for each. The buyer's ids are drawn (so unknown and other
+/// users' objects are tried); the seller's and the scanner's name the seller's own demo event,
+/// dt, venue and seller record, so their routes are fuzzed past ownership, on real objects.
+const IDENTITIES: &[FuzzedAs] = &[
+    ("demo-user-1", Role::User, &[]),
+    ("live-nation-demo", Role::Seller, SELLER_OBJECTS),
+    ("gate-scanner-1", Role::Scanner, SELLER_OBJECTS),
+];
+
+const SELLER_OBJECTS: &[(&str, &str)] = &[
+    ("event_id", "comedy-club"),
+    ("dt_id", "comedy-club-d1"),
+    ("venue_id", "vega"),
+    ("seller_id", "live-nation-demo"),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -53,15 +66,13 @@ async fn schemathesis_finds_no_server_errors_and_no_schema_violations() -> anyho
         .as_millis() as i64;
     ticketd_cluster::demo::seed(&c.client(), now_ms, false).await?;
     let mut failed = Vec::new();
-    for (user_id, role) in IDENTITIES {
-        phase(&format!("schemathesis as {user_id} ({role:?})"));
-        let (ok, stdout, stderr) = fuzz_as(
-            &bin,
-            &api.url("/openapi.json"),
-            &token(user_id, *role),
-            dir.path(),
-        )
-        .await?;
+    for (user_id, role, params) in IDENTITIES {
+        phase(&format!(
+            "schemathesis as {user_id} ({role:?}), path {params:?}"
+        ));
+        let schema = api.url("/openapi.json");
+        let (ok, stdout, stderr) =
+            fuzz_as(&bin, &schema, &token(user_id, *role), params, dir.path()).await?;
         // The summary, for the test log (and the issue note).
         let tail: Vec<&str> = stdout.lines().rev().take(40).collect();
         for l in tail.iter().rev() {
@@ -79,16 +90,24 @@ async fn schemathesis_finds_no_server_errors_and_no_schema_violations() -> anyho
     Ok(())
 }
 
-/// One schemathesis run with `token`: whether it passed, its stdout and stderr.
+/// One schemathesis run with `token` and the path parameters `params` fixed: whether it
+/// passed, its stdout and stderr.
 async fn fuzz_as(
     bin: &str,
     schema: &str,
     token: &str,
+    params: &[(&str, &str)],
     dir: &std::path::Path,
 ) -> anyhow::Result<(bool, String, String)> {
     let (bin, schema) = (bin.to_string(), schema.to_string());
     let auth = format!("Authorization: Bearer {token}");
     let cwd = tempfile::tempdir_in(dir)?;
+    // schemathesis reads schemathesis.toml from its working directory.
+    let mut config = String::from("[parameters]\n");
+    for (name, value) in params {
+        config.push_str(&format!("\"path.{name}\" = \"{value}\"\n"));
+    }
+    std::fs::write(cwd.path().join("schemathesis.toml"), config)?;
     let report = cwd.path().join("report");
     let out = tokio::task::spawn_blocking(move || {
         Command::new(bin)

@@ -322,7 +322,42 @@ impl Steer<'_, '_> {
             }
         }
     }
+
+    /// Sometimes replaces `v` by one of `edges` (the bounds around it and the type's extremes):
+    /// where arithmetic overflows and checks are off by one.
+    fn edge<T: Copy>(&mut self, v: &mut T, edges: &[T]) {
+        if self.u.arbitrary::<u8>().unwrap_or(0) >= 160 {
+            if let Some(e) = edges.get(self.below(edges.len() as u32) as usize) {
+                *v = *e;
+            }
+        }
+    }
 }
+
+/// Capacities at and around the bounds of a GA area and of the tier counters.
+const CAPACITY_EDGES: &[u32] = &[
+    1,
+    ticketd_store::limits::GA_AREA_CAPACITY_MAX,
+    ticketd_store::limits::GA_AREA_CAPACITY_MAX + 1,
+    u32::MAX / 2 + 1,
+    u32::MAX,
+];
+/// Prices at and around their bound.
+const PRICE_EDGES: &[i64] = &[
+    0,
+    ticketd_store::limits::PRICE_MINOR_MAX,
+    ticketd_store::limits::PRICE_MINOR_MAX + 1,
+    i64::MAX,
+    -1,
+];
+/// Instants at and around the calendar's bounds.
+const INSTANT_EDGES: &[i64] = &[
+    ticketd_store::limits::TIME_MS_MIN,
+    ticketd_store::limits::TIME_MS_MAX,
+    ticketd_store::limits::TIME_MS_MAX + 1,
+    i64::MAX,
+    i64::MIN,
+];
 
 fn hold_of(m: &Machine, hold_id: &str) -> Option<Hold> {
     match m.query(&Query::GetHold {
@@ -396,8 +431,11 @@ fn canonical_map(capacities: [u32; 2]) -> SeatingMap {
 
 fn steer_map(s: &mut Steer<'_, '_>, map: &mut SeatingMap) {
     if s.yes() {
-        let drawn = |i: usize| map.ga_areas.get(i).map_or(100, |a| a.capacity);
-        *map = canonical_map([drawn(0), drawn(1)]);
+        let mut capacities = [0, 1].map(|i| map.ga_areas.get(i).map_or(100, |a| a.capacity));
+        for c in &mut capacities {
+            s.edge(c, CAPACITY_EDGES);
+        }
+        *map = canonical_map(capacities);
         return;
     }
     for sec in &mut map.sections {
@@ -439,6 +477,7 @@ fn steer_tiers(s: &mut Steer<'_, '_>, tiers: &mut [TierSpec]) {
             t.currency = "EUR".into();
         }
         s.small(&mut t.price_minor, 100_000);
+        s.edge(&mut t.price_minor, PRICE_EDGES);
         for sec in &mut t.sections {
             s.id(sec, "S", 3);
         }
@@ -505,6 +544,8 @@ fn steer(s: &mut Steer<'_, '_>, m: &Machine, now_ms: i64, cmd: &mut Command) {
                 *sale_ends_at_ms = *starts_at_ms;
                 *time_zone = "Europe/Oslo".into();
             }
+            s.edge(starts_at_ms, INSTANT_EDGES);
+            s.edge(sale_ends_at_ms, INSTANT_EDGES);
             if s.yes() {
                 *tiers = canonical_tiers(s.below(4));
             }
