@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Starts a local cluster of 3 or 5 ticketd nodes on loopback, data under .data/cluster/.
 #   scripts/cluster-up.sh [3|5]
-# Node i serves gRPC on 127.0.0.1:700i and Prometheus metrics on 127.0.0.1:910i.
+# Node i serves gRPC on 127.0.0.1:700i (mutual TLS) and Prometheus metrics on 127.0.0.1:910i.
+# On first start it makes a development CA and certificates in .data/cluster/certs (nodes 1-5,
+# api-dev for the HTTP API, admin-dev for ticketctl); later starts keep them.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
@@ -13,6 +15,8 @@ mkdir -p "$DATA"
 
 ensure_build_deps
 build_bins
+CERTS="$DATA/certs"
+ensure_certs "$CERTS" 5
 
 members=()
 # The nodes share this machine's CPUs: each runs its async runtime on its share.
@@ -22,7 +26,8 @@ for i in $(seq 1 "$n"); do
   if [ -f "$pidf" ] && kill -0 "$(cat "$pidf")" 2>/dev/null; then
     die "node $i already runs (pid $(cat "$pidf")); run scripts/cluster-down.sh first"
   fi
-  "$BIN_DIR/ticketd" node --id "$i" --data-dir "$DATA/node$i" \
+  tls_args "$CERTS" "node-$i"
+  "$BIN_DIR/ticketd" node --id "$i" --data-dir "$DATA/node$i" "${TLS_ARGS[@]}" \
     --listen "127.0.0.1:700$i" --metrics-listen "127.0.0.1:910$i" --runtime-threads "$threads" \
     >>"$DATA/node$i.log" 2>&1 &
   echo $! >"$pidf"
@@ -32,7 +37,9 @@ done
 
 endpoints=""
 for i in $(seq 1 "$n"); do endpoints="$endpoints${endpoints:+,}127.0.0.1:700$i"; done
-ctl() { "$BIN_DIR/ticketctl" --endpoints "$endpoints" "$@"; }
+tls_args "$CERTS" admin-dev
+ADMIN_TLS=("${TLS_ARGS[@]}")
+ctl() { "$BIN_DIR/ticketctl" --endpoints "$endpoints" "${ADMIN_TLS[@]}" "$@"; }
 
 # Initialize once (a restarted cluster keeps its membership on disk); bounded retries while
 # the nodes bind their ports.
@@ -51,4 +58,6 @@ for _ in $(seq 1 100); do
 done
 ctl endpoint status
 echo "$endpoints" >"$DATA/endpoints"
-log "cluster up: export TICKETCTL_ENDPOINTS=$endpoints; $BIN_DIR/ticketctl member list"
+log "cluster up; ticketctl as the development operator:"
+log "  export TICKETCTL_ENDPOINTS=$endpoints TICKETCTL_CACERT=$CERTS/ca.pem TICKETCTL_CERT=$CERTS/admin-dev.pem TICKETCTL_KEY=$CERTS/admin-dev-key.pem"
+log "  $BIN_DIR/ticketctl member list"

@@ -60,6 +60,18 @@ build_bins() {
   (cd "$ROOT" && cargo build -p ticketd-cluster --bins) || die "build failed"
 }
 
+# ensure_certs DIR NODES: the development CA and certificates in DIR (`ticketd certs dev`: the
+# CA, node-1..NODES, api-dev, admin-dev), made on first start and kept after.
+ensure_certs() {
+  "$BIN_DIR/ticketd" certs dev --dir "$1" --nodes "$2" >/dev/null || die "ticketd certs dev --dir $1 failed"
+}
+
+# tls_args DIR NAME: sets TLS_ARGS to the --cacert, --cert and --key flags of certificate NAME
+# (node-1, api-dev, admin-dev, ...) in DIR.
+tls_args() {
+  TLS_ARGS=(--cacert "$1/ca.pem" --cert "$1/$2.pem" --key "$1/$2-key.pem")
+}
+
 # ensure_schemathesis: a virtualenv with schemathesis (PyPI) for the API fuzz test; exports
 # TICKETD_SCHEMATHESIS with its path.
 ensure_schemathesis() {

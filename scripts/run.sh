@@ -40,14 +40,18 @@ endpoints="$(cat "$DATA/endpoints")"
 if [ -f "$DATA/api.pid" ] && kill -0 "$(cat "$DATA/api.pid")" 2>/dev/null; then
   die "the API already runs (pid $(cat "$DATA/api.pid")); run scripts/cluster-down.sh first"
 fi
+# The API's certificate (cluster-up.sh made it with the nodes').
+tls_args "$DATA/certs" api-dev
+API_TLS=("${TLS_ARGS[@]}")
 # The demo data set, written through the cluster with fixed idempotency keys (twice is a no-op).
-"$BIN_DIR/ticketd" seed --endpoints "$endpoints" >>"$DATA/seed.log" 2>&1 \
+"$BIN_DIR/ticketd" seed --demo --endpoints "$endpoints" "${API_TLS[@]}" >>"$DATA/seed.log" 2>&1 \
   || die "seeding the demo data failed; see $DATA/seed.log"
 log "demo data written (see $DATA/seed.log)"
-# A fixed development key, so tokens survive an API restart; production sets its own.
-"$BIN_DIR/ticketd" api --listen 127.0.0.1:8080 --endpoints "$endpoints" --runtime-threads "$(shared_threads 3)" \
-  --payments 127.0.0.1:8091 --token-key "${TICKETD_API_TOKEN_KEY:-development-only-token-key-0123456789abcdef}" \
-  --vault-key "${TICKETD_API_VAULT_KEY:-0000000000000000000000000000000000000000000000000000000000000d0e}" \
+# A fixed development root key, so tokens and ids survive an API restart; production sets its own
+# (every other key of the API derives from it).
+"$BIN_DIR/ticketd" api --listen 127.0.0.1:8080 --metrics-listen 127.0.0.1:9180 --endpoints "$endpoints" "${API_TLS[@]}" --runtime-threads "$(shared_threads 3)" \
+  --payments 127.0.0.1:8091 \
+  --root-key "${TICKETD_API_ROOT_KEY:-0000000000000000000000000000000000000000000000000000000000000d0e}" \
   >>"$DATA/api.log" 2>&1 &
 echo $! >"$DATA/api.pid"
 for _ in $(seq 1 100); do
@@ -55,9 +59,10 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 curl -fsS http://127.0.0.1:8080/healthz >/dev/null || die "the API did not come up; see $DATA/api.log"
-log "API: http://127.0.0.1:8080 (OpenAPI at /openapi.json, metrics at /metrics), log $DATA/api.log"
+log "API: http://127.0.0.1:8080 (OpenAPI at /openapi.json; metrics apart, at http://127.0.0.1:9180/metrics), log $DATA/api.log"
 log "try:  curl -s 'http://127.0.0.1:8080/v1/events?lat=59.91&lon=10.75&radius_km=50'"
 log "      curl -s 'http://127.0.0.1:8080/v1/events?q=aurora'"
-log "the whole flow with curl: docs/API.md; heal payments now: $BIN_DIR/ticketctl --endpoints $endpoints reconcile"
+tls_args "$DATA/certs" admin-dev
+log "the whole flow with curl: docs/API.md; heal payments now: $BIN_DIR/ticketctl --endpoints $endpoints ${TLS_ARGS[*]} reconcile"
 log "mail: $DATA/mail.log; SMS: curl -s http://127.0.0.1:8092/v1/messages"
 log "stop everything with scripts/cluster-down.sh (add --wipe to delete the data)"

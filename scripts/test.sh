@@ -21,6 +21,15 @@ ensure_pkg /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 faketime
 # schemathesis (PyPI) fuzzes the HTTP API against its OpenAPI document.
 ensure_schemathesis
 
+# Every helper, test, chaos run, script and benchmark runs the cluster with mutual TLS: the flag
+# that turns it off appears only where the binaries define and document it (cluster/src, raft/src,
+# docs, README), and in the one benchmark measurement that compares TLS against plain text, each
+# of whose lines says so.
+log "checking that nothing runs a cluster without TLS"
+insecure_uses=$(git -C "$ROOT" grep -n -e '--insecure' -- . ':!cluster/src/' ':!raft/src/' ':!docs/' ':!README.md' ':!scripts/test.sh' \
+  | grep -v '^scripts/bench:.*# the plain-text peer of the TLS comparison$' || true)
+[ -z "$insecure_uses" ] || die "--insecure outside the binaries' flag definitions and docs:
+$insecure_uses"
 FUZZ=(--manifest-path store/fuzz/Cargo.toml)
 log "format check"
 cargo fmt --all --check || die "cargo fmt --all --check failed: run cargo fmt --all"

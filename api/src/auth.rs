@@ -50,6 +50,12 @@ pub struct TokenKey {
     ttl_s: u64,
 }
 
+impl std::fmt::Debug for TokenKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TokenKey(.., ttl_s: {})", self.ttl_s)
+    }
+}
+
 fn now_s() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -86,25 +92,6 @@ impl TokenKey {
         let payload = B64.encode(serde_json::to_vec(&claims).expect("claims encode"));
         let sig = B64.encode(self.mac(&payload).finalize().into_bytes());
         (format!("{payload}.{sig}"), exp)
-    }
-
-    /// 32 bytes derived from `parts` under the secret key: unguessable, yet the same for the
-    /// same parts, so a retried request mints the same ids and secrets.
-    pub fn keyed_bytes(&self, parts: &[&str]) -> [u8; 32] {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes any key length");
-        for p in parts {
-            mac.update(&(p.len() as u64).to_be_bytes());
-            mac.update(p.as_bytes());
-        }
-        mac.finalize().into_bytes().into()
-    }
-
-    /// [`Self::keyed_bytes`] as 32 hex digits (128 bits), for ids.
-    pub fn keyed_hex(&self, parts: &[&str]) -> String {
-        self.keyed_bytes(parts)[..16]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
     }
 
     /// Checks a token's signature and expiry.

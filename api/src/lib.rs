@@ -13,7 +13,9 @@ pub mod auth;
 pub mod cache;
 pub mod crypto;
 pub mod extract;
+pub mod keys;
 pub mod notify;
+pub mod outbound;
 pub mod pages;
 pub mod payments;
 pub mod problem;
@@ -262,16 +264,15 @@ pub fn listen(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
     socket.listen(LISTEN_BACKLOG)
 }
 
-/// Serves the API, plus `extra` routes (such as `/metrics`), on `listener` until `shutdown`
-/// resolves.
-pub async fn serve_with(
+/// Serves the API on `listener` until `shutdown` resolves. Operational routes (`/metrics`) are
+/// not here: they have their own listener (see `ticketd api --metrics-listen`), so the public
+/// port shows the world nothing about the process.
+pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
-    extra: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let (router, _) = app(state);
-    let router = router.merge(extra);
     // Small answers go out at once, not after the client's delayed ACK (Nagle).
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
         if let Err(e) = tcp.set_nodelay(true) {

@@ -3,7 +3,31 @@
 //! recognizable by the receiver and harmless.
 
 use lettre::message::{header::ContentType, Attachment, MultiPart, SinglePart};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+/// Whether the mailer upgrades its SMTP connection with STARTTLS.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StartTls {
+    /// When the server offers it (the default): a relay that offers it gets TLS, and its
+    /// certificate is verified; one that does not gets plain text.
+    #[default]
+    Opportunistic,
+    /// Always: a relay that does not offer it is not used.
+    Required,
+    /// Never (a relay on the same host only).
+    Off,
+}
+
+/// How the mailer secures its connection.
+#[derive(Debug, Clone, Default)]
+pub struct SmtpTls {
+    /// When to use STARTTLS.
+    pub starttls: StartTls,
+    /// PEM file of the CA(s) the relay's certificate must chain to, instead of the system's.
+    pub ca: Option<std::path::PathBuf>,
+}
 
 /// One email to send.
 #[derive(Debug, Clone)]
@@ -40,22 +64,46 @@ pub struct SmtpMailer {
 }
 
 impl SmtpMailer {
-    /// A mailer to the SMTP server at `host:port`, without TLS (a relay on the same host), with
-    /// a timeout per message.
-    pub fn new(host: &str, port: u16, from: &str, timeout: std::time::Duration) -> Self {
+    /// A mailer to the SMTP server at `host:port` with a timeout per message, upgrading the
+    /// connection with STARTTLS as `tls` says (the relay's certificate verified for `host`).
+    pub fn new(
+        host: &str,
+        port: u16,
+        from: &str,
+        timeout: std::time::Duration,
+        tls: &SmtpTls,
+    ) -> Result<Self, SendError> {
+        let invalid = |x: &dyn std::fmt::Display| SendError::Invalid(x.to_string());
+        let params = || -> Result<TlsParameters, SendError> {
+            let mut b = TlsParameters::builder(host.to_string());
+            if let Some(ca) = &tls.ca {
+                let pem =
+                    std::fs::read(ca).map_err(|e| invalid(&format!("{}: {e}", ca.display())))?;
+                b = b
+                    .certificate_store(lettre::transport::smtp::client::CertificateStore::None)
+                    .add_root_certificate(Certificate::from_pem(&pem).map_err(|e| invalid(&e))?);
+            }
+            b.build_rustls().map_err(|e| invalid(&e))
+        };
+        let mode = match tls.starttls {
+            StartTls::Opportunistic => Tls::Opportunistic(params()?),
+            StartTls::Required => Tls::Required(params()?),
+            StartTls::Off => Tls::None,
+        };
         let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
             .port(port)
+            .tls(mode)
             .timeout(Some(timeout))
             .build();
         let domain = from
             .rsplit_once('@')
             .map(|(_, d)| d.to_string())
             .unwrap_or_else(|| "ticketd.local".into());
-        Self {
+        Ok(Self {
             transport,
             from: from.to_string(),
             domain,
-        }
+        })
     }
 
     /// Sends one email.
@@ -106,27 +154,30 @@ pub struct Sms {
 #[derive(Clone)]
 pub struct HttpSms {
     base: String,
+    target: crate::outbound::Outbound,
     http: reqwest::Client,
 }
 
 impl HttpSms {
-    /// A client of the SMS provider at `authority`.
-    pub fn new(authority: &str, timeout: std::time::Duration) -> Result<Self, SendError> {
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .build()
-            .map_err(|e| SendError::Invalid(e.to_string()))?;
-        Ok(Self {
-            base: format!("http://{authority}"),
-            http,
-        })
+    /// A client of the SMS provider at `target` (`host:port`, or an `https://` URL with its
+    /// secret key and CA: see [`crate::outbound`]).
+    pub fn new(
+        target: impl Into<crate::outbound::Outbound>,
+        timeout: std::time::Duration,
+    ) -> Result<Self, SendError> {
+        let target = target.into();
+        let base = target.base_url().map_err(SendError::Invalid)?;
+        let http = target
+            .client(timeout, std::time::Duration::from_millis(500))
+            .map_err(SendError::Invalid)?;
+        Ok(Self { base, target, http })
     }
 
     /// Sends one SMS.
     pub async fn send(&self, m: &Sms) -> Result<(), SendError> {
         let resp = self
-            .http
-            .post(format!("{}/v1/messages", self.base))
+            .target
+            .authorize(self.http.post(format!("{}/v1/messages", self.base)))
             .header("Idempotency-Key", &m.id)
             .json(m)
             .send()

@@ -140,6 +140,10 @@ impl From<ClientError> for Problem {
             }
             ClientError::Rejected(d) => Problem::bad_request(d),
             ClientError::Server(d) => Problem::internal(d),
+            // The cluster refused this API's certificate: a deployment error, never the user's.
+            ClientError::Denied(d) => {
+                Problem::internal(format!("the cluster refused the API: {d}"))
+            }
         }
     }
 }

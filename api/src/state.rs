@@ -10,6 +10,7 @@ use ticketd_raft::client::ClusterClient;
 
 use crate::auth::TokenKey;
 use crate::cache::ReadCache;
+use crate::keys::{KeyedHmac, Keys};
 
 /// Limits of the API, all with units in their names.
 #[derive(Debug, Clone)]
@@ -58,6 +59,12 @@ pub struct Shared {
     pub cluster: Arc<ClusterClient>,
     /// Signs and checks bearer tokens.
     pub tokens: TokenKey,
+    /// Ids of new objects and password salts (see [`crate::keys`]).
+    pub ids: KeyedHmac,
+    /// Nonces of sealed payment-method tokens.
+    pub vault_nonces: KeyedHmac,
+    /// Seeds of tickets' code secrets.
+    pub code_secrets: KeyedHmac,
     /// Browse and seat-map responses.
     pub cache: ReadCache,
     /// The event of each dt seen: a dt never moves to another event, so what a hold checks
@@ -138,12 +145,16 @@ impl SagaFault {
 }
 
 impl AppState {
-    /// Assembles the state.
-    pub fn new(cluster: ClusterClient, tokens: TokenKey, limits: Limits) -> Self {
+    /// Assembles the state, with the keys derived from the root key (the vault is set apart,
+    /// with [`Self::with_vault`]: only a root key that outlives the process may seal).
+    pub fn new(cluster: ClusterClient, keys: &Keys, limits: Limits) -> Self {
         let per_minute = |n: u32| Quota::per_minute(NonZeroU32::new(n.max(1)).expect("at least 1"));
         Self(Arc::new(Shared {
             cluster: Arc::new(cluster),
-            tokens,
+            tokens: keys.tokens.clone(),
+            ids: keys.ids.clone(),
+            vault_nonces: keys.vault_nonces.clone(),
+            code_secrets: keys.code_secrets.clone(),
             cache: ReadCache::new(10_000),
             dt_events: moka::future::Cache::new(100_000),
             holds_by_user: Arc::new(RateLimiter::keyed(per_minute(

@@ -1,8 +1,10 @@
 //! A closed-loop write load against a running cluster, for quick measurements of the replicated
 //! core (the full benchmark suite is `scripts/bench`).
 //!
-//!     cargo run --release -p ticketd-cluster --example write_load -- ENDPOINTS CLIENTS SECONDS
+//!     cargo run --release -p ticketd-cluster --example write_load -- ENDPOINTS CLIENTS SECONDS CERTS_DIR
 //!
+//! CERTS_DIR holds the cluster's `ca.pem` and an api certificate `api-dev.pem` with its key, as
+//! `ticketd certs dev` makes them.
 //! Prints writes/s and latency percentiles; read `ticketd_raft_entries_per_fsync` from a node's
 //! `/metrics` for the group-commit figure.
 
@@ -15,13 +17,23 @@ use ticketd_store::Command;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    if args.len() != 4 {
-        anyhow::bail!("usage: write_load ENDPOINTS CLIENTS SECONDS");
+    if args.len() != 5 {
+        anyhow::bail!("usage: write_load ENDPOINTS CLIENTS SECONDS CERTS_DIR");
     }
     let endpoints: Vec<String> = args[1].split(',').map(str::to_string).collect();
     let clients: usize = args[2].parse()?;
     let seconds: u64 = args[3].parse()?;
-    let client = Arc::new(ClusterClient::new(endpoints, RetryPolicy::default()));
+    let certs = std::path::Path::new(&args[4]);
+    let transport = ticketd_raft::tls::Transport::load(&ticketd_raft::tls::TlsFiles {
+        ca: certs.join("ca.pem"),
+        cert: certs.join("api-dev.pem"),
+        key: certs.join("api-dev-key.pem"),
+    })?;
+    let client = Arc::new(ClusterClient::new(
+        endpoints,
+        RetryPolicy::default(),
+        transport,
+    ));
     let run = format!("{}", std::process::id());
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let mut tasks = Vec::new();

@@ -46,8 +46,15 @@ pub struct NodeFileConfig {
     /// default (seats of expired holds come back on an idle cluster); `TICKETD_WORKER=false`
     /// turns it off unless a provider is configured.
     pub worker: bool,
-    /// Payment provider address (`host:port`) for the reconciler and refunds.
+    /// Payment provider for the reconciler and refunds: `host:port` (plain HTTP, the local
+    /// simulator) or an `https://` URL.
     pub payments: Option<String>,
+    /// The payment provider's secret key, sent as `Authorization: Bearer` (only over HTTPS or
+    /// to loopback). From the environment (`TICKETD_PAYMENTS_SECRET_KEY`) or the file, never a
+    /// flag.
+    pub payments_secret_key: Option<String>,
+    /// PEM CA(s) the payment provider's certificate must chain to, instead of the system's.
+    pub payments_ca: Option<PathBuf>,
     /// Deadline of one payment provider call, ms.
     pub payments_timeout_ms: u64,
     /// SMTP relay host for email notifications.
@@ -56,8 +63,17 @@ pub struct NodeFileConfig {
     pub smtp_port: u16,
     /// Sender address of notifications (its domain ends every Message-ID).
     pub smtp_from: String,
-    /// SMS provider address (`host:port`).
+    /// SMS provider: `host:port` or an `https://` URL.
     pub sms: Option<String>,
+    /// The SMS provider's secret key (as `payments_secret_key`).
+    pub sms_secret_key: Option<String>,
+    /// PEM CA(s) the SMS provider's certificate must chain to, instead of the system's.
+    pub sms_ca: Option<PathBuf>,
+    /// STARTTLS to the SMTP relay: `opportunistic` (when offered, the default), `required`,
+    /// `off`.
+    pub smtp_starttls: ticketd_api::notify::StartTls,
+    /// PEM CA(s) the SMTP relay's certificate must chain to, instead of the system's.
+    pub smtp_ca: Option<PathBuf>,
     /// Period of `ExpireHolds` proposals, ms.
     pub expire_period_ms: u64,
     /// Period of reconcile passes, ms.
@@ -70,6 +86,17 @@ pub struct NodeFileConfig {
     pub dispatch_period_ms: u64,
     /// Notifications delivered per dispatch pass at most.
     pub dispatch_batch: usize,
+    /// The cluster's CA certificate(s), PEM: the node accepts callers whose certificates it
+    /// signed and peers whose certificates it signed.
+    pub cacert: Option<PathBuf>,
+    /// This node's certificate, PEM; it must name `ticketd://node/<id>` for this node's id.
+    pub cert: Option<PathBuf>,
+    /// Its private key, PEM, readable by its owner only.
+    pub key: Option<PathBuf>,
+    /// Largest snapshot accepted from a peer, bytes (the sender declares the size first; a
+    /// larger one, or one that does not fit the free disk twice over, is refused before a
+    /// byte is written).
+    pub snapshot_recv_max_bytes: u64,
     /// Period of the leader's replica digests (`DigestState`, then `CheckDigest` with its
     /// own), ms; 0: only on demand (`ticketctl endpoint hashkv`).
     pub digest_period_ms: u64,
@@ -97,17 +124,27 @@ impl Default for NodeFileConfig {
             runtime_threads: None,
             worker: true,
             payments: None,
+            payments_secret_key: None,
+            payments_ca: None,
             payments_timeout_ms: 5_000,
             smtp_host: None,
             smtp_port: 25,
             smtp_from: "tickets@ticketd.local".into(),
             sms: None,
+            sms_secret_key: None,
+            sms_ca: None,
+            smtp_starttls: Default::default(),
+            smtp_ca: None,
             expire_period_ms: 500,
             reconcile_period_ms: 30_000,
             reconcile_grace_ms: 60_000,
             reconcile_lookback_ms: 24 * 3_600_000,
             dispatch_period_ms: 1_000,
             dispatch_batch: 64,
+            cacert: None,
+            cert: None,
+            key: None,
+            snapshot_recv_max_bytes: ticketd_raft::service::SNAPSHOT_RECV_MAX_BYTES,
             // Every node reads its whole state at low priority, like a snapshot build.
             digest_period_ms: 600_000,
         }
@@ -150,6 +187,9 @@ impl NodeFileConfig {
         {
             anyhow::bail!("worker periods, timeouts and batch must be positive");
         }
+        if cfg.snapshot_recv_max_bytes == 0 {
+            anyhow::bail!("snapshot_recv_max_bytes must be positive");
+        }
         Ok(cfg)
     }
 
@@ -161,7 +201,14 @@ impl NodeFileConfig {
             || self.smtp_host.is_some()
             || self.sms.is_some();
         on.then(|| crate::worker::WorkerConfig {
-            payments: self.payments.clone(),
+            payments: self
+                .payments
+                .as_ref()
+                .map(|t| ticketd_api::outbound::Outbound {
+                    target: t.clone(),
+                    secret_key: self.payments_secret_key.clone(),
+                    ca: self.payments_ca.clone(),
+                }),
             payments_timeout: Duration::from_millis(self.payments_timeout_ms),
             smtp: self
                 .smtp_host
@@ -170,8 +217,16 @@ impl NodeFileConfig {
                     host: host.clone(),
                     port: self.smtp_port,
                     from: self.smtp_from.clone(),
+                    tls: ticketd_api::notify::SmtpTls {
+                        starttls: self.smtp_starttls,
+                        ca: self.smtp_ca.clone(),
+                    },
                 }),
-            sms: self.sms.clone(),
+            sms: self.sms.as_ref().map(|t| ticketd_api::outbound::Outbound {
+                target: t.clone(),
+                secret_key: self.sms_secret_key.clone(),
+                ca: self.sms_ca.clone(),
+            }),
             expire_period: Duration::from_millis(self.expire_period_ms),
             reconcile_period: Duration::from_millis(self.reconcile_period_ms),
             reconcile_grace: Duration::from_millis(self.reconcile_grace_ms),

@@ -105,19 +105,22 @@ pub struct SmtpConfig {
     pub port: u16,
     /// Sender address; its domain ends every `Message-ID`.
     pub from: String,
+    /// STARTTLS and the CA the relay's certificate is checked against.
+    pub tls: ticketd_api::notify::SmtpTls,
 }
 
 /// What the worker talks to and how often it acts.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
-    /// Payment provider (`host:port`); without it there is no reconciler and no refunds.
-    pub payments: Option<String>,
+    /// Payment provider (`host:port` or an `https://` URL, its secret key and CA); without it
+    /// there is no reconciler and no refunds.
+    pub payments: Option<ticketd_api::outbound::Outbound>,
     /// Deadline of one provider call.
     pub payments_timeout: Duration,
     /// SMTP relay; without it no email.
     pub smtp: Option<SmtpConfig>,
-    /// SMS provider (`host:port`); without it no SMS.
-    pub sms: Option<String>,
+    /// SMS provider (as the payment provider); without it no SMS.
+    pub sms: Option<ticketd_api::outbound::Outbound>,
     /// Period of `ExpireHolds` proposals.
     pub expire_period: Duration,
     /// Period of reconcile passes.
@@ -265,10 +268,13 @@ impl Worker {
             ),
             None => None,
         };
-        let mailer = cfg
-            .smtp
-            .as_ref()
-            .map(|s| SmtpMailer::new(&s.host, s.port, &s.from, Duration::from_secs(10)));
+        let mailer = match &cfg.smtp {
+            Some(s) => Some(
+                SmtpMailer::new(&s.host, s.port, &s.from, Duration::from_secs(10), &s.tls)
+                    .map_err(|e| anyhow::anyhow!("SMTP relay: {e}"))?,
+            ),
+            None => None,
+        };
         let sms = match &cfg.sms {
             Some(a) => Some(
                 HttpSms::new(a, Duration::from_secs(5))
@@ -276,7 +282,8 @@ impl Worker {
             ),
             None => None,
         };
-        // Writes go to this node (the leader while the worker acts); hints are followed.
+        // Writes go to this node (the leader while the worker acts), as this node; hints are
+        // followed.
         let cluster = ClusterClient::new(
             vec![ctx.addr.clone()],
             RetryPolicy {
@@ -285,6 +292,7 @@ impl Worker {
                 total_deadline: Duration::from_secs(8),
                 backoff: Duration::from_millis(50),
             },
+            ctx.channels.transport().clone(),
         );
         Ok(Arc::new(Self {
             ctx,
@@ -504,7 +512,13 @@ impl Worker {
 
     // --- the store -----------------------------------------------------------------------
 
+    /// A read of the store. A local one is answered by this node's state machine in process:
+    /// the node's gRPC answers leave secrets out for every caller but the API, and the
+    /// dispatcher needs tickets' code secrets for the e-tickets it mails.
     async fn read(&self, q: Query, c: Consistency) -> Result<QueryResult, String> {
+        if c == Consistency::Local {
+            return Ok(self.ctx.sm.query(&q).0);
+        }
         self.cluster
             .read(&q, c)
             .await

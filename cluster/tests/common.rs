@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use ticketd_jepsen::cluster::TestCluster;
 use ticketd_store::command::Venue;
 use ticketd_store::{Command, Query, QueryResult};
 
@@ -49,34 +50,41 @@ pub fn phase(msg: &str) {
 pub struct ApiProcess {
     /// Base URL, `http://127.0.0.1:PORT`.
     pub base: String,
+    /// Its Prometheus listener, `http://127.0.0.1:PORT/metrics`.
+    pub metrics_url: String,
     child: std::process::Child,
     /// The HTTP client.
     pub http: reqwest::Client,
 }
 
 impl ApiProcess {
-    /// Starts the API against `endpoints` and waits (bounded) until it serves.
-    pub async fn start(endpoints: &[String], log_dir: &std::path::Path) -> anyhow::Result<Self> {
-        Self::start_with(endpoints, log_dir, &[]).await
+    /// Starts the API against every node of `c` and waits (bounded) until it serves.
+    pub async fn start(c: &TestCluster, log_dir: &std::path::Path) -> anyhow::Result<Self> {
+        Self::start_with(c, &c.endpoints(), log_dir, &[]).await
     }
 
-    /// Like [`Self::start`], with extra `ticketd api` flags.
+    /// Like [`Self::start`], against `endpoints` of `c`, with extra `ticketd api` flags. The
+    /// API presents `c`'s `api-dev` certificate.
     pub async fn start_with(
+        c: &TestCluster,
         endpoints: &[String],
         log_dir: &std::path::Path,
         extra: &[&str],
     ) -> anyhow::Result<Self> {
         let port = ticketd_jepsen::cluster::free_port()?;
+        let metrics = ticketd_jepsen::cluster::free_addr()?;
         let child = std::process::Command::new(ticketd_bin())
             .arg("api")
             .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--metrics-listen", &metrics])
             .args(["--endpoints", &endpoints.join(",")])
-            .args(["--token-key", TOKEN_KEY])
-            .args(["--vault-key", VAULT_KEY])
+            .args(c.tls_args(&ticketd_raft::identity::Identity::Api("dev".into())))
+            .args(["--root-key", ROOT_KEY])
             .args(extra)
             .stdout(std::process::Stdio::null())
             .stderr(std::fs::File::create(log_dir.join("api.log"))?)
             .spawn()?;
+        ticketd_raft::tls::install_provider(); // reqwest takes the process's ring provider
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(30))
             .build()?;
@@ -94,7 +102,12 @@ impl ApiProcess {
             anyhow::ensure!(std::time::Instant::now() < deadline, "API did not start");
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
-        Ok(Self { base, child, http })
+        Ok(Self {
+            base,
+            metrics_url: format!("http://{metrics}/metrics"),
+            child,
+            http,
+        })
     }
 
     /// `base` + `path`.
@@ -110,16 +123,15 @@ impl Drop for ApiProcess {
     }
 }
 
-/// The vault key the test API processes run with (64 hex digits).
-pub const VAULT_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+/// The root key the test API processes run with (64 hex digits): their tokens', ids', vault's
+/// and code secrets' keys derive from it.
+pub const ROOT_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
 
-/// The token key the test API processes run with.
-pub const TOKEN_KEY: &str = "test-token-key-0123456789abcdef0123456789";
-
-/// A bearer token for `user` with `role`, signed with [`TOKEN_KEY`].
+/// A bearer token for `user` with `role`, signed with the tokens' key of [`ROOT_KEY`].
 pub fn token(user: &str, role: ticketd_api::auth::Role) -> String {
-    ticketd_api::auth::TokenKey::new(TOKEN_KEY.as_bytes(), 3600)
-        .expect("key")
+    let root = ticketd_api::keys::Keys::parse_root(ROOT_KEY).expect("root key");
+    ticketd_api::keys::Keys::derive(&root, 3600)
+        .tokens
         .issue(user, role)
         .0
 }
@@ -165,13 +177,13 @@ pub struct Stack {
 
 /// Starts a [`Stack`] whose API also gets the `extra` flags.
 pub async fn seeded_stack(extra: &[&str]) -> anyhow::Result<Stack> {
-    use ticketd_jepsen::cluster::{NodeOpts, TestCluster};
+    use ticketd_jepsen::cluster::NodeOpts;
     let c = TestCluster::start(&ticketd_bin(), 3, NodeOpts::default()).await?;
     let dir = tempfile::tempdir()?;
     let (pay_addr, paysim) = start_paysim().await?;
     let mut flags = vec!["--payments", pay_addr.as_str()];
     flags.extend_from_slice(extra);
-    let api = ApiProcess::start_with(&c.endpoints(), dir.path(), &flags).await?;
+    let api = ApiProcess::start_with(&c, &c.endpoints(), dir.path(), &flags).await?;
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .as_millis() as i64;

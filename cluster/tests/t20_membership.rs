@@ -20,6 +20,7 @@ async fn learner_added_after_purge_gets_snapshot_is_promoted_then_a_node_is_remo
     };
     let mut c = TestCluster::start(&ticketd_bin(), 3, opts).await?;
     let client = c.client();
+    let admin = c.admin_client();
 
     phase("write 200 entries, snapshot and purge on every node");
     let mut last = 0;
@@ -31,7 +32,7 @@ async fn learner_added_after_purge_gets_snapshot_is_promoted_then_a_node_is_remo
     }
     for id in 1..=3 {
         c.wait_applied(id, last, Duration::from_secs(10)).await?;
-        client.trigger_snapshot(&c.addr(id)).await?;
+        admin.trigger_snapshot(&c.addr(id)).await?;
     }
     let leader = c.wait_leader(Duration::from_secs(10)).await?;
     let s = c
@@ -43,7 +44,7 @@ async fn learner_added_after_purge_gets_snapshot_is_promoted_then_a_node_is_remo
 
     phase("node 4 joins as a learner and is fed a snapshot");
     c.add_node(4)?;
-    client
+    admin
         .admin_on_leader(AdminOp::AddLearner {
             id: 4,
             addr: c.addr(4),
@@ -57,7 +58,7 @@ async fn learner_added_after_purge_gets_snapshot_is_promoted_then_a_node_is_remo
     );
 
     phase("promote it; it serves linearizable reads");
-    client.admin_on_leader(AdminOp::Promote(4)).await?;
+    admin.admin_on_leader(AdminOp::Promote(4)).await?;
     c.wait_status(4, "voter", Duration::from_secs(10), |s| !s.is_learner)
         .await?;
     for key in ["v0", "v199"] {
@@ -68,7 +69,7 @@ async fn learner_added_after_purge_gets_snapshot_is_promoted_then_a_node_is_remo
     phase("remove a node that is not the leader; the cluster goes on");
     let leader = c.wait_leader(Duration::from_secs(10)).await?;
     let victim = (1..=3).find(|id| *id != leader).expect("a follower");
-    client.admin_on_leader(AdminOp::Remove(victim)).await?;
+    admin.admin_on_leader(AdminOp::Remove(victim)).await?;
     c.wait_status(leader, "member removed", Duration::from_secs(10), |s| {
         s.members.iter().all(|m| m.id != victim)
     })
@@ -112,6 +113,7 @@ async fn five_nodes_write_with_two_down_and_fail_clearly_with_three_down() -> an
             total_deadline: Duration::from_secs(6),
             ..Default::default()
         },
+        c.api_transport(),
     );
     let started = Instant::now();
     let err = short

@@ -1,18 +1,29 @@
-//! `ticketctl` against a real cluster: output formats and exit codes.
+//! `ticketctl` against a real cluster: output formats and exit codes, with the operator's
+//! certificate and without.
 
 mod common;
 
+use std::ffi::OsString;
 use std::process::Command;
 use std::time::Duration;
 
 use common::*;
 use ticketd_jepsen::cluster::{NodeOpts, TestCluster};
+use ticketd_raft::identity::Identity;
 
-fn ctl(endpoints: &[String], args: &[&str]) -> (i32, String, String) {
+/// Runs ticketctl with `tls` flags (and environment) and `args`.
+fn ctl_as(
+    tls: &[OsString],
+    env: &[(&str, OsString)],
+    endpoints: &[String],
+    args: &[&str],
+) -> (i32, String, String) {
     let out = Command::new(ticketctl_bin())
         .arg("--endpoints")
         .arg(endpoints.join(","))
         .args(["--command-timeout-ms", "2000", "--total-timeout-ms", "8000"])
+        .args(tls)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .args(args)
         .output()
         .expect("run ticketctl");
@@ -28,6 +39,8 @@ async fn ticketctl_reports_status_moves_leadership_and_exits_with_distinct_codes
 ) -> anyhow::Result<()> {
     let c = TestCluster::start(&ticketd_bin(), 3, NodeOpts::default()).await?;
     let eps = c.endpoints();
+    let admin = c.tls_args(&Identity::Admin("dev".into()));
+    let ctl = |endpoints: &[String], args: &[&str]| ctl_as(&admin, &[], endpoints, args);
     c.client().write("t30", "k", &create_venue("v")).await?;
     // A write commits on a majority; health below asks every node, so wait until all three
     // know the leader (a node that does not is rightly reported unhealthy).
@@ -91,6 +104,40 @@ async fn ticketctl_reports_status_moves_leadership_and_exits_with_distinct_codes
     assert_eq!(code, 3, "{err}");
     let (code, _, err) = ctl(&eps, &["leader", "transfer", "99"]);
     assert_eq!(code, 4, "{err}");
+
+    phase("the same certificate through TICKETCTL_CACERT, TICKETCTL_CERT, TICKETCTL_KEY");
+    let f = c.tls_files(&Identity::Admin("dev".into()));
+    let env = [
+        ("TICKETCTL_CACERT", f.ca.clone().into_os_string()),
+        ("TICKETCTL_CERT", f.cert.clone().into_os_string()),
+        ("TICKETCTL_KEY", f.key.clone().into_os_string()),
+    ];
+    let (code, out, err) = ctl_as(&[], &env, &eps, &["member", "list"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("voter"), "{out}");
+
+    phase("without the admin certificate: no TLS at all 2, no certificate 8, an api one 8");
+    let (code, _, err) = ctl_as(&[], &[], &eps, &["endpoint", "status"]);
+    assert_eq!(code, 2, "no TLS material is a usage error: {err}");
+    assert!(err.contains("--cacert"), "{err}");
+    let ca_only: Vec<OsString> = vec!["--cacert".into(), f.ca.clone().into()];
+    let (code, _, err) = ctl_as(&ca_only, &[], &eps, &["member", "list"]);
+    assert_eq!(code, 8, "{err}");
+    assert!(err.contains("client certificate"), "{err}");
+    let api = c.tls_args(&Identity::Api("dev".into()));
+    let (code, _, err) = ctl_as(&api, &[], &eps, &["leader", "transfer", "1"]);
+    assert_eq!(code, 8, "{err}");
+    assert!(
+        err.contains("PermissionDenied") || err.contains("may not call"),
+        "{err}"
+    );
+    let (code, _, err) = ctl_as(&api, &[], &eps, &["endpoint", "status"]);
+    assert_eq!(code, 8, "{err}");
+    assert_eq!(
+        c.wait_leader(Duration::from_secs(10)).await?,
+        to,
+        "nothing moved"
+    );
     Ok(())
 }
 
@@ -103,12 +150,27 @@ async fn node_takes_config_from_file_env_and_flags_stops_on_sigterm_and_recovers
     let addr = free_addr()?;
     let metrics = free_addr()?;
     let cfg = dir.path().join("node.toml");
+    let certs = dir.path().join("certs");
+    ticketd_jepsen::cluster::make_certs(
+        &ticketd_bin(),
+        &[
+            "dev",
+            "--dir",
+            certs.to_str().expect("utf-8 path"),
+            "--nodes",
+            "1",
+        ],
+    )?;
+    let node = ticketd_jepsen::cluster::tls_files(&certs, &Identity::Node(1));
     // The file names a wrong listen address and id; the environment and the flag override them.
+    // The CA and certificate come from the file, the key from the environment.
     std::fs::write(
         &cfg,
         format!(
-            "id = 9\ndata_dir = {:?}\nlisten = \"127.0.0.1:1\"\nmetrics_listen = {metrics:?}\nlog_format = \"json\"\n",
-            dir.path().join("data")
+            "id = 9\ndata_dir = {:?}\nlisten = \"127.0.0.1:1\"\nmetrics_listen = {metrics:?}\nlog_format = \"json\"\ncacert = {:?}\ncert = {:?}\n",
+            dir.path().join("data"),
+            node.ca,
+            node.cert,
         ),
     )?;
     let spawn = || {
@@ -117,15 +179,28 @@ async fn node_takes_config_from_file_env_and_flags_stops_on_sigterm_and_recovers
             .arg(&cfg)
             .args(["--listen", &addr])
             .env("TICKETD_ID", "1")
+            .env("TICKETD_KEY", &node.key)
             .stderr(std::fs::File::create(dir.path().join("node.log")).expect("log file"))
             .spawn()
     };
 
     phase("start from the file, env and flags; init a one-node cluster; write");
     let mut child = spawn()?;
-    let client = ClusterClient::new(vec![addr.clone()], RetryPolicy::default());
+    let load = |id: Identity| {
+        ticketd_raft::tls::Transport::load(&ticketd_jepsen::cluster::tls_files(&certs, &id))
+    };
+    let client = ClusterClient::new(
+        vec![addr.clone()],
+        RetryPolicy::default(),
+        load(Identity::Api("dev".into()))?,
+    );
+    let admin = ClusterClient::new(
+        vec![addr.clone()],
+        RetryPolicy::default(),
+        load(Identity::Admin("dev".into()))?,
+    );
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while client
+    while admin
         .init(
             &addr,
             vec![ticketd_raft::pb::Member {
@@ -142,7 +217,7 @@ async fn node_takes_config_from_file_env_and_flags_stops_on_sigterm_and_recovers
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let status = client.status(&addr).await?;
+    let status = admin.status(&addr).await?;
     assert_eq!(status.id, 1, "TICKETD_ID overrides the file");
     assert_eq!(
         status.metrics_addr, metrics,

@@ -10,7 +10,7 @@ async fn api_serves_its_openapi_document_request_ids_metrics_and_problem_json() 
 {
     let c = TestCluster::start(&ticketd_bin(), 3, NodeOpts::default()).await?;
     let dir = tempfile::tempdir()?;
-    let api = ApiProcess::start(&c.endpoints(), dir.path()).await?;
+    let api = ApiProcess::start(&c, dir.path()).await?;
 
     phase("/openapi.json is the committed document, OpenAPI 3.1");
     let served: serde_json::Value = api
@@ -54,14 +54,17 @@ async fn api_serves_its_openapi_document_request_ids_metrics_and_problem_json() 
         "status {}",
         r.status()
     );
-    let m = api
-        .http
-        .get(api.url("/metrics"))
-        .send()
-        .await?
-        .text()
-        .await?;
+    let m = api.http.get(&api.metrics_url).send().await?.text().await?;
     assert!(m.contains("ticketd_api_request_seconds"), "{m}");
     assert!(m.contains("route=\"/healthz\""));
+
+    phase("/metrics is on its own listener: absent from the public port");
+    let r = api.http.get(api.url("/metrics")).send().await?;
+    assert_eq!(r.status(), 404, "the public port serves no metrics");
+    let body = r.text().await?;
+    assert!(
+        !body.contains("ticketd_"),
+        "no metric leaks on the public port: {body}"
+    );
     Ok(())
 }

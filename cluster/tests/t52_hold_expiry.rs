@@ -50,7 +50,7 @@ async fn a_purchase_after_the_hold_expired_is_a_nack() -> anyhow::Result<()> {
     c.respawn(skewed)?;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let (code, _, err) = ctl(&c.endpoints(), &["leader", "transfer", &skewed.to_string()]);
+        let (code, _, err) = ctl(c, &["leader", "transfer", &skewed.to_string()]);
         if code == 0 && c.current_leader().await == Some(skewed) {
             break;
         }
@@ -190,11 +190,12 @@ async fn a_shortened_hold_ttl_gives_the_seats_back_on_an_idle_cluster() -> anyho
     Ok(())
 }
 
-/// Runs `ticketctl` against `endpoints`: exit code, stdout, stderr.
-fn ctl(endpoints: &[String], args: &[&str]) -> (i32, String, String) {
+/// Runs `ticketctl` against `c` as its operator: exit code, stdout, stderr.
+fn ctl(c: &ticketd_jepsen::cluster::TestCluster, args: &[&str]) -> (i32, String, String) {
     let out = std::process::Command::new(ticketctl_bin())
+        .args(c.tls_args(&ticketd_raft::identity::Identity::Admin("dev".into())))
         .arg("--endpoints")
-        .arg(endpoints.join(","))
+        .arg(c.endpoints().join(","))
         .args(["--command-timeout-ms", "2000", "--total-timeout-ms", "4000"])
         .args(args)
         .output()

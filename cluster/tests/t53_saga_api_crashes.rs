@@ -35,7 +35,7 @@ async fn api_crashes_at_each_saga_step_end_in_tickets_and_capture_or_neither() -
         "--payments-timeout-ms",
         "1500",
     ];
-    let api = ApiProcess::start_with(&c.endpoints(), dirs[0].path(), &pay_flags).await?;
+    let api = ApiProcess::start_with(&c, &c.endpoints(), dirs[0].path(), &pay_flags).await?;
     let users: Vec<String> = (1..=10).map(|i| format!("crash-user-{i}")).collect();
     for u in &users {
         user(
@@ -63,7 +63,7 @@ async fn api_crashes_at_each_saga_step_end_in_tickets_and_capture_or_neither() -
         let fault = format!("crash-after:{step}");
         let mut flags = pay_flags.to_vec();
         flags.extend(["--test-fault", fault.as_str()]);
-        let crashing = ApiProcess::start_with(&c.endpoints(), dir.path(), &flags).await?;
+        let crashing = ApiProcess::start_with(&c, &c.endpoints(), dir.path(), &flags).await?;
         let u = i + 1;
         let (h, total) = hold(&api, &tok(u), dt, &format!("h-{step}"), &next_seats()).await?;
         let (s, _) = buy(
@@ -88,6 +88,7 @@ async fn api_crashes_at_each_saga_step_end_in_tickets_and_capture_or_neither() -
 
     phase("a crash after authorize, then the buyer releases the hold");
     let crashing = ApiProcess::start_with(
+        &c,
         &c.endpoints(),
         dirs[4].path(),
         &[&pay_flags[..], &["--test-fault", "crash-after:authorize"]].concat(),
@@ -117,6 +118,7 @@ async fn api_crashes_at_each_saga_step_end_in_tickets_and_capture_or_neither() -
 
     phase("a crash after the order command, then the buyer cancels: refunded");
     let crashing = ApiProcess::start_with(
+        &c,
         &c.endpoints(),
         dirs[4].path(),
         &[&pay_flags[..], &["--test-fault", "crash-after:confirm"]].concat(),
@@ -181,7 +183,7 @@ async fn api_crashes_at_each_saga_step_end_in_tickets_and_capture_or_neither() -
     loop {
         // Past the grace period, everything above is the reconciler's.
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let report = ticketctl_reconcile(&c.endpoints())?;
+        let report = ticketctl_reconcile(&c)?;
         reports.push(report);
         let mut pending = Vec::new();
         for (what, h, _) in &cases {

@@ -71,7 +71,7 @@ async fn leader_killed_at_each_saga_step_ends_in_tickets_and_capture_or_neither(
         "--payments-timeout-ms",
         "2000",
     ];
-    let api = ApiProcess::start_with(&c.endpoints(), dir.path(), &pay_flags).await?;
+    let api = ApiProcess::start_with(&c, &c.endpoints(), dir.path(), &pay_flags).await?;
     let users: Vec<String> = (1..=6).map(|i| format!("kill-user-{i}")).collect();
     for u in &users {
         user(
@@ -97,6 +97,7 @@ async fn leader_killed_at_each_saga_step_ends_in_tickets_and_capture_or_neither(
         phase(&format!("leader killed {what}"));
         let fdir = tempfile::tempdir()?;
         let fapi = ApiProcess::start_with(
+            &c,
             &c.endpoints(),
             fdir.path(),
             &[&pay_flags[..], &["--test-fault", fault]].concat(),
@@ -139,6 +140,7 @@ async fn leader_killed_at_each_saga_step_ends_in_tickets_and_capture_or_neither(
     phase("the API crashes after the order command and the leader dies: the new leader captures");
     let fdir = tempfile::tempdir()?;
     let fapi = ApiProcess::start_with(
+        &c,
         &c.endpoints(),
         fdir.path(),
         &[&pay_flags[..], &["--test-fault", "crash-after:confirm"]].concat(),
@@ -211,7 +213,7 @@ async fn leader_killed_at_each_saga_step_ends_in_tickets_and_capture_or_neither(
     revive(&mut c, killed).await?;
 
     phase("ticketctl reconcile: nothing left to heal");
-    let report = ticketctl_reconcile(&c.endpoints())?;
+    let report = ticketctl_reconcile(&c)?;
     eprintln!("{report}");
     assert_eq!(report["reconcile"]["anomalies"], json!([]));
     assert_eq!(report["reconcile"]["errors"], json!([]));

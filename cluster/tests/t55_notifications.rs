@@ -38,7 +38,7 @@ async fn confirmations_etickets_and_reminders_arrive_once_per_id_across_a_leader
     .await?;
     let client = c.client();
     let api =
-        ApiProcess::start_with(&c.endpoints(), dir.path(), &["--payments", &pay_addr]).await?;
+        ApiProcess::start_with(&c, &c.endpoints(), dir.path(), &["--payments", &pay_addr]).await?;
     // The show starts in 40 s: the reminders (30 s before) fall due about 10 s from now.
     let starts_at = now_ms() + 40_000;
     let dt = "dt-notify";

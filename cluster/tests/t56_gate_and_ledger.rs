@@ -39,10 +39,10 @@ async fn one_admission_per_ticket_across_nodes_and_the_sellers_ledger() -> anyho
         tempfile::tempdir()?,
     );
     let pay = ["--payments", pay_addr.as_str()];
-    let api = ApiProcess::start_with(&c.endpoints(), d0.path(), &pay).await?;
+    let api = ApiProcess::start_with(&c, &c.endpoints(), d0.path(), &pay).await?;
     // Each gate's API talks to one node only: reads and writes through different nodes.
-    let gate_a = ApiProcess::start_with(&[c.addr(1)], d1.path(), &pay).await?;
-    let gate_b = ApiProcess::start_with(&[c.addr(2)], d2.path(), &pay).await?;
+    let gate_a = ApiProcess::start_with(&c, &[c.addr(1)], d1.path(), &pay).await?;
+    let gate_b = ApiProcess::start_with(&c, &[c.addr(2)], d2.path(), &pay).await?;
     let users = ["gate-user-1", "gate-user-2", "gate-user-3"];
     for u in users {
         user(

@@ -37,6 +37,11 @@ async fn still_selling(stack: &Stack, key: &str) {
     .await;
     assert_eq!(s, 201, "the cluster still sells: {v}");
     let out = std::process::Command::new(ticketctl_bin())
+        .args(
+            stack
+                .c
+                .tls_args(&ticketd_raft::identity::Identity::Admin("dev".into())),
+        )
         .args([
             "--endpoints",
             &stack.c.endpoints().join(","),

@@ -10,8 +10,10 @@ use std::time::Duration;
 use common::*;
 use ticketd_jepsen::cluster::{NodeOpts, TestCluster};
 
-fn ctl(endpoints: &[String], args: &[&str]) -> (i32, String, String) {
+/// ticketctl against `endpoints` of `c`, as its operator.
+fn ctl(c: &TestCluster, endpoints: &[String], args: &[&str]) -> (i32, String, String) {
     let out = Command::new(ticketctl_bin())
+        .args(c.tls_args(&ticketd_raft::identity::Identity::Admin("dev".into())))
         .arg("--endpoints")
         .arg(endpoints.join(","))
         .args(["--command-timeout-ms", "2000", "--total-timeout-ms", "8000"])
@@ -46,7 +48,7 @@ async fn replicas_digest_one_index_and_check_against_the_leader() -> anyhow::Res
     let eps = c.endpoints();
 
     phase("ticketctl endpoint hashkv: every node's digest of one index, all equal");
-    let (code, out, err) = ctl(&eps, &["-w", "json", "endpoint", "hashkv"]);
+    let (code, out, err) = ctl(&c, &eps, &["-w", "json", "endpoint", "hashkv"]);
     assert_eq!(code, 0, "{out}{err}");
     let rows: Vec<serde_json::Value> = serde_json::from_str(&out)?;
     assert_eq!(rows.len(), 3, "{out}");
@@ -62,14 +64,14 @@ async fn replicas_digest_one_index_and_check_against_the_leader() -> anyhow::Res
     c.client()
         .write("t58", "v1", &create_venue("t58-v1"))
         .await?;
-    let (code, out, err) = ctl(&eps, &["-w", "json", "endpoint", "hashkv"]);
+    let (code, out, err) = ctl(&c, &eps, &["-w", "json", "endpoint", "hashkv"]);
     assert_eq!(code, 0, "{out}{err}");
     let later: Vec<serde_json::Value> = serde_json::from_str(&out)?;
     assert!(later[0]["index"].as_u64() > first["index"].as_u64());
     assert_ne!(later[0]["digest"], first["digest"]);
 
     phase("the worker's periodic digests: every replica checks its own against the leader's");
-    let client = c.client();
+    let client = c.admin_client();
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     for ep in &eps {
         let metrics_addr = client.status(ep).await?.metrics_addr;
@@ -94,7 +96,7 @@ async fn replicas_digest_one_index_and_check_against_the_leader() -> anyhow::Res
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
-    let (code, out, err) = ctl(&eps, &["endpoint", "health"]);
+    let (code, out, err) = ctl(&c, &eps, &["endpoint", "health"]);
     assert_eq!(code, 0, "no node reports divergence: {out}{err}");
     Ok(())
 }

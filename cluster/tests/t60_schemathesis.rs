@@ -12,6 +12,9 @@ use common::*;
 use ticketd_api::auth::Role;
 use ticketd_jepsen::cluster::{NodeOpts, TestCluster};
 
+/// A demo account the API is fuzzed as: its user id, role, and the path parameters fixed for it.
+type FuzzedAs = (&'static str, Role, &'static [(&'static str, &'static str)]);
+
 /// Wall-clock budget of the fuzzing per identity, seconds.
 const FUZZ_SECONDS: &str = "40";
 
@@ -19,7 +22,7 @@ const FUZZ_SECONDS: &str = "40";
 /// and the path parameters fixed for each. The buyer's ids are drawn (so unknown and other
 /// users' objects are tried); the seller's and the scanner's name the seller's own demo event,
 /// dt, venue and seller record, so their routes are fuzzed past ownership, on real objects.
-const IDENTITIES: &[(&str, Role, &[(&str, &str)])] = &[
+const IDENTITIES: &[FuzzedAs] = &[
     ("demo-user-1", Role::User, &[]),
     ("live-nation-demo", Role::Seller, SELLER_OBJECTS),
     ("gate-scanner-1", Role::Scanner, SELLER_OBJECTS),
@@ -45,6 +48,7 @@ async fn schemathesis_finds_no_server_errors_and_no_schema_violations() -> anyho
     let (pay_addr, _paysim) = start_paysim().await?;
     // Generous hold limits: the fuzzer is one client at a high rate.
     let api = ApiProcess::start_with(
+        &c,
         &c.endpoints(),
         dir.path(),
         &[

@@ -57,7 +57,7 @@ async fn the_whole_flow_in_headless_chromium() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let (pay_addr, _paysim) = start_paysim().await?;
     let api =
-        ApiProcess::start_with(&c.endpoints(), dir.path(), &["--payments", &pay_addr]).await?;
+        ApiProcess::start_with(&c, &c.endpoints(), dir.path(), &["--payments", &pay_addr]).await?;
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .as_millis() as i64;

@@ -1,5 +1,9 @@
 //! Real node processes on loopback: start, kill -9, restart, pause, and bounded waits on their
 //! state. No fixed sleeps: every wait polls a condition with a deadline.
+//!
+//! Every cluster runs with mutual TLS: on start it makes a CA and certificates in its directory
+//! with `ticketd certs` (a node's when the node is created, `api-dev` and `admin-dev` for the
+//! test's own clients), as the scripts do.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -10,7 +14,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use ticketd_raft::client::{ClusterClient, Consistency, RetryPolicy};
+use ticketd_raft::identity::Identity;
 use ticketd_raft::pb;
+use ticketd_raft::tls::{TlsFiles, Transport};
 
 use crate::lazyfs::{LazyMount, Lost};
 
@@ -83,6 +89,72 @@ pub struct TestCluster {
     /// How each node's process is launched (network namespace, faketime), for
     /// [`TestCluster::respawn`]; empty for clusters started by [`TestCluster::start`].
     launch: BTreeMap<u64, Launch>,
+    /// The test's own identities: `api-dev` (writes, reads) and `admin-dev` (administers).
+    api: Transport,
+    admin: Transport,
+}
+
+/// Runs `ticketd certs ARGS` and fails with its output if it fails.
+pub fn make_certs(bin: &Path, args: &[&str]) -> anyhow::Result<()> {
+    let out = Command::new(bin)
+        .arg("certs")
+        .args(args)
+        .output()
+        .with_context(|| format!("run {} certs", bin.display()))?;
+    if !out.status.success() {
+        bail!(
+            "ticketd certs {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
+
+/// The directory of a cluster's certificates inside its directory `dir`.
+fn certs_dir_in(dir: &Path) -> PathBuf {
+    dir.join("certs")
+}
+
+/// Makes the CA and the test's client certificates in `dir`'s certificate directory and loads
+/// the clients' transports.
+fn test_identities(bin: &Path, dir: &Path) -> anyhow::Result<(Transport, Transport)> {
+    let certs = certs_dir_in(dir);
+    let certs_arg = certs.to_string_lossy().to_string();
+    make_certs(bin, &["dev", "--dir", &certs_arg, "--nodes", "0"])?;
+    let load = |id: Identity| {
+        Transport::load(&tls_files(&certs, &id)).with_context(|| format!("load {id}"))
+    };
+    Ok((
+        load(Identity::Api("dev".into()))?,
+        load(Identity::Admin("dev".into()))?,
+    ))
+}
+
+/// The files `ticketd certs` makes for `identity` in `certs`.
+pub fn tls_files(certs: &Path, identity: &Identity) -> TlsFiles {
+    let stem = match identity {
+        Identity::Node(id) => format!("node-{id}"),
+        Identity::Api(n) => format!("api-{n}"),
+        Identity::Admin(n) => format!("admin-{n}"),
+    };
+    TlsFiles {
+        ca: certs.join("ca.pem"),
+        cert: certs.join(format!("{stem}.pem")),
+        key: certs.join(format!("{stem}-key.pem")),
+    }
+}
+
+/// The TLS flags of a node or client process with `identity`'s files in `certs`.
+pub fn tls_args(certs: &Path, identity: &Identity) -> Vec<std::ffi::OsString> {
+    let f = tls_files(certs, identity);
+    vec![
+        "--cacert".into(),
+        f.ca.into(),
+        "--cert".into(),
+        f.cert.into(),
+        "--key".into(),
+        f.key.into(),
+    ]
 }
 
 /// How to launch one node's process: a command prefix (e.g. `ip netns exec NS`) that must `exec`
@@ -126,6 +198,15 @@ pub fn free_port() -> anyhow::Result<u16> {
     anyhow::bail!("no free loopback port in 10000-30999")
 }
 
+/// The retries of the test clients.
+fn test_policy() -> RetryPolicy {
+    RetryPolicy {
+        attempt_timeout: Duration::from_secs(3),
+        total_deadline: Duration::from_secs(20),
+        ..Default::default()
+    }
+}
+
 /// `127.0.0.1:<free_port()>`.
 pub fn free_addr() -> anyhow::Result<String> {
     Ok(format!("127.0.0.1:{}", free_port()?))
@@ -135,6 +216,7 @@ impl TestCluster {
     /// Starts `n` nodes (ids 1..=n), initializes them as one cluster and waits for a leader.
     pub async fn start(bin: &Path, n: u64, opts: NodeOpts) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new().prefix("ticketd-test-").tempdir()?;
+        let (api, admin) = test_identities(bin, dir.path())?;
         let mut c = TestCluster {
             lazy: BTreeMap::new(),
             bin: bin.to_path_buf(),
@@ -142,6 +224,8 @@ impl TestCluster {
             opts,
             nodes: BTreeMap::new(),
             launch: BTreeMap::new(),
+            api,
+            admin,
         };
         for id in 1..=n {
             c.add_node(id)?;
@@ -159,7 +243,7 @@ impl TestCluster {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             match c
-                .client_for(std::slice::from_ref(&first))
+                .admin_client_for(std::slice::from_ref(&first))
                 .init(&first, members.clone())
                 .await
             {
@@ -190,6 +274,11 @@ impl TestCluster {
             bail!("node {id} exists");
         }
         let data_dir = self.dir.path().join(format!("node{id}"));
+        let certs = self.certs_dir().to_string_lossy().to_string();
+        make_certs(
+            &self.bin,
+            &["create-node", "--dir", &certs, "--id", &id.to_string()],
+        )?;
         if self.opts.lazy_fs {
             let backing = self.dir.path().join(format!("node{id}.disk"));
             self.lazy.insert(id, LazyMount::mount(&backing, &data_dir)?);
@@ -230,6 +319,7 @@ impl TestCluster {
     pub fn restart(&mut self, id: u64) -> anyhow::Result<()> {
         let opts = self.opts.clone();
         let bin = self.bin.clone();
+        let certs = self.certs_dir();
         let node = self.nodes.get_mut(&id).context("no such node")?;
         if node.child.is_some() {
             bail!("node {id} is running");
@@ -245,6 +335,7 @@ impl TestCluster {
             .arg(&node.data_dir)
             .args(["--listen", &node.addr])
             .args(["--metrics-listen", &node.metrics_addr])
+            .args(tls_args(&certs, &Identity::Node(id)))
             .args(["--heartbeat-ms", &opts.heartbeat_ms.to_string()])
             .args([
                 "--election-timeout-ms",
@@ -347,28 +438,56 @@ impl TestCluster {
         self.nodes.values().map(|n| n.addr.clone()).collect()
     }
 
-    /// A client over every node.
+    /// A client over every node with the `api` identity (writes, reads with secrets).
     pub fn client(&self) -> ClusterClient {
         self.client_for(&self.endpoints())
     }
 
-    /// A client over the given endpoints only.
+    /// An `api` client over the given endpoints only.
     pub fn client_for(&self, endpoints: &[String]) -> ClusterClient {
-        ClusterClient::new(
-            endpoints.to_vec(),
-            RetryPolicy {
-                attempt_timeout: Duration::from_secs(3),
-                total_deadline: Duration::from_secs(20),
-                ..Default::default()
-            },
-        )
+        ClusterClient::new(endpoints.to_vec(), test_policy(), self.api.clone())
+    }
+
+    /// A client over every node with the `admin` identity (membership, status, snapshots).
+    pub fn admin_client(&self) -> ClusterClient {
+        self.admin_client_for(&self.endpoints())
+    }
+
+    /// An `admin` client over the given endpoints only.
+    pub fn admin_client_for(&self, endpoints: &[String]) -> ClusterClient {
+        ClusterClient::new(endpoints.to_vec(), test_policy(), self.admin.clone())
+    }
+
+    /// The transport of the test's `api` identity.
+    pub fn api_transport(&self) -> Transport {
+        self.api.clone()
+    }
+
+    /// The transport of the test's `admin` identity.
+    pub fn admin_transport(&self) -> Transport {
+        self.admin.clone()
+    }
+
+    /// Where the cluster's CA and certificates are.
+    pub fn certs_dir(&self) -> PathBuf {
+        certs_dir_in(self.dir.path())
+    }
+
+    /// The files of `identity` in [`Self::certs_dir`] (made there by `ticketd certs`).
+    pub fn tls_files(&self, identity: &Identity) -> TlsFiles {
+        tls_files(&self.certs_dir(), identity)
+    }
+
+    /// The `--cacert`, `--cert`, `--key` flags of a process with `identity`.
+    pub fn tls_args(&self, identity: &Identity) -> Vec<std::ffi::OsString> {
+        tls_args(&self.certs_dir(), identity)
     }
 
     /// Status of node `id`.
     pub async fn status(&self, id: u64) -> anyhow::Result<pb::StatusReply> {
         let addr = self.addr(id);
         Ok(self
-            .client_for(std::slice::from_ref(&addr))
+            .admin_client_for(std::slice::from_ref(&addr))
             .status(&addr)
             .await?)
     }
@@ -501,6 +620,7 @@ impl TestCluster {
         let dir = tempfile::Builder::new()
             .prefix("ticketd-chaos-")
             .tempdir()?;
+        let (api, admin) = test_identities(bin, dir.path())?;
         let mut c = TestCluster {
             lazy: BTreeMap::new(),
             bin: bin.to_path_buf(),
@@ -508,6 +628,8 @@ impl TestCluster {
             opts,
             nodes: BTreeMap::new(),
             launch: BTreeMap::new(),
+            api,
+            admin,
         };
         for id in 1..=n {
             c.add_node_placed(id, place(id)?)?;
@@ -524,7 +646,7 @@ impl TestCluster {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             match c
-                .client_for(std::slice::from_ref(&first))
+                .admin_client_for(std::slice::from_ref(&first))
                 .init(&first, members.clone())
                 .await
             {
@@ -564,6 +686,7 @@ impl TestCluster {
     pub fn respawn(&mut self, id: u64) -> anyhow::Result<()> {
         let opts = self.opts.clone();
         let bin = self.bin.clone();
+        let certs = self.certs_dir();
         let launch = self.launch.get(&id).cloned().unwrap_or_default();
         let node = self.nodes.get_mut(&id).context("no such node")?;
         if node.child.is_some() {
@@ -588,6 +711,7 @@ impl TestCluster {
             .args(["--listen", &node.addr])
             .args(["--advertise", &node.addr])
             .args(["--metrics-listen", &node.metrics_addr])
+            .args(tls_args(&certs, &Identity::Node(id)))
             .args(["--heartbeat-ms", &opts.heartbeat_ms.to_string()])
             .args([
                 "--election-timeout-ms",

@@ -169,6 +169,9 @@ pub struct Nemesis {
     rng: ChaCha8Rng,
     env: Env,
     members: BTreeSet<u64>,
+    /// The nodes the run's clients (and this nemesis's admin client) were given: they know no
+    /// other addresses, so a membership fault never removes the last of them.
+    known_to_clients: BTreeSet<u64>,
     next_id: u64,
     rec: Arc<Recorder>,
     admin: ClusterClient,
@@ -189,10 +192,12 @@ impl Nemesis {
                 total_deadline: Duration::from_secs(15),
                 ..Default::default()
             },
+            env.cluster.admin_transport(),
         );
         Self {
             rng: ChaCha8Rng::seed_from_u64(seed ^ 0x6e65_6d65_7369_7321),
             env,
+            known_to_clients: members.clone(),
             members,
             next_id,
             rec,
@@ -654,8 +659,21 @@ impl Nemesis {
         let mut ok = true;
         let target = self.env.cluster.nodes().count().min(5) as u64;
         let _ = target;
-        // Remove a follower voter, then stop its process.
-        let followers: Vec<u64> = self.members.iter().copied().filter(|m| *m != l).collect();
+        // Remove a follower voter, then stop its process; never the last member the clients
+        // know the address of (they would have no node left to reach, and the run no way to
+        // settle its writes).
+        let known: Vec<u64> = self
+            .members
+            .iter()
+            .copied()
+            .filter(|m| self.known_to_clients.contains(m))
+            .collect();
+        let followers: Vec<u64> = self
+            .members
+            .iter()
+            .copied()
+            .filter(|m| *m != l && known != [*m])
+            .collect();
         let mut touched = Vec::new();
         if let Some(v) = self.pick(&followers) {
             match self.admin.admin_on_leader(AdminOp::Remove(v)).await {

@@ -12,6 +12,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use ticketd_raft::client::{ClientError, ClusterClient, Consistency, RetryPolicy};
+use ticketd_raft::tls::Transport;
 use ticketd_store::{Command, Query};
 
 use crate::checker::{self, Anomaly};
@@ -253,8 +254,13 @@ async fn perform(
                 index: write_pos(w.log_index, w.log_seq),
                 call,
             },
-            // Never proposed: no leader answered, or the request was refused as invalid.
-            Err(e @ (ClientError::Unreachable(_) | ClientError::Rejected(_))) => Line::Fail {
+            // Never proposed: no leader answered, or the request was refused as invalid or
+            // unauthorized.
+            Err(
+                e @ (ClientError::Unreachable(_)
+                | ClientError::Rejected(_)
+                | ClientError::Denied(_)),
+            ) => Line::Fail {
                 time_ns: rec.now(),
                 process,
                 op,
@@ -340,6 +346,7 @@ async fn client_loop(
     until: Instant,
     rec: Arc<Recorder>,
     endpoints: Vec<(u64, String)>,
+    transport: Transport,
     counter: Arc<AtomicU64>,
 ) {
     let mut rng = ChaCha8Rng::seed_from_u64(
@@ -349,11 +356,15 @@ async fn client_loop(
     let client = ClusterClient::new(
         endpoints.iter().map(|(_, a)| a.clone()).collect(),
         client_policy(),
+        transport.clone(),
     );
     // One client per node, for writes that a follower must forward.
     let singles: BTreeMap<u64, ClusterClient> = endpoints
         .iter()
-        .map(|(id, a)| (*id, ClusterClient::new(vec![a.clone()], client_policy())))
+        .map(|(id, a)| {
+            let single = ClusterClient::new(vec![a.clone()], client_policy(), transport.clone());
+            (*id, single)
+        })
         .collect();
     let client_id = format!("chaos-c{idx}");
     let mut process = idx as u64;
@@ -434,15 +445,20 @@ async fn sale_loop(
     until: Instant,
     rec: Arc<Recorder>,
     endpoints: Vec<(u64, String)>,
+    transport: Transport,
     tickets: Arc<Mutex<Vec<(String, String)>>>,
 ) {
     let client = ClusterClient::new(
         endpoints.iter().map(|(_, a)| a.clone()).collect(),
         client_policy(),
+        transport.clone(),
     );
     let singles: BTreeMap<u64, ClusterClient> = endpoints
         .iter()
-        .map(|(id, a)| (*id, ClusterClient::new(vec![a.clone()], client_policy())))
+        .map(|(id, a)| {
+            let single = ClusterClient::new(vec![a.clone()], client_policy(), transport.clone());
+            (*id, single)
+        })
         .collect();
     let nodes: Vec<u64> = endpoints.iter().map(|(id, _)| *id).collect();
     let mut sc = SaleClient::new(idx, cfg.clients, cfg.seed, format!("chaos-c{idx}"));
@@ -652,6 +668,7 @@ pub async fn run(cfg: &RunConfig) -> anyhow::Result<RunSummary> {
             total_deadline: Duration::from_secs(30),
             ..Default::default()
         },
+        env.cluster.api_transport(),
     );
     let dts = dts_for(cfg.duration);
     if cfg.workload == Workload::Sale {
@@ -678,6 +695,7 @@ pub async fn run(cfg: &RunConfig) -> anyhow::Result<RunSummary> {
                 until,
                 rec.clone(),
                 endpoints.clone(),
+                env.cluster.api_transport(),
                 counter.clone(),
             )),
             Workload::Sale => tokio::spawn(sale_loop(
@@ -688,6 +706,7 @@ pub async fn run(cfg: &RunConfig) -> anyhow::Result<RunSummary> {
                 until,
                 rec.clone(),
                 endpoints.clone(),
+                env.cluster.api_transport(),
                 tickets.clone(),
             )),
         });
@@ -731,6 +750,7 @@ pub async fn run(cfg: &RunConfig) -> anyhow::Result<RunSummary> {
             total_deadline: Duration::from_secs(30),
             ..Default::default()
         },
+        env.cluster.api_transport(),
     );
     let lines = {
         rec.flush()?;

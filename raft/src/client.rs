@@ -12,6 +12,7 @@ use tonic::Code;
 
 use crate::channels::Channels;
 use crate::pb;
+use crate::tls::Transport;
 
 /// Why a call did not give an answer.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +29,10 @@ pub enum ClientError {
     /// The server failed.
     #[error("server error: {0}")]
     Server(String),
+    /// The node refused this caller: no client certificate, one it does not accept, or an
+    /// identity that may not make this call. Nothing was applied.
+    #[error("not authorized: {0}")]
+    Denied(String),
 }
 
 /// Consistency of a read.
@@ -332,10 +337,11 @@ fn classify(status: &tonic::Status, is_write: bool) -> ClientError {
     match status.code() {
         // A full proposal queue: nothing was proposed; another attempt may find room.
         Code::ResourceExhausted => ClientError::Unreachable(msg),
-        Code::InvalidArgument
-        | Code::FailedPrecondition
-        | Code::AlreadyExists
-        | Code::PermissionDenied => ClientError::Rejected(msg),
+        Code::InvalidArgument | Code::FailedPrecondition | Code::AlreadyExists => {
+            ClientError::Rejected(msg)
+        }
+        // The node's authorization refused the call before anything happened.
+        Code::Unauthenticated | Code::PermissionDenied => ClientError::Denied(msg),
         // The request may have reached a node and been proposed. tonic reports a connection
         // broken mid-call as `Unknown`; ticketd's own failures are `Internal`.
         Code::DeadlineExceeded | Code::Cancelled | Code::Unavailable | Code::Unknown
@@ -351,12 +357,13 @@ fn classify(status: &tonic::Status, is_write: bool) -> ClientError {
 }
 
 impl ClusterClient {
-    /// A client of the nodes at `endpoints` (`host:port`, gRPC).
-    pub fn new(endpoints: Vec<String>, policy: RetryPolicy) -> Self {
+    /// A client of the nodes at `endpoints` (`host:port`, gRPC), connecting over `transport`
+    /// (mutual TLS with this party's credentials, or plain text for a cluster run insecure).
+    pub fn new(endpoints: Vec<String>, policy: RetryPolicy, transport: Transport) -> Self {
         Self {
             nodes: Arc::new(Nodes {
                 endpoints,
-                channels: Channels::default(),
+                channels: Channels::new(transport),
                 leader: Mutex::new(None),
             }),
             policy,
@@ -441,7 +448,13 @@ impl ClusterClient {
                 }
                 Attempt::Next(e) => {
                     self.remember_leader(None);
-                    if matches!(e, ClientError::Rejected(_) | ClientError::Server(_)) {
+                    // A refusal is final: no other node of the cluster decides otherwise. (An
+                    // earlier attempt's unknown outcome is not lost by it: a write refused here
+                    // was refused everywhere, so no attempt can have been applied.)
+                    if matches!(
+                        e,
+                        ClientError::Rejected(_) | ClientError::Server(_) | ClientError::Denied(_)
+                    ) {
                         return Err(e);
                     }
                     unknown |= matches!(e, ClientError::Unknown(_));

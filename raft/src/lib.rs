@@ -10,15 +10,24 @@
 //! - A vote is fsynced before `save_vote` returns.
 //! - The state machine's data, its applied log id and its membership are written in one
 //!   RocksDB batch: a restarted node never sees one without the others.
+//! - Only the cluster's own parties speak to a node: every call passes `authz`, which decides
+//!   by the identity in the caller's certificate (`identity`), verified by mutual TLS (`tls`),
+//!   unless the node runs with `--insecure`.
 
 pub mod channels;
 pub mod client;
+pub mod connector;
+pub mod identity;
 pub mod pb;
+pub mod tls;
 
 #[cfg(feature = "node")]
-pub mod codec;
+pub mod authz;
 #[cfg(feature = "node")]
+pub mod codec;
 pub mod digest;
+#[cfg(feature = "node")]
+pub mod incoming;
 #[cfg(feature = "node")]
 pub mod log_store;
 #[cfg(feature = "node")]
@@ -27,6 +36,8 @@ pub mod network;
 pub mod node;
 #[cfg(feature = "node")]
 pub mod proposer;
+#[cfg(feature = "node")]
+pub mod redact;
 #[cfg(feature = "node")]
 pub mod service;
 #[cfg(feature = "node")]

@@ -51,7 +51,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
         PeerClient {
             target,
             addr: node.addr.clone(),
-            channel: self.channels.get(&node.addr).ok(),
+            channel: self.channels.get_node(&node.addr, target).ok(),
         }
     }
 }
@@ -221,26 +221,36 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         let (tx, rx) = tokio::sync::mpsc::channel::<pb::SnapshotChunk>(SNAPSHOT_CHUNKS_IN_FLIGHT);
         let path = snapshot.snapshot.path.clone();
         // Read the file on a blocking thread, a bounded number of chunks ahead of the network.
+        // The first chunk declares the file's size, which the receiver checks before it writes.
         let reader = tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
+            let mut f = std::fs::File::open(&path)?;
+            let size = f.metadata()?.len();
             tx.blocking_send(pb::SnapshotChunk {
                 item: Some(pb::snapshot_chunk::Item::Meta(meta)),
+                size_bytes: Some(size),
             })
             .map_err(|_| std::io::Error::other("snapshot receiver gone"))?;
-            let mut f = std::fs::File::open(&path)?;
             let mut sent = 0u64;
-            loop {
+            // Snapshot files are complete or absent (renamed into place once written), so the
+            // file does not grow under the reader; stop at the declared size all the same.
+            while sent < size {
                 let mut buf = vec![0u8; SNAPSHOT_CHUNK_BYTES];
                 let n = f.read(&mut buf)?;
                 if n == 0 {
-                    return Ok(sent);
+                    return Err(std::io::Error::other(format!(
+                        "snapshot file ended after {sent} of its {size} bytes"
+                    )));
                 }
-                buf.truncate(n);
+                buf.truncate(n.min((size - sent) as usize));
+                let n = buf.len();
                 sent += n as u64;
                 tx.blocking_send(pb::SnapshotChunk {
                     item: Some(pb::snapshot_chunk::Item::Data(buf)),
+                    size_bytes: None,
                 })
                 .map_err(|_| std::io::Error::other("snapshot receiver gone"))?;
             }
+            Ok(sent)
         });
         let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
         let call = client.snapshot(with_deadline(stream, SNAPSHOT_DEADLINE));

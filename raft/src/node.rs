@@ -9,12 +9,15 @@ use anyhow::Context as _;
 use openraft::async_runtime::WatchReceiver;
 use openraft::{Config, ServerState, SnapshotPolicy};
 
+use crate::authz::{AuthzLayer, Gate};
 use crate::channels::Channels;
+use crate::identity::Identity;
 use crate::log_store::LogStore;
 use crate::network::NetworkFactory;
 use crate::pb;
 use crate::service::{AdminService, ClientService, NodeCtx, RaftService, SERVER_OP_DEADLINE};
 use crate::state_machine::StateMachine;
+use crate::tls::Transport;
 use crate::{NodeId, Raft};
 
 /// Everything a node needs to start.
@@ -39,6 +42,11 @@ pub struct NodeConfig {
     pub logs_kept_after_snapshot: u64,
     /// Where the node serves Prometheus `/metrics` (reported in its status), if it does.
     pub metrics_addr: String,
+    /// Mutual TLS with the node's certificate (which must name `ticketd://node/<id>`), for its
+    /// server and its calls to peers; or, with `--insecure`, plain text and no authorization.
+    pub transport: Transport,
+    /// Largest snapshot it accepts from a peer, bytes.
+    pub snapshot_recv_max_bytes: u64,
 }
 
 /// A running node.
@@ -52,6 +60,20 @@ pub struct Node {
 impl Node {
     /// Opens the node's storage, starts Raft and serves gRPC on `listen_addr`.
     pub async fn start(cfg: NodeConfig) -> anyhow::Result<Node> {
+        let server_tls = match &cfg.transport {
+            Transport::Insecure => None,
+            Transport::Tls(creds) => {
+                let want = Identity::Node(cfg.id);
+                anyhow::ensure!(
+                    creds.identity() == Some(&want),
+                    "this node is {want}, but its certificate names {}",
+                    creds
+                        .identity()
+                        .map_or("no identity".to_string(), |i| i.to_string())
+                );
+                Some(creds.server_config().context("TLS server configuration")?)
+            }
+        };
         std::fs::create_dir_all(&cfg.data_dir)
             .with_context(|| format!("create {}", cfg.data_dir.display()))?;
         let db = Arc::new(crate::open_db(&cfg.data_dir.join("db")).context("open RocksDB")?);
@@ -72,7 +94,7 @@ impl Node {
             ..Default::default()
         };
         let raft_config = Arc::new(raft_config.validate().context("raft config")?);
-        let channels = Channels::default();
+        let channels = Channels::new(cfg.transport.clone());
         let raft = Raft::new(
             cfg.id,
             raft_config,
@@ -83,6 +105,7 @@ impl Node {
         .await
         .context("start raft")?;
         let proposer = crate::proposer::Proposer::start(raft.clone(), SERVER_OP_DEADLINE);
+        let gate = Gate::new(raft.clone(), cfg.id);
         let ctx = NodeCtx {
             id: cfg.id,
             addr: cfg.advertise_addr.clone(),
@@ -93,15 +116,18 @@ impl Node {
             db,
             metrics_addr: cfg.metrics_addr.clone(),
             reconcile: Default::default(),
+            gate: gate.clone(),
+            snapshot_recv_max_bytes: cfg.snapshot_recv_max_bytes,
         };
 
         let listener = tokio::net::TcpListener::bind(cfg.listen_addr)
             .await
             .with_context(|| format!("bind {}", cfg.listen_addr))?;
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        // Every call passes the authorization layer first (see `authz`).
         let router = tonic::transport::Server::builder()
-            .tcp_nodelay(true)
             .concurrency_limit_per_connection(1024)
+            .layer(AuthzLayer(gate))
             .add_service(
                 pb::raft_server::RaftServer::new(RaftService(ctx.clone()))
                     .max_decoding_message_size(64 << 20),
@@ -112,11 +138,8 @@ impl Node {
             .add_service(pb::admin_server::AdminServer::new(AdminService(
                 ctx.clone(),
             )));
-        // The builder's tcp_nodelay covers only listeners tonic binds itself: set it on this
-        // one's connections too, or Nagle holds small replies (stream appends' answers, write
-        // replies) until the peer's delayed ACK, 40 ms at a time.
-        let incoming =
-            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+        // TCP_NODELAY, the TLS handshake and the caller's identity, per connection.
+        let incoming = crate::incoming::incoming(listener, server_tls);
         let server = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
             let _ = stop_rx.await;
         }));
@@ -126,7 +149,12 @@ impl Node {
             cfg.id,
             cfg.snapshot_every_entries,
         ));
-        tracing::info!(id = cfg.id, addr = %cfg.advertise_addr, "node started");
+        metrics::gauge!("ticketd_tls_enabled").set(if cfg.transport.is_insecure() {
+            0.0
+        } else {
+            1.0
+        });
+        tracing::info!(id = cfg.id, addr = %cfg.advertise_addr, tls = !cfg.transport.is_insecure(), "node started");
         Ok(Node {
             ctx,
             server,

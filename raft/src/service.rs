@@ -10,9 +10,11 @@ use openraft::alias::{LogIdOf, SnapshotMetaOf, SnapshotOf, VoteOf};
 use openraft::async_runtime::WatchReceiver;
 use openraft::errors::{ForwardToLeader, RaftError};
 use openraft::raft::{AppendEntriesRequest, TransferLeaderRequest, VoteRequest};
+use openraft::vote::RaftLeaderId;
 use openraft::{ChangeMembers, ReadPolicy, ServerState};
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::authz::{Caller, Gate};
 use crate::channels::Channels;
 use crate::codec::{decode, encode};
 use crate::pb;
@@ -21,8 +23,13 @@ use crate::snapshot::SnapshotFile;
 use crate::state_machine::StateMachine;
 use crate::{NodeAddr, NodeId, Raft, TypeConfig};
 
-/// Largest snapshot a node accepts from a peer.
-const SNAPSHOT_RECV_MAX_BYTES: u64 = 64 << 30;
+/// Largest snapshot a node accepts from a peer unless configured otherwise.
+pub const SNAPSHOT_RECV_MAX_BYTES: u64 = 64 << 30;
+/// Free disk a received snapshot needs, as a multiple of its size: the file, and about as much
+/// again while it is installed into RocksDB.
+pub const SNAPSHOT_DISK_FACTOR: u64 = 2;
+/// Free disk left over after that, at least.
+pub const SNAPSHOT_DISK_HEADROOM_BYTES: u64 = 64 << 20;
 /// Longest a server waits for a write to commit or a read to become linearizable, whatever the
 /// client's own deadline.
 pub const SERVER_OP_DEADLINE: Duration = Duration::from_secs(10);
@@ -48,6 +55,10 @@ pub struct NodeCtx {
     pub metrics_addr: String,
     /// What `Admin.Reconcile` runs on the leader, once the node's background worker set it.
     pub reconcile: Arc<std::sync::OnceLock<ReconcileHook>>,
+    /// Who may call what (see `authz`); the Raft service checks senders with it.
+    pub gate: Arc<Gate>,
+    /// Largest snapshot this node accepts from a peer, bytes.
+    pub snapshot_recv_max_bytes: u64,
 }
 
 /// The reconciler's entry point as the admin service calls it: the report as JSON, or why not.
@@ -169,20 +180,27 @@ type BlobStream = Pin<Box<dyn Stream<Item = Result<pb::Blob, Status>> + Send>>;
 #[tonic::async_trait]
 impl pb::raft_server::Raft for RaftService {
     async fn vote(&self, req: Request<pb::Blob>) -> Result<Response<pb::Blob>, Status> {
-        let rpc: VoteRequest<TypeConfig> =
-            decode(&req.into_inner().payload).map_err(bad_request)?;
+        let rpc: VoteRequest<TypeConfig> = decode(&req.get_ref().payload).map_err(bad_request)?;
+        self.0
+            .gate
+            .check_sender(&req, "Vote", *rpc.vote.leader_id().node_id())?;
         blob(&self.0.raft.vote(rpc).await.map_err(internal)?)
     }
 
     async fn pre_vote(&self, req: Request<pb::Blob>) -> Result<Response<pb::Blob>, Status> {
-        let rpc: VoteRequest<TypeConfig> =
-            decode(&req.into_inner().payload).map_err(bad_request)?;
+        let rpc: VoteRequest<TypeConfig> = decode(&req.get_ref().payload).map_err(bad_request)?;
+        self.0
+            .gate
+            .check_sender(&req, "PreVote", *rpc.vote.leader_id().node_id())?;
         blob(&self.0.raft.pre_vote(rpc).await.map_err(internal)?)
     }
 
     async fn append_entries(&self, req: Request<pb::Blob>) -> Result<Response<pb::Blob>, Status> {
         let rpc: AppendEntriesRequest<TypeConfig> =
-            decode(&req.into_inner().payload).map_err(bad_request)?;
+            decode(&req.get_ref().payload).map_err(bad_request)?;
+        self.0
+            .gate
+            .check_sender(&req, "AppendEntries", *rpc.vote.leader_id().node_id())?;
         blob(&self.0.raft.append_entries(rpc).await.map_err(internal)?)
     }
 
@@ -193,13 +211,37 @@ impl pb::raft_server::Raft for RaftService {
         req: Request<Streaming<pb::Blob>>,
     ) -> Result<Response<Self::StreamAppendStream>, Status> {
         // A request that fails to decode ends the input; openraft then restarts the pipeline.
+        // So does one in the name of another node than the caller's (refused, counted, logged).
+        let caller = Caller::of(&req).and_then(|c| c.node_id());
+        let gate = self.0.gate.clone();
         let input = req
             .into_inner()
             .take_while(|r| futures::future::ready(r.is_ok()))
-            .filter_map(|r| async move {
+            .map(|r| {
                 r.ok()
                     .and_then(|b| decode::<AppendEntriesRequest<TypeConfig>>(&b.payload).ok())
-            });
+            })
+            .take_while(move |r| {
+                let from_caller = match (r, caller) {
+                    (Some(rpc), Some(id)) => {
+                        let sender = *rpc.vote.leader_id().node_id();
+                        sender == id || {
+                            let msg =
+                                format!("node {id} sent appends in the name of node {sender}");
+                            let _ = gate.refuse(
+                                "StreamAppend",
+                                crate::authz::Refusal::SenderMismatch,
+                                msg,
+                            );
+                            false
+                        }
+                    }
+                    (Some(_), None) => true,
+                    (None, _) => false,
+                };
+                futures::future::ready(from_caller)
+            })
+            .filter_map(futures::future::ready);
         let output = self.0.raft.stream_append(Box::pin(input)).map(|r| match r {
             Ok(result) => encode(&result)
                 .map(|payload| pb::Blob { payload })
@@ -213,6 +255,7 @@ impl pb::raft_server::Raft for RaftService {
         &self,
         req: Request<Streaming<pb::SnapshotChunk>>,
     ) -> Result<Response<pb::Blob>, Status> {
+        let caller = Caller::of(&req).cloned();
         let mut input = req.into_inner();
         let first = input
             .next()
@@ -223,9 +266,36 @@ impl pb::raft_server::Raft for RaftService {
         };
         let (vote, meta): (VoteOf<TypeConfig>, SnapshotMetaOf<TypeConfig>) =
             decode(&meta).map_err(bad_request)?;
+        if let Some(id) = caller.as_ref().and_then(|c| c.node_id()) {
+            let sender = *vote.leader_id().node_id();
+            if sender != id {
+                return Err(self.0.gate.refuse(
+                    "Snapshot",
+                    crate::authz::Refusal::SenderMismatch,
+                    format!("node {id} sent a snapshot in the name of node {sender}"),
+                ));
+            }
+        }
+        let size = first.size_bytes.ok_or_else(|| {
+            Status::failed_precondition(
+                "the sender did not declare the snapshot's size (size_bytes); refused before \
+                 writing anything",
+            )
+        })?;
         let path = self.0.sm.partial_path("recv");
+        let free = free_disk_bytes(&path);
+        snapshot_fits(size, self.0.snapshot_recv_max_bytes, free).map_err(|e| {
+            metrics::counter!("ticketd_snapshots_refused_total").increment(1);
+            tracing::warn!(
+                size,
+                cap = self.0.snapshot_recv_max_bytes,
+                ?free,
+                "incoming snapshot refused: {e}"
+            );
+            Status::resource_exhausted(e)
+        })?;
         let result = self
-            .receive_and_install(&mut input, &path, vote, meta)
+            .receive_and_install(&mut input, &path, size, vote, meta)
             .await;
         // Whatever happened, no partial file stays behind (an installed one was renamed).
         let _ = std::fs::remove_file(&path);
@@ -234,7 +304,12 @@ impl pb::raft_server::Raft for RaftService {
 
     async fn transfer_leader(&self, req: Request<pb::Blob>) -> Result<Response<pb::Blob>, Status> {
         let rpc: TransferLeaderRequest<TypeConfig> =
-            decode(&req.into_inner().payload).map_err(bad_request)?;
+            decode(&req.get_ref().payload).map_err(bad_request)?;
+        self.0.gate.check_sender(
+            &req,
+            "TransferLeader",
+            *rpc.from_leader().leader_id().node_id(),
+        )?;
         blob(
             &self
                 .0
@@ -246,11 +321,41 @@ impl pb::raft_server::Raft for RaftService {
     }
 }
 
+/// Free bytes for an unprivileged writer on the file system holding `path`'s directory; `None`
+/// when it cannot be told.
+fn free_disk_bytes(path: &std::path::Path) -> Option<u64> {
+    let dir = path.parent()?;
+    let st = rustix::fs::statvfs(dir).ok()?;
+    Some(st.f_bavail.saturating_mul(st.f_frsize))
+}
+
+/// Whether a snapshot of `size` bytes may be received: at most `cap`, and the file system has
+/// room for it [`SNAPSHOT_DISK_FACTOR`] times over plus [`SNAPSHOT_DISK_HEADROOM_BYTES`]
+/// (`free`, when it can be told). Why not, otherwise.
+pub fn snapshot_fits(size: u64, cap: u64, free: Option<u64>) -> Result<(), String> {
+    if size > cap {
+        return Err(format!(
+            "the snapshot's declared size {size} bytes passes this node's cap of {cap} bytes \
+             (snapshot_recv_max_bytes)"
+        ));
+    }
+    let need = size
+        .saturating_mul(SNAPSHOT_DISK_FACTOR)
+        .saturating_add(SNAPSHOT_DISK_HEADROOM_BYTES);
+    match free {
+        Some(free) if free < need => Err(format!(
+            "the snapshot's declared size {size} bytes needs {need} bytes free; the disk has {free}"
+        )),
+        _ => Ok(()),
+    }
+}
+
 impl RaftService {
     async fn receive_and_install(
         &self,
         input: &mut Streaming<pb::SnapshotChunk>,
         path: &std::path::Path,
+        declared: u64,
         vote: VoteOf<TypeConfig>,
         meta: SnapshotMetaOf<TypeConfig>,
     ) -> Result<Response<pb::Blob>, Status> {
@@ -264,10 +369,17 @@ impl RaftService {
                 ));
             };
             received += data.len() as u64;
-            if received > SNAPSHOT_RECV_MAX_BYTES {
-                return Err(bad_request("snapshot exceeds the size bound"));
+            if received > declared {
+                return Err(bad_request(format!(
+                    "the snapshot stream passes its declared size of {declared} bytes"
+                )));
             }
             file.write_all(&data).await.map_err(internal)?;
+        }
+        if received != declared {
+            return Err(bad_request(format!(
+                "the snapshot stream ended after {received} of its declared {declared} bytes"
+            )));
         }
         file.sync_all().await.map_err(internal)?;
         drop(file);
@@ -323,7 +435,7 @@ async fn write_one(ctx: &NodeCtx, w: pb::WriteRequest) -> Result<pb::WriteReply,
         serde_json::from_slice(&w.command_json).map_err(bad_request)?;
     match ctx.leader() {
         Some((id, _)) if id == ctx.id => {}
-        Some((_, addr)) if !w.forwarded => return forward_write(ctx, &addr, w).await,
+        Some((id, addr)) if !w.forwarded => return forward_write(ctx, id, &addr, w).await,
         _ => return Ok(not_leader_write(ctx.leader_hint())),
     }
     let request = ticketd_store::Request {
@@ -343,7 +455,7 @@ async fn write_one(ctx: &NodeCtx, w: pb::WriteRequest) -> Result<pb::WriteReply,
         Err(ProposeError::NotLeader(f)) => {
             let h = hint(&f);
             if h.known && !w.forwarded {
-                forward_write(ctx, &h.leader_addr.clone(), w).await
+                forward_write(ctx, h.leader_id, &h.leader_addr.clone(), w).await
             } else {
                 Ok(not_leader_write(h))
             }
@@ -386,8 +498,10 @@ impl pb::client_server::Client for ClientService {
         let ctx = &self.0;
         match ctx.leader() {
             Some((id, _)) if id == ctx.id => {}
-            Some((_, addr)) if !b.forwarded => {
-                return forward_write_batch(ctx, &addr, b).await.map(Response::new);
+            Some((id, addr)) if !b.forwarded => {
+                return forward_write_batch(ctx, id, &addr, b)
+                    .await
+                    .map(Response::new);
             }
             _ => {
                 let h = ctx.leader_hint();
@@ -414,6 +528,7 @@ impl pb::client_server::Client for ClientService {
     }
 
     async fn read(&self, req: Request<pb::ReadRequest>) -> Result<Response<pb::ReadReply>, Status> {
+        let secrets = Caller::may_see_secrets(&req);
         let r = req.into_inner();
         let query: ticketd_store::Query =
             serde_json::from_slice(&r.query_json).map_err(bad_request)?;
@@ -426,7 +541,10 @@ impl pb::client_server::Client for ClientService {
                 }));
             }
         }
-        let (result, applied_index) = ctx.sm.query(&query);
+        let (mut result, applied_index) = ctx.sm.query(&query);
+        if !secrets {
+            crate::redact::redact(&mut result);
+        }
         Ok(Response::new(pb::ReadReply {
             result: Some(pb::read_reply::Result::ResultJson(
                 serde_json::to_vec(&result).map_err(internal)?,
@@ -463,11 +581,15 @@ impl pb::client_server::Client for ClientService {
 
 async fn forward_write(
     ctx: &NodeCtx,
+    leader_id: NodeId,
     leader_addr: &str,
     mut w: pb::WriteRequest,
 ) -> Result<pb::WriteReply, Status> {
     w.forwarded = true;
-    let channel = ctx.channels.get(leader_addr).map_err(internal)?;
+    let channel = ctx
+        .channels
+        .get_node(leader_addr, leader_id)
+        .map_err(internal)?;
     let mut client = pb::client_client::ClientClient::new(channel);
     let mut req = Request::new(w);
     req.set_timeout(SERVER_OP_DEADLINE);
@@ -477,11 +599,15 @@ async fn forward_write(
 
 async fn forward_write_batch(
     ctx: &NodeCtx,
+    leader_id: NodeId,
     leader_addr: &str,
     mut b: pb::WriteBatchRequest,
 ) -> Result<pb::WriteBatchReply, Status> {
     b.forwarded = true;
-    let channel = ctx.channels.get(leader_addr).map_err(internal)?;
+    let channel = ctx
+        .channels
+        .get_node(leader_addr, leader_id)
+        .map_err(internal)?;
     let mut client = pb::client_client::ClientClient::new(channel);
     metrics::counter!("ticketd_writes_forwarded_total").increment(b.writes.len() as u64);
     let mut req = Request::new(b);
@@ -507,8 +633,8 @@ async fn linearize(ctx: &NodeCtx) -> Result<Result<(), pb::LeaderHint>, Status> 
                 },
             };
         }
-        Some((_, addr)) => {
-            let channel = ctx.channels.get(&addr).map_err(internal)?;
+        Some((leader_id, addr)) => {
+            let channel = ctx.channels.get_node(&addr, leader_id).map_err(internal)?;
             let mut client = pb::client_client::ClientClient::new(channel);
             let mut req = Request::new(pb::ReadIndexRequest {});
             req.set_timeout(SERVER_OP_DEADLINE);
@@ -833,5 +959,27 @@ impl pb::admin_server::Admin for AdminService {
             addr: ctx.addr.clone(),
             metrics_addr: ctx.metrics_addr.clone(),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{snapshot_fits, SNAPSHOT_DISK_HEADROOM_BYTES};
+
+    #[test]
+    fn a_snapshot_must_fit_the_cap_and_twice_over_the_free_disk() {
+        let gib = 1u64 << 30;
+        assert!(snapshot_fits(gib, 2 * gib, None).is_ok());
+        assert!(snapshot_fits(2 * gib, 2 * gib, None).is_ok());
+        let e = snapshot_fits(2 * gib + 1, 2 * gib, None).unwrap_err();
+        assert!(e.contains("cap"), "{e}");
+        let just_enough = 2 * gib + SNAPSHOT_DISK_HEADROOM_BYTES;
+        assert!(snapshot_fits(gib, 64 * gib, Some(just_enough)).is_ok());
+        let e = snapshot_fits(gib, 64 * gib, Some(just_enough - 1)).unwrap_err();
+        assert!(e.contains("free"), "{e}");
+        // No overflow at the extremes.
+        assert!(snapshot_fits(u64::MAX, u64::MAX, Some(u64::MAX - 1)).is_err());
+        assert!(snapshot_fits(0, 0, Some(0)).is_err());
+        assert!(snapshot_fits(0, 0, Some(SNAPSHOT_DISK_HEADROOM_BYTES)).is_ok());
     }
 }

@@ -93,7 +93,8 @@ L.append("Workloads: W1 one client, best-available holds of 1-4 silver seats one
          "out before the run ends is measured while it was selling; conflicts/s is over the whole run. "
          "W8-nN-cC: the W2 storm at ticketd's best W2 concurrency C against a fresh cluster of N nodes (5, then 3 again), ticketd only. "
          "W4 (holds and purchases, below): its row counts the holds. "
-         "W9 (microbenchmarks) has its own commands, below.")
+         "W9 (microbenchmarks) has its own commands, below. W10-tls-cC and W10-insecure-cC: the W2 storm at ticketd's best W2 "
+         "concurrency C against a fresh 3-node cluster with mutual TLS and against one run without it, alternating.")
 L.append("")
 L.append("W9, microbenchmarks (not run by this script; release builds): "
          "`cargo run --release -p ticketd-store --no-default-features --example apply_bench` "
@@ -248,6 +249,27 @@ if w8:
     if n5 and n3:
         L.append(f"- 5 nodes / 3 nodes: {ratio(cell(n5[0], 'ticketd', 'accepted_per_s'), cell(n3[0], 'ticketd', 'accepted_per_s'))} "
                  "(all nodes share the machine's 2 vCPUs: two more replicas cost CPU here that separate machines would not)")
+    L.append("")
+w10 = sorted({w for w in wls if w.startswith("W10-")})
+w10_tls = [w for w in w10 if w.startswith("W10-tls")]
+w10_plain = [w for w in w10 if w.startswith("W10-insecure")]
+if w10_tls and w10_plain:
+    L.append("## Mutual TLS against plain text (W10)")
+    L.append("")
+    L.append("The W2 storm at ticketd's best W2 concurrency, against a fresh 3-node cluster with mutual TLS "
+             "between every party and against one run without it (plain text, no authorization), "
+             "alternating; each pair's ratio of holds/s, TLS over plain text.")
+    L.append("")
+    pairs = []
+    for rep in sorted({r["rep"] for r in runs if r["workload"] in (w10_tls[0], w10_plain[0])}):
+        t = [val(r, "accepted_per_s") for r in runs if r["workload"] == w10_tls[0] and r["rep"] == rep]
+        p = [val(r, "accepted_per_s") for r in runs if r["workload"] == w10_plain[0] and r["rep"] == rep]
+        if t and p and t[0] and p[0]:
+            pairs.append(t[0] / p[0])
+            L.append(f"- rep {rep}: TLS {t[0]:,.0f} holds/s, plain text {p[0]:,.0f} holds/s: {t[0] / p[0]:.2f}x")
+    if pairs:
+        L.append(f"- TLS / plain text: median {med(pairs):.2f}x, lowest {min(pairs):.2f}x; "
+                 f"p99 TLS {f(cell(w10_tls[0], 'ticketd', 'p99_ms'), 1)} ms, plain text {f(cell(w10_plain[0], 'ticketd', 'p99_ms'), 1)} ms")
     L.append("")
 L.append("## Oversell")
 L.append("")

@@ -143,22 +143,23 @@ pub trait PaymentProvider: Send + Sync {
 #[derive(Clone)]
 pub struct HttpProvider {
     base: String,
+    target: crate::outbound::Outbound,
     http: reqwest::Client,
 }
 
 impl HttpProvider {
-    /// A client of the provider at `authority` (`host:port`), each call bounded by `timeout`.
-    pub fn new(authority: &str, timeout: Duration) -> Result<Self, PaymentError> {
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(Duration::from_millis(500))
-            .pool_max_idle_per_host(16)
-            .build()
-            .map_err(|e| PaymentError::Rejected(e.to_string()))?;
-        Ok(Self {
-            base: format!("http://{authority}"),
-            http,
-        })
+    /// A client of the provider at `target` (`host:port`, or an `https://` URL with its secret
+    /// key and CA: see [`crate::outbound`]), each call bounded by `timeout`.
+    pub fn new(
+        target: impl Into<crate::outbound::Outbound>,
+        timeout: Duration,
+    ) -> Result<Self, PaymentError> {
+        let target = target.into();
+        let base = target.base_url().map_err(PaymentError::Rejected)?;
+        let http = target
+            .client(timeout, Duration::from_millis(500))
+            .map_err(PaymentError::Rejected)?;
+        Ok(Self { base, target, http })
     }
 
     async fn call(
@@ -168,7 +169,9 @@ impl HttpProvider {
         key: Option<&str>,
         body: Option<Vec<u8>>,
     ) -> Result<Vec<u8>, PaymentError> {
-        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        let mut req = self
+            .target
+            .authorize(self.http.request(method, format!("{}{path}", self.base)));
         if let Some(k) = key {
             req = req.header("Idempotency-Key", k);
         }

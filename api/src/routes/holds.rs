@@ -96,10 +96,7 @@ pub async fn create_hold(
         return Err(Problem::not_found());
     }
     // The hold id derives from the idempotency key, so a retried request names the same hold.
-    let hold_id = format!(
-        "h-{}",
-        state.tokens.keyed_hex(&["hold", &caller.user_id, &key])
-    );
+    let hold_id = format!("h-{}", state.ids.hex(&["hold", &caller.user_id, &key]));
     let hold_ttl_ms = state
         .limits
         .hold_ttl
@@ -322,13 +319,10 @@ pub async fn purchase(
     SagaFault::after(state.saga_fault, SagaStep::Start).await;
     // 3. Hold -> order + tickets, in one command.
     // Derived from the idempotency key: a retry proposes the very same command.
-    let order_id = format!(
-        "o-{}",
-        state.tokens.keyed_hex(&["order", &caller.user_id, &key])
-    );
+    let order_id = format!("o-{}", state.ids.hex(&["order", &caller.user_id, &key]));
     let seed = state
-        .tokens
-        .keyed_bytes(&["ticket-secrets", &caller.user_id, &key]);
+        .code_secrets
+        .bytes(&["ticket-secrets", &caller.user_id, &key]);
     let confirm = Command::ConfirmPurchase {
         hold_id: hold.hold_id.clone(),
         order_id,

@@ -64,10 +64,7 @@ pub async fn create_venue(
 ) -> Result<Response, Problem> {
     caller.require(&[Role::Seller, Role::Admin])?;
     let geo = geo(req.lat, req.lon)?;
-    let venue_id = format!(
-        "v-{}",
-        state.tokens.keyed_hex(&["venue", &caller.user_id, &key])
-    );
+    let venue_id = format!("v-{}", state.ids.hex(&["venue", &caller.user_id, &key]));
     let create = Command::CreateVenue {
         venue_id: venue_id.clone(),
         name: req.name,
@@ -113,10 +110,7 @@ pub async fn create_event(
     Json(req): Json<EventRequest>,
 ) -> Result<Response, Problem> {
     caller.require(&[Role::Seller])?;
-    let event_id = format!(
-        "e-{}",
-        state.tokens.keyed_hex(&["event", &caller.user_id, &key])
-    );
+    let event_id = format!("e-{}", state.ids.hex(&["event", &caller.user_id, &key]));
     let cmd = Command::CreateEvent {
         event_id,
         seller_id: caller.user_id.clone(),
@@ -198,10 +192,7 @@ pub async fn create_dt(
     Json(req): Json<DtRequest>,
 ) -> Result<Response, Problem> {
     managed_event(&state, &caller, &event_id).await?;
-    let dt_id = format!(
-        "d-{}",
-        state.tokens.keyed_hex(&["dt", &caller.user_id, &key])
-    );
+    let dt_id = format!("d-{}", state.ids.hex(&["dt", &caller.user_id, &key]));
     let cmd = Command::CreateDt {
         dt_id: dt_id.clone(),
         event_id,

@@ -122,8 +122,8 @@ pub async fn sign_up(
         ));
     }
     // Ids and the salt derive from the email and the key: a retry proposes the same command.
-    let user_id = format!("u-{}", state.tokens.keyed_hex(&["user", &email]));
-    let seed = state.tokens.keyed_bytes(&["salt", &email, &key]);
+    let user_id = format!("u-{}", state.ids.hex(&["user", &email]));
+    let seed = state.ids.bytes(&["salt", &email, &key]);
     let password = req.password;
     let hash = tokio::task::spawn_blocking(move || auth::hash_password_seeded(&password, &seed))
         .await
@@ -355,7 +355,7 @@ pub async fn save_payment_method(
     let QueryResult::User(Some(u)) = read(&state, q, Consistency::Linearizable).await?.0 else {
         return Err(Problem::not_found());
     };
-    let nonce_seed = state.tokens.keyed_bytes(&["vault", &caller.user_id, token]);
+    let nonce_seed = state.vault_nonces.bytes(&["vault", &caller.user_id, token]);
     let sealed = vault.seal_with_nonce(token, &caller.user_id, &nonce_seed);
     let cmd = Command::UpsertUser {
         user_id: u.user_id,

@@ -1,7 +1,9 @@
 //! `ticketctl`: the operator's command line for a ticketd cluster, shaped like etcdctl.
 //!
-//! Exit codes: 0 success, 2 usage error, 3 cluster unreachable, 4 request rejected,
-//! 5 server error, 6 outcome unknown, 7 replicas differ (`endpoint hashkv`).
+//! Exit codes: 0 success, 2 usage error (bad flags, unusable TLS files), 3 cluster
+//! unreachable, 4 request rejected, 5 server error, 6 outcome unknown, 7 replicas differ
+//! (`endpoint hashkv`), 8 not authorized (no client certificate, or one whose identity may not
+//! do this: operations take an `admin` certificate).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -41,6 +43,18 @@ struct Cli {
     /// Deadline of a whole command across retries, in ms.
     #[arg(long, global = true, default_value_t = 15000)]
     total_timeout_ms: u64,
+    /// The cluster's CA certificate(s), PEM: nodes must present certificates it signed.
+    #[arg(long, global = true, env = "TICKETCTL_CACERT")]
+    cacert: Option<std::path::PathBuf>,
+    /// The operator's certificate (role admin: `ticketd certs create-client --role admin`).
+    #[arg(long, global = true, env = "TICKETCTL_CERT")]
+    cert: Option<std::path::PathBuf>,
+    /// Its private key, PEM (mode 0600).
+    #[arg(long, global = true, env = "TICKETCTL_KEY")]
+    key: Option<std::path::PathBuf>,
+    /// Talk to a cluster that runs without TLS.
+    #[arg(long, global = true)]
+    insecure: bool,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -153,6 +167,9 @@ impl From<ClientError> for Failure {
 }
 
 fn main() -> ExitCode {
+    // rustls's crypto provider for the whole process (ring): reqwest and lettre take none of
+    // their own.
+    ticketd_raft::tls::install_provider();
     let cli = Cli::parse();
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -181,6 +198,7 @@ fn main() -> ExitCode {
                 ClientError::Rejected(_) => 4,
                 ClientError::Server(_) => 5,
                 ClientError::Unknown(_) => 6,
+                ClientError::Denied(_) => 8,
             })
         }
     }
@@ -195,7 +213,16 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         total_deadline: Duration::from_millis(cli.total_timeout_ms),
         ..RetryPolicy::default()
     };
-    let client = ClusterClient::new(cli.endpoints.clone(), policy);
+    let tls = ticketd_cluster::tls::TlsPaths {
+        cacert: cli.cacert.clone(),
+        cert: cli.cert.clone(),
+        key: cli.key.clone(),
+        insecure: cli.insecure,
+    };
+    let transport = tls
+        .transport("ticketctl", ticketd_cluster::tls::Presence::Any)
+        .map_err(|e| Failure::Usage(format!("{e:#}")))?;
+    let client = ClusterClient::new(cli.endpoints.clone(), policy, transport);
     let out = cli.write_out;
     match cli.cmd {
         Cmd::Cluster(ClusterCmd::Init { members }) => {

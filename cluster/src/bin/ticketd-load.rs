@@ -176,16 +176,17 @@ struct Args {
     tokens_file: Option<std::path::PathBuf>,
     #[arg(skip)]
     tokens: Vec<String>,
-    /// Sign tokens for users `{mint_prefix}1..=N` with `--token-key` (the API's key) instead of
-    /// reading them from a file; the users must exist (`ticketd seed --buyers N`).
-    #[arg(long, requires = "token_key", conflicts_with = "tokens_file")]
+    /// Sign tokens for users `{mint_prefix}1..=N` with the tokens' key derived from `--root-key`
+    /// (the API's) instead of reading them from a file; the users must exist (`ticketd seed
+    /// --buyers N`).
+    #[arg(long, requires = "root_key", conflicts_with = "tokens_file")]
     mint_users: Option<u32>,
     /// Prefix of the minted users' ids.
     #[arg(long, default_value = "buyer-")]
     mint_prefix: String,
-    /// The API's token key, for `--mint-users`.
-    #[arg(long, env = "TICKETD_TOKEN_KEY", hide_env_values = true)]
-    token_key: Option<String>,
+    /// The API's root key (64 hex digits), for `--mint-users`.
+    #[arg(long, env = "TICKETD_API_ROOT_KEY", hide_env_values = true)]
+    root_key: Option<String>,
     /// Open loop: requests per second.
     #[arg(long, conflicts_with = "clients")]
     rate: Option<u64>,
@@ -568,6 +569,9 @@ async fn unit_of_load(
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // rustls's crypto provider for the whole process (ring): reqwest and lettre take none of
+    // their own.
+    ticketd_raft::tls::install_provider();
     // Its recorded seats and timelines grow through the run: no huge-page stalls in the
     // generator either.
     ticketd_cluster::process::disable_huge_pages();
@@ -582,8 +586,9 @@ async fn main() -> anyhow::Result<()> {
         anyhow::ensure!(!args.tokens.is_empty(), "no tokens in {}", path.display());
     }
     if let Some(n) = args.mint_users {
-        let key = args.token_key.as_deref().unwrap_or_default();
-        let keys = ticketd_api::auth::TokenKey::new(key.as_bytes(), 3600)?;
+        let root =
+            ticketd_api::keys::Keys::parse_root(args.root_key.as_deref().unwrap_or_default())?;
+        let keys = ticketd_api::keys::Keys::derive(&root, 3600).tokens;
         args.tokens = (1..=n.max(1))
             .map(|i| {
                 keys.issue(

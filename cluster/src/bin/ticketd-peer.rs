@@ -682,6 +682,9 @@ async fn etcd_map(e: &Etcd, _app: &App, dt: &str) -> anyhow::Result<Vec<u32>> {
 }
 
 fn main() -> anyhow::Result<()> {
+    // rustls's crypto provider for the whole process (ring): reqwest and lettre take none of
+    // their own.
+    ticketd_raft::tls::install_provider();
     ticketd_cluster::process::disable_huge_pages();
     let args = Args::parse();
     ticketd_cluster::process::runtime(args.runtime_threads.map(|n| n as usize))?

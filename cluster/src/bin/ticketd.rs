@@ -12,6 +12,8 @@ use clap::{Parser, Subcommand};
 use serde::Serialize;
 use ticketd_cluster::config::NodeFileConfig;
 use ticketd_cluster::telemetry;
+use ticketd_cluster::tls::{Presence, TlsPaths};
+use ticketd_raft::identity::{Identity, Role};
 use ticketd_raft::node::{Node, NodeConfig};
 
 #[derive(Parser)]
@@ -30,31 +32,22 @@ enum Cmd {
     /// Run one node of the cluster.
     Node(Box<NodeArgs>),
     /// Run the stateless HTTP API in front of a cluster.
-    Api(ApiArgs),
+    Api(Box<ApiArgs>),
     /// Print the HTTP API's OpenAPI 3.1 document (the copy in docs/openapi.json is this output).
     Openapi,
-    /// Write the demo data set (idempotent) into a running cluster.
-    Seed {
-        /// Comma-separated gRPC endpoints of the cluster.
-        #[arg(
-            long,
-            value_delimiter = ',',
-            default_value = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003"
-        )]
-        endpoints: Vec<String>,
-        /// Leave out the 50,400-seat stadium.
-        #[arg(long)]
-        no_stadium: bool,
-        /// Also create this many load-test buyers, users `buyer-1..=N` without accounts
-        /// (`ticketd-load --mint-users` signs tokens for them with the API's key).
-        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
-        buyers: u32,
-    },
+    /// Write the demo data set (idempotent) into a running cluster: sellers, venues, events,
+    /// and demo accounts with a published password. Only with `--demo`.
+    Seed(Box<SeedArgs>),
+    /// Make a cluster's CA and its parties' certificates (see docs/OPERATIONS.md).
+    #[command(subcommand)]
+    Certs(CertsCmd),
     /// Run the SMS provider simulator.
     Smssim {
         /// HTTP listen address.
         #[arg(long, default_value = "127.0.0.1:8091")]
         listen: std::net::SocketAddr,
+        #[command(flatten)]
+        serve: SimServeArgs,
     },
     /// Run the payment provider simulator (a Stripe-shaped API with faults on request).
     Paysim {
@@ -64,15 +57,145 @@ enum Cmd {
         /// File that keeps the simulator's intents across restarts.
         #[arg(long)]
         state_file: Option<PathBuf>,
+        #[command(flatten)]
+        serve: SimServeArgs,
     },
+}
+
+/// How a simulator serves: HTTPS with this certificate, and a secret key it requires.
+#[derive(clap::Args)]
+struct SimServeArgs {
+    /// Serve HTTPS with this certificate (PEM), e.g. `ticketd certs create-node --host
+    /// 127.0.0.1` from the development CA.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// Its private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Require `Authorization: Bearer <key>` on every request, as a real provider does.
+    #[arg(long, env = "TICKETD_SIM_SECRET_KEY", hide_env_values = true)]
+    secret_key: Option<String>,
+}
+
+/// `ticketd seed`.
+#[derive(clap::Args)]
+struct SeedArgs {
+    /// Yes, write the demo data set, its well-known accounts included (never into a
+    /// production cluster).
+    #[arg(long)]
+    demo: bool,
+    /// Comma-separated gRPC endpoints of the cluster.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003"
+    )]
+    endpoints: Vec<String>,
+    #[command(flatten)]
+    tls: ClientTlsArgs,
+    /// Leave out the 50,400-seat stadium.
+    #[arg(long)]
+    no_stadium: bool,
+    /// Also create this many load-test buyers, users `buyer-1..=N` without accounts
+    /// (`ticketd-load --mint-users` signs tokens for them with the API's key).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    buyers: u32,
+}
+
+/// `ticketd certs ...`: files go into `--dir`; existing files are kept.
+#[derive(Subcommand)]
+enum CertsCmd {
+    /// The cluster's CA: ca.pem and ca-key.pem (keep the key offline in production).
+    CreateCa {
+        /// Directory of the certificates.
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// A node's certificate, naming ticketd://node/<id>: node-<id>.pem, node-<id>-key.pem.
+    CreateNode {
+        /// Directory of the certificates (with the CA).
+        #[arg(long)]
+        dir: PathBuf,
+        /// The node's id.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        id: u64,
+        /// Extra DNS names or IP addresses for other tools (ticketd checks the id only).
+        #[arg(long = "host")]
+        hosts: Vec<String>,
+        /// Days of validity.
+        #[arg(long, default_value_t = ticketd_cluster::certs::CERT_DAYS)]
+        days: i64,
+    },
+    /// A client's certificate: ticketd://api/<name> for the HTTP API, ticketd://admin/<name>
+    /// for an operator: <role>-<name>.pem, <role>-<name>-key.pem.
+    CreateClient {
+        /// Directory of the certificates (with the CA).
+        #[arg(long)]
+        dir: PathBuf,
+        /// `api` or `admin`.
+        #[arg(long)]
+        role: String,
+        /// Its name: 1 to 64 of A-Z a-z 0-9 . _ -
+        #[arg(long)]
+        name: String,
+        /// Days of validity.
+        #[arg(long, default_value_t = ticketd_cluster::certs::CERT_DAYS)]
+        days: i64,
+    },
+    /// Everything a development cluster needs, each made unless it exists: the CA, nodes
+    /// 1..=N, api-dev and admin-dev.
+    Dev {
+        /// Directory of the certificates.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Node certificates to make, ids 1..=N.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(0..=1000))]
+        nodes: u64,
+    },
+}
+
+/// How a client of the cluster's gRPC port authenticates.
+#[derive(clap::Args)]
+struct ClientTlsArgs {
+    /// The cluster's CA certificate(s), PEM.
+    #[arg(long)]
+    cacert: Option<PathBuf>,
+    /// This client's certificate, PEM.
+    #[arg(long)]
+    cert: Option<PathBuf>,
+    /// Its private key, PEM (mode 0600).
+    #[arg(long)]
+    key: Option<PathBuf>,
+    /// Talk to a cluster that runs without TLS.
+    #[arg(long)]
+    insecure: bool,
+}
+
+impl ClientTlsArgs {
+    fn paths(&self) -> TlsPaths {
+        TlsPaths {
+            cacert: self.cacert.clone(),
+            cert: self.cert.clone(),
+            key: self.key.clone(),
+            insecure: self.insecure,
+        }
+    }
 }
 
 /// The HTTP API process: stateless, so any number of copies may run.
 #[derive(clap::Args)]
 struct ApiArgs {
-    /// HTTP listen address (serves /v1, /openapi.json, /metrics).
+    /// HTTP listen address, public (serves /v1, /openapi.json, /healthz, the web pages).
     #[arg(long, env = "TICKETD_API_LISTEN", default_value = "127.0.0.1:8080")]
     listen: std::net::SocketAddr,
+    /// Listen address of Prometheus /metrics, apart from the public port (loopback by
+    /// default; it is not authenticated).
+    #[arg(
+        long,
+        env = "TICKETD_API_METRICS_LISTEN",
+        default_value = "127.0.0.1:9180"
+    )]
+    metrics_listen: std::net::SocketAddr,
     /// Comma-separated gRPC endpoints of the cluster.
     #[arg(
         long,
@@ -81,14 +204,24 @@ struct ApiArgs {
         default_value = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003"
     )]
     endpoints: Vec<String>,
-    /// Key that signs bearer tokens (at least 32 bytes); every API copy needs the same one.
-    /// Without it a random key is drawn and tokens die with the process.
-    #[arg(long, env = "TICKETD_API_TOKEN_KEY", hide_env_values = true)]
-    token_key: Option<String>,
-    /// Key (64 hex digits) that seals saved payment-method tokens with AES-256-GCM; every API
-    /// copy needs the same one. Without it, saving a payment method is refused.
-    #[arg(long, env = "TICKETD_API_VAULT_KEY", hide_env_values = true)]
-    vault_key: Option<String>,
+    /// The cluster's CA certificate(s), PEM.
+    #[arg(long, env = "TICKETD_API_CACERT")]
+    cacert: Option<PathBuf>,
+    /// This API's certificate (role api, `ticketd certs create-client --role api`), PEM.
+    #[arg(long, env = "TICKETD_API_CERT")]
+    cert: Option<PathBuf>,
+    /// Its private key, PEM (mode 0600).
+    #[arg(long, env = "TICKETD_API_KEY")]
+    key: Option<PathBuf>,
+    /// Talk to a cluster that runs without TLS.
+    #[arg(long)]
+    insecure: bool,
+    /// The root key (64 hex digits, 32 bytes) every other key is derived from with HKDF: the
+    /// tokens', the ids', the payment-method vault's and the code secrets'. Every API copy of a
+    /// deployment needs the same one. Without it a random one is drawn: tokens and ids die with
+    /// the process, and saving a payment method is refused.
+    #[arg(long, env = "TICKETD_API_ROOT_KEY", hide_env_values = true)]
+    root_key: Option<String>,
     /// Bearer token lifetime in seconds.
     #[arg(long, default_value_t = 24 * 3600)]
     token_ttl_s: u64,
@@ -105,9 +238,17 @@ struct ApiArgs {
     /// Most concurrent writes sent to the cluster in one call (0: one call per write).
     #[arg(long, default_value_t = 256)]
     write_batch_max: usize,
-    /// Address (`host:port`) of the payment provider's API; purchases are refused without one.
+    /// The payment provider's API: `host:port` (plain HTTP, the local simulator) or an
+    /// `https://` URL; purchases are refused without one.
     #[arg(long, env = "TICKETD_API_PAYMENTS")]
     payments: Option<String>,
+    /// The payment provider's secret key, sent as `Authorization: Bearer` (only over HTTPS or
+    /// to loopback).
+    #[arg(long, env = "TICKETD_API_PAYMENTS_SECRET_KEY", hide_env_values = true)]
+    payments_secret_key: Option<String>,
+    /// PEM CA(s) the payment provider's certificate must chain to, instead of the system's.
+    #[arg(long, env = "TICKETD_API_PAYMENTS_CA")]
+    payments_ca: Option<PathBuf>,
     /// Deadline of one payment provider call, ms (past it, a purchase is a PAYMENT_TIMEOUT nack).
     #[arg(long, default_value_t = 5_000)]
     payments_timeout_ms: u64,
@@ -179,6 +320,27 @@ struct NodeArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     worker: bool,
+    /// The cluster's CA certificate(s), PEM.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cacert: Option<PathBuf>,
+    /// This node's certificate (naming ticketd://node/<id>), PEM.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cert: Option<PathBuf>,
+    /// Its private key, PEM (mode 0600).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<PathBuf>,
+    /// Serve and call peers WITHOUT TLS: anyone who reaches the port may do anything. Only on
+    /// the command line (never from a file or the environment), and logged loudly.
+    #[arg(long)]
+    #[serde(skip)]
+    insecure: bool,
+    /// Largest snapshot accepted from a peer, bytes.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    snapshot_recv_max_bytes: Option<u64>,
     /// Payment provider address (`host:port`): enables the reconciler and refunds.
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -235,6 +397,9 @@ struct NodeArgs {
 }
 
 fn main() -> anyhow::Result<()> {
+    // rustls's crypto provider for the whole process (ring): reqwest and lettre take none of
+    // their own.
+    ticketd_raft::tls::install_provider();
     ticketd_cluster::process::disable_huge_pages();
     let cli = Cli::parse();
     match cli.cmd {
@@ -242,30 +407,49 @@ fn main() -> anyhow::Result<()> {
             let cfg = NodeFileConfig::load(args.config.as_ref(), &*args)?;
             telemetry::init_logs(&cfg.log_format);
             let rt = ticketd_cluster::process::runtime(cfg.runtime_threads)?;
-            let result = rt.block_on(run_node(cfg));
+            let result = rt.block_on(run_node(cfg, args.insecure));
             // Do not wait on idle connection tasks: everything durable is flushed by now.
             rt.shutdown_timeout(std::time::Duration::from_millis(500));
             result
         }
-        Cmd::Paysim { listen, state_file } => {
-            let sim = ticketd_api::payments::sim::Simulator::new(state_file)?;
-            serve_simulator(listen, "payment", sim.router())
-        }
-        Cmd::Smssim { listen } => {
-            serve_simulator(listen, "SMS", ticketd_api::notify::sms_sim::router())
-        }
-        Cmd::Seed {
-            endpoints,
-            no_stadium,
-            buyers,
+        Cmd::Paysim {
+            listen,
+            state_file,
+            serve,
         } => {
+            let sim = ticketd_api::payments::sim::Simulator::new(state_file)?;
+            serve_simulator(listen, "payment", sim.router(), serve)
+        }
+        Cmd::Smssim { listen, serve } => {
+            serve_simulator(listen, "SMS", ticketd_api::notify::sms_sim::router(), serve)
+        }
+        Cmd::Certs(cmd) => certs(cmd),
+        Cmd::Seed(args) => {
+            let SeedArgs {
+                demo,
+                endpoints,
+                tls,
+                no_stadium,
+                buyers,
+            } = *args;
             telemetry::init_logs("text");
+            anyhow::ensure!(
+                demo,
+                "ticketd seed writes the demo data set, with accounts whose password is published: \
+                 pass --demo to confirm this cluster is for development or testing"
+            );
+            let transport = tls
+                .paths()
+                .transport("ticketd seed", Presence::Role(Role::Api))?;
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?
                 .block_on(async move {
-                    let client =
-                        ticketd_raft::client::ClusterClient::new(endpoints, Default::default());
+                    let client = ticketd_raft::client::ClusterClient::new(
+                        endpoints,
+                        Default::default(),
+                        transport,
+                    );
                     let now_ms = std::time::SystemTime::now()
                         .duration_since(std::time::UNIX_EPOCH)?
                         .as_millis() as i64;
@@ -285,14 +469,70 @@ fn main() -> anyhow::Result<()> {
         Cmd::Api(args) => {
             telemetry::init_logs(&args.log_format);
             let rt = ticketd_cluster::process::runtime(args.runtime_threads.map(|n| n as usize))?;
-            let result = rt.block_on(run_api(args));
+            let result = rt.block_on(run_api(*args));
             rt.shutdown_timeout(std::time::Duration::from_millis(500));
             result
         }
     }
 }
 
-async fn run_node(cfg: NodeFileConfig) -> anyhow::Result<()> {
+/// `ticketd certs`.
+fn certs(cmd: CertsCmd) -> anyhow::Result<()> {
+    use ticketd_cluster::certs;
+    let report = |made: bool, what: &str, dir: &std::path::Path| {
+        let verb = if made { "made" } else { "kept the existing" };
+        println!("{verb} {what} in {}", dir.display());
+    };
+    match cmd {
+        CertsCmd::CreateCa { dir } => report(certs::create_ca(&dir)?, "CA", &dir),
+        CertsCmd::CreateNode {
+            dir,
+            id,
+            hosts,
+            days,
+        } => {
+            let identity = Identity::Node(id);
+            let what = identity.to_string();
+            report(certs::issue(&dir, &identity, &hosts, days)?, &what, &dir);
+        }
+        CertsCmd::CreateClient {
+            dir,
+            role,
+            name,
+            days,
+        } => {
+            let role = match Role::parse(&role) {
+                Some(r @ (Role::Api | Role::Admin)) => r,
+                _ => anyhow::bail!("--role is api or admin (a node's certificate: create-node)"),
+            };
+            let identity = Identity::new(role, &name)?;
+            let what = identity.to_string();
+            report(certs::issue(&dir, &identity, &[], days)?, &what, &dir);
+        }
+        CertsCmd::Dev { dir, nodes } => {
+            let made = certs::dev(&dir, nodes)?;
+            if made.is_empty() {
+                println!("every development certificate exists in {}", dir.display());
+            }
+            for m in made {
+                println!("made {m} in {}", dir.display());
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn run_node(cfg: NodeFileConfig, insecure: bool) -> anyhow::Result<()> {
+    let tls = TlsPaths {
+        cacert: cfg.cacert.clone(),
+        cert: cfg.cert.clone(),
+        key: cfg.key.clone(),
+        insecure,
+    };
+    let transport = tls.transport(&format!("node {}", cfg.id), Presence::Role(Role::Node))?;
+    if !cfg.metrics_listen.ip().is_loopback() {
+        tracing::warn!(addr = %cfg.metrics_listen, "/metrics and /healthz listen beyond loopback; they are not authenticated");
+    }
     let prometheus = telemetry::init_metrics()?;
     let metrics_listener = tokio::net::TcpListener::bind(cfg.metrics_listen)
         .await
@@ -310,6 +550,8 @@ async fn run_node(cfg: NodeFileConfig) -> anyhow::Result<()> {
         snapshot_every_entries: cfg.snapshot_every_entries,
         logs_kept_after_snapshot: cfg.logs_kept_after_snapshot,
         metrics_addr: metrics_listener.local_addr()?.to_string(),
+        transport,
+        snapshot_recv_max_bytes: cfg.snapshot_recv_max_bytes,
     })
     .await?;
     if let Some(wcfg) = cfg.worker() {
@@ -350,40 +592,41 @@ async fn wait_for_signal() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// 32 bytes from 64 hex digits.
-fn parse_key_hex(hex: &str) -> anyhow::Result<[u8; 32]> {
-    let hex = hex.trim();
-    anyhow::ensure!(hex.len() == 64, "expected 64 hex digits, got {}", hex.len());
-    let mut key = [0u8; 32];
-    for (i, b) in key.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)?;
-    }
-    Ok(key)
-}
-
 async fn run_api(args: ApiArgs) -> anyhow::Result<()> {
-    use ticketd_api::auth::TokenKey;
     use ticketd_raft::client::{ClusterClient, RetryPolicy, WriteBatching};
     let prometheus = telemetry::init_metrics()?;
-    let key = match &args.token_key {
-        Some(k) => k.as_bytes().to_vec(),
+    let (root, durable) = match &args.root_key {
+        Some(hex) => (
+            ticketd_api::keys::Keys::parse_root(hex).context("--root-key")?,
+            true,
+        ),
         None => {
             tracing::warn!(
-                "no --token-key: drawing a random one; tokens will not survive a restart"
+                "no --root-key: drawing a random one; tokens and ids will not survive a restart, \
+                 and saving payment methods is refused"
             );
-            (0..4)
-                .flat_map(|_| *uuid::Uuid::new_v4().as_bytes())
-                .collect()
+            let mut root = [0u8; ticketd_api::keys::ROOT_KEY_BYTES];
+            for chunk in root.chunks_mut(16) {
+                chunk.copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+            }
+            (root, false)
         }
     };
-    let tokens = TokenKey::new(&key, args.token_ttl_s)?;
+    let keys = ticketd_api::keys::Keys::derive(&root, args.token_ttl_s);
     let limits = ticketd_api::Limits {
         holds_per_user_per_minute: args.holds_per_user_per_minute,
         holds_per_ip_per_minute: args.holds_per_ip_per_minute,
         hold_ttl: args.hold_ttl_s.map(std::time::Duration::from_secs),
         ..Default::default()
     };
-    let mut cluster = ClusterClient::new(args.endpoints.clone(), RetryPolicy::default());
+    let tls = TlsPaths {
+        cacert: args.cacert.clone(),
+        cert: args.cert.clone(),
+        key: args.key.clone(),
+        insecure: args.insecure,
+    };
+    let transport = tls.transport("ticketd api", Presence::Role(Role::Api))?;
+    let mut cluster = ClusterClient::new(args.endpoints.clone(), RetryPolicy::default(), transport);
     if args.write_batch_max > 0 {
         cluster = cluster.with_write_batching(WriteBatching {
             max_writes: args
@@ -392,16 +635,20 @@ async fn run_api(args: ApiArgs) -> anyhow::Result<()> {
             ..WriteBatching::default()
         });
     }
-    let mut state = ticketd_api::AppState::new(cluster, tokens, limits);
+    let mut state = ticketd_api::AppState::new(cluster, &keys, limits);
     if let Some(p) = &args.payments {
         let timeout = std::time::Duration::from_millis(args.payments_timeout_ms);
-        let provider = ticketd_api::payments::HttpProvider::new(p, timeout)
+        let target = ticketd_api::outbound::Outbound {
+            target: p.clone(),
+            secret_key: args.payments_secret_key.clone(),
+            ca: args.payments_ca.clone(),
+        };
+        let provider = ticketd_api::payments::HttpProvider::new(target, timeout)
             .map_err(|e| anyhow::anyhow!("payment provider: {e}"))?;
         state = state.with_payments(provider);
     }
-    if let Some(hex) = &args.vault_key {
-        let key = parse_key_hex(hex).context("--vault-key must be 64 hex digits (32 bytes)")?;
-        state = state.with_vault(ticketd_api::crypto::TokenVault::new(&key));
+    if durable {
+        state = state.with_vault(keys.vault.clone());
     }
     if let Some(f) = &args.test_fault {
         let fault = ticketd_api::state::SagaFault::parse(f).map_err(|e| anyhow::anyhow!(e))?;
@@ -410,15 +657,32 @@ async fn run_api(args: ApiArgs) -> anyhow::Result<()> {
     }
     let listener =
         ticketd_api::listen(args.listen).with_context(|| format!("bind {}", args.listen))?;
-    tracing::info!(addr = %args.listen, endpoints = ?args.endpoints, "API serving");
-    let metrics_route = axum::Router::new().route(
+    let metrics_listener = tokio::net::TcpListener::bind(args.metrics_listen)
+        .await
+        .with_context(|| format!("bind metrics address {}", args.metrics_listen))?;
+    if !args.metrics_listen.ip().is_loopback() {
+        tracing::warn!(addr = %args.metrics_listen, "/metrics listens beyond loopback; it is not authenticated");
+    }
+    tracing::info!(addr = %args.listen, metrics = %args.metrics_listen, endpoints = ?args.endpoints, "API serving");
+    let metrics_app = axum::Router::new().route(
         "/metrics",
         axum::routing::get(move || std::future::ready(prometheus.render())),
     );
-    ticketd_api::serve_with(listener, state, metrics_route, async {
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let metrics = tokio::spawn(async move {
+        axum::serve(metrics_listener, metrics_app)
+            .with_graceful_shutdown(async move {
+                let _ = stop_rx.wait_for(|s| *s).await;
+            })
+            .await
+    });
+    let served = ticketd_api::serve(listener, state, async {
         let _ = wait_for_signal().await;
     })
-    .await?;
+    .await;
+    let _ = stop_tx.send(true);
+    metrics.await.context("metrics server task")??;
+    served?;
     Ok(())
 }
 
@@ -427,8 +691,22 @@ fn serve_simulator(
     listen: std::net::SocketAddr,
     what: &str,
     router: axum::Router,
+    serve: SimServeArgs,
 ) -> anyhow::Result<()> {
     telemetry::init_logs("text");
+    let router = match serve.secret_key {
+        Some(key) => {
+            let key: std::sync::Arc<str> = key.into();
+            router.layer(axum::middleware::from_fn(move |req, next| {
+                ticketd_cluster::https::require_bearer(key.clone(), req, next)
+            }))
+        }
+        None => router,
+    };
+    let tls = match (&serve.tls_cert, &serve.tls_key) {
+        (Some(cert), Some(key)) => Some(ticketd_cluster::https::server_config(cert, key)?),
+        _ => None,
+    };
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
@@ -436,12 +714,18 @@ fn serve_simulator(
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("bind {listen}"))?;
-            tracing::info!(addr = %listen, "{what} simulator serving");
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async {
-                    let _ = wait_for_signal().await;
-                })
-                .await?;
+            tracing::info!(addr = %listen, https = tls.is_some(), "{what} simulator serving");
+            let shutdown = async {
+                let _ = wait_for_signal().await;
+            };
+            match tls {
+                Some(tls) => ticketd_cluster::https::serve(listener, router, tls, shutdown).await?,
+                None => {
+                    axum::serve(listener, router)
+                        .with_graceful_shutdown(shutdown)
+                        .await?
+                }
+            }
             anyhow::Ok(())
         })
 }

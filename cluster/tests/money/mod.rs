@@ -317,6 +317,7 @@ pub struct PaysimBooks {
 impl PaysimBooks {
     /// The books of the simulator at `addr`.
     pub fn new(addr: &str) -> Self {
+        ticketd_raft::tls::install_provider(); // reqwest takes the process's ring provider
         Self {
             base: format!("http://{addr}"),
             http: reqwest::Client::new(),
@@ -555,12 +556,13 @@ pub async fn wait_balanced(
     }
 }
 
-/// `ticketctl reconcile -w json` against `endpoints`: the leader's report.
-pub fn ticketctl_reconcile(endpoints: &[String]) -> anyhow::Result<Value> {
+/// `ticketctl reconcile -w json` against `c`, as its operator: the leader's report.
+pub fn ticketctl_reconcile(c: &TestCluster) -> anyhow::Result<Value> {
     let out = std::process::Command::new(ticketctl_bin())
+        .args(c.tls_args(&ticketd_raft::identity::Identity::Admin("dev".into())))
         .args([
             "--endpoints",
-            &endpoints.join(","),
+            &c.endpoints().join(","),
             "-w",
             "json",
             "reconcile",
@@ -701,6 +703,7 @@ impl SmsSim {
 
     /// (deliveries, distinct message ids) so far.
     pub async fn inbox(&self) -> anyhow::Result<(u64, Vec<String>)> {
+        ticketd_raft::tls::install_provider(); // reqwest takes the process's ring provider
         let v: Value = reqwest::get(format!("http://{}/v1/messages", self.addr))
             .await?
             .json()

@@ -38,6 +38,7 @@ impl Driver {
             .stderr(std::process::Stdio::null())
             .spawn()
             .with_context(|| format!("starting {bin}"))?;
+        ticketd_raft::tls::install_provider(); // reqwest takes the process's ring provider
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()?;

@@ -133,6 +133,9 @@ fn parse_faults(s: &str) -> anyhow::Result<Vec<FaultKind>> {
 }
 
 fn main() -> anyhow::Result<()> {
+    // rustls's crypto provider for the whole process (ring): reqwest and lettre take none of
+    // their own.
+    ticketd_raft::tls::install_provider();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("CHAOS_LOG")
