@@ -754,6 +754,10 @@ pub fn sale_invariants(h: &History, r: &mut Report) {
     type Purchase<'a> = (&'a str, Vec<String>, (&'a str, &'a str), u64);
     let mut orders: BTreeMap<&str, Purchase> = BTreeMap::new();
     let mut cancels: BTreeMap<&str, u64> = BTreeMap::new();
+    // (ticket) -> index of the answered refund.
+    let mut refunds: BTreeMap<&str, u64> = BTreeMap::new();
+    // (dt) -> index of the answered call-off.
+    let mut dt_cancels: BTreeMap<&str, u64> = BTreeMap::new();
     // (ticket) -> the (key, index) of every admitting answer.
     type Admits<'a> = Vec<((&'a str, &'a str), u64)>;
     let mut admits: BTreeMap<&str, Admits> = BTreeMap::new();
@@ -806,6 +810,12 @@ pub fn sale_invariants(h: &History, r: &mut Report) {
             (Command::CancelOrder { order_id, .. }, Done::OrderCanceled { .. }) => {
                 cancels.insert(order_id, *i);
             }
+            (Command::RefundTicket { ticket_id, .. }, Done::TicketRefunded { .. }) => {
+                refunds.insert(ticket_id, *i);
+            }
+            (Command::CancelDt { dt_id, .. }, Done::DtCanceled { .. }) => {
+                dt_cancels.insert(dt_id, *i);
+            }
             (
                 Command::Scan { ticket_id, .. },
                 Done::Scanned {
@@ -828,17 +838,58 @@ pub fn sale_invariants(h: &History, r: &mut Report) {
         }
     }
 
-    // No seat sold twice, in log-index order: sales (confirmations) and returns (cancels).
-    let mut timeline: Vec<(u64, bool, &str)> = Vec::new();
+    // No seat sold twice, in log-index order: sales (confirmations) and returns (an order
+    // canceled, a ticket refunded, a dt called off).
+    #[derive(PartialEq, Eq, PartialOrd, Ord)]
+    enum Ev<'a> {
+        Sale(&'a str),
+        Cancel(&'a str),
+        Refund(&'a str),
+        CallOff(&'a str),
+    }
+    let mut timeline: Vec<(u64, Ev)> = Vec::new();
     for (o, (_, _, _, i)) in &orders {
-        timeline.push((*i, true, o));
+        timeline.push((*i, Ev::Sale(o)));
     }
     for (o, i) in &cancels {
-        timeline.push((*i, false, o));
+        timeline.push((*i, Ev::Cancel(o)));
+    }
+    for (t, i) in &refunds {
+        timeline.push((*i, Ev::Refund(t)));
+    }
+    for (d, i) in &dt_cancels {
+        timeline.push((*i, Ev::CallOff(d)));
     }
     timeline.sort();
+    // The seat a ticket `{order}-{k}` is for: the k-th seat of the order's hold.
+    let seat_of_ticket = |t: &str| -> Option<(&str, &str, u32)> {
+        let (o, k) = t.rsplit_once('-')?;
+        let k: usize = k.parse().ok()?;
+        let (o, (hold, ..)) = orders.get_key_value(o)?;
+        let (dt, seats, ..) = holds.get(hold)?;
+        match seats.get(k.checked_sub(1)?)? {
+            SeatRef::Seat(s) => Some((*o, *dt, *s)),
+            SeatRef::Ga(_) => None,
+        }
+    };
     let mut owner: BTreeMap<(&str, u32), &str> = BTreeMap::new();
-    for (i, sale, o) in timeline {
+    for (i, ev) in timeline {
+        let o = match ev {
+            Ev::Sale(o) | Ev::Cancel(o) => o,
+            Ev::Refund(t) => {
+                if let Some((o, dt, s)) = seat_of_ticket(t) {
+                    if owner.get(&(dt, s)) == Some(&o) {
+                        owner.remove(&(dt, s));
+                    }
+                }
+                continue;
+            }
+            Ev::CallOff(d) => {
+                owner.retain(|(dt, _), _| *dt != d);
+                continue;
+            }
+        };
+        let sale = matches!(ev, Ev::Sale(_));
         let Some((hold, ..)) = orders.get(o) else {
             continue;
         };
@@ -972,6 +1023,75 @@ pub fn sale_invariants(h: &History, r: &mut Report) {
                     ),
                 );
             }
+        }
+    }
+    // An answered refund stays a refund; a called-off dt keeps no valid ticket and no live hold.
+    for (t, i) in &refunds {
+        if let Some(QueryResult::Ticket(Some(tk))) = final_of(&Query::GetTicket {
+            ticket_id: t.to_string(),
+        }) {
+            if !matches!(tk.status, TicketStatus::Refunded { .. }) {
+                r.push(
+                    "invariants",
+                    "acknowledged-refund-lost",
+                    format!(
+                        "ticket {t} refund acknowledged at {i}; after healing it is {:?}",
+                        tk.status
+                    ),
+                );
+            }
+        }
+    }
+    for (d, i) in &dt_cancels {
+        for t in final_tickets.iter().filter(|t| t.dt_id == *d) {
+            if t.status == TicketStatus::Valid {
+                r.push(
+                    "invariants",
+                    "valid-ticket-after-call-off",
+                    format!(
+                        "{d} called off at {i}; after healing ticket {} is still valid",
+                        t.ticket_id
+                    ),
+                );
+            }
+        }
+        for hd in final_live.iter().filter(|hd| hd.dt_id == *d) {
+            r.push(
+                "invariants",
+                "live-hold-after-call-off",
+                format!(
+                    "{d} called off at {i}; after healing hold {} is live",
+                    hd.hold_id
+                ),
+            );
+        }
+    }
+    // Money owed back: an order's refunded amount is the price and fee of its tickets canceled
+    // or refunded, no more, no less.
+    for (q, res) in finals.values() {
+        let (Query::GetOrder { order_id }, QueryResult::Order(Some(v))) = (q, res) else {
+            continue;
+        };
+        let owed: i64 = v
+            .tickets
+            .iter()
+            .filter(|t| {
+                matches!(
+                    t.status,
+                    TicketStatus::Canceled { .. } | TicketStatus::Refunded { .. }
+                )
+            })
+            .map(|t| t.price_minor + t.fee_minor)
+            .sum();
+        if v.order.refunded_minor != owed {
+            r.push(
+                "invariants",
+                "refund-ledger-differs",
+                format!(
+                    "order {order_id}: refunded {} after healing, its canceled and refunded tickets come to {owed}",
+                    v.order.refunded_minor
+                ),
+            );
         }
     }
     // A ticket admitted at most once, by its own scan record.
@@ -1252,6 +1372,28 @@ pub fn per_object_linearizability(h: &History, r: &mut Report, max_steps: u64) {
 /// Replicas that applied the same index hold the same state: final digest reads agree per index.
 pub fn digests(h: &History, r: &mut Report) {
     let mut seen: BTreeMap<u64, (String, u64)> = BTreeMap::new();
+    // A replica that gave no digest after healing cannot be shown equal.
+    for o in &h.ops {
+        if let Call::Read {
+            query: Query::Digest,
+            node,
+            final_read: true,
+            ..
+        } = &o.call
+        {
+            if o.typ != OpType::Ok {
+                r.push(
+                    "invariants",
+                    "replica-digests-missing",
+                    format!(
+                        "after healing, no digest from node {}: {}",
+                        node.map_or("(none)".to_string(), |n| n.to_string()),
+                        o.error.as_deref().unwrap_or("unanswered")
+                    ),
+                );
+            }
+        }
+    }
     for o in &h.ops {
         if let (
             Call::Read {
@@ -1903,10 +2045,79 @@ mod tests {
             );
             r
         }
+        /// [`clean`], then the money and message paths: a ticket refunded (and refused a second
+        /// time), notifications marked sent (one twice, one unknown), the dt called off with four
+        /// open orders (one partly refunded, one with a used ticket), a void reminder refused, a
+        /// hold and a scan after.
+        pub(super) fn clean_with_call_off() -> Real {
+            let mut r = clean();
+            let t6 = buy(&mut r, "6", hold("h6", &[10, 11]));
+            let e6 = r.index;
+            let refund = |r: &mut Real, key: &str, t: &str| {
+                r.write(
+                    key,
+                    Command::RefundTicket {
+                        ticket_id: t.into(),
+                        user_id: "u0-0".into(),
+                    },
+                )
+            };
+            refund(&mut r, "kf6", &t6[0]);
+            refund(&mut r, "kf6b", &t6[0]);
+            let sent = |r: &mut Real, key: &str, id: String| {
+                r.write(
+                    key,
+                    Command::MarkNotificationSent {
+                        notification_id: id,
+                        channel: "email".into(),
+                    },
+                )
+            };
+            sent(&mut r, "kn1", format!("n-{e6}-1"));
+            sent(&mut r, "kn1b", format!("n-{e6}-1"));
+            sent(&mut r, "kn9", "n-999999-1".into());
+            let t7 = buy(&mut r, "7", hold("h7", &[12]));
+            let e7 = r.index;
+            r.write("kh8", hold("h8", &[13]));
+            let out = r.write(
+                "kcd",
+                Command::CancelDt {
+                    dt_id: dt_id(0),
+                    reason: "called off".into(),
+                },
+            );
+            assert!(
+                matches!(
+                    out,
+                    Outcome::Done(Done::DtCanceled {
+                        holds_released: 1,
+                        orders_canceled: 4,
+                        ..
+                    })
+                ),
+                "{out:?}"
+            );
+            let e_cd = r.index;
+            // The call-off cancels o1 (one ticket used), o4, o6 and o7 in id order, each with a
+            // cancellation and a refund notice: o6's refund notice is the sixth; o7's reminder is
+            // void.
+            sent(&mut r, "kn2", format!("n-{e_cd}-6"));
+            sent(&mut r, "kn3", format!("n-{e7}-3"));
+            r.write("kh9", hold("h9", &[20]));
+            scan(&mut r, "ks7", &t7[0], "g1");
+            r.read(
+                Query::GetOrder {
+                    order_id: "o6".into(),
+                },
+                false,
+            );
+            r.read(Query::SeatMap { dt_id: dt_id(0) }, false);
+            r
+        }
     }
 
     use crate::workload::dt_id;
-    use sale::{buy, clean, hold, scan, Real};
+    use sale::{buy, clean, clean_with_call_off, hold, scan, Real};
 
     fn has(r: &Report, kind: &str) -> bool {
         r.anomalies.iter().any(|a| a.kind == kind)
@@ -1959,6 +2170,123 @@ mod tests {
         assert!(rep.replayed_writes > 20, "{rep:?}");
         assert!(rep.checked_reads > 5, "{rep:?}");
         assert_eq!(rep.unmodelled_writes, 0);
+    }
+
+    #[test]
+    fn a_clean_call_off_with_refunds_and_notifications_is_replayed() {
+        let mut r = clean_with_call_off();
+        r.finish();
+        let rep = r.check();
+        assert!(rep.anomalies.is_empty(), "{:#?}", rep.anomalies);
+        assert!(rep.inconclusive.is_empty(), "{:?}", rep.inconclusive);
+        assert_eq!(rep.unmodelled_writes, 0);
+        let answers: Vec<String> = r
+            .lines
+            .iter()
+            .filter_map(|l| match l {
+                Line::Ok {
+                    call: Call::Write { key, .. },
+                    ret: Ret::Write { outcome, .. },
+                    ..
+                } => Some(format!("{key}: {outcome:?}")),
+                _ => None,
+            })
+            .collect();
+        let of = |k: &str| {
+            answers
+                .iter()
+                .find(|a| a.starts_with(&format!("{k}: ")))
+                .cloned()
+                .unwrap_or_default()
+        };
+        assert!(of("kf6").contains("TicketRefunded"), "{answers:#?}");
+        assert!(of("kf6b").contains("TicketNotRefundable"), "{answers:#?}");
+        assert!(of("kn1").contains("NotificationSent"), "{answers:#?}");
+        assert!(of("kn1b").contains("NotificationSent"), "{answers:#?}");
+        assert!(of("kn9").contains("NotFound"), "{answers:#?}");
+        assert!(of("kn2").contains("NotificationSent"), "{answers:#?}");
+        assert!(of("kn3").contains("InvalidState"), "{answers:#?}");
+        assert!(of("kh9").contains("DtCanceled"), "{answers:#?}");
+    }
+
+    #[test]
+    fn a_notification_numbered_otherwise_is_caught_by_replay() {
+        // A replica that numbered the call-off's notices in another order answers the mark of
+        // a void reminder as sent.
+        let mut r = clean_with_call_off();
+        r.finish();
+        let mut lines = r.lines.clone();
+        set_outcome(&mut lines, "kn3", |o| {
+            *o = Outcome::Done(Done::NotificationSent {
+                notification_id: "x".into(),
+            })
+        });
+        let rep = check(&History::from_lines(lines).unwrap());
+        assert!(has(&rep, "write-answer-differs"), "{:#?}", rep.anomalies);
+    }
+
+    #[test]
+    fn a_lost_refund_a_valid_ticket_after_a_call_off_and_a_wrong_ledger_are_caught() {
+        let mut r = clean_with_call_off();
+        r.finish();
+        let mut lines = r.lines.clone();
+        // o6's first ticket: refunded, then shown valid; o7's: called off, then shown valid.
+        for t in ["o6-1", "o7-1"] {
+            let q = Query::GetTicket {
+                ticket_id: t.into(),
+            };
+            let QueryResult::Ticket(Some(mut tk)) = r.m.query(&q) else {
+                panic!("ticket {t}")
+            };
+            tk.status = TicketStatus::Valid;
+            set_final(&mut lines, &q, QueryResult::Ticket(Some(tk)));
+        }
+        let q = Query::GetOrder {
+            order_id: "o6".into(),
+        };
+        let QueryResult::Order(Some(mut v)) = r.m.query(&q) else {
+            panic!("order")
+        };
+        v.order.refunded_minor += 1;
+        set_final(&mut lines, &q, QueryResult::Order(Some(v)));
+        let rep = check(&History::from_lines(lines).unwrap());
+        for kind in [
+            "acknowledged-refund-lost",
+            "valid-ticket-after-call-off",
+            "refund-ledger-differs",
+        ] {
+            assert!(has(&rep, kind), "{kind}: {:#?}", rep.anomalies);
+        }
+    }
+
+    #[test]
+    fn a_replica_without_a_digest_after_healing_is_caught() {
+        let mut r = clean();
+        r.finish();
+        let mut lines = r.lines.clone();
+        let call = Call::Read {
+            query: Query::Digest,
+            consistency: Cons::Local,
+            node: Some(2),
+            final_read: true,
+        };
+        lines.push(Line::Invoke {
+            time_ns: 1,
+            process: 9,
+            op: 999_999,
+            f: "read".into(),
+            call: call.clone(),
+        });
+        lines.push(Line::Fail {
+            time_ns: 2,
+            process: 9,
+            op: 999_999,
+            f: "read".into(),
+            call,
+            error: "digest of entry 40: unreachable".into(),
+        });
+        let rep = check(&History::from_lines(lines).unwrap());
+        assert!(has(&rep, "replica-digests-missing"), "{:#?}", rep.anomalies);
     }
 
     #[test]

@@ -5,9 +5,12 @@
 //! Modelled: venues, sellers, events, venue layouts, dts (create, publish), users (upsert), and
 //! the seat sale: holds on chosen seats and GA places, best available (the cluster's pick is
 //! checked for validity — free, in the tier, the quantity asked — and adopted, not predicted),
-//! releases, hold expiry, payments started, purchases confirmed, orders canceled, scans. Not
-//! modelled (the replay reports them as unmodelled): sale-window changes, dt cancels, refunds,
-//! failed payments, notifications, accounts.
+//! releases, hold expiry, payments started, purchases confirmed, orders canceled, dts canceled
+//! (one cancellation step: its live holds, then its open orders, in id order), tickets refunded,
+//! and the outbox as far as its ids and states go: every notification minted (`n-{entry}-{k}`,
+//! numbered in the order the store mints them over an entry's batch), voided or marked sent. Not
+//! modelled (the replay reports them as unmodelled): sale-window changes, later cancellation
+//! steps, failed payments, notification contents, accounts.
 //!
 //! Log time: the model does not know the leader's stamp of an entry. It learns it where an
 //! answer reveals it (a placed hold's expiry is log time + the hold TTL, a started payment's pin
@@ -21,8 +24,9 @@ use ticketd_store::command::{
     Done, GaAvailability, GaPick, OrderView, SeatMapView, TierAvailability, Venue,
 };
 use ticketd_store::limits::{
-    HOLD_TTL_MS, PAYMENT_ATTEMPTS_PER_HOLD_MAX, PAYMENT_PIN_MS, SCANS_PER_TICKET_MAX,
-    SEATS_PER_HOLD_MAX, SEATS_PER_USER_PER_DT_MAX,
+    CANCEL_ROWS_PER_ENTRY_MAX, HOLD_TTL_MS, PAYMENT_ATTEMPTS_PER_HOLD_MAX, PAYMENT_PIN_MS,
+    REMINDER_LEAD_DEFAULT_MS, SCANS_PER_TICKET_MAX, SEATS_PER_HOLD_MAX, SEATS_PER_USER_PER_DT_MAX,
+    TEXT_LEN_MAX,
 };
 use ticketd_store::types::{
     DtStatus, Hold, HoldItem, HoldStatus, Order, OrderStatus, ScanRecord, ScanVerdict, SeatRef,
@@ -57,6 +61,7 @@ struct MDt {
     event_id: String,
     venue_id: String,
     status: DtStatus,
+    starts_at_ms: i64,
     sale_starts_at_ms: i64,
     sale_ends_at_ms: i64,
     tiers: Vec<TierSpec>,
@@ -127,6 +132,29 @@ struct MPayment {
     pending: bool,
 }
 
+/// A notification's state in the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NoteSt {
+    Pending,
+    Sent,
+    Void,
+}
+
+/// A notification as the model keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct MNote {
+    order_id: String,
+    reminder: bool,
+    status: NoteSt,
+}
+
+/// What a notification is about, as far as the model tells them apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NoteKind {
+    Other,
+    Reminder,
+}
+
 /// The model's state.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Model {
@@ -148,6 +176,10 @@ pub struct Model {
     user_seats: BTreeMap<(String, String), u32>,
     /// Live holds by (effective expiry, id).
     live: BTreeSet<(i64, String)>,
+    /// The outbox, by notification id.
+    notes: BTreeMap<String, MNote>,
+    /// (entry, notifications minted in it so far): ids number over an entry's whole batch.
+    minted: (u64, u32),
 }
 
 /// What the model answers to a write.
@@ -302,9 +334,9 @@ impl Scope {
     /// What a write can depend on.
     pub fn of_command(c: &Command) -> Self {
         match c {
-            Command::HoldSeats { dt_id, .. } | Command::HoldBestAvailable { dt_id, .. } => {
-                Scope::Dt(dt_id.clone())
-            }
+            Command::HoldSeats { dt_id, .. }
+            | Command::HoldBestAvailable { dt_id, .. }
+            | Command::CancelDt { dt_id, .. } => Scope::Dt(dt_id.clone()),
             Command::ReleaseHold { hold_id, .. }
             | Command::StartPayment { hold_id, .. }
             | Command::ConfirmPurchase { hold_id, .. } => Scope::Hold(hold_id.clone()),
@@ -404,6 +436,9 @@ impl Model {
                 | Command::ConfirmPurchase { .. }
                 | Command::CancelOrder { .. }
                 | Command::Scan { .. }
+                | Command::CancelDt { .. }
+                | Command::RefundTicket { .. }
+                | Command::MarkNotificationSent { .. }
         )
     }
 
@@ -464,6 +499,7 @@ impl Model {
                 event_id,
                 venue_id,
                 tiers,
+                starts_at_ms,
                 sale_starts_at_ms,
                 sale_ends_at_ms,
                 ..
@@ -472,8 +508,8 @@ impl Model {
                 event_id,
                 venue_id,
                 tiers,
-                *sale_starts_at_ms,
-                *sale_ends_at_ms,
+                *starts_at_ms,
+                (*sale_starts_at_ms, *sale_ends_at_ms),
             ),
             Command::PublishDt { dt_id } => match self.dts.get_mut(dt_id) {
                 None => bad(Rejection::NotFound),
@@ -524,6 +560,7 @@ impl Model {
                 secret_seed,
             } => self.confirm(
                 index,
+                now,
                 hold_id,
                 order_id,
                 payment_ref,
@@ -533,7 +570,15 @@ impl Model {
             ),
             Command::CancelOrder {
                 order_id, user_id, ..
-            } => self.cancel_order(order_id, user_id),
+            } => self.cancel_order(index, order_id, user_id),
+            Command::CancelDt { dt_id, reason } => self.cancel_dt(index, now, dt_id, reason),
+            Command::RefundTicket { ticket_id, user_id } => {
+                self.refund_ticket(index, ticket_id, user_id)
+            }
+            Command::MarkNotificationSent {
+                notification_id,
+                channel,
+            } => self.mark_sent(notification_id, channel),
             Command::Scan {
                 ticket_id,
                 dt_id,
@@ -600,8 +645,8 @@ impl Model {
         event_id: &str,
         venue_id: &str,
         specs: &[TierSpec],
-        sale_starts_at_ms: i64,
-        sale_ends_at_ms: i64,
+        starts_at_ms: i64,
+        (sale_starts_at_ms, sale_ends_at_ms): (i64, i64),
     ) -> Result<Done, Outcome> {
         if self.dts.contains_key(dt_id) {
             return bad(Rejection::AlreadyExists);
@@ -684,6 +729,7 @@ impl Model {
                 event_id: event_id.to_string(),
                 venue_id: venue_id.to_string(),
                 status: DtStatus::Draft,
+                starts_at_ms,
                 sale_starts_at_ms,
                 sale_ends_at_ms,
                 tiers: specs.to_vec(),
@@ -711,7 +757,7 @@ impl Model {
             return Err(reject(Rejection::InvalidArgument));
         }
         let dt = self.dts.get(dt_id).ok_or(reject(Rejection::NotFound))?;
-        if dt.status == DtStatus::Canceled {
+        if matches!(dt.status, DtStatus::Canceled | DtStatus::Canceling) {
             return Err(reject(Rejection::DtCanceled));
         }
         let t = now.get();
@@ -1024,6 +1070,7 @@ impl Model {
     fn confirm(
         &mut self,
         index: u64,
+        now: Now,
         hold_id: &str,
         order_id: &str,
         payment_ref: &str,
@@ -1100,6 +1147,7 @@ impl Model {
                 created_index: entry_of(index),
             },
         );
+        let starts_at_ms = self.dts[&h.dt_id].starts_at_ms;
         self.live
             .remove(&(effective_expiry(&h), hold_id.to_string()));
         h.pinned_until_ms = None;
@@ -1111,6 +1159,13 @@ impl Model {
             .get_mut(payment_ref)
             .expect("pending payment")
             .pending = false;
+        // A confirmation, the e-tickets, and a reminder when the dt starts after the lead (the
+        // workloads' users keep the default lead; their dts start in 2100).
+        self.mint(index, order_id, NoteKind::Other);
+        self.mint(index, order_id, NoteKind::Other);
+        if starts_at_ms.saturating_sub(REMINDER_LEAD_DEFAULT_MS) > now.get() {
+            self.mint(index, order_id, NoteKind::Reminder);
+        }
         Ok(Done::PurchaseConfirmed {
             order_id: order_id.to_string(),
             ticket_ids,
@@ -1119,7 +1174,7 @@ impl Model {
         })
     }
 
-    fn cancel_order(&mut self, order_id: &str, user_id: &str) -> Result<Done, Outcome> {
+    fn cancel_order(&mut self, index: u64, order_id: &str, user_id: &str) -> Result<Done, Outcome> {
         let o = self
             .orders
             .get(order_id)
@@ -1135,6 +1190,18 @@ impl Model {
         {
             return bad(Rejection::OrderNotCancelable);
         }
+        let refund = self.cancel_order_effects(index, order_id);
+        Ok(Done::OrderCanceled {
+            order_id: order_id.to_string(),
+            refund_minor: refund,
+        })
+    }
+
+    /// An order canceled (by its buyer or with its dt): its valid tickets canceled and their
+    /// seats freed, their money owed back, a cancellation notice, a refund notice when money
+    /// is owed, its pending reminders void. Returns the refund.
+    fn cancel_order_effects(&mut self, index: u64, order_id: &str) -> i64 {
+        let o = self.orders[order_id].clone();
         let mut refund = 0;
         for tid in &o.ticket_ids {
             let t = self.tickets.get_mut(tid).expect("ticket of an order");
@@ -1153,10 +1220,184 @@ impl Model {
         let o = self.orders.get_mut(order_id).expect("checked");
         o.refunded_minor += refund;
         o.status = OrderStatus::Canceled;
-        Ok(Done::OrderCanceled {
-            order_id: order_id.to_string(),
+        self.mint(index, order_id, NoteKind::Other);
+        if refund > 0 {
+            self.mint(index, order_id, NoteKind::Other);
+        }
+        self.void_reminders(order_id);
+        refund
+    }
+
+    /// One cancellation step of a dt: its live holds released, then its open orders (confirmed
+    /// or partly refunded) canceled, in id order, at most `CANCEL_ROWS_PER_ENTRY_MAX` rows; the
+    /// dt canceled when none is left, still canceling otherwise.
+    fn cancel_dt(
+        &mut self,
+        index: u64,
+        now: Now,
+        dt_id: &str,
+        reason: &str,
+    ) -> Result<Done, Outcome> {
+        let dt = self.dts.get(dt_id).ok_or(reject(Rejection::NotFound))?;
+        if matches!(dt.status, DtStatus::Canceled | DtStatus::Canceling) {
+            return bad(Rejection::DtCanceled);
+        }
+        if reason.len() > TEXT_LEN_MAX {
+            return bad(Rejection::InvalidArgument);
+        }
+        let live_of_dt = |m: &Model| -> Vec<String> {
+            m.holds
+                .values()
+                .filter(|h| h.dt_id == dt_id && h.status == HoldStatus::Live)
+                .map(|h| h.hold_id.clone())
+                .collect()
+        };
+        let open_of_dt = |m: &Model| -> Vec<String> {
+            m.orders
+                .values()
+                .filter(|o| {
+                    o.dt_id == dt_id
+                        && matches!(
+                            o.status,
+                            OrderStatus::Confirmed | OrderStatus::PartiallyRefunded
+                        )
+                })
+                .map(|o| o.order_id.clone())
+                .collect()
+        };
+        let holds: Vec<String> = live_of_dt(self)
+            .into_iter()
+            .take(CANCEL_ROWS_PER_ENTRY_MAX)
+            .collect();
+        for h in &holds {
+            self.end_hold(h, HoldStatus::Released { at_ms: now.get() });
+        }
+        let room = CANCEL_ROWS_PER_ENTRY_MAX - holds.len();
+        let orders: Vec<String> = open_of_dt(self).into_iter().take(room).collect();
+        for o in &orders {
+            self.cancel_order_effects(index, o);
+        }
+        let done = live_of_dt(self).is_empty() && open_of_dt(self).is_empty();
+        self.dts.get_mut(dt_id).expect("checked").status = if done {
+            DtStatus::Canceled
+        } else {
+            DtStatus::Canceling
+        };
+        Ok(Done::DtCanceled {
+            dt_id: dt_id.to_string(),
+            holds_released: holds.len() as u32,
+            orders_canceled: orders.len() as u32,
+        })
+    }
+
+    /// A valid ticket refunded by its owner: its seat freed, its price and fee owed back, its
+    /// order refunded (every ticket refunded) or partly refunded, a refund notice, the order's
+    /// reminders void when no valid ticket is left.
+    fn refund_ticket(
+        &mut self,
+        index: u64,
+        ticket_id: &str,
+        user_id: &str,
+    ) -> Result<Done, Outcome> {
+        let t = self
+            .tickets
+            .get(ticket_id)
+            .ok_or(reject(Rejection::NotFound))?
+            .clone();
+        if t.user_id != user_id {
+            return bad(Rejection::NotOwner);
+        }
+        if t.status != TicketStatus::Valid {
+            return bad(Rejection::TicketNotRefundable);
+        }
+        if !self.orders.contains_key(&t.order_id) {
+            return bad(Rejection::NotFound);
+        }
+        self.dts
+            .get_mut(&t.dt_id)
+            .expect("dt of a ticket")
+            .shift(t.seat, St::Sold, St::Free);
+        self.uncount(&t.dt_id, &t.user_id, 1);
+        let refund = t.price_minor + t.fee_minor;
+        self.tickets.get_mut(ticket_id).expect("checked").status =
+            TicketStatus::Refunded { at_ms: 0 };
+        let statuses: Vec<TicketStatus> = self.orders[&t.order_id]
+            .ticket_ids
+            .iter()
+            .map(|id| self.tickets[id].status.clone())
+            .collect();
+        let any_valid = statuses.contains(&TicketStatus::Valid);
+        let all_refunded = statuses
+            .iter()
+            .all(|s| matches!(s, TicketStatus::Refunded { .. }));
+        let o = self.orders.get_mut(&t.order_id).expect("checked");
+        o.refunded_minor += refund;
+        o.status = if all_refunded {
+            OrderStatus::Refunded
+        } else {
+            OrderStatus::PartiallyRefunded
+        };
+        self.mint(index, &t.order_id, NoteKind::Other);
+        if !any_valid {
+            self.void_reminders(&t.order_id);
+        }
+        Ok(Done::TicketRefunded {
+            ticket_id: ticket_id.to_string(),
             refund_minor: refund,
         })
+    }
+
+    /// Adds a notification to the outbox: its id numbers it within its entry's batch.
+    fn mint(&mut self, index: u64, order_id: &str, kind: NoteKind) {
+        let entry = entry_of(index);
+        if self.minted.0 != entry {
+            self.minted = (entry, 0);
+        }
+        self.minted.1 += 1;
+        self.notes.insert(
+            format!("n-{entry}-{}", self.minted.1),
+            MNote {
+                order_id: order_id.to_string(),
+                reminder: kind == NoteKind::Reminder,
+                status: NoteSt::Pending,
+            },
+        );
+    }
+
+    /// Voids the pending reminders of an order.
+    fn void_reminders(&mut self, order_id: &str) {
+        for n in self.notes.values_mut() {
+            if n.order_id == order_id && n.reminder && n.status == NoteSt::Pending {
+                n.status = NoteSt::Void;
+            }
+        }
+    }
+
+    /// A notification marked sent (again: the same answer); a void one refused.
+    fn mark_sent(&mut self, notification_id: &str, channel: &str) -> Result<Done, Outcome> {
+        if channel.is_empty() {
+            return bad(Rejection::InvalidArgument);
+        }
+        let n = self
+            .notes
+            .get_mut(notification_id)
+            .ok_or(reject(Rejection::NotFound))?;
+        match n.status {
+            NoteSt::Void => return bad(Rejection::InvalidState),
+            NoteSt::Pending => n.status = NoteSt::Sent,
+            NoteSt::Sent => {}
+        }
+        Ok(Done::NotificationSent {
+            notification_id: notification_id.to_string(),
+        })
+    }
+
+    /// The notification ids of the outbox, with whether each is still pending (for tests).
+    pub fn outbox(&self) -> Vec<(String, bool)> {
+        self.notes
+            .iter()
+            .map(|(id, n)| (id.clone(), n.status == NoteSt::Pending))
+            .collect()
     }
 
     fn scan(
@@ -1169,18 +1410,24 @@ impl Model {
         if gate.is_empty() {
             return bad(Rejection::InvalidArgument);
         }
-        let Some(t) = self.tickets.get_mut(ticket_id) else {
+        let called_off = |d: Option<&MDt>| {
+            d.is_some_and(|d| matches!(d.status, DtStatus::Canceling | DtStatus::Canceled))
+        };
+        let Some(t) = self.tickets.get(ticket_id) else {
             return Ok(Done::Scanned {
                 ticket_id: ticket_id.to_string(),
                 verdict: ScanVerdict::Unknown,
             });
         };
+        let off = called_off(self.dts.get(&t.dt_id));
+        let t = self.tickets.get_mut(ticket_id).expect("found");
         let verdict = if t.dt_id != dt_id {
             ScanVerdict::WrongDt {
                 dt_id: t.dt_id.clone(),
             }
         } else {
             match &t.status {
+                TicketStatus::Valid if off => ScanVerdict::Canceled { at_ms: now.get() },
                 TicketStatus::Valid => ScanVerdict::Admitted,
                 TicketStatus::Used { at_ms, gate } => ScanVerdict::AlreadyUsed {
                     at_ms: *at_ms,

@@ -4,8 +4,9 @@
 //!
 //! A seat is free, held by a hold, or sold to an order. Its ops are projections of the
 //! history's ops onto it: a placed hold takes it (free -> held by h), a release gives it back
-//! (held by h -> free), a purchase sells it (held by h -> sold to o), an order's cancel frees it
-//! (sold to o -> free); a linearizable seat-map read, and a hold refused because a named seat
+//! (held by h -> free), a purchase sells it (held by h -> sold to o), an order's cancel or the
+//! refund of its ticket frees it (sold to o -> free), its dt's call-off frees it whatever it was
+//! unless its ticket was used (the dt sells nothing after); a linearizable seat-map read, and a hold refused because a named seat
 //! was held or sold, see its state's kind. Projecting a linearizable history onto one object
 //! keeps it linearizable, so a seat whose ops admit no linearization is a real anomaly.
 //!
@@ -61,8 +62,10 @@ pub enum SeatOp {
     Release(String),
     /// The hold's purchase sold it to the order.
     Confirm(String, String),
-    /// The order's cancel freed it.
+    /// The order's cancel (or the refund of its ticket for the seat) freed it.
     Cancel(String),
+    /// Its dt was called off: free, whoever had it.
+    CallOff,
     /// Its state was of this kind.
     Is(Kind),
 }
@@ -85,6 +88,7 @@ impl Spec for Seat {
             (SeatOp::Release(h), Held(x)) if x == h => Some(Free),
             (SeatOp::Confirm(h, o), Held(x)) if x == h => Some(Sold(o.clone())),
             (SeatOp::Cancel(o), Sold(x)) if x == o => Some(Free),
+            (SeatOp::CallOff, _) => Some(Free),
             (SeatOp::Is(k), s) => (kind(s) == *k).then(|| s.clone()),
             _ => None,
         }
@@ -178,6 +182,10 @@ struct Facts {
     order_hold: HashMap<String, String>,
     /// Per dt, the earliest log time at which one of its holds lapses.
     first_expiry: BTreeMap<String, i64>,
+    /// The (dt, reserved seat, order) of each ticket the final reads found.
+    ticket_seat: HashMap<String, (String, u32, String)>,
+    /// Seats whose ticket the final reads found used: sold for good (a call-off leaves them).
+    used_seats: BTreeSet<(String, u32)>,
 }
 
 impl Facts {
@@ -200,6 +208,10 @@ impl Facts {
                 Command::CancelOrder { order_id, .. } => {
                     self.order_hold.get(order_id).and_then(|h| of_hold(h))
                 }
+                Command::RefundTicket { ticket_id, .. } => {
+                    self.ticket_seat.get(ticket_id).map(|(dt, ..)| dt.as_str())
+                }
+                Command::CancelDt { dt_id, .. } => Some(dt_id),
                 _ => None,
             },
             Call::Read {
@@ -272,6 +284,24 @@ fn facts(h: &History) -> Facts {
                 f.order_hold
                     .entry(order_id.clone())
                     .or_insert_with(|| hold_id.clone());
+            }
+            (
+                Call::Read {
+                    final_read: true, ..
+                },
+                Some(Ret::Read {
+                    result: QueryResult::Ticket(Some(t)),
+                }),
+            ) => {
+                if let SeatRef::Seat(seat) = t.seat {
+                    if matches!(t.status, ticketd_store::types::TicketStatus::Used { .. }) {
+                        f.used_seats.insert((t.dt_id.clone(), seat));
+                    }
+                    f.ticket_seat.insert(
+                        t.ticket_id.clone(),
+                        (t.dt_id.clone(), seat, t.order_id.clone()),
+                    );
+                }
             }
             (
                 Call::Read {
@@ -388,6 +418,8 @@ fn seat_histories(h: &History) -> BTreeMap<SeatKey, Vec<Timed<SeatOp>>> {
         .collect();
     let mut seen_keys: std::collections::HashSet<(&str, &str)> = Default::default();
     let mut reads: Vec<(&Op, &str, &[u8])> = Vec::new();
+    // Call-offs: (op, dt, answered in time), projected like the reads.
+    let mut call_offs: Vec<(&Op, &str, Option<u64>)> = Vec::new();
     for o in &h.ops {
         let first_of_key = match write_parts(o) {
             Some((c, k, _)) => seen_keys.insert((c, k)),
@@ -485,6 +517,21 @@ fn seat_histories(h: &History) -> BTreeMap<SeatKey, Vec<Timed<SeatOp>>> {
                             push(seats, SeatOp::Cancel(order_id.clone()), known);
                         }
                     }
+                    (
+                        Command::RefundTicket { ticket_id, .. },
+                        a @ (Answer::Known(Outcome::Done(Done::TicketRefunded { .. }))
+                        | Answer::Unknown),
+                    ) => {
+                        if let Some((_, seat, order)) = f.ticket_seat.get(ticket_id) {
+                            let known = matches!(a, Answer::Known(_));
+                            push(&[*seat], SeatOp::Cancel(order.clone()), known);
+                        }
+                    }
+                    (
+                        Command::CancelDt { .. },
+                        a @ (Answer::Known(Outcome::Done(Done::DtCanceled { .. }))
+                        | Answer::Unknown),
+                    ) => call_offs.push((o, dt, ret(matches!(a, Answer::Known(_))))),
                     _ => {}
                 }
             }
@@ -500,6 +547,20 @@ fn seat_histories(h: &History) -> BTreeMap<SeatKey, Vec<Timed<SeatOp>>> {
                 }
             }
             _ => {}
+        }
+    }
+    // Call-offs, projected onto every seat of their dt that some write names, but those of
+    // used tickets (a call-off cancels valid tickets only).
+    for (o, dt, ret) in call_offs {
+        for s in touched.get(dt).into_iter().flatten() {
+            if f.used_seats.contains(&(dt.to_string(), *s)) {
+                continue;
+            }
+            per.entry((dt.to_string(), *s)).or_default().push(Timed {
+                call: o.invoke_ns,
+                ret,
+                op: SeatOp::CallOff,
+            });
         }
     }
     // Seat-map reads, projected onto the seats some write names.
