@@ -20,7 +20,7 @@ use crate::cluster::{NodeOpts, TestCluster};
 use crate::history::{read_pos, write_pos, Call, Cons, History, Line, OpType, Recorder, Ret};
 use crate::nemesis::{placement, Env, FaultCounts, FaultKind, Nemesis};
 use crate::net::Netns;
-use crate::workload::{self, dt_id, SaleClient, Seen, Workload};
+use crate::workload::{self, dt_id, SaleClient, Seen, Shared, Workload};
 
 /// How nodes are networked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -116,7 +116,15 @@ pub struct RunConfig {
     /// The nodes' Raft heartbeat and election timeout.
     #[serde(default)]
     pub timing: RaftTiming,
+    /// A shell command run once the cluster is healed and digested, while it still runs (at
+    /// most [`AFTER_HEAL_MAX`]), with `TICKETCTL_ENDPOINTS`, `TICKETCTL_CACERT`,
+    /// `TICKETCTL_CERT` and `TICKETCTL_KEY` (an admin identity) set: `ticketctl endpoint
+    /// hashkv` against the very cluster the checker judges. Its exit status is in the summary.
+    pub after_heal: Option<String>,
 }
+
+/// The longest an `after_heal` command may run before it is killed.
+pub const AFTER_HEAL_MAX: Duration = Duration::from_secs(120);
 
 /// The nodes' Raft timing in a run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -197,6 +205,67 @@ pub struct RunSummary {
     pub seconds: f64,
     /// The command that replays this run's schedule.
     pub replay: String,
+    /// Call-offs, refunds and notifications the sale's answers show.
+    #[serde(default)]
+    pub money: MoneyCounts,
+    /// The `after_heal` command's exit status (-1: killed or not started).
+    #[serde(default)]
+    pub after_heal_status: Option<i32>,
+}
+
+/// What the answers of a sale run show of its money and message paths (first applications only,
+/// not replays).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MoneyCounts {
+    /// Purchases confirmed.
+    pub purchases: usize,
+    /// Orders canceled by their buyers.
+    pub order_cancels: usize,
+    /// Tickets refunded.
+    pub refunds: usize,
+    /// Dts called off.
+    pub call_offs: usize,
+    /// Orders canceled by those call-offs.
+    pub orders_called_off: usize,
+    /// Call-offs that canceled two orders or more (where the order of cancellation shows).
+    pub call_offs_of_many: usize,
+    /// Notifications marked sent.
+    pub notes_sent: usize,
+}
+
+impl MoneyCounts {
+    /// Counts the first applications among a history's answers.
+    pub fn of(h: &History) -> Self {
+        let mut c = Self::default();
+        for o in &h.ops {
+            let Some(Ret::Write {
+                outcome: ticketd_store::Outcome::Done(d),
+                replayed: false,
+                ..
+            }) = &o.ret
+            else {
+                continue;
+            };
+            use ticketd_store::command::Done;
+            match d {
+                Done::PurchaseConfirmed { .. } => c.purchases += 1,
+                Done::OrderCanceled { .. } => c.order_cancels += 1,
+                Done::TicketRefunded { .. } => c.refunds += 1,
+                Done::DtCanceled {
+                    orders_canceled, ..
+                } => {
+                    c.call_offs += 1;
+                    c.orders_called_off += *orders_canceled as usize;
+                    if *orders_canceled >= 2 {
+                        c.call_offs_of_many += 1;
+                    }
+                }
+                Done::NotificationSent { .. } => c.notes_sent += 1,
+                _ => {}
+            }
+        }
+        c
+    }
 }
 
 fn cons_of(c: Cons) -> Consistency {
@@ -325,6 +394,113 @@ async fn perform(
     line
 }
 
+/// Runs `cmd` against the healed cluster (see [`RunConfig::after_heal`]); its exit status.
+async fn after_heal(rec: &Recorder, env: &Env, cmd: &str) -> i32 {
+    let files = env
+        .cluster
+        .tls_files(&ticketd_raft::identity::Identity::Admin("dev".into()));
+    let child = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .env("TICKETCTL_ENDPOINTS", env.cluster.endpoints().join(","))
+        .env("TICKETCTL_CACERT", &files.ca)
+        .env("TICKETCTL_CERT", &files.cert)
+        .env("TICKETCTL_KEY", &files.key)
+        .kill_on_drop(true)
+        .status();
+    let status = match tokio::time::timeout(AFTER_HEAL_MAX, child).await {
+        Ok(Ok(s)) => s.code().unwrap_or(-1),
+        Ok(Err(e)) => {
+            rec.note(format!("after-heal command {cmd:?} did not start: {e}"));
+            -1
+        }
+        Err(_) => {
+            rec.note(format!(
+                "after-heal command {cmd:?} killed after {AFTER_HEAL_MAX:?}"
+            ));
+            -1
+        }
+    };
+    rec.note(format!("after-heal command {cmd:?} exited {status}"));
+    status
+}
+
+/// Records every running voter's digest of one digest entry (see the caller).
+async fn final_digests(rec: &Recorder, env: &Env, leader: Option<u64>) {
+    let record = |node: Option<u64>, got: Result<(u64, String), String>| {
+        let op = rec.next_op();
+        let call = Call::Read {
+            query: Query::Digest,
+            consistency: Cons::Local,
+            node,
+            final_read: true,
+        };
+        let f = call.f().to_string();
+        rec.record(&Line::Invoke {
+            time_ns: rec.now(),
+            process: 1_000_001,
+            op,
+            f: f.clone(),
+            call: call.clone(),
+        });
+        rec.record(&match got {
+            Ok((index, digest)) => Line::Ok {
+                time_ns: rec.now(),
+                process: 1_000_001,
+                op,
+                f,
+                ret: Ret::Read {
+                    result: ticketd_store::QueryResult::Digest(digest),
+                },
+                index: read_pos(index),
+                call,
+            },
+            Err(error) => Line::Fail {
+                time_ns: rec.now(),
+                process: 1_000_001,
+                op,
+                f,
+                call,
+                error,
+            },
+        });
+    };
+    let Some(l) = leader else {
+        record(None, Err("no leader after healing: no digest entry".into()));
+        return;
+    };
+    let voters: Vec<u64> = match env.cluster.status(l).await {
+        Ok(s) => s.members.iter().map(|m| m.id).collect(),
+        Err(e) => {
+            record(None, Err(format!("leader status: {e:#}")));
+            return;
+        }
+    };
+    let running: Vec<u64> = env
+        .cluster
+        .running()
+        .into_iter()
+        .filter(|id| voters.contains(id))
+        .collect();
+    let endpoints: Vec<String> = running.iter().map(|id| env.cluster.addr(*id)).collect();
+    let admin = env.cluster.admin_client_for(&endpoints);
+    match admin.hashkv(Duration::from_secs(60)).await {
+        Ok((index, answers)) => {
+            for (id, (_, a)) in running.iter().zip(answers) {
+                let got = match a {
+                    Ok(s) if s.state == ticketd_raft::pb::DigestState::DigestComputed as i32 => {
+                        Ok((index, s.digest))
+                    }
+                    Ok(s) => Err(format!("digest of entry {index}: state {}", s.state)),
+                    Err(e) => Err(format!("digest of entry {index}: {e}")),
+                };
+                record(Some(*id), got);
+            }
+        }
+        Err(e) => record(None, Err(format!("digest entry not proposed: {e}"))),
+    }
+}
+
 /// How a completion line ended.
 fn type_of(line: &Line) -> OpType {
     match line {
@@ -446,7 +622,7 @@ async fn sale_loop(
     rec: Arc<Recorder>,
     endpoints: Vec<(u64, String)>,
     transport: Transport,
-    tickets: Arc<Mutex<Vec<(String, String)>>>,
+    shared: Arc<Mutex<Shared>>,
 ) {
     let client = ClusterClient::new(
         endpoints.iter().map(|(_, a)| a.clone()).collect(),
@@ -475,13 +651,18 @@ async fn sale_loop(
         let phase =
             (start.elapsed().as_secs_f64() / cfg.duration.as_secs_f64() * dts as f64) as usize;
         let call = {
-            let t = tickets.lock().expect("tickets lock");
+            let t = shared.lock().expect("shared lock");
             sc.next(&dt_id(phase.min(dts - 1)), &t, &nodes)
         };
         let line = perform(&rec, &client, process, call.clone(), &endpoints, &singles).await;
         {
-            let mut t = tickets.lock().expect("tickets lock");
-            sc.observe(&call, Seen::of(&line), &mut t);
+            let mut t = shared.lock().expect("shared lock");
+            sc.observe(
+                &call,
+                Seen::of(&line),
+                workload::effect_index(&line),
+                &mut t,
+            );
         }
         if type_of(&line) == OpType::Info {
             process += cfg.clients as u64;
@@ -681,7 +862,7 @@ pub async fn run(cfg: &RunConfig) -> anyhow::Result<RunSummary> {
     let start = Instant::now();
     let until = start + cfg.duration;
     let counter = Arc::new(AtomicU64::new(0));
-    let tickets = Arc::new(Mutex::new(Vec::new()));
+    let shared = Arc::new(Mutex::new(Shared::default()));
     let shared_cfg = Arc::new(cfg.clone());
     let mut clients = Vec::new();
     for i in 0..cfg.clients {
@@ -707,7 +888,7 @@ pub async fn run(cfg: &RunConfig) -> anyhow::Result<RunSummary> {
                 rec.clone(),
                 endpoints.clone(),
                 env.cluster.api_transport(),
-                tickets.clone(),
+                shared.clone(),
             )),
         });
     }
@@ -778,42 +959,15 @@ pub async fn run(cfg: &RunConfig) -> anyhow::Result<RunSummary> {
     if unread > 0 {
         rec.note(format!("{unread} objects could not be read back"));
     }
-    // Replicas converge: wait (bounded) until every running member applied the same index,
-    // then read each one's digest locally.
-    if let Ok(l) = leader {
-        if let Ok(s) = env.cluster.status(l).await {
-            let target = s.committed_index;
-            let voters: Vec<u64> = s.members.iter().map(|m| m.id).collect();
-            for id in env.cluster.running() {
-                if voters.contains(&id) {
-                    let _ = env
-                        .cluster
-                        .wait_applied(id, target, Duration::from_secs(30))
-                        .await;
-                }
-            }
-            for id in env.cluster.running() {
-                if !voters.contains(&id) {
-                    continue;
-                }
-                let call = Call::Read {
-                    query: Query::Digest,
-                    consistency: Cons::Local,
-                    node: Some(id),
-                    final_read: true,
-                };
-                perform(
-                    &rec,
-                    &final_client,
-                    1_000_001,
-                    call,
-                    &fin_endpoints,
-                    &BTreeMap::new(),
-                )
-                .await;
-            }
-        }
-    }
+    // Replicas equal: a digest entry proposed through the leader (`ticketctl endpoint
+    // hashkv`'s way), so every running voter digests its state as of one index; each answer is
+    // a final read of the digest at that index, a missing one a failed read (the checker
+    // flags both a difference and a gap).
+    final_digests(&rec, &env, leader.as_ref().ok().copied()).await;
+    let after_heal_status = match &cfg.after_heal {
+        Some(cmd) => Some(after_heal(&rec, &env, cmd).await),
+        None => None,
+    };
     rec.note("done");
     rec.flush()?;
 
@@ -843,6 +997,8 @@ pub async fn run(cfg: &RunConfig) -> anyhow::Result<RunSummary> {
         history: history_path.clone(),
         cluster_dir,
         seconds: started.elapsed().as_secs_f64(),
+        money: MoneyCounts::of(&h),
+        after_heal_status,
         replay: format!(
             "ticketd-chaos run --name {}-replay --workload {} --timing {} --seed {} --nodes {} --clients {} --rate {} --duration {} --faults {} --fault-interval {} --fault-hold {}",
             cfg.name,
@@ -868,10 +1024,11 @@ pub async fn run(cfg: &RunConfig) -> anyhow::Result<RunSummary> {
 /// The summary table of several runs, in the shape the anchors report.
 pub fn table(runs: &[RunSummary]) -> String {
     let mut out = String::new();
-    out.push_str("| run | seed | nodes | network | ops ok | fail | unknown | faults installed/skipped/indeterminate | seats checked | anomalies |\n");
-    out.push_str("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
+    out.push_str("| run | seed | nodes | network | ops ok | fail | unknown | faults installed/skipped/indeterminate | seats checked | purchases / cancels / refunds / call-offs (orders) / sent | anomalies |\n");
+    out.push_str("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
     let (mut ok, mut fail, mut info, mut an, mut seats) = (0, 0, 0, 0, 0);
     let mut all = FaultCounts::new();
+    let mut money = MoneyCounts::default();
     for r in runs {
         let faults: Vec<String> = r
             .faults
@@ -884,8 +1041,15 @@ pub fn table(runs: &[RunSummary]) -> String {
                 e[i] += c[i];
             }
         }
+        let m = &r.money;
+        money.purchases += m.purchases;
+        money.order_cancels += m.order_cancels;
+        money.refunds += m.refunds;
+        money.call_offs += m.call_offs;
+        money.orders_called_off += m.orders_called_off;
+        money.notes_sent += m.notes_sent;
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             r.name,
             r.seed,
             r.nodes,
@@ -899,6 +1063,7 @@ pub fn table(runs: &[RunSummary]) -> String {
                 faults.join(", ")
             },
             r.wgl_seats,
+            money_cell(m),
             r.anomalies.len()
         ));
         ok += r.ok;
@@ -908,12 +1073,13 @@ pub fn table(runs: &[RunSummary]) -> String {
         seats += r.wgl_seats;
     }
     out.push_str(&format!(
-        "| **total: {} runs** | | | | {ok} | {fail} | {info} | {} | {seats} | {an} |\n",
+        "| **total: {} runs** | | | | {ok} | {fail} | {info} | {} | {seats} | {} | {an} |\n",
         runs.len(),
         all.iter()
             .map(|(k, c)| format!("{k} {}/{}/{}", c[0], c[1], c[2]))
             .collect::<Vec<_>>()
-            .join(", ")
+            .join(", "),
+        money_cell(&money)
     ));
     for r in runs {
         for a in r.anomalies.iter().take(10) {
@@ -924,6 +1090,13 @@ pub fn table(runs: &[RunSummary]) -> String {
         }
     }
     out
+}
+
+fn money_cell(m: &MoneyCounts) -> String {
+    format!(
+        "{} / {} / {} / {} ({}) / {}",
+        m.purchases, m.order_cancels, m.refunds, m.call_offs, m.orders_called_off, m.notes_sent
+    )
 }
 
 #[cfg(test)]

@@ -56,7 +56,7 @@ use ticketd_store::{
 use crate::checker::{self, Report};
 use crate::history::{read_pos, write_pos, Call, Cons, History, Line, OpType, Ret};
 use crate::simrt::SimRt;
-use crate::workload::{self, dt_id, SaleClient, Seen, Workload};
+use crate::workload::{self, dt_id, SaleClient, Seen, Shared, Workload};
 
 openraft::declare_raft_types!(
     /// ticketd's Raft types on a seeded runtime.
@@ -793,7 +793,7 @@ async fn sale_client(
     idx: usize,
     seed: u64,
     dts: usize,
-    tickets: Arc<Mutex<Vec<(String, String)>>>,
+    shared: Arc<Mutex<Shared>>,
 ) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (0x5a1e_u64 << 32) ^ idx as u64);
     let mut sc = SaleClient::new(idx, world.cfg.clients, seed, format!("sim-c{idx}"));
@@ -804,7 +804,7 @@ async fn sale_client(
         tokio::time::sleep(Duration::from_millis(rng.random_range(1..40))).await;
         let op = (idx * 1_000_000 + n) as u64;
         let call = {
-            let t = tickets.lock().expect("tickets lock");
+            let t = shared.lock().expect("shared lock");
             sc.next(&dt_id((n * dts / ops.max(1)).min(dts - 1)), &t, &nodes)
         };
         let node = target(&world, &call, &mut rng).await;
@@ -812,7 +812,8 @@ async fn sale_client(
         sc.observe(
             &call,
             Seen::of(&line),
-            &mut tickets.lock().expect("tickets lock"),
+            workload::effect_index(&line),
+            &mut shared.lock().expect("shared lock"),
         );
         if type_of(&line) == OpType::Info {
             process += world.cfg.clients as u64;
@@ -1227,12 +1228,12 @@ async fn simulate(seed: u64, cfg: SimConfig) -> anyhow::Result<SimOutcome> {
             }
         }
     }
-    let tickets = Arc::new(Mutex::new(Vec::new()));
+    let shared = Arc::new(Mutex::new(Shared::default()));
     let clients: Vec<_> = (0..cfg.clients)
         .map(|i| match cfg.workload {
             Workload::Register => SimRt::spawn(client(world.clone(), i, seed)),
             Workload::Sale => {
-                SimRt::spawn(sale_client(world.clone(), i, seed, dts, tickets.clone()))
+                SimRt::spawn(sale_client(world.clone(), i, seed, dts, shared.clone()))
             }
         })
         .collect();

@@ -6,10 +6,13 @@
 //!   sections and a GA floor, dts on sale, users) is written before the clients start. Buyers
 //!   hold chosen seats on a small hot set, hold best-available seats and GA places, release,
 //!   start a payment and confirm the purchase with the exact amount (sometimes a wrong one),
-//!   cancel orders, resubmit earlier writes with the same idempotency key, and read seat maps,
+//!   cancel orders, refund single tickets, mark the outbox's notifications sent (several clients
+//!   the same ones), resubmit earlier writes with the same idempotency key, and read seat maps,
 //!   holds and orders (linearizable and local, through any or a chosen node). Scanners scan the
 //!   newest tickets, so several scanners scan the same tickets at once. The dt on sale moves
-//!   on through the run (`phase`), so each dt sees a sell-out and its aftermath.
+//!   on through the run (`phase`), so each dt sees a sell-out and its aftermath; the first
+//!   client is also the seller, who calls off the dt the sale just left (its orders, refunds,
+//!   scans and late confirmations still under way) and now and then the one on sale.
 //!
 //! The generators are deterministic functions of their seeded RNG and of the answers they are
 //! shown: the real-process runner and the simulation drive the same workload.
@@ -194,6 +197,39 @@ pub fn sale_setup(dts: usize, clients: usize) -> Vec<(String, Command)> {
         .collect()
 }
 
+/// What the clients of a sale share: the tickets every client has seen issued, oldest first, as
+/// `(dt, ticket)`, and the ids of notifications the outbox may hold (minted by the entries of
+/// answered purchases, cancellations and refunds; at most [`NOTES_KEPT`], newest last).
+#[derive(Debug, Default, Clone)]
+pub struct Shared {
+    /// `(dt, ticket)`, oldest first.
+    pub tickets: Vec<(String, String)>,
+    /// Notification ids, newest last.
+    pub notes: Vec<String>,
+}
+
+/// Notification ids kept in [`Shared::notes`].
+pub const NOTES_KEPT: usize = 64;
+
+/// Notifications an entry that confirms, cancels or refunds may mint per command: ids
+/// `n-{entry}-1` up to this (more when the batch holds several such commands; the rest are
+/// found or not, both are answers the model knows).
+const NOTES_PER_ENTRY_GUESS: u32 = 3;
+
+impl Shared {
+    fn learn_notes(&mut self, index: u64) {
+        let entry = crate::history::entry_of(index);
+        for k in 1..=NOTES_PER_ENTRY_GUESS {
+            let id = format!("n-{entry}-{k}");
+            if !self.notes.contains(&id) {
+                self.notes.push(id);
+            }
+        }
+        let over = self.notes.len().saturating_sub(NOTES_KEPT);
+        self.notes.drain(..over);
+    }
+}
+
 /// A hold a buyer knows it has.
 #[derive(Debug, Clone)]
 struct MyHold {
@@ -211,6 +247,7 @@ struct MyHold {
 struct MyOrder {
     order_id: String,
     user: String,
+    tickets: Vec<String>,
 }
 
 /// What an op ended with, as a client sees it.
@@ -244,6 +281,17 @@ impl<'a> Seen<'a> {
     }
 }
 
+/// The position at which an answered write first took effect.
+pub fn effect_index(line: &Line) -> Option<u64> {
+    match line {
+        Line::Ok {
+            ret: Ret::Write { effect_index, .. },
+            ..
+        } => Some(*effect_index),
+        _ => None,
+    }
+}
+
 /// One client of the sale workload: a buyer, or a scanner at its own gate.
 pub struct SaleClient {
     idx: usize,
@@ -259,6 +307,8 @@ pub struct SaleClient {
     /// (hold, payment, amount) to confirm next.
     confirm: Option<(String, String, i64, String)>,
     past: Vec<(String, Command)>,
+    /// The dts this client (the seller) has called off.
+    canceled: BTreeSet<String>,
 }
 
 impl SaleClient {
@@ -282,6 +332,7 @@ impl SaleClient {
             orders: Vec::new(),
             confirm: None,
             past: Vec::new(),
+            canceled: BTreeSet::new(),
         }
     }
 
@@ -315,9 +366,33 @@ impl SaleClient {
         }
     }
 
-    /// The next op on dt `dt`; `tickets` are the tickets every client has seen issued, oldest
-    /// first; `nodes` the node ids to send through.
-    pub fn next(&mut self, dt: &str, tickets: &[(String, String)], nodes: &[u64]) -> Call {
+    /// The seller's call-off, if this is the seller and one is due: the dt before `dt` soon
+    /// after the sale moved on (late confirmations, refunds and scans of it still in flight),
+    /// and rarely `dt` itself, mid-sale.
+    fn call_off(&mut self, dt: &str, via: Option<u64>) -> Option<Call> {
+        if self.idx != 0 {
+            return None;
+        }
+        let k: usize = dt.strip_prefix("dt")?.parse().ok()?;
+        let target = match k.checked_sub(1).map(dt_id) {
+            Some(prev) if !self.canceled.contains(&prev) && self.rng.random_bool(0.05) => prev,
+            _ if !self.canceled.contains(dt) && self.rng.random_bool(0.002) => dt.to_string(),
+            _ => return None,
+        };
+        self.canceled.insert(target.clone());
+        Some(self.write(
+            Command::CancelDt {
+                dt_id: target,
+                reason: "the show is called off".into(),
+            },
+            via,
+        ))
+    }
+
+    /// The next op on dt `dt`; `shared` is what every client has seen (tickets, notification
+    /// ids); `nodes` the node ids to send through.
+    pub fn next(&mut self, dt: &str, shared: &Shared, nodes: &[u64]) -> Call {
+        let tickets = &shared.tickets;
         self.n += 1;
         let n = self.n;
         let idx = self.idx;
@@ -356,6 +431,9 @@ impl SaleClient {
                 },
                 nodes,
             );
+        }
+        if let Some(c) = self.call_off(dt, via) {
+            return c;
         }
         if let Some((hold_id, payment_ref, amount, currency)) = self.confirm.take() {
             let mut seed = [0u8; 16];
@@ -476,7 +554,33 @@ impl SaleClient {
                 via,
             );
         }
-        if roll < 0.68 && !self.past.is_empty() {
+        if roll < 0.655 && !self.orders.is_empty() {
+            // One ticket of a recent order back, while the gate may be scanning it.
+            let k = if self.rng.random_bool(0.7) {
+                self.orders.len() - 1
+            } else {
+                self.rng.random_range(0..self.orders.len())
+            };
+            let o = &self.orders[k];
+            if !o.tickets.is_empty() {
+                let ticket_id = o.tickets[self.rng.random_range(0..o.tickets.len())].clone();
+                let user_id = o.user.clone();
+                return self.write(Command::RefundTicket { ticket_id, user_id }, via);
+            }
+        }
+        if roll < 0.68 && !shared.notes.is_empty() {
+            // The dispatcher's half: a notification sent, mostly a recent one (others mark the
+            // same ones), now and then one of unknown existence.
+            let k = shared.notes.len() - 1 - self.rng.random_range(0..shared.notes.len().min(8));
+            return self.write(
+                Command::MarkNotificationSent {
+                    notification_id: shared.notes[k].clone(),
+                    channel: "email".into(),
+                },
+                via,
+            );
+        }
+        if roll < 0.71 && !self.past.is_empty() {
             // A resubmission: the same key and command again.
             let (key, command) = self.past[self.rng.random_range(0..self.past.len())].clone();
             return Call::Write {
@@ -512,11 +616,31 @@ impl SaleClient {
         )
     }
 
-    /// Learns from how `call` ended; issued tickets go to `tickets` as `(dt, ticket)`.
-    pub fn observe(&mut self, call: &Call, seen: Seen<'_>, tickets: &mut Vec<(String, String)>) {
+    /// Learns from how `call` ended: issued tickets go to `shared` as `(dt, ticket)`, the ids
+    /// an answered purchase, cancellation or refund may have minted to its notifications.
+    /// `index` is the position the write took effect at, when the answer tells it.
+    pub fn observe(
+        &mut self,
+        call: &Call,
+        seen: Seen<'_>,
+        index: Option<u64>,
+        shared: &mut Shared,
+    ) {
         let Call::Write { command, .. } = call else {
             return;
         };
+        if let (Some(i), Seen::Write(Outcome::Done(d))) = (index, seen) {
+            if matches!(
+                d,
+                Done::PurchaseConfirmed { .. }
+                    | Done::OrderCanceled { .. }
+                    | Done::TicketRefunded { .. }
+                    | Done::DtCanceled { .. }
+            ) {
+                shared.learn_notes(i);
+            }
+        }
+        let tickets = &mut shared.tickets;
         let out = match seen {
             Seen::Write(o) => Some(o),
             _ => None,
@@ -635,6 +759,7 @@ impl SaleClient {
                             self.orders.push(MyOrder {
                                 order_id: order_id.clone(),
                                 user: h.user.clone(),
+                                tickets: ticket_ids.clone(),
                             });
                             for t in ticket_ids {
                                 tickets.push((h.dt.clone(), t.clone()));
@@ -657,6 +782,12 @@ impl SaleClient {
             }
             Command::CancelOrder { order_id, .. } if out.is_some() => {
                 self.orders.retain(|o| &o.order_id != order_id);
+            }
+            Command::RefundTicket { ticket_id, .. } if out.is_some() => {
+                for o in &mut self.orders {
+                    o.tickets.retain(|t| t != ticket_id);
+                }
+                self.orders.retain(|o| !o.tickets.is_empty());
             }
             _ => {}
         }
@@ -750,7 +881,7 @@ pub fn final_queries(lines: &[Line]) -> Vec<Query> {
                 Command::ConfirmPurchase { order_id, .. } => {
                     orders.insert(order_id.clone());
                 }
-                Command::Scan { ticket_id, .. } => {
+                Command::Scan { ticket_id, .. } | Command::RefundTicket { ticket_id, .. } => {
                     tickets.insert(ticket_id.clone());
                 }
                 _ => {}
@@ -805,11 +936,11 @@ mod tests {
     fn a_client_is_a_function_of_its_seed_and_answers() {
         let calls = |seed| {
             let mut c = SaleClient::new(0, 3, seed, "c".into());
-            let mut t = Vec::new();
+            let mut t = Shared::default();
             (0..50)
                 .map(|_| {
-                    let call = c.next("dt0", &t, &[1, 2, 3]);
-                    c.observe(&call, Seen::Unknown, &mut t);
+                    let call = c.next("dt1", &t, &[1, 2, 3]);
+                    c.observe(&call, Seen::Unknown, None, &mut t);
                     call
                 })
                 .collect::<Vec<_>>()

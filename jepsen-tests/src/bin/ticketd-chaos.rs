@@ -78,6 +78,11 @@ enum Cmd {
         /// production (ticketd's defaults: 50 ms, 100 ms).
         #[arg(long, default_value = "chaos")]
         timing: String,
+        /// A shell command run against the healed cluster before it stops, with
+        /// TICKETCTL_ENDPOINTS, TICKETCTL_CACERT, TICKETCTL_CERT, TICKETCTL_KEY set (for
+        /// example `ticketctl endpoint hashkv`); its exit status is printed.
+        #[arg(long)]
+        after_heal: Option<String>,
     },
     /// Checks a history file and prints the report; exit 1 on any anomaly.
     Check {
@@ -163,6 +168,7 @@ fn main() -> anyhow::Result<()> {
             key_window,
             workload,
             timing,
+            after_heal,
         } => {
             let seed = seed.unwrap_or_else(|| {
                 std::time::SystemTime::now()
@@ -199,6 +205,7 @@ fn main() -> anyhow::Result<()> {
                 key_window,
                 workload: Workload::parse(&workload)?,
                 timing: RaftTiming::parse(&timing)?,
+                after_heal,
             };
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -209,6 +216,9 @@ fn main() -> anyhow::Result<()> {
             println!("{}", runner::table(std::slice::from_ref(&s)));
             println!("history: {}", s.history.display());
             println!("replay:  {}", s.replay);
+            if let Some(st) = s.after_heal_status {
+                println!("after-heal command exited {st}");
+            }
             if let Some(d) = &s.cluster_dir {
                 println!("node data and logs kept at {}", d.display());
             }

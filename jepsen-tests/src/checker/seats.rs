@@ -186,6 +186,9 @@ struct Facts {
     ticket_seat: HashMap<String, (String, u32, String)>,
     /// Seats whose ticket the final reads found used: sold for good (a call-off leaves them).
     used_seats: BTreeSet<(String, u32)>,
+    /// (order, seat) of the tickets the final reads found refunded: an order's cancel leaves
+    /// them (it cancels valid tickets only, and a canceled ticket is never refunded).
+    refunded: BTreeSet<(String, u32)>,
 }
 
 impl Facts {
@@ -294,8 +297,14 @@ fn facts(h: &History) -> Facts {
                 }),
             ) => {
                 if let SeatRef::Seat(seat) = t.seat {
-                    if matches!(t.status, ticketd_store::types::TicketStatus::Used { .. }) {
-                        f.used_seats.insert((t.dt_id.clone(), seat));
+                    match t.status {
+                        ticketd_store::types::TicketStatus::Used { .. } => {
+                            f.used_seats.insert((t.dt_id.clone(), seat));
+                        }
+                        ticketd_store::types::TicketStatus::Refunded { .. } => {
+                            f.refunded.insert((t.order_id.clone(), seat));
+                        }
+                        _ => {}
                     }
                     f.ticket_seat.insert(
                         t.ticket_id.clone(),
@@ -514,7 +523,12 @@ fn seat_histories(h: &History) -> BTreeMap<SeatKey, Vec<Timed<SeatOp>>> {
                     ) => {
                         if let Some(seats) = f.order_hold.get(order_id).and_then(|h| seats_of(h)) {
                             let known = matches!(a, Answer::Known(_));
-                            push(seats, SeatOp::Cancel(order_id.clone()), known);
+                            let seats: Vec<u32> = seats
+                                .iter()
+                                .copied()
+                                .filter(|s| !f.refunded.contains(&(order_id.clone(), *s)))
+                                .collect();
+                            push(&seats, SeatOp::Cancel(order_id.clone()), known);
                         }
                     }
                     (
