@@ -310,7 +310,7 @@ async fn vote_as(addr: &str, transport: &Transport, from: u64) -> Result<(), ton
     let rpc = VoteRequest::<TypeConfig>::new(VoteOf::<TypeConfig>::new(1_000, from), None);
     let payload = ticketd_raft::codec::encode(&rpc).expect("encode");
     pb::raft_client::RaftClient::new(channel(addr, transport))
-        .vote(pb::Blob { payload })
+        .vote(pb::Blob { payload, format: 1 })
         .await
         .map(drop)
 }
@@ -326,7 +326,7 @@ async fn append_as(addr: &str, transport: &Transport, from: u64) -> Result<(), t
     };
     let payload = ticketd_raft::codec::encode(&rpc).expect("encode");
     pb::raft_client::RaftClient::new(channel(addr, transport))
-        .append_entries(pb::Blob { payload })
+        .append_entries(pb::Blob { payload, format: 1 })
         .await
         .map(drop)
 }
@@ -694,10 +694,12 @@ async fn send_snapshot(
         pb::SnapshotChunk {
             item: Some(pb::snapshot_chunk::Item::Meta(meta)),
             size_bytes,
+            format: 1,
         },
         pb::SnapshotChunk {
             item: Some(pb::snapshot_chunk::Item::Data(data)),
             size_bytes: None,
+            format: 1,
         },
     ];
     let mut client = pb::raft_client::RaftClient::new(channel(addr, transport));

@@ -275,6 +275,7 @@ fn raft_and_client_messages_of_version_1_decode_to_their_values() {
     let bytes = golden("rpc-write-request.pb", &write.encode_to_vec());
     let back = pb::WriteRequest::decode(bytes.as_slice()).unwrap();
     assert_eq!(back.idempotency_key, "k7");
+    assert_eq!(back.format, 0, "version 1 messages carry no format");
     let back_command: Command = serde_json::from_slice(&back.command_json).unwrap();
     assert_eq!(back_command, command);
 }

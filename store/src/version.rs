@@ -16,3 +16,11 @@ pub const LEGACY: u32 = 1;
 /// upgrade test only, never a release) supports one more: it adds a command and changes the
 /// encoding of log entries.
 pub const BINARY_VERSION: u32 = if cfg!(feature = "next-version") { 2 } else { 1 };
+
+/// The encoding version of the state column family `name` this binary writes, and the newest
+/// it reads; `None` for a column family it does not know. Snapshots carry each column
+/// family's version, and a node refuses one with a column family or a version it does not
+/// know instead of guessing.
+pub fn column_family_version(name: &str) -> Option<u32> {
+    crate::COLUMN_FAMILIES.contains(&name).then_some(LEGACY)
+}
