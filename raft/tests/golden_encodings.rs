@@ -18,7 +18,7 @@ use openraft::Membership;
 use prost::Message as _;
 use ticketd_raft::codec::{decode, encode};
 use ticketd_raft::snapshot::{self, SnapshotWriter};
-use ticketd_raft::{pb, NodeAddr, Proposal, TypeConfig};
+use ticketd_raft::{pb, version, NodeAddr, Proposal, TypeConfig};
 use ticketd_store::types::GeoPoint;
 use ticketd_store::{Command, Machine, MemBackend, Query, QueryResult, Request, WriteSet};
 
@@ -156,6 +156,50 @@ fn log_entries_of_version_1_decode_to_their_values() {
         let back: EntryOf<TypeConfig> =
             decode(&bytes).unwrap_or_else(|e| panic!("{name} no longer decodes: {e}"));
         assert_eq!(back, entry, "{name}");
+        assert_eq!(
+            encode(&entry).unwrap(),
+            bytes,
+            "{name}: a cluster at version 1 writes what binaries before versions wrote"
+        );
+    }
+}
+
+/// A normal entry's JSON with its payload replaced by `payload`.
+fn entry_json(payload: &str) -> String {
+    format!(
+        r#"{{"log_id":{{"leader_id":{{"term":2,"node_id":1}},"index":30}},"payload":{{"Normal":{payload}}}}}"#
+    )
+}
+
+#[test]
+fn a_versioned_entry_is_read_up_to_this_binarys_version_and_refused_past_it() {
+    let req =
+        r#"{"client_id":"c","idempotency_key":"k","stamped_at_ms":1,"command":{"DigestState":{}}}"#;
+    let v1: EntryOf<TypeConfig> =
+        decode(entry_json(&format!(r#"{{"v":1,"requests":[{req}]}}"#)).as_bytes()).unwrap();
+    let bare: EntryOf<TypeConfig> = decode(entry_json(&format!("[{req}]")).as_bytes()).unwrap();
+    assert_eq!(v1, bare, "version 1 marked or not");
+
+    let past = version::ENTRY_FORMAT_MAX + 1;
+    let e = decode::<EntryOf<TypeConfig>>(
+        entry_json(&format!(r#"{{"v":{past},"requests":[{{"no":"idea"}}]}}"#)).as_bytes(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(version::is_too_new(&e), "{e}");
+    assert!(e.contains(&format!("version {past}")), "{e}");
+
+    // What a leader writes at each cluster version reads back, the version kept.
+    let reqs = vec![request("k1", Command::DigestState {})];
+    for format in 1..=version::ENTRY_FORMAT_MAX {
+        let entry = EntryOf::<TypeConfig>::new_normal(
+            log_id::<TypeConfig>(2, 1, 31),
+            Proposal::with_format(reqs.clone(), format),
+        );
+        let bytes = encode(&entry).unwrap();
+        let marked = String::from_utf8_lossy(&bytes).contains(r#""v":"#);
+        assert_eq!(marked, format > 1, "{}", String::from_utf8_lossy(&bytes));
+        assert_eq!(decode::<EntryOf<TypeConfig>>(&bytes).unwrap(), entry);
     }
 }
 
@@ -204,6 +248,11 @@ fn a_snapshot_of_version_1_installs_with_its_state() {
     }
     w.finish(&built).unwrap();
     let bytes = golden("snapshot.snap", &std::fs::read(&built).unwrap());
+    assert_eq!(
+        std::fs::read(&built).unwrap(),
+        bytes,
+        "a cluster at version 1 writes snapshot files as binaries before versions did"
+    );
     let path = tmp.path().join("golden.snap");
     std::fs::write(&path, bytes).unwrap();
 
@@ -278,4 +327,95 @@ fn raft_and_client_messages_of_version_1_decode_to_their_values() {
     assert_eq!(back.format, 0, "version 1 messages carry no format");
     let back_command: Command = serde_json::from_slice(&back.command_json).unwrap();
     assert_eq!(back_command, command);
+}
+
+/// A format 2 snapshot file of `records` whose header lists `column_families`.
+fn snapshot_v2(dir: &Path, column_families: &str, records: &[(&str, Vec<u8>, Vec<u8>)]) -> PathBuf {
+    use sha2::Digest;
+    let header = format!(
+        r#"{{"meta":{},"column_families":{column_families}}}"#,
+        String::from_utf8(encode(&snapshot_meta()).unwrap()).unwrap()
+    );
+    let mut b = b"TKTSNAP2".to_vec();
+    b.extend_from_slice(&(header.len() as u32).to_be_bytes());
+    b.extend_from_slice(header.as_bytes());
+    for (cf, k, v) in records {
+        b.push(1);
+        b.push(cf.len() as u8);
+        b.extend_from_slice(cf.as_bytes());
+        b.extend_from_slice(&(k.len() as u32).to_be_bytes());
+        b.extend_from_slice(k);
+        b.extend_from_slice(&(v.len() as u32).to_be_bytes());
+        b.extend_from_slice(v);
+    }
+    b.push(0);
+    let digest = sha2::Sha256::digest(&b);
+    b.extend_from_slice(&digest);
+    let path = dir.join(format!("v2-{}.snap", b.len()));
+    std::fs::write(&path, b).unwrap();
+    path
+}
+
+#[test]
+fn snapshot_format_2_names_each_column_family_and_its_version() {
+    let tmp = tempfile::tempdir().unwrap();
+    let records = machine_records();
+    let path = tmp.path().join("v2.snap");
+    let mut w = SnapshotWriter::create_at(tmp.path().join("w.part"), &snapshot_meta(), 2).unwrap();
+    for (cf, k, v) in &records {
+        w.record(cf, k, v).unwrap();
+    }
+    w.finish(&path).unwrap();
+    assert!(std::fs::read(&path).unwrap().starts_with(b"TKTSNAP2"));
+    let (_, machine) =
+        ticketd_raft::state_machine::stage_snapshot(&snapshot_meta(), &path).unwrap();
+    assert!(matches!(
+        machine.query(&Query::GetVenue {
+            venue_id: "v1".into()
+        }),
+        QueryResult::Venue(Some(_))
+    ));
+
+    let all: Vec<String> = ticketd_store::COLUMN_FAMILIES
+        .iter()
+        .map(|cf| format!(r#""{cf}":1"#))
+        .collect();
+    let listed = format!("{{{}}}", all.join(","));
+    let ok = snapshot_v2(tmp.path(), &listed, &records);
+    assert!(snapshot::read_all(&ok, |_, _, _| Ok(())).is_ok());
+
+    let refusal = |path: &Path| {
+        snapshot::read_all(path, |_, _, _| Ok(()))
+            .unwrap_err()
+            .to_string()
+    };
+    let unknown = snapshot_v2(
+        tmp.path(),
+        &format!("{{{},\"sm_waiting_lists\":1}}", all.join(",")),
+        &records,
+    );
+    let e = refusal(&unknown);
+    assert!(
+        e.contains("sm_waiting_lists") && e.contains("does not know"),
+        "{e}"
+    );
+
+    let newer = snapshot_v2(
+        tmp.path(),
+        &listed.replace(r#""sm_holds":1"#, r#""sm_holds":2"#),
+        &records,
+    );
+    let e = refusal(&newer);
+    assert!(version::is_too_new(&e) && e.contains("sm_holds"), "{e}");
+
+    let unlisted = snapshot_v2(tmp.path(), r#"{"sm_venues":1}"#, &records);
+    let e = refusal(&unlisted);
+    assert!(e.contains("does not list"), "{e}");
+
+    let mut format_9 = std::fs::read(&ok).unwrap();
+    format_9[7] = b'9';
+    let path_9 = tmp.path().join("v9.snap");
+    std::fs::write(&path_9, format_9).unwrap();
+    let e = refusal(&path_9);
+    assert!(version::is_too_new(&e) && e.contains("version 9"), "{e}");
 }
