@@ -463,7 +463,7 @@ async fn a_rolling_upgrade_under_load_gates_the_new_command_until_the_version_is
     assert_eq!(exit.code(), Some(78), "{exit:?}");
     let log = std::fs::read_to_string(c.log_path(3).unwrap())?;
     assert!(
-        log.contains("is at cluster version 2, newer than this binary knows"),
+        log.contains("the state is at cluster version 2, newer than this binary knows"),
         "{}",
         c.logs_tail(20)
     );

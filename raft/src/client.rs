@@ -707,7 +707,7 @@ impl ClusterClient {
 
     /// The cluster version and every node's binary version, as the leader (found from any
     /// endpoint, following its hint once) asks them now; with `raise`, the leader raises the
-    /// cluster version to `to` (0: the highest every node supports) if every node supports it.
+    /// cluster version to `to` (0: its own binary version) if every node supports it.
     pub async fn cluster_version(
         &self,
         raise: bool,

@@ -1128,7 +1128,7 @@ async fn node_binary_version(ctx: &NodeCtx, id: NodeId, addr: &str) -> Result<u3
     }
 }
 
-/// Raises the cluster version to `to` (0: the highest every node supports) when every member
+/// Raises the cluster version to `to` (0: the leader's binary version) when every member
 /// and learner answered with a binary that supports it; what happened, or why not
 /// (`FAILED_PRECONDITION`, nothing proposed).
 async fn raise_cluster_version(
@@ -1136,7 +1136,11 @@ async fn raise_cluster_version(
     status: &pb::ClusterVersionStatus,
     to: u32,
 ) -> Result<String, Status> {
-    let target = if to == 0 { status.supported } else { to };
+    let target = if to == 0 {
+        crate::version::BINARY_VERSION
+    } else {
+        to
+    };
     let lagging: Vec<String> = status
         .nodes
         .iter()

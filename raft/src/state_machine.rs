@@ -82,11 +82,15 @@ impl StateMachine {
         std::fs::create_dir_all(&snapshot_dir)?;
         snapshot::remove_partial(&snapshot_dir)?;
         let backend = RocksBackend::new(db.clone());
-        let machine = Machine::open(&backend).map_err(io_err)?;
-        if let Err(why) = supported_state(&machine, "this node's state") {
-            version::halt(why.clone());
-            return Err(io_err(why));
-        }
+        let machine = match Machine::open(&backend) {
+            Ok(m) => m,
+            Err(e @ ticketd_store::StoreError::VersionTooNew { .. }) => {
+                let why = format!("this node's state: {e}");
+                version::halt(why.clone());
+                return Err(io_err(why));
+            }
+            Err(e) => return Err(io_err(e)),
+        };
         let cluster = ClusterVersion::default();
         cluster.set(machine.cluster_version());
         let applied = load_applied(&db)?;
@@ -172,19 +176,6 @@ fn digest_commands(
     digest_here
 }
 
-/// Why a state at a cluster version past this binary's cannot be served; `what` names it.
-fn supported_state(machine: &Machine, what: &str) -> Result<(), String> {
-    let v = machine.cluster_version();
-    if v > BINARY_VERSION {
-        return Err(format!(
-            "{what} is at cluster version {v}, {} (binary version {BINARY_VERSION}): \
-             upgrade this node's binary",
-            version::NEWER_THAN_BINARY
-        ));
-    }
-    Ok(())
-}
-
 /// The version a request needs of the binary that applies it: its command's, and for a
 /// `SetClusterVersion` the version it raises the cluster to (one past the bound is rejected
 /// by every replica alike, so it needs nothing).
@@ -251,7 +242,6 @@ pub fn stage_snapshot(
         return Err(invalid("snapshot meta differs from its file".into()));
     }
     let machine = Machine::open(&staged).map_err(|e| invalid(format!("snapshot refused: {e}")))?;
-    supported_state(&machine, "the snapshot's state").map_err(invalid)?;
     Ok((staged, machine))
 }
 

@@ -31,8 +31,7 @@ pub const SNAPSHOT_FORMAT_MAX: u32 = 2;
 /// protobuf messages' bytes fields.
 pub const RPC_FORMAT: u32 = 1;
 
-/// The words every refusal of a version newer than this binary's carries.
-pub const NEWER_THAN_BINARY: &str = "newer than this binary knows";
+pub use ticketd_store::version::NEWER_THAN_BINARY;
 
 /// Exit status of a node that stopped because the cluster moved past its binary.
 pub const EXIT_VERSION_UNSUPPORTED: i32 = 78;

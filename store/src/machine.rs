@@ -252,6 +252,15 @@ impl Machine {
     /// every invariant: a state that breaks one is refused with [`StoreError::Invariant`].
     pub fn open(backend: &dyn Backend) -> Result<Self, StoreError> {
         let mut m = Machine::default();
+        // First: a state of a later version may hold rows this binary cannot decode.
+        if let Some(v) = backend.get(cf::STATE, KEY_CLUSTER_VERSION)? {
+            m.cluster_version_raised = decode(cf::STATE, &v)?;
+            if m.cluster_version_raised > crate::version::BINARY_VERSION {
+                return Err(StoreError::VersionTooNew {
+                    version: m.cluster_version_raised,
+                });
+            }
+        }
         load(backend, cf::VENUES, &mut m.venues)?;
         load(backend, cf::LAYOUTS, &mut m.layouts)?;
         load(backend, cf::SELLERS, &mut m.sellers)?;
@@ -271,9 +280,6 @@ impl Machine {
         })?;
         if let Some(t) = backend.get(cf::STATE, KEY_LOG_TIME)? {
             m.log_time_ms = decode(cf::STATE, &t)?;
-        }
-        if let Some(v) = backend.get(cf::STATE, KEY_CLUSTER_VERSION)? {
-            m.cluster_version_raised = decode(cf::STATE, &v)?;
         }
         m.d = m.derive().map_err(StoreError::Invariant)?;
         m.check_invariants().map_err(StoreError::Invariant)?;

@@ -9,6 +9,9 @@
 //! Version 1 ([`LEGACY`]) is what binaries wrote before versions existed: the cluster version
 //! of a state that never saw a `SetClusterVersion`, and the encodings without a version mark.
 
+/// The words of every refusal of a version past this binary's.
+pub const NEWER_THAN_BINARY: &str = "newer than this binary knows";
+
 /// The version of the encodings and commands of binaries that knew no versions.
 pub const LEGACY: u32 = 1;
 

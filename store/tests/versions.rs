@@ -44,19 +44,31 @@ fn the_cluster_version_rises_persists_and_never_falls() {
     );
     assert_ne!(m.digest(), digest_at_1, "the remembered outcome is state");
 
+    let top = BINARY_VERSION;
+    let set = |version| Command::SetClusterVersion { version };
     assert_eq!(
-        apply(
-            &mut m,
-            &b,
-            2,
-            req("b", Command::SetClusterVersion { version: 3 })
-        ),
+        apply(&mut m, &b, 2, req("b", set(top))),
+        Outcome::Done(Done::ClusterVersionSet { version: top })
+    );
+    assert_eq!(m.cluster_version(), top);
+    let reopened = Machine::open(&b).unwrap();
+    assert_eq!(reopened.cluster_version(), top, "persisted");
+    assert_eq!(reopened.digest(), m.digest());
+
+    // A state past this binary's version is not loaded at all.
+    assert_eq!(
+        apply(&mut m, &b, 3, req("b3", set(3))),
         Outcome::Done(Done::ClusterVersionSet { version: 3 })
     );
-    assert_eq!(m.cluster_version(), 3);
-    let reopened = Machine::open(&b).unwrap();
-    assert_eq!(reopened.cluster_version(), 3, "persisted");
-    assert_eq!(reopened.digest(), m.digest());
+    match Machine::open(&b) {
+        Err(e @ ticketd_store::StoreError::VersionTooNew { version: 3 }) => {
+            assert!(
+                e.to_string().contains("newer than this binary knows"),
+                "{e}"
+            )
+        }
+        other => panic!("{:?}", other.map(|m| m.cluster_version())),
+    }
 
     match apply(
         &mut m,

@@ -104,7 +104,7 @@ enum ClusterCmd {
         /// Raise the cluster version.
         #[arg(long)]
         raise: bool,
-        /// The version to raise to (default: the highest every node supports).
+        /// The version to raise to (default: the leader's binary version).
         #[arg(long, requires = "raise")]
         to: Option<u32>,
     },
