@@ -55,13 +55,12 @@ fn key_index(key: &[u8]) -> io::Result<u64> {
 /// Decodes the entry at `index` of this node's log. One of an encoding past this binary's
 /// (written by a later binary on the same data) stops the node.
 fn decode_entry(index: Option<u64>, bytes: &[u8]) -> io::Result<EntryOf<TypeConfig>> {
-    decode(bytes).map_err(|e| {
+    decode(bytes).inspect_err(|e| {
         let msg = e.to_string();
         if crate::version::is_too_new(&msg) {
             let at = index.map_or_else(|| "the last entry".to_string(), |i| format!("entry {i}"));
             crate::version::halt(format!("{at} of this node's log holds {msg}"));
         }
-        e
     })
 }
 
