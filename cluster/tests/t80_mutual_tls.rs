@@ -57,6 +57,10 @@ async fn call(ch: Channel, path: &str) -> Result<(), tonic::Status> {
             ("ticketd.v1.Raft", "TransferLeader") => {
                 RaftClient::new(ch).transfer_leader(blob()).await.map(drop)
             }
+            ("ticketd.v1.Raft", "NodeVersion") => RaftClient::new(ch)
+                .node_version(pb::Empty {})
+                .await
+                .map(drop),
             ("ticketd.v1.Client", "Write") => ClientClient::new(ch)
                 .write(pb::WriteRequest::default())
                 .await
@@ -109,6 +113,11 @@ async fn call(ch: Channel, path: &str) -> Result<(), tonic::Status> {
                 .map(drop),
             ("ticketd.v1.Admin", "Digest") => AdminClient::new(ch)
                 .digest(pb::DigestRequest::default())
+                .await
+                .map(drop),
+            // Reads only: `raise` is not set.
+            ("ticketd.v1.Admin", "ClusterVersion") => AdminClient::new(ch)
+                .cluster_version(pb::ClusterVersionRequest::default())
                 .await
                 .map(drop),
             _ => panic!("no call for {path}"),
