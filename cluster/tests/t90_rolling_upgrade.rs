@@ -250,6 +250,40 @@ fn versions(c: &TestCluster) -> Vec<(u64, u64)> {
         .collect()
 }
 
+/// Node `data_dir`'s log as this test's own build (version 1) reads it: the entries from
+/// before the raise decode, in the version 1 encoding; the newest, written after it, are in
+/// the version 2 encoding, which this build refuses, saying so.
+async fn log_changed_encoding(data_dir: &std::path::Path) -> anyhow::Result<()> {
+    use openraft::storage::RaftLogStorage;
+    use openraft::{EntryPayload, RaftLogReader};
+    let db = Arc::new(ticketd_raft::open_db(&data_dir.join("db"))?);
+    let mut store = ticketd_raft::log_store::LogStore::new(db)?;
+    let state = store.get_log_state().await;
+    let mut reader = store.get_log_reader().await;
+    let first = state
+        .as_ref()
+        .ok()
+        .and_then(|s| s.last_purged_log_id)
+        .map_or(1, |l| l.index + 1);
+    let old = reader.try_get_log_entries(first..first + 20).await?;
+    assert!(!old.is_empty());
+    for e in &old {
+        if let EntryPayload::Normal(p) = &e.payload {
+            assert_eq!(p.1, 1, "entry {} from before the raise", e.log_id.index);
+        }
+    }
+    let refused = reader
+        .try_get_log_entries(first..)
+        .await
+        .expect_err("the entries after the raise are of version 2")
+        .to_string();
+    assert!(
+        refused.contains("a log entry encoding of version 2 is newer than this binary knows"),
+        "{refused}"
+    );
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rolling_upgrade_under_load_gates_the_new_command_until_the_version_is_raised(
 ) -> anyhow::Result<()> {
@@ -450,6 +484,8 @@ async fn a_rolling_upgrade_under_load_gates_the_new_command_until_the_version_is
     phase("a node of version 1 restarted into the upgraded cluster stops, saying why");
     let st = c.stop(3, Duration::from_secs(20)).await?;
     assert!(st.success(), "{st:?}");
+    let data_dir = c.nodes().find(|n| n.id == 3).unwrap().data_dir.clone();
+    log_changed_encoding(&data_dir).await?;
     c.set_node_bin(3, &old);
     c.restart(3)?;
     let deadline = Instant::now() + Duration::from_secs(30);
