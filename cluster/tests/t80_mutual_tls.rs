@@ -57,6 +57,10 @@ async fn call(ch: Channel, path: &str) -> Result<(), tonic::Status> {
             ("ticketd.v1.Raft", "TransferLeader") => {
                 RaftClient::new(ch).transfer_leader(blob()).await.map(drop)
             }
+            ("ticketd.v1.Raft", "NodeVersion") => RaftClient::new(ch)
+                .node_version(pb::Empty {})
+                .await
+                .map(drop),
             ("ticketd.v1.Client", "Write") => ClientClient::new(ch)
                 .write(pb::WriteRequest::default())
                 .await
@@ -109,6 +113,11 @@ async fn call(ch: Channel, path: &str) -> Result<(), tonic::Status> {
                 .map(drop),
             ("ticketd.v1.Admin", "Digest") => AdminClient::new(ch)
                 .digest(pb::DigestRequest::default())
+                .await
+                .map(drop),
+            // Reads only: `raise` is not set.
+            ("ticketd.v1.Admin", "ClusterVersion") => AdminClient::new(ch)
+                .cluster_version(pb::ClusterVersionRequest::default())
                 .await
                 .map(drop),
             _ => panic!("no call for {path}"),
@@ -310,7 +319,7 @@ async fn vote_as(addr: &str, transport: &Transport, from: u64) -> Result<(), ton
     let rpc = VoteRequest::<TypeConfig>::new(VoteOf::<TypeConfig>::new(1_000, from), None);
     let payload = ticketd_raft::codec::encode(&rpc).expect("encode");
     pb::raft_client::RaftClient::new(channel(addr, transport))
-        .vote(pb::Blob { payload })
+        .vote(pb::Blob { payload, format: 1 })
         .await
         .map(drop)
 }
@@ -326,7 +335,7 @@ async fn append_as(addr: &str, transport: &Transport, from: u64) -> Result<(), t
     };
     let payload = ticketd_raft::codec::encode(&rpc).expect("encode");
     pb::raft_client::RaftClient::new(channel(addr, transport))
-        .append_entries(pb::Blob { payload })
+        .append_entries(pb::Blob { payload, format: 1 })
         .await
         .map(drop)
 }
@@ -694,10 +703,12 @@ async fn send_snapshot(
         pb::SnapshotChunk {
             item: Some(pb::snapshot_chunk::Item::Meta(meta)),
             size_bytes,
+            format: 1,
         },
         pb::SnapshotChunk {
             item: Some(pb::snapshot_chunk::Item::Data(data)),
             size_bytes: None,
+            format: 1,
         },
     ];
     let mut client = pb::raft_client::RaftClient::new(channel(addr, transport));

@@ -83,6 +83,9 @@ pub struct TestCluster {
     /// (after `Drop` has killed the processes) before the directory under them is removed.
     lazy: BTreeMap<u64, LazyMount>,
     bin: PathBuf,
+    /// Nodes that run another binary than `bin` from their next (re)start on (a rolling
+    /// upgrade: [`TestCluster::set_node_bin`]).
+    node_bins: BTreeMap<u64, PathBuf>,
     dir: tempfile::TempDir,
     opts: NodeOpts,
     nodes: BTreeMap<u64, TestNode>,
@@ -220,6 +223,7 @@ impl TestCluster {
         let mut c = TestCluster {
             lazy: BTreeMap::new(),
             bin: bin.to_path_buf(),
+            node_bins: BTreeMap::new(),
             dir,
             opts,
             nodes: BTreeMap::new(),
@@ -315,10 +319,16 @@ impl TestCluster {
         self.opts.lazy_fs
     }
 
+    /// Makes node `id` run `bin` from its next (re)start on: a rolling upgrade (or downgrade)
+    /// one node at a time.
+    pub fn set_node_bin(&mut self, id: u64, bin: &Path) {
+        self.node_bins.insert(id, bin.to_path_buf());
+    }
+
     /// Starts the process of node `id` again (after a kill), on the same data and ports.
     pub fn restart(&mut self, id: u64) -> anyhow::Result<()> {
         let opts = self.opts.clone();
-        let bin = self.bin.clone();
+        let bin = self.node_bins.get(&id).unwrap_or(&self.bin).clone();
         let certs = self.certs_dir();
         let node = self.nodes.get_mut(&id).context("no such node")?;
         if node.child.is_some() {
@@ -624,6 +634,7 @@ impl TestCluster {
         let mut c = TestCluster {
             lazy: BTreeMap::new(),
             bin: bin.to_path_buf(),
+            node_bins: BTreeMap::new(),
             dir,
             opts,
             nodes: BTreeMap::new(),

@@ -5,11 +5,11 @@
 //!
 //! | service, method | `node` | `api` | `admin` |
 //! | --- | --- | --- | --- |
-//! | `Raft.*` (Vote, PreVote, AppendEntries, StreamAppend, Snapshot, TransferLeader) | members (\*) | - | - |
+//! | `Raft.*` (Vote, PreVote, AppendEntries, StreamAppend, Snapshot, TransferLeader, NodeVersion) | members (\*) | - | - |
 //! | `Client.Write`, `Client.WriteBatch` | yes | yes | - |
 //! | `Client.Read` | yes, secrets redacted | yes | yes, secrets redacted |
 //! | `Client.ReadIndex` | yes | - | - |
-//! | `Admin.*` (Init, AddLearner, Promote, Remove, TransferLeader, TriggerSnapshot, Status, Reconcile, ProposeDigest, Digest) | - | - | yes |
+//! | `Admin.*` (Init, AddLearner, Promote, Remove, TransferLeader, TriggerSnapshot, Status, Reconcile, ProposeDigest, Digest, ClusterVersion) | - | - | yes |
 //!
 //! (\*) A node that knows a membership accepts Raft calls only from its members and learners;
 //! one that knows none yet (a fresh node, a learner being added) from any node of the CA. The
@@ -57,6 +57,7 @@ pub const MATRIX: &[(&str, &[Role])] = &[
     ("/ticketd.v1.Raft/StreamAppend", &[Node]),
     ("/ticketd.v1.Raft/Snapshot", &[Node]),
     ("/ticketd.v1.Raft/TransferLeader", &[Node]),
+    ("/ticketd.v1.Raft/NodeVersion", &[Node]),
     ("/ticketd.v1.Client/Write", &[Node, Api]),
     ("/ticketd.v1.Client/WriteBatch", &[Node, Api]),
     ("/ticketd.v1.Client/Read", &[Node, Api, Admin]),
@@ -71,6 +72,7 @@ pub const MATRIX: &[(&str, &[Role])] = &[
     ("/ticketd.v1.Admin/Reconcile", &[Admin]),
     ("/ticketd.v1.Admin/ProposeDigest", &[Admin]),
     ("/ticketd.v1.Admin/Digest", &[Admin]),
+    ("/ticketd.v1.Admin/ClusterVersion", &[Admin]),
 ];
 
 /// The matrix's entry for `path`: the method's name as a metric label and who may call it.

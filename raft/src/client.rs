@@ -489,6 +489,7 @@ impl ClusterClient {
                     idempotency_key: idempotency_key.to_string(),
                     command_json: command_json.to_vec(),
                     forwarded: false,
+                    format: crate::version::RPC_FORMAT,
                 });
                 match pb::client_client::ClientClient::new(channel)
                     .write(req)
@@ -563,6 +564,7 @@ impl ClusterClient {
                     idempotency_key: idempotency_key.to_string(),
                     command_json: command_json.clone(),
                     forwarded: false,
+                    format: crate::version::RPC_FORMAT,
                 },
                 tx,
                 queued: std::time::Instant::now(),
@@ -623,6 +625,7 @@ impl ClusterClient {
         let req = self.request(pb::ReadRequest {
             query_json,
             consistency: consistency as i32,
+            format: crate::version::RPC_FORMAT,
         });
         let r = pb::client_client::ClientClient::new(self.channel(addr)?)
             .read(req)
@@ -694,6 +697,45 @@ impl ClusterClient {
                     },
                     Err(s) => {
                         last = classify(&s, false);
+                        break;
+                    }
+                }
+            }
+        }
+        Err(last)
+    }
+
+    /// The cluster version and every node's binary version, as the leader (found from any
+    /// endpoint, following its hint once) asks them now; with `raise`, the leader raises the
+    /// cluster version to `to` (0: its own binary version) if every node supports it.
+    pub async fn cluster_version(
+        &self,
+        raise: bool,
+        to: u32,
+    ) -> Result<pb::ClusterVersionStatus, ClientError> {
+        let mut last = ClientError::Unreachable("no endpoint answered".into());
+        for ep in self.endpoints() {
+            let mut addr = ep.to_string();
+            for _ in 0..2 {
+                let mut c = pb::admin_client::AdminClient::new(self.channel(&addr)?);
+                let req = self.request(pb::ClusterVersionRequest { raise, to });
+                match c.cluster_version(req).await {
+                    Ok(r) => match r.into_inner().result {
+                        Some(pb::cluster_version_reply::Result::Status(s)) => return Ok(s),
+                        Some(pb::cluster_version_reply::Result::NotLeader(h)) if h.known => {
+                            addr = h.leader_addr;
+                        }
+                        _ => {
+                            last = ClientError::Unreachable(format!("{addr} knows no leader"));
+                            break;
+                        }
+                    },
+                    Err(s) => {
+                        let e = classify(&s, raise);
+                        if matches!(e, ClientError::Rejected(_) | ClientError::Unknown(_)) {
+                            return Err(e);
+                        }
+                        last = e;
                         break;
                     }
                 }

@@ -20,6 +20,7 @@ pub mod connector;
 pub mod identity;
 pub mod pb;
 pub mod tls;
+pub mod version;
 
 #[cfg(feature = "node")]
 pub mod authz;
@@ -80,15 +81,24 @@ impl fmt::Display for NodeAddr {
 /// one replication message and one fsync carry many holds.
 ///
 /// The requests are shared, not copied, between the copies of an entry: the log's cache of
-/// recent entries, the replication streams and the state machine read the same batch. Encoded
-/// as the bare sequence of requests.
+/// recent entries, the replication streams and the state machine read the same batch.
+///
+/// The second field is the entry's encoding version ([`version::entry_format`]): version 1
+/// is the bare sequence of requests (what binaries before versions wrote), version 2 and later
+/// `{"v": N, "requests": [...]}`, the version first. A reader refuses a version past
+/// [`version::ENTRY_FORMAT_MAX`] before it looks at the requests.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Proposal(pub std::sync::Arc<[ticketd_store::Request]>);
+pub struct Proposal(pub std::sync::Arc<[ticketd_store::Request]>, pub u32);
 
 impl Proposal {
-    /// An entry carrying these requests, in order.
+    /// An entry carrying these requests, in order, in the version 1 encoding.
     pub fn new(reqs: Vec<ticketd_store::Request>) -> Self {
-        Proposal(reqs.into())
+        Proposal(reqs.into(), version::LEGACY)
+    }
+
+    /// An entry carrying these requests, encoded at version `format`.
+    pub fn with_format(reqs: Vec<ticketd_store::Request>, format: u32) -> Self {
+        Proposal(reqs.into(), format)
     }
 
     /// An entry carrying one request.
@@ -99,13 +109,71 @@ impl Proposal {
 
 impl Serialize for Proposal {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.0.as_ref().serialize(s)
+        use serde::ser::SerializeStruct;
+        if self.1 <= version::LEGACY {
+            return self.0.as_ref().serialize(s);
+        }
+        let mut st = s.serialize_struct("Proposal", 2)?;
+        st.serialize_field("v", &self.1)?;
+        st.serialize_field("requests", self.0.as_ref())?;
+        st.end()
     }
 }
 
 impl<'de> Deserialize<'de> for Proposal {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Vec::<ticketd_store::Request>::deserialize(d).map(Proposal::new)
+        d.deserialize_any(ProposalVisitor)
+    }
+}
+
+struct ProposalVisitor;
+
+impl<'de> serde::de::Visitor<'de> for ProposalVisitor {
+    type Value = Proposal;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a sequence of requests or a versioned entry")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Proposal, A::Error> {
+        let mut reqs = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
+        while let Some(r) = seq.next_element()? {
+            reqs.push(r);
+        }
+        Ok(Proposal::new(reqs))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Proposal, A::Error> {
+        use serde::de::Error;
+        let mut format = None;
+        let mut reqs = None;
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "v" => {
+                    let v: u32 = map.next_value()?;
+                    if v > version::ENTRY_FORMAT_MAX {
+                        return Err(A::Error::custom(version::too_new(
+                            "a log entry encoding",
+                            v,
+                            version::ENTRY_FORMAT_MAX,
+                        )));
+                    }
+                    format = Some(v);
+                }
+                "requests" => {
+                    if format.is_none() {
+                        return Err(A::Error::custom(
+                            "a versioned entry names its version first",
+                        ));
+                    }
+                    reqs = Some(map.next_value::<Vec<ticketd_store::Request>>()?);
+                }
+                other => return Err(A::Error::unknown_field(other, &["v", "requests"])),
+            }
+        }
+        let format = format.ok_or_else(|| A::Error::missing_field("v"))?;
+        let reqs = reqs.ok_or_else(|| A::Error::missing_field("requests"))?;
+        Ok(Proposal::with_format(reqs, format))
     }
 }
 

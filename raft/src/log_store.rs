@@ -52,6 +52,18 @@ fn key_index(key: &[u8]) -> io::Result<u64> {
     Ok(u64::from_be_bytes(arr))
 }
 
+/// Decodes the entry at `index` of this node's log. One of an encoding past this binary's
+/// (written by a later binary on the same data) stops the node.
+fn decode_entry(index: Option<u64>, bytes: &[u8]) -> io::Result<EntryOf<TypeConfig>> {
+    decode(bytes).inspect_err(|e| {
+        let msg = e.to_string();
+        if crate::version::is_too_new(&msg) {
+            let at = index.map_or_else(|| "the last entry".to_string(), |i| format!("entry {i}"));
+            crate::version::halt(format!("{at} of this node's log holds {msg}"));
+        }
+    })
+}
+
 fn cf<'a>(db: &'a DB, name: &str) -> io::Result<&'a rocksdb::ColumnFamily> {
     db.cf_handle(name)
         .ok_or_else(|| io_err(format!("column family {name} missing")))
@@ -189,7 +201,7 @@ impl RaftLogReader<TypeConfig> for LogReader {
             if !range.contains(&index) {
                 break;
             }
-            let entry: EntryOf<TypeConfig> = decode(&v)?;
+            let entry = decode_entry(Some(index), &v)?;
             if entry.index() != index {
                 return Err(io_err(format!(
                     "log key {index} holds entry {}",
@@ -329,8 +341,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             None => None,
             Some(item) => {
                 let (_, v) = item.map_err(io_err)?;
-                let entry: EntryOf<TypeConfig> = decode(&v)?;
-                Some(entry.log_id())
+                Some(decode_entry(None, &v)?.log_id())
             }
         };
         Ok(LogState {

@@ -106,10 +106,16 @@ impl PeerClient {
     ) -> Result<Resp, RPCError<TypeConfig>> {
         let payload = encode(req).map_err(decode_err)?;
         let client = self.client()?;
-        let resp = call(client, with_deadline(pb::Blob { payload }, deadline))
+        let blob = pb::Blob {
+            payload,
+            format: crate::version::RPC_FORMAT,
+        };
+        let resp = call(client, with_deadline(blob, deadline))
             .await
-            .map_err(status_err)?;
-        decode(&resp.into_inner().payload).map_err(decode_err)
+            .map_err(status_err)?
+            .into_inner();
+        crate::version::check_rpc_format("a Raft reply", resp.format).map_err(status_err)?;
+        decode(&resp.payload).map_err(decode_err)
     }
 }
 
@@ -156,7 +162,10 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
             // Encoding cannot fail for in-memory openraft values; a failure ends the stream,
             // which openraft treats as a broken pipeline and retries.
             let requests = tokio_stream::StreamExt::map_while(input, |req| {
-                encode(&req).ok().map(|payload| pb::Blob { payload })
+                encode(&req).ok().map(|payload| pb::Blob {
+                    payload,
+                    format: crate::version::RPC_FORMAT,
+                })
             });
             // The stream lives as long as replication to this peer: no deadline on the whole
             // call, the server answers each request as it is persisted.
@@ -228,6 +237,7 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
             tx.blocking_send(pb::SnapshotChunk {
                 item: Some(pb::snapshot_chunk::Item::Meta(meta)),
                 size_bytes: Some(size),
+                format: crate::version::RPC_FORMAT,
             })
             .map_err(|_| std::io::Error::other("snapshot receiver gone"))?;
             let mut sent = 0u64;
@@ -247,6 +257,7 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
                 tx.blocking_send(pb::SnapshotChunk {
                     item: Some(pb::snapshot_chunk::Item::Data(buf)),
                     size_bytes: None,
+                    format: crate::version::RPC_FORMAT,
                 })
                 .map_err(|_| std::io::Error::other("snapshot receiver gone"))?;
             }

@@ -104,7 +104,11 @@ impl Node {
         )
         .await
         .context("start raft")?;
-        let proposer = crate::proposer::Proposer::start(raft.clone(), SERVER_OP_DEADLINE);
+        let proposer = crate::proposer::Proposer::start(
+            raft.clone(),
+            SERVER_OP_DEADLINE,
+            sm.cluster_version().clone(),
+        );
         let gate = Gate::new(raft.clone(), cfg.id);
         let ctx = NodeCtx {
             id: cfg.id,

@@ -19,6 +19,7 @@ use std::time::Duration;
 use openraft::errors::{ClientWriteError, ForwardToLeader, RaftError};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
+use crate::version::ClusterVersion;
 use crate::{Proposal, Raft, TypeConfig};
 use ticketd_store::machine::Reply;
 use ticketd_store::Request;
@@ -72,10 +73,11 @@ pub struct Proposer {
 }
 
 impl Proposer {
-    /// Starts the proposing task of `raft`; each entry gets `deadline` to commit.
-    pub fn start(raft: Raft, deadline: Duration) -> Self {
+    /// Starts the proposing task of `raft`; each entry gets `deadline` to commit and is
+    /// encoded at the entry format of the cluster version as `cluster` says when proposed.
+    pub fn start(raft: Raft, deadline: Duration, cluster: ClusterVersion) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE_MAX);
-        tokio::spawn(run(raft, rx, deadline));
+        tokio::spawn(run(raft, rx, deadline, cluster));
         Self { tx }
     }
 
@@ -98,7 +100,12 @@ impl Proposer {
     }
 }
 
-async fn run(raft: Raft, mut rx: mpsc::Receiver<Pending>, deadline: Duration) {
+async fn run(
+    raft: Raft,
+    mut rx: mpsc::Receiver<Pending>,
+    deadline: Duration,
+    cluster: ClusterVersion,
+) {
     let slots = Arc::new(Semaphore::new(IN_FLIGHT_MAX));
     let mut carried: Option<Pending> = None;
     loop {
@@ -125,14 +132,15 @@ async fn run(raft: Raft, mut rx: mpsc::Receiver<Pending>, deadline: Duration) {
             batch.push(p);
         }
         let raft = raft.clone();
+        let format = crate::version::entry_format(cluster.get());
         tokio::spawn(async move {
-            commit(&raft, batch, deadline).await;
+            commit(&raft, batch, deadline, format).await;
             drop(slot);
         });
     }
 }
 
-async fn commit(raft: &Raft, batch: Vec<Pending>, deadline: Duration) {
+async fn commit(raft: &Raft, batch: Vec<Pending>, deadline: Duration, format: u32) {
     let n = batch.len();
     metrics::histogram!("ticketd_proposal_batch_requests").record(n as f64);
     let (reqs, waiters): (Vec<_>, Vec<_>) = batch.into_iter().map(|p| (p.req, p.done)).unzip();
@@ -142,7 +150,11 @@ async fn commit(raft: &Raft, batch: Vec<Pending>, deadline: Duration) {
         }
     };
     let started = std::time::Instant::now();
-    let written = tokio::time::timeout(deadline, raft.client_write(Proposal::new(reqs))).await;
+    let written = tokio::time::timeout(
+        deadline,
+        raft.client_write(Proposal::with_format(reqs, format)),
+    )
+    .await;
     metrics::histogram!("ticketd_proposal_commit_seconds").record(started.elapsed().as_secs_f64());
     match written {
         Err(_) => fail(waiters, ProposeError::Timeout),

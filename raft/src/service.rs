@@ -104,7 +104,29 @@ fn bad_request(e: impl std::fmt::Display) -> Status {
 fn blob<T: serde::Serialize>(v: &T) -> Result<Response<pb::Blob>, Status> {
     Ok(Response::new(pb::Blob {
         payload: encode(v).map_err(internal)?,
+        format: crate::version::RPC_FORMAT,
     }))
+}
+
+/// Decodes `what`, a peer's message in `payload` of `format`. One of a version past this
+/// binary's stops the node ([`crate::version::halt`]): its leader writes what it cannot read.
+fn decode_peer<T: serde::de::DeserializeOwned>(
+    what: &str,
+    format: u32,
+    payload: &[u8],
+) -> Result<T, Status> {
+    let refused = match crate::version::check_rpc_format(what, format) {
+        Err(s) => s,
+        Ok(()) => match decode(payload) {
+            Ok(v) => return Ok(v),
+            Err(e) => Status::invalid_argument(format!("{what}: {e}")),
+        },
+    };
+    if crate::version::is_too_new(refused.message()) {
+        crate::version::halt(format!("a peer sent {}", refused.message()));
+        return Err(Status::failed_precondition(refused.message().to_string()));
+    }
+    Err(refused)
 }
 
 /// Fault injection for clock tests: `TICKETD_FAULT_CLOCK_OFFSET_MS` moves this node's clock (the
@@ -180,7 +202,8 @@ type BlobStream = Pin<Box<dyn Stream<Item = Result<pb::Blob, Status>> + Send>>;
 #[tonic::async_trait]
 impl pb::raft_server::Raft for RaftService {
     async fn vote(&self, req: Request<pb::Blob>) -> Result<Response<pb::Blob>, Status> {
-        let rpc: VoteRequest<TypeConfig> = decode(&req.get_ref().payload).map_err(bad_request)?;
+        let b = req.get_ref();
+        let rpc: VoteRequest<TypeConfig> = decode_peer("a vote request", b.format, &b.payload)?;
         self.0
             .gate
             .check_sender(&req, "Vote", *rpc.vote.leader_id().node_id())?;
@@ -188,7 +211,8 @@ impl pb::raft_server::Raft for RaftService {
     }
 
     async fn pre_vote(&self, req: Request<pb::Blob>) -> Result<Response<pb::Blob>, Status> {
-        let rpc: VoteRequest<TypeConfig> = decode(&req.get_ref().payload).map_err(bad_request)?;
+        let b = req.get_ref();
+        let rpc: VoteRequest<TypeConfig> = decode_peer("a pre-vote request", b.format, &b.payload)?;
         self.0
             .gate
             .check_sender(&req, "PreVote", *rpc.vote.leader_id().node_id())?;
@@ -196,8 +220,9 @@ impl pb::raft_server::Raft for RaftService {
     }
 
     async fn append_entries(&self, req: Request<pb::Blob>) -> Result<Response<pb::Blob>, Status> {
+        let b = req.get_ref();
         let rpc: AppendEntriesRequest<TypeConfig> =
-            decode(&req.get_ref().payload).map_err(bad_request)?;
+            decode_peer("an append request", b.format, &b.payload)?;
         self.0
             .gate
             .check_sender(&req, "AppendEntries", *rpc.vote.leader_id().node_id())?;
@@ -218,8 +243,14 @@ impl pb::raft_server::Raft for RaftService {
             .into_inner()
             .take_while(|r| futures::future::ready(r.is_ok()))
             .map(|r| {
-                r.ok()
-                    .and_then(|b| decode::<AppendEntriesRequest<TypeConfig>>(&b.payload).ok())
+                r.ok().and_then(|b| {
+                    decode_peer::<AppendEntriesRequest<TypeConfig>>(
+                        "an append request",
+                        b.format,
+                        &b.payload,
+                    )
+                    .ok()
+                })
             })
             .take_while(move |r| {
                 let from_caller = match (r, caller) {
@@ -244,7 +275,10 @@ impl pb::raft_server::Raft for RaftService {
             .filter_map(futures::future::ready);
         let output = self.0.raft.stream_append(Box::pin(input)).map(|r| match r {
             Ok(result) => encode(&result)
-                .map(|payload| pb::Blob { payload })
+                .map(|payload| pb::Blob {
+                    payload,
+                    format: crate::version::RPC_FORMAT,
+                })
                 .map_err(internal),
             Err(fatal) => Err(internal(fatal)),
         });
@@ -265,7 +299,7 @@ impl pb::raft_server::Raft for RaftService {
             return Err(bad_request("first snapshot chunk must carry the meta"));
         };
         let (vote, meta): (VoteOf<TypeConfig>, SnapshotMetaOf<TypeConfig>) =
-            decode(&meta).map_err(bad_request)?;
+            decode_peer("a snapshot's meta", first.format, &meta)?;
         if let Some(id) = caller.as_ref().and_then(|c| c.node_id()) {
             let sender = *vote.leader_id().node_id();
             if sender != id {
@@ -303,8 +337,9 @@ impl pb::raft_server::Raft for RaftService {
     }
 
     async fn transfer_leader(&self, req: Request<pb::Blob>) -> Result<Response<pb::Blob>, Status> {
+        let b = req.get_ref();
         let rpc: TransferLeaderRequest<TypeConfig> =
-            decode(&req.get_ref().payload).map_err(bad_request)?;
+            decode_peer("a leader transfer", b.format, &b.payload)?;
         self.0.gate.check_sender(
             &req,
             "TransferLeader",
@@ -318,6 +353,17 @@ impl pb::raft_server::Raft for RaftService {
                 .await
                 .map_err(internal)?,
         )
+    }
+
+    async fn node_version(
+        &self,
+        _req: Request<pb::Empty>,
+    ) -> Result<Response<pb::NodeVersionReply>, Status> {
+        Ok(Response::new(pb::NodeVersionReply {
+            id: self.0.id,
+            binary_version: crate::version::BINARY_VERSION,
+            cluster_version: self.0.sm.cluster_version().get(),
+        }))
     }
 }
 
@@ -425,19 +471,50 @@ fn batch_item(r: Result<pb::WriteReply, Status>) -> pb::WriteBatchItem {
 
 use crate::client::WRITE_BATCH_MAX;
 
+/// On the leader: refuses a command the cluster version does not allow yet, before anything
+/// is proposed (`FAILED_PRECONDITION`: the write had no effect). The cluster version only
+/// rises, and what the leader proposes now follows every entry it applied, so a command
+/// allowed here is allowed when applied (`apply` checks again all the same).
+fn version_gate(ctx: &NodeCtx, command: &ticketd_store::Command) -> Result<(), Status> {
+    let needs = command.required_version();
+    let cluster = ctx.sm.cluster_version().get();
+    if needs > cluster {
+        metrics::counter!("ticketd_writes_refused_by_version_total").increment(1);
+        return Err(Status::failed_precondition(format!(
+            "{VERSION_NOT_ACTIVE}: this command needs cluster version {needs}; the cluster is at \
+             {cluster} (raise it once every node runs a binary of version {needs}: ticketctl \
+             cluster version --raise)"
+        )));
+    }
+    Ok(())
+}
+
+/// The words of a write refused by the version gate.
+pub const VERSION_NOT_ACTIVE: &str = "version not active";
+
 /// One write, as the `Write` RPC handles it: proposed here when this node leads, forwarded to
 /// the leader once when it does not (unless it was forwarded already).
 async fn write_one(ctx: &NodeCtx, w: pb::WriteRequest) -> Result<pb::WriteReply, Status> {
     if w.client_id.is_empty() || w.idempotency_key.is_empty() {
         return Err(bad_request("client_id and idempotency_key are required"));
     }
+    crate::version::check_rpc_format("a write", w.format)?;
     let command: ticketd_store::Command =
         serde_json::from_slice(&w.command_json).map_err(bad_request)?;
+    if matches!(command, ticketd_store::Command::SetClusterVersion { .. }) {
+        // A version no binary supports would stop every replica: only the leader's admin
+        // service proposes it, after asking every node.
+        return Err(Status::permission_denied(
+            "the cluster version is raised through Admin.ClusterVersion only \
+             (ticketctl cluster version --raise)",
+        ));
+    }
     match ctx.leader() {
         Some((id, _)) if id == ctx.id => {}
         Some((id, addr)) if !w.forwarded => return forward_write(ctx, id, &addr, w).await,
         _ => return Ok(not_leader_write(ctx.leader_hint())),
     }
+    version_gate(ctx, &command)?;
     let request = ticketd_store::Request {
         client_id: w.client_id.clone(),
         idempotency_key: w.idempotency_key.clone(),
@@ -530,6 +607,7 @@ impl pb::client_server::Client for ClientService {
     async fn read(&self, req: Request<pb::ReadRequest>) -> Result<Response<pb::ReadReply>, Status> {
         let secrets = Caller::may_see_secrets(&req);
         let r = req.into_inner();
+        crate::version::check_rpc_format("a read", r.format)?;
         let query: ticketd_store::Query =
             serde_json::from_slice(&r.query_json).map_err(bad_request)?;
         let ctx = &self.0;
@@ -927,6 +1005,9 @@ impl pb::admin_server::Admin for AdminService {
         if let Err(e) = &m.running_state {
             errors.push(e.to_string());
         }
+        if let Some(why) = crate::version::halted() {
+            errors.push(format!("stopping: {why}"));
+        }
         if let Some(i) = ctx.sm.digests().diverged_at() {
             errors.push(format!(
                 "this replica's state differed from the leader's at index {i}"
@@ -958,7 +1039,158 @@ impl pb::admin_server::Admin for AdminService {
             errors,
             addr: ctx.addr.clone(),
             metrics_addr: ctx.metrics_addr.clone(),
+            binary_version: crate::version::BINARY_VERSION,
+            cluster_version: ctx.sm.cluster_version().get(),
         }))
+    }
+
+    async fn cluster_version(
+        &self,
+        req: Request<pb::ClusterVersionRequest>,
+    ) -> Result<Response<pb::ClusterVersionReply>, Status> {
+        let ctx = &self.0;
+        if ctx.leader().is_none_or(|(id, _)| id != ctx.id) {
+            return Ok(Response::new(pb::ClusterVersionReply {
+                result: Some(pb::cluster_version_reply::Result::NotLeader(
+                    ctx.leader_hint(),
+                )),
+            }));
+        }
+        let req = req.into_inner();
+        let mut status = cluster_version_status(ctx).await;
+        if req.raise {
+            status.message = raise_cluster_version(ctx, &status, req.to).await?;
+            status.cluster_version = ctx.sm.cluster_version().get();
+        }
+        Ok(Response::new(pb::ClusterVersionReply {
+            result: Some(pb::cluster_version_reply::Result::Status(status)),
+        }))
+    }
+}
+
+/// How long the leader waits for a node's binary version.
+const NODE_VERSION_DEADLINE: Duration = Duration::from_secs(2);
+
+/// The cluster version and every member's and learner's binary version, asked now (the
+/// leader answers for itself).
+async fn cluster_version_status(ctx: &NodeCtx) -> pb::ClusterVersionStatus {
+    let membership = ctx
+        .raft
+        .metrics()
+        .borrow_watched()
+        .membership_config
+        .membership()
+        .clone();
+    let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+    let asks = membership.nodes().map(|(id, n)| {
+        let (id, addr, voter) = (*id, n.addr.clone(), voters.contains(id));
+        async move {
+            let answer = if id == ctx.id {
+                Ok(crate::version::BINARY_VERSION)
+            } else {
+                node_binary_version(ctx, id, &addr).await
+            };
+            let (binary_version, error) = match answer {
+                Ok(v) => (v, String::new()),
+                Err(e) => (0, e),
+            };
+            pb::NodeVersion {
+                id,
+                addr,
+                voter,
+                binary_version,
+                error,
+            }
+        }
+    });
+    let nodes: Vec<pb::NodeVersion> = futures::future::join_all(asks).await;
+    let supported = nodes.iter().map(|n| n.binary_version).min().unwrap_or(0);
+    pb::ClusterVersionStatus {
+        cluster_version: ctx.sm.cluster_version().get(),
+        nodes,
+        supported,
+        message: String::new(),
+    }
+}
+
+/// Node `id`'s binary version, asked over the Raft service (a binary that predates versions
+/// does not serve the call: it supports version 1 only).
+async fn node_binary_version(ctx: &NodeCtx, id: NodeId, addr: &str) -> Result<u32, String> {
+    let channel = ctx.channels.get_node(addr, id).map_err(|e| e.to_string())?;
+    let mut client = pb::raft_client::RaftClient::new(channel);
+    let mut req = Request::new(pb::Empty {});
+    req.set_timeout(NODE_VERSION_DEADLINE);
+    match tokio::time::timeout(NODE_VERSION_DEADLINE, client.node_version(req)).await {
+        Err(_) => Err("no answer in time".into()),
+        Ok(Ok(r)) => Ok(r.into_inner().binary_version.max(crate::version::LEGACY)),
+        Ok(Err(s)) if s.code() == tonic::Code::Unimplemented => Ok(crate::version::LEGACY),
+        Ok(Err(s)) => Err(format!("{}: {}", s.code(), s.message())),
+    }
+}
+
+/// Raises the cluster version to `to` (0: the leader's binary version) when every member
+/// and learner answered with a binary that supports it; what happened, or why not
+/// (`FAILED_PRECONDITION`, nothing proposed).
+async fn raise_cluster_version(
+    ctx: &NodeCtx,
+    status: &pb::ClusterVersionStatus,
+    to: u32,
+) -> Result<String, Status> {
+    let target = if to == 0 {
+        crate::version::BINARY_VERSION
+    } else {
+        to
+    };
+    let lagging: Vec<String> = status
+        .nodes
+        .iter()
+        .filter(|n| n.binary_version < target.max(1))
+        .map(|n| match n.binary_version {
+            0 => format!("node {} did not answer ({})", n.id, n.error),
+            v => format!("node {} runs binary version {v}", n.id),
+        })
+        .collect();
+    if target == 0 || !lagging.is_empty() {
+        return Err(Status::failed_precondition(format!(
+            "cluster version not raised to {target}: {}",
+            lagging.join("; ")
+        )));
+    }
+    let current = ctx.sm.cluster_version().get();
+    if target <= current {
+        return Ok(format!("the cluster is at version {current} already"));
+    }
+    let request = ticketd_store::Request {
+        client_id: ADMIN_CLIENT_ID.into(),
+        // The same key for the same target: a retried raise is applied once.
+        idempotency_key: format!("cluster-version:{target}"),
+        stamped_at_ms: now_ms(),
+        command: ticketd_store::Command::SetClusterVersion { version: target },
+    };
+    let committed = ctx
+        .proposer
+        .propose(request, 64)
+        .await
+        .map_err(|e| match e {
+            ProposeError::NotLeader(_) | ProposeError::Discarded => Status::unavailable(
+                "leadership changed: outcome unknown, ask the new leader for the cluster version",
+            ),
+            ProposeError::Timeout => Status::deadline_exceeded(
+                "the cluster version entry did not commit in time: outcome unknown",
+            ),
+            ProposeError::Overloaded => {
+                Status::resource_exhausted("the leader's proposal queue is full")
+            }
+            ProposeError::Fatal(e) => internal(e),
+        })?;
+    match committed.reply.outcome {
+        ticketd_store::Outcome::Done(_) => Ok(format!(
+            "cluster version raised from {current} to {target} at log index {}",
+            committed.log_index
+        )),
+        ticketd_store::Outcome::Rejected { code, detail } => Err(Status::failed_precondition(
+            format!("cluster version not raised: {}: {detail}", code.code()),
+        )),
     }
 }
 

@@ -1,10 +1,15 @@
 //! Snapshot files: a consistent copy of the state machine's column families.
 //!
-//! Layout: magic, length-prefixed meta (JSON), then records `(cf name, key, value)`, an end tag,
-//! and a SHA-256 over everything before it. Files are written under a temporary name, fsynced,
+//! Layout: magic, length-prefixed header (JSON), then records `(cf name, key, value)`, an end
+//! tag, and a SHA-256 over everything before it. Format 1 (`TKTSNAP1`, what binaries before
+//! versions wrote): the header is the snapshot meta. Format 2 (`TKTSNAP2`, written once the
+//! cluster is at version 2): the header is `{"meta": .., "column_families": {name: version}}`,
+//! every column family of the records with the version of its encoding. A reader refuses a
+//! format, a column family or a column family version it does not know, naming it. Files are written under a temporary name, fsynced,
 //! renamed into place and the directory fsynced, so a crash leaves either the old snapshot or the
 //! new one, never a torn file. The bytes of a file are what is streamed to a follower.
 
+use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -15,7 +20,8 @@ use sha2::{Digest, Sha256};
 use crate::codec::{decode, encode};
 use crate::TypeConfig;
 
-const MAGIC: &[u8; 8] = b"TKTSNAP1";
+/// The magic of every format but its last byte, the format's digit.
+const MAGIC_PREFIX: &[u8; 7] = b"TKTSNAP";
 const TAG_RECORD: u8 = 1;
 const TAG_END: u8 = 0;
 /// Bound on one key or value in a snapshot file, against corrupt length fields.
@@ -49,8 +55,18 @@ pub struct SnapshotWriter {
 }
 
 impl SnapshotWriter {
-    /// Starts a file at `tmp_path` with `meta` in its header.
+    /// Starts a file of format 1 at `tmp_path` with `meta` in its header.
     pub fn create(tmp_path: PathBuf, meta: &SnapshotMetaOf<TypeConfig>) -> io::Result<Self> {
+        Self::create_at(tmp_path, meta, crate::version::LEGACY)
+    }
+
+    /// Starts a file of format `format` (see the module) at `tmp_path` with `meta` in its
+    /// header; format 2 lists every state column family with its version.
+    pub fn create_at(
+        tmp_path: PathBuf,
+        meta: &SnapshotMetaOf<TypeConfig>,
+        format: u32,
+    ) -> io::Result<Self> {
         let out = BufWriter::with_capacity(1 << 20, File::create(&tmp_path)?);
         let mut w = Self {
             out,
@@ -59,8 +75,17 @@ impl SnapshotWriter {
             records: 0,
             unsynced: 0,
         };
-        w.put(MAGIC)?;
-        let meta_bytes = encode(meta)?;
+        let (digit, meta_bytes) = match format {
+            0 | 1 => (b'1', encode(meta)?),
+            2 => (b'2', encode(&HeaderV2::current(meta))?),
+            other => {
+                return Err(bad(format!(
+                    "snapshot format {other} is not one this binary writes"
+                )))
+            }
+        };
+        w.put(MAGIC_PREFIX)?;
+        w.put(&[digit])?;
         w.put(&(meta_bytes.len() as u32).to_be_bytes())?;
         w.put(&meta_bytes)?;
         Ok(w)
@@ -146,17 +171,79 @@ pub fn read_meta(path: &Path) -> io::Result<SnapshotMetaOf<TypeConfig>> {
         inner: BufReader::new(File::open(path)?),
         hasher: Sha256::new(),
     };
-    read_header(&mut r)
+    Ok(read_header(&mut r)?.0)
 }
 
-fn read_header<R: Read>(r: &mut HashingReader<R>) -> io::Result<SnapshotMetaOf<TypeConfig>> {
+/// The header of a format 2 file.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct HeaderV2 {
+    meta: SnapshotMetaOf<TypeConfig>,
+    column_families: BTreeMap<String, u32>,
+}
+
+impl HeaderV2 {
+    fn current(meta: &SnapshotMetaOf<TypeConfig>) -> Self {
+        HeaderV2 {
+            meta: meta.clone(),
+            column_families: ticketd_store::COLUMN_FAMILIES
+                .iter()
+                .filter_map(|cf| {
+                    ticketd_store::version::column_family_version(cf).map(|v| (cf.to_string(), v))
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Checks that this binary reads every column family `header` lists, at its version.
+fn check_column_families(header: &HeaderV2) -> io::Result<()> {
+    for (name, &v) in &header.column_families {
+        match ticketd_store::version::column_family_version(name) {
+            None => {
+                return Err(bad(format!(
+                    "the snapshot carries column family {name} (version {v}), which this binary \
+                     (version {}) does not know: upgrade this node's binary",
+                    crate::version::BINARY_VERSION
+                )))
+            }
+            Some(known) if v > known => {
+                return Err(bad(crate::version::too_new(
+                    &format!("the snapshot's column family {name}"),
+                    v,
+                    known,
+                )))
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// A file's meta and, from format 2 on, the column families it may carry.
+type Header = (SnapshotMetaOf<TypeConfig>, Option<BTreeMap<String, u32>>);
+
+fn read_header<R: Read>(r: &mut HashingReader<R>) -> io::Result<Header> {
     let mut magic = [0u8; 8];
     r.exact(&mut magic)?;
-    if &magic != MAGIC {
+    let (prefix, digit) = magic.split_at(7);
+    if prefix != MAGIC_PREFIX || !digit[0].is_ascii_digit() {
         return Err(bad("not a ticketd snapshot file"));
     }
-    let meta = r.field()?;
-    decode(&meta)
+    let format = u32::from(digit[0] - b'0');
+    let header = r.field()?;
+    match format {
+        1 => Ok((decode(&header)?, None)),
+        2 => {
+            let h: HeaderV2 = decode(&header)?;
+            check_column_families(&h)?;
+            Ok((h.meta, Some(h.column_families)))
+        }
+        other => Err(bad(crate::version::too_new(
+            "the snapshot file format",
+            other,
+            crate::version::SNAPSHOT_FORMAT_MAX,
+        ))),
+    }
 }
 
 /// Reads a whole snapshot file, verifying its checksum; calls `visit` for every record.
@@ -169,7 +256,7 @@ pub fn read_all(
         inner: BufReader::new(File::open(path)?),
         hasher: Sha256::new(),
     };
-    let meta = read_header(&mut r)?;
+    let (meta, listed) = read_header(&mut r)?;
     loop {
         let mut tag = [0u8; 1];
         r.exact(&mut tag)?;
@@ -181,6 +268,12 @@ pub fn read_all(
                 let mut name = vec![0u8; len[0] as usize];
                 r.exact(&mut name)?;
                 let name = String::from_utf8(name).map_err(|_| bad("column family name"))?;
+                if listed.as_ref().is_some_and(|l| !l.contains_key(&name)) {
+                    return Err(bad(format!(
+                        "the snapshot has records of column family {name}, which its header \
+                         does not list"
+                    )));
+                }
                 let key = r.field()?;
                 let value = r.field()?;
                 visit(&name, key, value)?;

@@ -17,6 +17,7 @@ use ticketd_store::{
 
 use crate::codec::{decode, encode};
 use crate::snapshot::{self, SnapshotFile, SnapshotWriter};
+use crate::version::{self, ClusterVersion, BINARY_VERSION};
 use crate::{TypeConfig, CF_SM_META};
 
 const KEY_APPLIED: &[u8] = b"applied";
@@ -47,6 +48,7 @@ struct Inner {
     applied: RwLock<AppliedState>,
     snapshot_dir: PathBuf,
     digests: Arc<crate::digest::Digests>,
+    cluster: ClusterVersion,
 }
 
 /// The state machine of a node; clones share it.
@@ -80,7 +82,17 @@ impl StateMachine {
         std::fs::create_dir_all(&snapshot_dir)?;
         snapshot::remove_partial(&snapshot_dir)?;
         let backend = RocksBackend::new(db.clone());
-        let machine = Machine::open(&backend).map_err(io_err)?;
+        let machine = match Machine::open(&backend) {
+            Ok(m) => m,
+            Err(e @ ticketd_store::StoreError::VersionTooNew { .. }) => {
+                let why = format!("this node's state: {e}");
+                version::halt(why.clone());
+                return Err(io_err(why));
+            }
+            Err(e) => return Err(io_err(e)),
+        };
+        let cluster = ClusterVersion::default();
+        cluster.set(machine.cluster_version());
         let applied = load_applied(&db)?;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -90,6 +102,7 @@ impl StateMachine {
                 applied: RwLock::new(applied),
                 snapshot_dir,
                 digests: Default::default(),
+                cluster,
             }),
         })
     }
@@ -117,6 +130,11 @@ impl StateMachine {
         let machine = self.inner.machine.read().expect("machine lock poisoned");
         let index = self.applied_index();
         (machine.query(q), index)
+    }
+
+    /// The cluster version as last applied here (shared: it follows the state machine).
+    pub fn cluster_version(&self) -> &ClusterVersion {
+        &self.inner.cluster
     }
 
     /// Where snapshot files are kept.
@@ -158,6 +176,39 @@ fn digest_commands(
     digest_here
 }
 
+/// The version a request needs of the binary that applies it: its command's, and for a
+/// `SetClusterVersion` the version it raises the cluster to (one past the bound is rejected
+/// by every replica alike, so it needs nothing).
+fn needed_version(req: &ticketd_store::Request) -> u32 {
+    match &req.command {
+        ticketd_store::Command::SetClusterVersion { version }
+            if *version <= ticketd_store::limits::CLUSTER_VERSION_MAX =>
+        {
+            (*version).max(req.command.required_version())
+        }
+        c => c.required_version(),
+    }
+}
+
+/// Why this binary cannot apply one of `entries` (the first such), if it cannot: an entry that
+/// needs a version past this binary's is never applied, nor anything of its batch.
+fn unsupported_entry(entries: &[EntryResponder<TypeConfig>]) -> Option<String> {
+    entries.iter().find_map(|(entry, _)| {
+        let EntryPayload::Normal(proposal) = &entry.payload else {
+            return None;
+        };
+        let needs = proposal.0.iter().map(needed_version).max()?;
+        (needs > BINARY_VERSION).then(|| {
+            format!(
+                "log entry {} needs version {needs}, {} (binary version {BINARY_VERSION}); \
+                 nothing of it is applied: upgrade this node's binary",
+                entry.log_id().index,
+                version::NEWER_THAN_BINARY
+            )
+        })
+    })
+}
+
 /// Records staged from a snapshot file per write set, bounding the copies held at once.
 const STAGE_RECORDS_PER_WRITE: usize = 10_000;
 
@@ -174,7 +225,9 @@ pub fn stage_snapshot(
     let file_meta = snapshot::read_all(path, |name, key, value| {
         let Some(cf) = COLUMN_FAMILIES.iter().find(|c| **c == name) else {
             return Err(invalid(format!(
-                "snapshot names unknown column family {name}"
+                "the snapshot carries column family {name}, which this binary (version {}) \
+                 does not know: upgrade this node's binary",
+                BINARY_VERSION
             )));
         };
         ws.put(cf, key, value);
@@ -214,6 +267,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let mut received = Vec::new();
         while let Some(item) = entries.try_next().await? {
             received.push(item);
+        }
+        if let Some(why) = unsupported_entry(&received) {
+            version::halt(why.clone());
+            return Err(io::Error::new(io::ErrorKind::Unsupported, why));
         }
         let applied_entries = received.len() as u64;
         let mut requests = 0u64;
@@ -263,6 +320,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 return Ok(());
             };
             self.write_applied(&mut ws, last, last_membership)?;
+            self.inner.cluster.set(machine.cluster_version());
             drop(machine);
             for (index, digest) in leader_digests {
                 self.inner.digests.expect(index, &digest);
@@ -288,9 +346,17 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     ) -> Result<(), io::Error> {
         let this = self.clone();
         let meta = meta.clone();
-        tokio::task::spawn_blocking(move || this.install_blocking(&meta, &snapshot))
-            .await
-            .map_err(io_err)??;
+        let installed =
+            tokio::task::spawn_blocking(move || this.install_blocking(&meta, &snapshot))
+                .await
+                .map_err(io_err)?;
+        if let Err(e) = installed {
+            // A snapshot this binary cannot read will be sent again and again: stop instead.
+            if version::is_too_new(&e.to_string()) {
+                version::halt(format!("a snapshot from the leader was refused: {e}"));
+            }
+            return Err(e);
+        }
         metrics::counter!("ticketd_snapshots_installed_total").increment(1);
         Ok(())
     }
@@ -383,6 +449,7 @@ impl StateMachine {
         db.write(batch).map_err(io_err)?;
         db.flush_wal(true).map_err(io_err)?;
         // The machine opened from the staged copy is the state just written.
+        self.inner.cluster.set(machine.cluster_version());
         *current = machine;
         *self.inner.applied.write().expect("applied lock poisoned") = AppliedState {
             last_applied: meta.last_log_id,
@@ -403,6 +470,9 @@ impl StateMachine {
     fn build_blocking(&self) -> io::Result<SnapshotOf<TypeConfig, SnapshotFile>> {
         let started = std::time::Instant::now();
         let db = &self.inner.db;
+        // Read before the view: the state in the view is at this cluster version or later, so
+        // every binary that may receive the file reads its format.
+        let format = version::snapshot_format(self.inner.cluster.get());
         // One RocksDB snapshot: the meta and every column family as of the same instant.
         let view = db.snapshot();
         let meta_cf = cf(db, CF_SM_META)?;
@@ -422,7 +492,7 @@ impl StateMachine {
             last_membership,
         };
         let tmp = self.partial_path("build");
-        let mut w = SnapshotWriter::create(tmp, &meta)?;
+        let mut w = SnapshotWriter::create_at(tmp, &meta, format)?;
         for name in COLUMN_FAMILIES {
             for item in view.iterator_cf(cf(db, name)?, IteratorMode::Start) {
                 let (k, v) = item.map_err(io_err)?;

@@ -21,6 +21,18 @@ pub enum StoreError {
     /// An invariant did not hold on load.
     #[error("invariant violated: {0}")]
     Invariant(String),
+    /// The state is at a cluster version past this binary's: it may hold what this binary
+    /// cannot decode or would apply differently, so it is not loaded.
+    #[error(
+        "the state is at cluster version {version}, {} (binary version {}): upgrade this \
+         node's binary",
+        crate::version::NEWER_THAN_BINARY,
+        crate::version::BINARY_VERSION
+    )]
+    VersionTooNew {
+        /// The state's cluster version.
+        version: u32,
+    },
 }
 
 /// One write of a [`WriteSet`].

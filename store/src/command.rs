@@ -311,6 +311,33 @@ pub enum Command {
         /// The leader's hex SHA-256 of its state as of that entry.
         digest: String,
     },
+    /// System: raise the cluster version to `version` (never lowers it). The leader proposes it
+    /// only once every member and learner runs a binary that supports `version`; from its
+    /// entry on, commands and encodings of that version may be used. A replica whose binary
+    /// does not support `version` stops before applying it (the Raft runtime checks).
+    SetClusterVersion {
+        /// The new cluster version.
+        version: u32,
+    },
+    /// Echoes a text back, changing nothing: the command the next version's test build adds,
+    /// which needs cluster version 2.
+    #[cfg(feature = "next-version")]
+    Echo {
+        /// What comes back.
+        text: String,
+    },
+}
+
+impl Command {
+    /// The cluster version this command needs: the leader refuses to propose it, and `apply`
+    /// rejects it, while the cluster version is lower.
+    pub fn required_version(&self) -> u32 {
+        match self {
+            #[cfg(feature = "next-version")]
+            Command::Echo { .. } => 2,
+            _ => crate::version::LEGACY,
+        }
+    }
 }
 
 /// Stable machine-readable rejection codes: the one catalogue of the domain.
@@ -597,6 +624,17 @@ pub enum Done {
     DigestNoted {
         /// The digested entry.
         index: u64,
+    },
+    /// The cluster version is now `version`.
+    ClusterVersionSet {
+        /// The cluster version.
+        version: u32,
+    },
+    /// What [`Command::Echo`] brought.
+    #[cfg(feature = "next-version")]
+    Echoed {
+        /// The text.
+        text: String,
     },
 }
 

@@ -16,6 +16,7 @@
 //! - [`seats`]: one byte per seat availability of a dt, best-available search.
 //! - [`search`]: full-text search over events: a tantivy index in RAM, derived from state.
 //! - [`limits`]: every bound.
+//! - [`version`]: the binary's version and the cluster version's rules.
 //!
 //! Architecture invariants:
 //! - `apply` reads no clock, draws no randomness and performs no I/O: time enters only as the
@@ -55,6 +56,7 @@ pub mod search;
 pub mod seats;
 mod table;
 pub mod types;
+pub mod version;
 
 #[cfg(feature = "rocksdb")]
 pub use backend::RocksBackend;

@@ -99,3 +99,6 @@ pub const QUERY_LIMIT_MAX: u32 = 500;
 pub const QUERY_WORDS_MAX: usize = 16;
 /// Length of a notification channel's name ("email", "sms", "provider").
 pub const CHANNEL_LEN_MAX: usize = 32;
+/// Highest cluster version a `SetClusterVersion` may name: far above any binary's, so the
+/// bound only keeps the counter's arithmetic trivially safe.
+pub const CLUSTER_VERSION_MAX: u32 = 65_535;

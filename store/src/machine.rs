@@ -65,6 +65,10 @@ pub const COLUMN_FAMILIES: &[&str] = &[
 ];
 
 const KEY_LOG_TIME: &[u8] = b"log_time_ms";
+/// The cluster version, in `sm_state`; absent until a `SetClusterVersion` raised it past
+/// [`crate::version::LEGACY`], so a state of version 1 is persisted (and digested) as binaries
+/// that knew no versions persisted it.
+const KEY_CLUSTER_VERSION: &[u8] = b"cluster_version";
 
 /// The reply to one applied request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -156,6 +160,8 @@ pub(crate) struct Derived {
 #[derive(Debug, Default)]
 pub struct Machine {
     pub(crate) log_time_ms: i64,
+    /// The cluster version once raised past [`crate::version::LEGACY`]; 0 before.
+    pub(crate) cluster_version_raised: u32,
     pub(crate) venues: BTreeMap<String, Venue>,
     pub(crate) layouts: BTreeMap<String, VenueLayout>,
     pub(crate) sellers: BTreeMap<String, Seller>,
@@ -246,6 +252,15 @@ impl Machine {
     /// every invariant: a state that breaks one is refused with [`StoreError::Invariant`].
     pub fn open(backend: &dyn Backend) -> Result<Self, StoreError> {
         let mut m = Machine::default();
+        // First: a state of a later version may hold rows this binary cannot decode.
+        if let Some(v) = backend.get(cf::STATE, KEY_CLUSTER_VERSION)? {
+            m.cluster_version_raised = decode(cf::STATE, &v)?;
+            if m.cluster_version_raised > crate::version::BINARY_VERSION {
+                return Err(StoreError::VersionTooNew {
+                    version: m.cluster_version_raised,
+                });
+            }
+        }
         load(backend, cf::VENUES, &mut m.venues)?;
         load(backend, cf::LAYOUTS, &mut m.layouts)?;
         load(backend, cf::SELLERS, &mut m.sellers)?;
@@ -289,6 +304,17 @@ impl Machine {
     /// The log time: the largest stamp applied so far.
     pub fn log_time_ms(&self) -> i64 {
         self.log_time_ms
+    }
+
+    /// The cluster version: [`crate::version::LEGACY`] until a `SetClusterVersion` raised it.
+    pub fn cluster_version(&self) -> u32 {
+        self.cluster_version_raised.max(crate::version::LEGACY)
+    }
+
+    /// Sets the cluster version and writes it through.
+    pub(crate) fn set_cluster_version_raw(&mut self, ws: &mut WriteSet, version: u32) {
+        self.cluster_version_raised = version;
+        ws.put(cf::STATE, KEY_CLUSTER_VERSION.to_vec(), encode(&version));
     }
 
     /// The dts of an event, by dt id.
@@ -487,6 +513,13 @@ impl Machine {
         remembered.sort_unstable_by_key(|(k, _)| *k);
         for (k, r) in remembered {
             f(cf::IDEMPOTENCY, k, &encode(r));
+        }
+        if self.cluster_version_raised != 0 {
+            f(
+                cf::STATE,
+                KEY_CLUSTER_VERSION,
+                &encode(&self.cluster_version_raised),
+            );
         }
         if self.log_time_ms != 0 {
             f(cf::STATE, KEY_LOG_TIME, &encode(&self.log_time_ms));

@@ -97,6 +97,17 @@ enum ClusterCmd {
         #[arg(long, value_delimiter = ',', required = true)]
         members: Vec<String>,
     },
+    /// The cluster version and each member's and learner's binary version, as the leader asks
+    /// them now. With `--raise`, raise the cluster version (refused unless every member and
+    /// learner answers with a binary that supports it); it is never lowered.
+    Version {
+        /// Raise the cluster version.
+        #[arg(long)]
+        raise: bool,
+        /// The version to raise to (default: the leader's binary version).
+        #[arg(long, requires = "raise")]
+        to: Option<u32>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -242,6 +253,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let msg = client.init(&cli.endpoints[0], parsed).await?;
             print_msg(out, &msg);
         }
+        Cmd::Cluster(ClusterCmd::Version { raise, to }) => {
+            let s = client.cluster_version(raise, to.unwrap_or(0)).await?;
+            cluster_version(out, &s);
+        }
         Cmd::Member(MemberCmd::List) => {
             let s = leader_status(&client).await?;
             if out == Output::Json {
@@ -340,6 +355,52 @@ fn reconcile_report(out: Output, report: &str) {
     }
 }
 
+fn cluster_version(out: Output, s: &pb::ClusterVersionStatus) {
+    if out == Output::Json {
+        let nodes: Vec<_> = s
+            .nodes
+            .iter()
+            .map(|n| {
+                json!({
+                    "id": n.id, "addr": n.addr, "voter": n.voter,
+                    "binary_version": (n.binary_version != 0).then_some(n.binary_version),
+                    "error": (!n.error.is_empty()).then_some(&n.error),
+                })
+            })
+            .collect();
+        let v = json!({
+            "cluster_version": s.cluster_version,
+            "supported": s.supported,
+            "nodes": nodes,
+            "message": (!s.message.is_empty()).then_some(&s.message),
+        });
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        return;
+    }
+    if !s.message.is_empty() {
+        println!("{}", s.message);
+    }
+    println!(
+        "cluster version {}; every node supports up to {}",
+        s.cluster_version, s.supported
+    );
+    let mut t = Table::new();
+    t.set_header(["ID", "ADDRESS", "ROLE", "BINARY VERSION", "ERROR"]);
+    for n in &s.nodes {
+        t.add_row([
+            n.id.to_string(),
+            n.addr.clone(),
+            if n.voter { "voter" } else { "learner" }.into(),
+            match n.binary_version {
+                0 => String::new(),
+                v => v.to_string(),
+            },
+            n.error.clone(),
+        ]);
+    }
+    println!("{t}");
+}
+
 fn print_msg(out: Output, msg: &str) {
     match out {
         Output::Json => println!("{}", json!({ "ok": msg })),
@@ -389,6 +450,7 @@ async fn endpoint_status(client: &ClusterClient, out: Output) -> Result<(), Fail
                     "raft_index": s.raft_index, "committed_index": s.committed_index,
                     "applied_index": s.applied_index, "leader_id": s.has_leader.then_some(s.leader_id),
                     "state": s.state, "snapshot_index": s.snapshot_index, "purged_index": s.purged_index,
+                    "binary_version": s.binary_version.max(1), "cluster_version": s.cluster_version.max(1),
                     "errors": s.errors,
                 }),
                 None => json!({ "endpoint": ep, "errors": [err] }),
@@ -401,6 +463,8 @@ async fn endpoint_status(client: &ClusterClient, out: Output) -> Result<(), Fail
             "ENDPOINT",
             "ID",
             "VERSION",
+            "BINARY VERSION",
+            "CLUSTER VERSION",
             "DB SIZE",
             "IS LEADER",
             "IS LEARNER",
@@ -415,6 +479,8 @@ async fn endpoint_status(client: &ClusterClient, out: Output) -> Result<(), Fail
                     ep.clone(),
                     s.id.to_string(),
                     s.version.clone(),
+                    s.binary_version.max(1).to_string(),
+                    s.cluster_version.max(1).to_string(),
                     format!("{} kB", s.db_size_bytes / 1024),
                     s.is_leader.to_string(),
                     s.is_learner.to_string(),
@@ -425,6 +491,8 @@ async fn endpoint_status(client: &ClusterClient, out: Output) -> Result<(), Fail
                 ]),
                 None => t.add_row([
                     ep.clone(),
+                    "".into(),
+                    "".into(),
                     "".into(),
                     "".into(),
                     "".into(),

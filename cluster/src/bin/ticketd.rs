@@ -410,6 +410,11 @@ fn main() -> anyhow::Result<()> {
             let result = rt.block_on(run_node(cfg, args.insecure));
             // Do not wait on idle connection tasks: everything durable is flushed by now.
             rt.shutdown_timeout(std::time::Duration::from_millis(500));
+            // A state at a cluster version past this binary's is refused when the node opens.
+            if let (Err(e), Some(why)) = (&result, ticketd_raft::version::halted()) {
+                tracing::error!(error = %format!("{e:#}"), "the node did not start");
+                exit_unsupported(why);
+            }
             result
         }
         Cmd::Paysim {
@@ -574,12 +579,35 @@ async fn run_node(cfg: NodeFileConfig, insecure: bool) -> anyhow::Result<()> {
             .await
     });
 
-    wait_for_signal().await?;
+    let halted = tokio::select! {
+        r = wait_for_signal() => {
+            r?;
+            None
+        }
+        why = ticketd_raft::version::wait_halted() => Some(why),
+    };
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
+    if let Some(why) = halted {
+        // The cluster moved past this binary: stop, loudly, whatever the shutdown says (Raft
+        // may have stopped already on the refused entry).
+        if let Err(e) = node.shutdown().await {
+            tracing::warn!(error = %e, "shutdown after the version stop");
+        }
+        exit_unsupported(why);
+    }
     node.shutdown().await?;
     http.await.context("metrics server task")??;
     Ok(())
+}
+
+/// Exits with [`ticketd_raft::version::EXIT_VERSION_UNSUPPORTED`], saying why on stderr too.
+fn exit_unsupported(why: &str) -> ! {
+    eprintln!(
+        "ticketd: this node stops: {why} (exit {})",
+        ticketd_raft::version::EXIT_VERSION_UNSUPPORTED
+    );
+    std::process::exit(ticketd_raft::version::EXIT_VERSION_UNSUPPORTED)
 }
 
 async fn wait_for_signal() -> anyhow::Result<()> {

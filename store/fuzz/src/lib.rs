@@ -88,6 +88,7 @@ pub fn variant(c: &Command) -> &'static str {
         Command::ContinueCancelDt { .. } => "ContinueCancelDt",
         Command::DigestState { .. } => "DigestState",
         Command::CheckDigest { .. } => "CheckDigest",
+        Command::SetClusterVersion { .. } => "SetClusterVersion",
     }
 }
 
@@ -702,6 +703,7 @@ fn steer(s: &mut Steer<'_, '_>, m: &Machine, now_ms: i64, cmd: &mut Command) {
             s.id(gate, "g", 2);
         }
         Command::DigestState {} => {}
+        Command::SetClusterVersion { version } => s.small(version, 4),
         Command::CheckDigest { index, digest } => {
             s.small(index, 64);
             if s.yes() {

@@ -45,6 +45,19 @@ fn not_found(what: &str, id: &str) -> Reject {
 
 impl Machine {
     pub(crate) fn execute(&mut self, cx: &mut Cx<'_>, cmd: &Command) -> R<Done> {
+        // The leader refuses to propose a command its cluster version does not allow yet;
+        // one that reaches the log anyway is rejected here, the same way on every replica,
+        // since the cluster version is replicated state.
+        let needs = cmd.required_version();
+        if needs > self.cluster_version() {
+            return Err(no(
+                Rejection::InvalidState,
+                format!(
+                    "this command needs cluster version {needs}; the cluster is at {}",
+                    self.cluster_version()
+                ),
+            ));
+        }
         match cmd {
             Command::CreateVenue {
                 venue_id,
@@ -226,6 +239,37 @@ impl Machine {
                 phone,
             } => self.register_user(cx, user_id, email, password_hash, *role, profile, phone),
             Command::SetUserRole { user_id, role } => self.set_user_role(cx, user_id, *role),
+            Command::SetClusterVersion { version } => self.set_cluster_version(cx, *version),
+            #[cfg(feature = "next-version")]
+            Command::Echo { text } => {
+                validate::text("text", text, crate::limits::TEXT_LEN_MAX)?;
+                Ok(Done::Echoed { text: text.clone() })
+            }
         }
+    }
+
+    /// Raises the cluster version. Lowering it is refused: what was written at a version
+    /// stays readable only by binaries of that version or later.
+    fn set_cluster_version(&mut self, cx: &mut Cx<'_>, version: u32) -> R<Done> {
+        let current = self.cluster_version();
+        if version > crate::limits::CLUSTER_VERSION_MAX {
+            return Err(no(
+                Rejection::InvalidArgument,
+                format!(
+                    "cluster version {version} passes {}",
+                    crate::limits::CLUSTER_VERSION_MAX
+                ),
+            ));
+        }
+        if version < current {
+            return Err(no(
+                Rejection::InvalidState,
+                format!("the cluster is at version {current}; it is never lowered to {version}"),
+            ));
+        }
+        if version > current {
+            self.set_cluster_version_raw(cx.ws, version);
+        }
+        Ok(Done::ClusterVersionSet { version })
     }
 }

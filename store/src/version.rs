@@ -1,0 +1,29 @@
+//! Versions: of this binary, and of the cluster.
+//!
+//! A binary supports every version up to [`BINARY_VERSION`]. The cluster version is
+//! replicated state ([`crate::Machine::cluster_version`]): raised by a `SetClusterVersion`
+//! entry, once every member and learner supports it, and never lowered. A command or an
+//! encoding that version `V` introduced is used only once the cluster is at `V`, so every
+//! replica that applies it, and every node that reads it, knows it.
+//!
+//! Version 1 ([`LEGACY`]) is what binaries wrote before versions existed: the cluster version
+//! of a state that never saw a `SetClusterVersion`, and the encodings without a version mark.
+
+/// The words of every refusal of a version past this binary's.
+pub const NEWER_THAN_BINARY: &str = "newer than this binary knows";
+
+/// The version of the encodings and commands of binaries that knew no versions.
+pub const LEGACY: u32 = 1;
+
+/// The highest version this binary supports. The `next-version` build (for the rolling
+/// upgrade test only, never a release) supports one more: it adds a command and changes the
+/// encoding of log entries.
+pub const BINARY_VERSION: u32 = if cfg!(feature = "next-version") { 2 } else { 1 };
+
+/// The encoding version of the state column family `name` this binary writes, and the newest
+/// it reads; `None` for a column family it does not know. Snapshots carry each column
+/// family's version, and a node refuses one with a column family or a version it does not
+/// know instead of guessing.
+pub fn column_family_version(name: &str) -> Option<u32> {
+    crate::COLUMN_FAMILIES.contains(&name).then_some(LEGACY)
+}
