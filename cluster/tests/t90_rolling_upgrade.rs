@@ -25,7 +25,7 @@ use ticketd_jepsen::cluster::{NodeOpts, TestCluster};
 use ticketd_jepsen::history::{
     read_pos, write_pos, Call, Cons, History, Line, OpType, Recorder, Ret,
 };
-use ticketd_jepsen::workload::{self, dt_id, SaleClient, Seen};
+use ticketd_jepsen::workload::{self, dt_id, SaleClient, Seen, Shared};
 use ticketd_raft::client::{ClientError, ClusterClient, Consistency, RetryPolicy};
 use ticketd_raft::identity::Identity;
 use ticketd_raft::pb;
@@ -176,7 +176,7 @@ async fn client_loop(
     load: Arc<Load>,
     idx: usize,
     phase: Arc<Mutex<usize>>,
-    tickets: Arc<Mutex<Vec<(String, String)>>>,
+    shared: Arc<Mutex<Shared>>,
     stop: Arc<AtomicBool>,
 ) {
     let nodes: Vec<u64> = load.singles.keys().copied().collect();
@@ -187,7 +187,7 @@ async fn client_loop(
     while !stop.load(Ordering::Relaxed) {
         tick.tick().await;
         let dt = dt_id(*phase.lock().unwrap());
-        let call = sc.next(&dt, &tickets.lock().unwrap(), &nodes);
+        let call = sc.next(&dt, &shared.lock().unwrap(), &nodes);
         let line = perform(
             &load.rec,
             &load.client,
@@ -196,7 +196,12 @@ async fn client_loop(
             call.clone(),
         )
         .await;
-        sc.observe(&call, Seen::of(&line), &mut tickets.lock().unwrap());
+        sc.observe(
+            &call,
+            Seen::of(&line),
+            workload::effect_index(&line),
+            &mut shared.lock().unwrap(),
+        );
         if !matches!(line, Line::Ok { .. } | Line::Fail { .. }) {
             // Its op may still be in flight: the client goes on as a new process.
             process += CLIENTS as u64;
@@ -340,14 +345,14 @@ async fn a_rolling_upgrade_under_load_gates_the_new_command_until_the_version_is
     }
     let stop = Arc::new(AtomicBool::new(false));
     let dt_phase = Arc::new(Mutex::new(0usize));
-    let tickets = Arc::new(Mutex::new(Vec::new()));
+    let shared = Arc::new(Mutex::new(Shared::default()));
     let clients: Vec<_> = (0..CLIENTS)
         .map(|i| {
             tokio::spawn(client_loop(
                 load.clone(),
                 i,
                 dt_phase.clone(),
-                tickets.clone(),
+                shared.clone(),
                 stop.clone(),
             ))
         })
