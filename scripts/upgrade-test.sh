@@ -4,8 +4,9 @@
 # the test against the current version and runs it with TICKETD_NEXT_BIN pointing at the copy.
 #
 # The next version's build shares the build cache: only the workspace's own crates build again
-# (their features differ), RocksDB and every other dependency are reused. CI runs the test
-# without TICKETD_NEXT_BIN, where it only says it skipped, and so pays for no second build.
+# (their features differ), RocksDB and every other dependency are reused. scripts/test.sh (CI)
+# builds the next version the same way before its test build and runs the test with the rest;
+# without TICKETD_NEXT_BIN the test only says it skipped.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 ensure_build_deps
