@@ -176,20 +176,6 @@ fn digest_commands(
     digest_here
 }
 
-/// The version a request needs of the binary that applies it: its command's, and for a
-/// `SetClusterVersion` the version it raises the cluster to (one past the bound is rejected
-/// by every replica alike, so it needs nothing).
-fn needed_version(req: &ticketd_store::Request) -> u32 {
-    match &req.command {
-        ticketd_store::Command::SetClusterVersion { version }
-            if *version <= ticketd_store::limits::CLUSTER_VERSION_MAX =>
-        {
-            (*version).max(req.command.required_version())
-        }
-        c => c.required_version(),
-    }
-}
-
 /// Why this binary cannot apply one of `entries` (the first such), if it cannot: an entry that
 /// needs a version past this binary's is never applied, nor anything of its batch.
 fn unsupported_entry(entries: &[EntryResponder<TypeConfig>]) -> Option<String> {
@@ -197,7 +183,11 @@ fn unsupported_entry(entries: &[EntryResponder<TypeConfig>]) -> Option<String> {
         let EntryPayload::Normal(proposal) = &entry.payload else {
             return None;
         };
-        let needs = proposal.0.iter().map(needed_version).max()?;
+        let needs = proposal
+            .0
+            .iter()
+            .map(ticketd_store::version::needed_version)
+            .max()?;
         (needs > BINARY_VERSION).then(|| {
             format!(
                 "log entry {} needs version {needs}, {} (binary version {BINARY_VERSION}); \

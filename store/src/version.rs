@@ -27,3 +27,19 @@ pub const BINARY_VERSION: u32 = if cfg!(feature = "next-version") { 2 } else { 1
 pub fn column_family_version(name: &str) -> Option<u32> {
     crate::COLUMN_FAMILIES.contains(&name).then_some(LEGACY)
 }
+
+/// The version a request needs of the binary that applies it: its command's, and for a
+/// `SetClusterVersion` the version it raises the cluster to (one past the bound is rejected
+/// by every replica alike, so it needs nothing more). A replica whose binary is below it must
+/// not apply the entry at all (the Raft runtime stops the node before it), since a binary that
+/// knows the version and one that does not would answer it differently.
+pub fn needed_version(req: &crate::Request) -> u32 {
+    match &req.command {
+        crate::Command::SetClusterVersion { version }
+            if *version <= crate::limits::CLUSTER_VERSION_MAX =>
+        {
+            (*version).max(req.command.required_version())
+        }
+        c => c.required_version(),
+    }
+}
