@@ -161,6 +161,9 @@ impl Nodes {
 
 /// What one node's `WriteReply` says: the write's result, where the leader is, or nothing known.
 fn decode_write_reply(r: pb::WriteReply, addr: &str) -> Attempt<WriteResult> {
+    if let Err(s) = crate::version::check_rpc_format("a write reply", r.format) {
+        return Attempt::Next(ClientError::Server(format!("{addr}: {}", s.message())));
+    }
     match r.result {
         Some(pb::write_reply::Result::ReplyJson(j)) => match serde_json::from_slice(&j) {
             Ok(reply) => Attempt::Done(WriteResult {
@@ -632,6 +635,8 @@ impl ClusterClient {
             .await
             .map_err(|s| classify(&s, false))?
             .into_inner();
+        crate::version::check_rpc_format("a read reply", r.format)
+            .map_err(|s| ClientError::Server(format!("{addr}: {}", s.message())))?;
         match r.result {
             Some(pb::read_reply::Result::ResultJson(j)) => {
                 let result = serde_json::from_slice(&j)

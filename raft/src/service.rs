@@ -454,6 +454,7 @@ fn not_leader_write(h: pb::LeaderHint) -> pb::WriteReply {
         result: Some(pb::write_reply::Result::NotLeader(h)),
         log_index: 0,
         log_seq: 0,
+        format: crate::version::RPC_FORMAT,
     }
 }
 
@@ -528,6 +529,7 @@ async fn write_one(ctx: &NodeCtx, w: pb::WriteRequest) -> Result<pb::WriteReply,
             )),
             log_index: c.log_index,
             log_seq: c.seq,
+            format: crate::version::RPC_FORMAT,
         }),
         Err(ProposeError::NotLeader(f)) => {
             let h = hint(&f);
@@ -616,6 +618,7 @@ impl pb::client_server::Client for ClientService {
                 return Ok(Response::new(pb::ReadReply {
                     result: Some(pb::read_reply::Result::NotLeader(h)),
                     applied_index: ctx.sm.applied_index(),
+                    format: crate::version::RPC_FORMAT,
                 }));
             }
         }
@@ -628,6 +631,7 @@ impl pb::client_server::Client for ClientService {
                 serde_json::to_vec(&result).map_err(internal)?,
             )),
             applied_index,
+            format: crate::version::RPC_FORMAT,
         }))
     }
 
