@@ -17,6 +17,32 @@ pub fn ticketctl_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_ticketctl"))
 }
 
+/// Runs `ticketctl` against `endpoints` of `c` as its operator (the `admin` identity), with
+/// the given per-command and total timeouts (ms): exit code, stdout, stderr.
+pub fn operator_ctl(
+    c: &TestCluster,
+    endpoints: &[String],
+    (command_ms, total_ms): (u64, u64),
+    args: &[&str],
+) -> (i32, String, String) {
+    let out = std::process::Command::new(ticketctl_bin())
+        .args(c.tls_args(&ticketd_raft::identity::Identity::Admin("dev".into())))
+        .arg("--endpoints")
+        .arg(endpoints.join(","))
+        .arg("--command-timeout-ms")
+        .arg(command_ms.to_string())
+        .arg("--total-timeout-ms")
+        .arg(total_ms.to_string())
+        .args(args)
+        .output()
+        .expect("run ticketctl");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// A venue-creating command, the simplest write of the domain.
 pub fn create_venue(id: &str) -> Command {
     Command::CreateVenue {

@@ -192,17 +192,5 @@ async fn a_shortened_hold_ttl_gives_the_seats_back_on_an_idle_cluster() -> anyho
 
 /// Runs `ticketctl` against `c` as its operator: exit code, stdout, stderr.
 fn ctl(c: &ticketd_jepsen::cluster::TestCluster, args: &[&str]) -> (i32, String, String) {
-    let out = std::process::Command::new(ticketctl_bin())
-        .args(c.tls_args(&ticketd_raft::identity::Identity::Admin("dev".into())))
-        .arg("--endpoints")
-        .arg(c.endpoints().join(","))
-        .args(["--command-timeout-ms", "2000", "--total-timeout-ms", "4000"])
-        .args(args)
-        .output()
-        .expect("run ticketctl");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    operator_ctl(c, &c.endpoints(), (2000, 4000), args)
 }

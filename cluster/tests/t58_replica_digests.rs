@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -12,19 +11,7 @@ use ticketd_jepsen::cluster::{NodeOpts, TestCluster};
 
 /// ticketctl against `endpoints` of `c`, as its operator.
 fn ctl(c: &TestCluster, endpoints: &[String], args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(ticketctl_bin())
-        .args(c.tls_args(&ticketd_raft::identity::Identity::Admin("dev".into())))
-        .arg("--endpoints")
-        .arg(endpoints.join(","))
-        .args(["--command-timeout-ms", "2000", "--total-timeout-ms", "8000"])
-        .args(args)
-        .output()
-        .expect("run ticketctl");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    operator_ctl(c, endpoints, (2000, 8000), args)
 }
 
 /// The value of a counter in a node's Prometheus text, 0 when absent.

@@ -6,51 +6,30 @@
 //! entries change encoding. The chaos checkers find nothing wrong in the load's history. A node
 //! of version 1 restarted into the upgraded cluster stops with a clear message.
 //!
-//! The next version's binary is built apart (`scripts/upgrade-test.sh` builds it and runs this
-//! test with `TICKETD_NEXT_BIN` set); without it the test says so and passes, so CI does not
-//! pay for a second build.
+//! The next version's binary is built apart and named by `TICKETD_NEXT_BIN` (scripts/test.sh,
+//! and so CI, builds it before the tests; `scripts/upgrade-test.sh` builds it and runs this test
+//! alone); without it the test says so and passes.
 
 mod common;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
-use ticketd_jepsen::checker;
 use ticketd_jepsen::cluster::{NodeOpts, TestCluster};
-use ticketd_jepsen::history::{
-    read_pos, write_pos, Call, Cons, History, Line, OpType, Recorder, Ret,
-};
+use ticketd_jepsen::history::{Call, Cons, History, Line, OpType, Recorder};
 use ticketd_jepsen::workload::{self, dt_id, SaleClient, Seen, Shared};
-use ticketd_raft::client::{ClientError, ClusterClient, Consistency, RetryPolicy};
-use ticketd_raft::identity::Identity;
+use ticketd_jepsen::{checker, runner};
+use ticketd_raft::client::{ClusterClient, RetryPolicy};
 use ticketd_raft::pb;
 use ticketd_store::Query;
 
 /// ticketctl against every node of `c`, as its operator: (exit code, stdout, stderr).
 fn ctl(c: &TestCluster, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(ticketctl_bin())
-        .args(c.tls_args(&Identity::Admin("dev".into())))
-        .arg("--endpoints")
-        .arg(c.endpoints().join(","))
-        .args([
-            "--command-timeout-ms",
-            "3000",
-            "--total-timeout-ms",
-            "10000",
-        ])
-        .args(args)
-        .output()
-        .expect("run ticketctl");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    operator_ctl(c, &c.endpoints(), (3000, 10000), args)
 }
 
 fn policy() -> RetryPolicy {
@@ -62,110 +41,26 @@ fn policy() -> RetryPolicy {
     }
 }
 
-/// Runs `call` and records its invocation and completion, as the chaos runner does.
-async fn perform(
-    rec: &Recorder,
-    client: &ClusterClient,
-    singles: &BTreeMap<u64, (String, ClusterClient)>,
-    process: u64,
-    call: Call,
-) -> Line {
-    let op = rec.next_op();
-    let f = call.f().to_string();
-    rec.record(&Line::Invoke {
-        time_ns: rec.now(),
-        process,
-        op,
-        f: f.clone(),
-        call: call.clone(),
-    });
-    let line = match &call {
-        Call::Write {
-            client_id,
-            key,
-            command,
-            via,
-        } => {
-            let through = via.and_then(|n| singles.get(&n)).map_or(client, |s| &s.1);
-            match through.write(client_id, key, command).await {
-                Ok(w) => Line::Ok {
-                    time_ns: rec.now(),
-                    process,
-                    op,
-                    f,
-                    ret: Ret::from_reply(&w.reply),
-                    index: write_pos(w.log_index, w.log_seq),
-                    call,
-                },
-                Err(
-                    e @ (ClientError::Unreachable(_)
-                    | ClientError::Rejected(_)
-                    | ClientError::Denied(_)),
-                ) => Line::Fail {
-                    time_ns: rec.now(),
-                    process,
-                    op,
-                    f,
-                    call,
-                    error: e.to_string(),
-                },
-                Err(e) => Line::Info {
-                    time_ns: rec.now(),
-                    process,
-                    op,
-                    f,
-                    call,
-                    error: e.to_string(),
-                },
-            }
-        }
-        Call::Read {
-            query,
-            consistency,
-            node,
-            ..
-        } => {
-            let cons = match consistency {
-                Cons::Linearizable => Consistency::Linearizable,
-                Cons::Local => Consistency::Local,
-            };
-            let res = match node.and_then(|n| singles.get(&n)) {
-                Some((addr, single)) => match single.read_at(addr, query, cons).await {
-                    Ok(Some(r)) => Ok(r),
-                    Ok(None) => Err(ClientError::Unreachable("no leader known".into())),
-                    Err(e) => Err(e),
-                },
-                None => client.read(query, cons).await,
-            };
-            match res {
-                Ok(r) => Line::Ok {
-                    time_ns: rec.now(),
-                    process,
-                    op,
-                    f,
-                    ret: Ret::Read { result: r.result },
-                    index: read_pos(r.applied_index),
-                    call,
-                },
-                Err(e) => Line::Fail {
-                    time_ns: rec.now(),
-                    process,
-                    op,
-                    f,
-                    call,
-                    error: e.to_string(),
-                },
-            }
-        }
-    };
-    rec.record(&line);
-    line
-}
-
 struct Load {
     rec: Arc<Recorder>,
     client: ClusterClient,
-    singles: Arc<BTreeMap<u64, (String, ClusterClient)>>,
+    endpoints: Vec<(u64, String)>,
+    singles: BTreeMap<u64, ClusterClient>,
+}
+
+impl Load {
+    /// Runs `call` through the load's clients and records it, as the chaos runner does.
+    async fn perform(&self, client: &ClusterClient, process: u64, call: Call) -> Line {
+        runner::perform(
+            &self.rec,
+            client,
+            process,
+            call,
+            &self.endpoints,
+            &self.singles,
+        )
+        .await
+    }
 }
 
 const CLIENTS: usize = 3;
@@ -179,7 +74,7 @@ async fn client_loop(
     shared: Arc<Mutex<Shared>>,
     stop: Arc<AtomicBool>,
 ) {
-    let nodes: Vec<u64> = load.singles.keys().copied().collect();
+    let nodes: Vec<u64> = load.endpoints.iter().map(|(id, _)| *id).collect();
     let mut sc = SaleClient::new(idx, CLIENTS, 90, format!("upgrade-c{idx}"));
     let mut process = idx as u64;
     let mut tick = tokio::time::interval(Duration::from_millis(120));
@@ -188,14 +83,7 @@ async fn client_loop(
         tick.tick().await;
         let dt = dt_id(*phase.lock().unwrap());
         let call = sc.next(&dt, &shared.lock().unwrap(), &nodes);
-        let line = perform(
-            &load.rec,
-            &load.client,
-            &load.singles,
-            process,
-            call.clone(),
-        )
-        .await;
+        let line = load.perform(&load.client, process, call.clone()).await;
         sc.observe(
             &call,
             Seen::of(&line),
@@ -321,17 +209,17 @@ async fn a_rolling_upgrade_under_load_gates_the_new_command_until_the_version_is
             "start_unix_ms": start_unix_ms,
         }),
     });
-    let singles: BTreeMap<u64, (String, ClusterClient)> = c
-        .nodes()
-        .map(|n| {
-            let single = ClusterClient::new(vec![n.addr.clone()], policy(), c.api_transport());
-            (n.id, (n.addr.clone(), single))
-        })
-        .collect();
     let load = Arc::new(Load {
         rec: rec.clone(),
         client: ClusterClient::new(c.endpoints(), policy(), c.api_transport()),
-        singles: Arc::new(singles),
+        endpoints: c.nodes().map(|n| (n.id, n.addr.clone())).collect(),
+        singles: c
+            .nodes()
+            .map(|n| {
+                let single = ClusterClient::new(vec![n.addr.clone()], policy(), c.api_transport());
+                (n.id, single)
+            })
+            .collect(),
     });
     for (key, command) in workload::sale_setup(DTS, CLIENTS) {
         let call = Call::Write {
@@ -340,7 +228,7 @@ async fn a_rolling_upgrade_under_load_gates_the_new_command_until_the_version_is
             command,
             via: None,
         };
-        let line = perform(&rec, &load.client, &load.singles, 999_999, call).await;
+        let line = load.perform(&load.client, 999_999, call).await;
         assert!(matches!(line, Line::Ok { .. }), "setup: {line:?}");
     }
     let stop = Arc::new(AtomicBool::new(false));
@@ -444,7 +332,7 @@ async fn a_rolling_upgrade_under_load_gates_the_new_command_until_the_version_is
     );
     rec.flush()?;
     for call in workload::unsettled_writes(&History::load_lines(&history_path)?) {
-        perform(&rec, &final_client, &load.singles, 1_000_000, call).await;
+        load.perform(&final_client, 1_000_000, call).await;
     }
     rec.flush()?;
     for query in workload::final_queries(&History::load_lines(&history_path)?) {
@@ -454,7 +342,7 @@ async fn a_rolling_upgrade_under_load_gates_the_new_command_until_the_version_is
             node: None,
             final_read: true,
         };
-        perform(&rec, &final_client, &load.singles, 1_000_002, call).await;
+        load.perform(&final_client, 1_000_002, call).await;
     }
     let target = c.status(leader).await?.committed_index;
     for id in 1..=3 {
@@ -467,7 +355,7 @@ async fn a_rolling_upgrade_under_load_gates_the_new_command_until_the_version_is
             node: Some(id),
             final_read: true,
         };
-        perform(&rec, &final_client, &load.singles, 1_000_001, call).await;
+        load.perform(&final_client, 1_000_001, call).await;
     }
     rec.flush()?;
     let h = History::load(&history_path)?;

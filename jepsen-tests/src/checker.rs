@@ -1009,10 +1009,15 @@ pub fn sale_invariants(h: &History, r: &mut Report) {
             }
         }
     }
+    // A ticket as the final reads show it.
+    let final_ticket = |t: &str| match final_of(&Query::GetTicket {
+        ticket_id: t.to_string(),
+    }) {
+        Some(QueryResult::Ticket(Some(tk))) => Some(tk),
+        _ => None,
+    };
     for (t, a) in &admits {
-        if let Some(QueryResult::Ticket(Some(tk))) = final_of(&Query::GetTicket {
-            ticket_id: t.to_string(),
-        }) {
+        if let Some(tk) = final_ticket(t) {
             if !matches!(tk.status, TicketStatus::Used { .. }) {
                 r.push(
                     "invariants",
@@ -1027,9 +1032,7 @@ pub fn sale_invariants(h: &History, r: &mut Report) {
     }
     // An answered refund stays a refund; a called-off dt keeps no valid ticket and no live hold.
     for (t, i) in &refunds {
-        if let Some(QueryResult::Ticket(Some(tk))) = final_of(&Query::GetTicket {
-            ticket_id: t.to_string(),
-        }) {
+        if let Some(tk) = final_ticket(t) {
             if !matches!(tk.status, TicketStatus::Refunded { .. }) {
                 r.push(
                     "invariants",

@@ -284,8 +284,10 @@ fn client_policy() -> RetryPolicy {
     }
 }
 
-/// Executes `call` and records its invocation and completion.
-async fn perform(
+/// Executes `call` and records its invocation and completion: a write through `client`, or the
+/// single-node client of the node it names (`via`); a read through `client`, at the node it
+/// names (`endpoints` gives the address) or wherever `client` reads.
+pub async fn perform(
     rec: &Recorder,
     client: &ClusterClient,
     process: u64,
