@@ -17,22 +17,24 @@ pub fn ticketctl_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_ticketctl"))
 }
 
-/// Runs `ticketctl` against `endpoints` of `c` as its operator (the `admin` identity), with
-/// the given per-command and total timeouts (ms): exit code, stdout, stderr.
-pub fn operator_ctl(
-    c: &TestCluster,
+/// Runs `ticketctl` against `endpoints` with `tls` flags, environment `env`, the given
+/// per-command and total timeouts (ms) and `args`: exit code, stdout, stderr.
+pub fn ctl_with(
+    tls: &[std::ffi::OsString],
+    env: &[(&str, std::ffi::OsString)],
     endpoints: &[String],
     (command_ms, total_ms): (u64, u64),
     args: &[&str],
 ) -> (i32, String, String) {
     let out = std::process::Command::new(ticketctl_bin())
-        .args(c.tls_args(&ticketd_raft::identity::Identity::Admin("dev".into())))
         .arg("--endpoints")
         .arg(endpoints.join(","))
         .arg("--command-timeout-ms")
         .arg(command_ms.to_string())
         .arg("--total-timeout-ms")
         .arg(total_ms.to_string())
+        .args(tls)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .args(args)
         .output()
         .expect("run ticketctl");
@@ -41,6 +43,18 @@ pub fn operator_ctl(
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// Runs `ticketctl` against `endpoints` of `c` as its operator (the `admin` identity), with
+/// the given per-command and total timeouts (ms): exit code, stdout, stderr.
+pub fn operator_ctl(
+    c: &TestCluster,
+    endpoints: &[String],
+    timeouts_ms: (u64, u64),
+    args: &[&str],
+) -> (i32, String, String) {
+    let tls = c.tls_args(&ticketd_raft::identity::Identity::Admin("dev".into()));
+    ctl_with(&tls, &[], endpoints, timeouts_ms, args)
 }
 
 /// A venue-creating command, the simplest write of the domain.

@@ -18,20 +18,7 @@ fn ctl_as(
     endpoints: &[String],
     args: &[&str],
 ) -> (i32, String, String) {
-    let out = Command::new(ticketctl_bin())
-        .arg("--endpoints")
-        .arg(endpoints.join(","))
-        .args(["--command-timeout-ms", "2000", "--total-timeout-ms", "8000"])
-        .args(tls)
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .args(args)
-        .output()
-        .expect("run ticketctl");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    ctl_with(tls, env, endpoints, (2000, 8000), args)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
