@@ -14,6 +14,7 @@
 //!   by the identity in the caller's certificate (`identity`), verified by mutual TLS (`tls`),
 //!   unless the node runs with `--insecure`.
 
+#![cfg_attr(not(test), deny(clippy::too_many_lines))]
 pub mod channels;
 pub mod client;
 pub mod connector;

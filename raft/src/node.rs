@@ -57,43 +57,53 @@ pub struct Node {
     stop_tx: tokio::sync::oneshot::Sender<()>,
 }
 
+/// The node's TLS server configuration, after checking that its certificate names this node.
+fn server_tls(cfg: &NodeConfig) -> anyhow::Result<Option<Arc<rustls::ServerConfig>>> {
+    Ok(match &cfg.transport {
+        Transport::Insecure => None,
+        Transport::Tls(creds) => {
+            let want = Identity::Node(cfg.id);
+            anyhow::ensure!(
+                creds.identity() == Some(&want),
+                "this node is {want}, but its certificate names {}",
+                creds
+                    .identity()
+                    .map_or("no identity".to_string(), |i| i.to_string())
+            );
+            Some(creds.server_config().context("TLS server configuration")?)
+        }
+    })
+}
+
+/// openraft's settings for this node: its timing, snapshots by `snapshot_scheduler`.
+fn raft_config(cfg: &NodeConfig) -> anyhow::Result<Arc<Config>> {
+    let config = Config {
+        cluster_name: "ticketd".to_string(),
+        heartbeat_interval: cfg.heartbeat_ms,
+        election_timeout_min: cfg.election_timeout_ms,
+        election_timeout_max: cfg.election_timeout_ms * 2,
+        // Built when `snapshot_scheduler` says, not at the same index on every node.
+        snapshot_policy: SnapshotPolicy::Never,
+        max_in_snapshot_log_to_keep: cfg.logs_kept_after_snapshot,
+        install_snapshot_timeout: 120_000,
+        enable_pre_vote: Some(true),
+        enable_leader_restore: Some(crate::ENABLE_LEADER_RESTORE),
+        ..Default::default()
+    };
+    Ok(Arc::new(config.validate().context("raft config")?))
+}
+
 impl Node {
     /// Opens the node's storage, starts Raft and serves gRPC on `listen_addr`.
     pub async fn start(cfg: NodeConfig) -> anyhow::Result<Node> {
-        let server_tls = match &cfg.transport {
-            Transport::Insecure => None,
-            Transport::Tls(creds) => {
-                let want = Identity::Node(cfg.id);
-                anyhow::ensure!(
-                    creds.identity() == Some(&want),
-                    "this node is {want}, but its certificate names {}",
-                    creds
-                        .identity()
-                        .map_or("no identity".to_string(), |i| i.to_string())
-                );
-                Some(creds.server_config().context("TLS server configuration")?)
-            }
-        };
+        let server_tls = server_tls(&cfg)?;
         std::fs::create_dir_all(&cfg.data_dir)
             .with_context(|| format!("create {}", cfg.data_dir.display()))?;
         let db = Arc::new(crate::open_db(&cfg.data_dir.join("db")).context("open RocksDB")?);
         let log_store = LogStore::new(db.clone()).context("open log store")?;
         let sm = StateMachine::open(db.clone(), cfg.data_dir.join("snapshots"))
             .context("open state machine")?;
-        let raft_config = Config {
-            cluster_name: "ticketd".to_string(),
-            heartbeat_interval: cfg.heartbeat_ms,
-            election_timeout_min: cfg.election_timeout_ms,
-            election_timeout_max: cfg.election_timeout_ms * 2,
-            // Built when `snapshot_scheduler` says, not at the same index on every node.
-            snapshot_policy: SnapshotPolicy::Never,
-            max_in_snapshot_log_to_keep: cfg.logs_kept_after_snapshot,
-            install_snapshot_timeout: 120_000,
-            enable_pre_vote: Some(true),
-            enable_leader_restore: Some(crate::ENABLE_LEADER_RESTORE),
-            ..Default::default()
-        };
-        let raft_config = Arc::new(raft_config.validate().context("raft config")?);
+        let raft_config = raft_config(&cfg)?;
         let channels = Channels::new(cfg.transport.clone());
         let raft = Raft::new(
             cfg.id,
