@@ -15,7 +15,7 @@ use crate::identity::Identity;
 use crate::log_store::LogStore;
 use crate::network::NetworkFactory;
 use crate::pb;
-use crate::service::{AdminService, ClientService, NodeCtx, RaftService, SERVER_OP_DEADLINE};
+use crate::service::{AdminService, ClientService, NodeContext, RaftService, SERVER_OP_DEADLINE};
 use crate::state_machine::StateMachine;
 use crate::tls::Transport;
 use crate::{NodeId, Raft};
@@ -52,7 +52,7 @@ pub struct NodeConfig {
 /// A running node.
 pub struct Node {
     /// Shared handles.
-    pub ctx: NodeCtx,
+    pub ctx: NodeContext,
     server: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
     stop_tx: tokio::sync::oneshot::Sender<()>,
 }
@@ -120,7 +120,7 @@ impl Node {
             sm.cluster_version().clone(),
         );
         let gate = Gate::new(raft.clone(), cfg.id);
-        let ctx = NodeCtx {
+        let ctx = NodeContext {
             id: cfg.id,
             addr: cfg.advertise_addr.clone(),
             proposer,

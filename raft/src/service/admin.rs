@@ -9,7 +9,7 @@ use openraft::{ChangeMembers, ServerState};
 use tonic::{Request, Response, Status};
 
 use super::context::{
-    bad_request, digest_reply, hint, internal, now_ms, NodeCtx, ADMIN_CLIENT_ID,
+    bad_request, digest_reply, hint, internal, now_ms, NodeContext, ADMIN_CLIENT_ID,
     RECONCILE_DEADLINE, SERVER_OP_DEADLINE,
 };
 use crate::pb;
@@ -17,7 +17,7 @@ use crate::proposer::ProposeError;
 use crate::{NodeAddr, NodeId, TypeConfig};
 
 /// The admin service: what `ticketctl` calls.
-pub struct AdminService(pub NodeCtx);
+pub struct AdminService(pub NodeContext);
 
 fn admin_ok(msg: impl Into<String>) -> Result<Response<pb::AdminReply>, Status> {
     Ok(Response::new(pb::AdminReply {
@@ -352,7 +352,7 @@ const NODE_VERSION_DEADLINE: Duration = Duration::from_secs(2);
 
 /// The cluster version and every member's and learner's binary version, asked now (the
 /// leader answers for itself).
-async fn cluster_version_status(ctx: &NodeCtx) -> pb::ClusterVersionStatus {
+async fn cluster_version_status(ctx: &NodeContext) -> pb::ClusterVersionStatus {
     let membership = ctx
         .raft
         .metrics()
@@ -394,7 +394,7 @@ async fn cluster_version_status(ctx: &NodeCtx) -> pb::ClusterVersionStatus {
 
 /// Node `id`'s binary version, asked over the Raft service (a binary that predates versions
 /// does not serve the call: it supports version 1 only).
-async fn node_binary_version(ctx: &NodeCtx, id: NodeId, addr: &str) -> Result<u32, String> {
+async fn node_binary_version(ctx: &NodeContext, id: NodeId, addr: &str) -> Result<u32, String> {
     let channel = ctx.channels.get_node(addr, id).map_err(|e| e.to_string())?;
     let mut client = pb::raft_client::RaftClient::new(channel);
     let mut req = Request::new(pb::Empty {});
@@ -411,7 +411,7 @@ async fn node_binary_version(ctx: &NodeCtx, id: NodeId, addr: &str) -> Result<u3
 /// and learner answered with a binary that supports it; what happened, or why not
 /// (`FAILED_PRECONDITION`, nothing proposed).
 async fn raise_cluster_version(
-    ctx: &NodeCtx,
+    ctx: &NodeContext,
     status: &pb::ClusterVersionStatus,
     to: u32,
 ) -> Result<String, Status> {

@@ -4,7 +4,7 @@ use openraft::alias::LogIdOf;
 use openraft::ReadPolicy;
 use tonic::{Request, Response, Status};
 
-use super::context::{bad_request, hint, internal, now_ms, NodeCtx, SERVER_OP_DEADLINE};
+use super::context::{bad_request, hint, internal, now_ms, NodeContext, SERVER_OP_DEADLINE};
 use crate::authz::Caller;
 use crate::codec::{decode, encode};
 use crate::pb;
@@ -12,7 +12,7 @@ use crate::proposer::ProposeError;
 use crate::{NodeId, TypeConfig};
 
 /// The client service: writes and reads of the ticket domain.
-pub struct ClientService(pub NodeCtx);
+pub struct ClientService(pub NodeContext);
 
 fn not_leader_write(h: pb::LeaderHint) -> pb::WriteReply {
     pb::WriteReply {
@@ -41,7 +41,7 @@ use crate::client::WRITE_BATCH_MAX;
 /// is proposed (`FAILED_PRECONDITION`: the write had no effect). The cluster version only
 /// rises, and what the leader proposes now follows every entry it applied, so a command
 /// allowed here is allowed when applied (`apply` checks again all the same).
-fn version_gate(ctx: &NodeCtx, command: &ticketd_store::Command) -> Result<(), Status> {
+fn version_gate(ctx: &NodeContext, command: &ticketd_store::Command) -> Result<(), Status> {
     let needs = command.required_version();
     let cluster = ctx.sm.cluster_version().get();
     if needs > cluster {
@@ -60,7 +60,7 @@ pub const VERSION_NOT_ACTIVE: &str = "version not active";
 
 /// One write, as the `Write` RPC handles it: proposed here when this node leads, forwarded to
 /// the leader once when it does not (unless it was forwarded already).
-async fn write_one(ctx: &NodeCtx, w: pb::WriteRequest) -> Result<pb::WriteReply, Status> {
+async fn write_one(ctx: &NodeContext, w: pb::WriteRequest) -> Result<pb::WriteReply, Status> {
     if w.client_id.is_empty() || w.idempotency_key.is_empty() {
         return Err(bad_request("client_id and idempotency_key are required"));
     }
@@ -227,7 +227,7 @@ impl pb::client_server::Client for ClientService {
 }
 
 async fn forward_write(
-    ctx: &NodeCtx,
+    ctx: &NodeContext,
     leader_id: NodeId,
     leader_addr: &str,
     mut w: pb::WriteRequest,
@@ -245,7 +245,7 @@ async fn forward_write(
 }
 
 async fn forward_write_batch(
-    ctx: &NodeCtx,
+    ctx: &NodeContext,
     leader_id: NodeId,
     leader_addr: &str,
     mut b: pb::WriteBatchRequest,
@@ -265,7 +265,7 @@ async fn forward_write_batch(
 /// Makes the local state machine current for a linearizable read: ReadIndex on the leader; on a
 /// follower, the read index from the leader, then a wait until it is applied here.
 /// `Ok(Err(hint))` when no leader is known.
-async fn linearize(ctx: &NodeCtx) -> Result<Result<(), pb::LeaderHint>, Status> {
+async fn linearize(ctx: &NodeContext) -> Result<Result<(), pb::LeaderHint>, Status> {
     let read_index = match ctx.leader() {
         Some((id, _)) if id == ctx.id => {
             let fut = ctx.raft.ensure_linearizable(ReadPolicy::ReadIndex);

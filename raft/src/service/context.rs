@@ -28,7 +28,7 @@ pub const SERVER_OP_DEADLINE: Duration = Duration::from_secs(10);
 
 /// What every service of a node needs.
 #[derive(Clone)]
-pub struct NodeCtx {
+pub struct NodeContext {
     /// This node's id.
     pub id: NodeId,
     /// This node's advertised gRPC address.
@@ -64,7 +64,7 @@ pub type ReconcileHook = Arc<
 pub const ADMIN_CLIENT_ID: &str = "ticketd-admin";
 
 /// This node's digest status of `index`.
-pub(super) fn digest_reply(ctx: &NodeCtx, index: u64) -> pb::DigestReply {
+pub(super) fn digest_reply(ctx: &NodeContext, index: u64) -> pb::DigestReply {
     let digests = ctx.sm.digests();
     let (state, digest) = match digests.status(index) {
         crate::digest::DigestStatus::Unknown => (pb::DigestState::DigestUnknown, String::new()),
@@ -163,7 +163,7 @@ pub(super) fn hint(f: &ForwardToLeader<TypeConfig>) -> pb::LeaderHint {
     }
 }
 
-impl NodeCtx {
+impl NodeContext {
     /// The leader as this node knows it: id and address.
     pub fn leader(&self) -> Option<(NodeId, String)> {
         // Borrowed, not cloned: every write asks, and the metrics hold maps.

@@ -9,7 +9,10 @@ mod raft;
 pub use admin::AdminService;
 pub use client::{ClientService, VERSION_NOT_ACTIVE};
 pub use context::{
-    NodeCtx, ReconcileHook, ADMIN_CLIENT_ID, RECONCILE_DEADLINE, SERVER_OP_DEADLINE,
+    NodeContext, ReconcileHook, ADMIN_CLIENT_ID, RECONCILE_DEADLINE, SERVER_OP_DEADLINE,
     SNAPSHOT_DISK_FACTOR, SNAPSHOT_DISK_HEADROOM_BYTES, SNAPSHOT_RECV_MAX_BYTES,
 };
 pub use raft::{snapshot_fits, RaftService};
+
+/// The former name of [`NodeContext`], kept while callers move.
+pub type NodeCtx = NodeContext;

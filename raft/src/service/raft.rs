@@ -9,7 +9,7 @@ use openraft::vote::RaftLeaderId;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::context::{
-    bad_request, blob, decode_peer, internal, NodeCtx, SNAPSHOT_DISK_FACTOR,
+    bad_request, blob, decode_peer, internal, NodeContext, SNAPSHOT_DISK_FACTOR,
     SNAPSHOT_DISK_HEADROOM_BYTES,
 };
 use crate::authz::Caller;
@@ -19,7 +19,7 @@ use crate::snapshot::SnapshotFile;
 use crate::TypeConfig;
 
 /// The Raft service: what peers call.
-pub struct RaftService(pub NodeCtx);
+pub struct RaftService(pub NodeContext);
 
 type BlobStream = Pin<Box<dyn Stream<Item = Result<pb::Blob, Status>> + Send>>;
 
