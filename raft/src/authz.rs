@@ -24,25 +24,20 @@
 //! A refusal is `UNAUTHENTICATED` (no certificate, or one naming no identity) or
 //! `PERMISSION_DENIED` (the identity may not call this), with a message that says why; it is
 //! counted in `ticketd_grpc_refused_total{method, reason}` and logged at most once per
-//! [`REFUSAL_LOG_EVERY`] per reason.
+//! [`crate::log_limit::REFUSAL_LOG_EVERY`] per reason.
 
 use std::collections::BTreeSet;
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
 
 use openraft::async_runtime::WatchReceiver;
 
 use crate::identity::{Identity, Role};
 use crate::incoming::{Peer, PeerIdentity};
+use crate::log_limit::RateLimitedLog;
 use crate::{NodeId, Raft};
-
-/// Least time between two log lines of one kind of refusal; the ones in between are counted
-/// and the next line says how many.
-pub const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// The Raft service's path prefix: its calls need a member node.
 const RAFT_SERVICE: &str = "/ticketd.v1.Raft/";
@@ -98,38 +93,6 @@ impl Caller {
             Some(Caller(None)) => true,
             Some(Caller(Some(id))) => id.role() == Role::Api,
             None => false,
-        }
-    }
-}
-
-/// Logs one line per kind at most every [`REFUSAL_LOG_EVERY`].
-#[derive(Default)]
-pub struct RateLimitedLog {
-    last: Mutex<HashMap<&'static str, (Instant, u64)>>,
-}
-
-impl RateLimitedLog {
-    /// `Some(n)` when a line of `kind` may be logged now, `n` being how many were held back
-    /// since the last; `None` (and one more held back) otherwise. Kinds are a fixed set of
-    /// names, so the map stays small.
-    pub fn allow(&self, kind: &'static str) -> Option<u64> {
-        let mut last = self.last.lock().expect("log limiter poisoned");
-        let now = Instant::now();
-        match last.get_mut(kind) {
-            Some((at, held)) if now.duration_since(*at) < REFUSAL_LOG_EVERY => {
-                *held += 1;
-                None
-            }
-            Some((at, held)) => {
-                let n = *held;
-                *at = now;
-                *held = 0;
-                Some(n)
-            }
-            None => {
-                last.insert(kind, (now, 0));
-                Some(0)
-            }
         }
     }
 }
@@ -342,7 +305,7 @@ where
 
 #[cfg(test)]
 mod tests {
-    use super::{allowed_roles, RateLimitedLog, MATRIX};
+    use super::{allowed_roles, MATRIX};
     use crate::identity::Role;
 
     #[test]
@@ -376,14 +339,5 @@ mod tests {
                 assert!(!roles.contains(&Role::Admin), "{path}");
             }
         }
-    }
-
-    #[test]
-    fn refusal_lines_are_rate_limited_per_kind() {
-        let log = RateLimitedLog::default();
-        assert_eq!(log.allow("a"), Some(0));
-        assert_eq!(log.allow("a"), None);
-        assert_eq!(log.allow("a"), None);
-        assert_eq!(log.allow("b"), Some(0));
     }
 }

@@ -6,7 +6,7 @@
 //! [`HANDSHAKE_TIMEOUT`]: a caller that stalls its handshake holds a slot for that long, never
 //! the loop. A refused handshake (a certificate from another CA, plain text on a TLS port) is
 //! counted in `ticketd_tls_handshake_failures_total` and logged at most once per
-//! [`crate::authz::REFUSAL_LOG_EVERY`].
+//! [`crate::log_limit::REFUSAL_LOG_EVERY`].
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -18,8 +18,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_stream::wrappers::ReceiverStream;
 
-use crate::authz::RateLimitedLog;
 use crate::identity::{Identity, IdentityError};
+use crate::log_limit::RateLimitedLog;
 
 /// Handshakes in progress at once, at most; more connections wait in the kernel's queue.
 pub const HANDSHAKES_MAX: usize = 256;

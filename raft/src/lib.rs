@@ -31,6 +31,8 @@ pub mod digest;
 #[cfg(feature = "node")]
 pub mod incoming;
 #[cfg(feature = "node")]
+pub mod log_limit;
+#[cfg(feature = "node")]
 pub mod log_store;
 #[cfg(feature = "node")]
 pub mod network;
