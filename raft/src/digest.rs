@@ -158,7 +158,7 @@ pub fn spawn(db: Arc<DB>, index: u64, digests: Arc<Digests>) {
         .spawn(move || {
             let view = db.snapshot();
             let _ = taken_tx.send(());
-            crate::state_machine::lower_priority(crate::state_machine::SNAPSHOT_BUILD_NICE);
+            crate::background::lower_priority(crate::background::BACKGROUND_NICE);
             let started = std::time::Instant::now();
             let result = digest_view(&db, &view);
             metrics::histogram!("ticketd_replica_digest_seconds")

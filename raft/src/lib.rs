@@ -26,6 +26,8 @@ pub mod version;
 #[cfg(feature = "node")]
 pub mod authz;
 #[cfg(feature = "node")]
+pub mod background;
+#[cfg(feature = "node")]
 pub mod codec;
 pub mod digest;
 #[cfg(feature = "node")]

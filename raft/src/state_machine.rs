@@ -502,17 +502,6 @@ impl StateMachine {
     }
 }
 
-/// Nice value of the thread building a snapshot (requests run at 0).
-pub const SNAPSHOT_BUILD_NICE: i32 = 10;
-
-/// Lowers the calling thread's CPU priority to `nice` (Linux: per thread); a failure is
-/// logged and the work goes on at the priority it has.
-pub(crate) fn lower_priority(nice: i32) {
-    if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), nice) {
-        tracing::warn!(error = %e, nice, "could not lower the thread's CPU priority");
-    }
-}
-
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     type SnapshotData = SnapshotFile;
 
@@ -524,7 +513,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
         std::thread::Builder::new()
             .name("snapshot-build".into())
             .spawn(move || {
-                lower_priority(SNAPSHOT_BUILD_NICE);
+                crate::background::lower_priority(crate::background::BACKGROUND_NICE);
                 let _ = tx.send(this.build_blocking());
             })?;
         let snap = rx
