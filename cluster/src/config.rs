@@ -71,7 +71,7 @@ pub struct NodeFileConfig {
     pub sms_ca: Option<PathBuf>,
     /// STARTTLS to the SMTP relay: `opportunistic` (when offered, the default), `required`,
     /// `off`.
-    pub smtp_starttls: ticketd_api::notify::StartTls,
+    pub smtp_starttls: ticketd_notify::email::StartTls,
     /// PEM CA(s) the SMTP relay's certificate must chain to, instead of the system's.
     pub smtp_ca: Option<PathBuf>,
     /// Period of `ExpireHolds` proposals, ms.
@@ -204,7 +204,7 @@ impl NodeFileConfig {
             payments: self
                 .payments
                 .as_ref()
-                .map(|t| ticketd_api::outbound::Outbound {
+                .map(|t| ticketd_money::outbound::Outbound {
                     target: t.clone(),
                     secret_key: self.payments_secret_key.clone(),
                     ca: self.payments_ca.clone(),
@@ -217,16 +217,19 @@ impl NodeFileConfig {
                     host: host.clone(),
                     port: self.smtp_port,
                     from: self.smtp_from.clone(),
-                    tls: ticketd_api::notify::SmtpTls {
+                    tls: ticketd_notify::email::SmtpTls {
                         starttls: self.smtp_starttls,
                         ca: self.smtp_ca.clone(),
                     },
                 }),
-            sms: self.sms.as_ref().map(|t| ticketd_api::outbound::Outbound {
-                target: t.clone(),
-                secret_key: self.sms_secret_key.clone(),
-                ca: self.sms_ca.clone(),
-            }),
+            sms: self
+                .sms
+                .as_ref()
+                .map(|t| ticketd_money::outbound::Outbound {
+                    target: t.clone(),
+                    secret_key: self.sms_secret_key.clone(),
+                    ca: self.sms_ca.clone(),
+                }),
             expire_period: Duration::from_millis(self.expire_period_ms),
             reconcile_period: Duration::from_millis(self.reconcile_period_ms),
             reconcile_grace: Duration::from_millis(self.reconcile_grace_ms),

@@ -198,7 +198,7 @@ pub async fn account(
     role: Role,
 ) -> anyhow::Result<()> {
     let seed: [u8; 32] = Sha256::digest(format!("demo-salt:{id}").as_bytes()).into();
-    let password_hash = ticketd_api::auth::hash_password_seeded(DEMO_PASSWORD, &seed)
+    let password_hash = ticketd_http::auth::hash_password_seeded(DEMO_PASSWORD, &seed)
         .map_err(|p| anyhow::anyhow!("hashing: {}", p.detail))?;
     let cmd = Command::RegisterUser {
         user_id: id.into(),

@@ -1,9 +1,10 @@
-//! Configuration and process plumbing shared by the `ticketd` and `ticketctl` binaries.
+//! Configuration and process plumbing shared by the `ticketd` and `ticketctl` binaries, and the
+//! leader's jobs (`worker`, wired from `ticketd_money` and `ticketd_notify`).
 
 pub mod certs;
 pub mod config;
 pub mod demo;
-pub mod https;
+pub mod jobs;
 pub mod process;
 pub mod telemetry;
 pub mod tls;
