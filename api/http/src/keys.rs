@@ -17,8 +17,8 @@ use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::auth::TokenKey;
 use crate::crypto::TokenVault;
+use crate::tokens::TokenKey;
 
 /// Bytes of a root key.
 pub const ROOT_KEY_BYTES: usize = 32;

@@ -20,6 +20,7 @@ pub mod pages;
 pub mod problem;
 pub mod routes;
 pub mod state;
+pub mod tokens;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -130,19 +130,21 @@ impl Problem {
 impl From<ClientError> for Problem {
     fn from(e: ClientError) -> Self {
         match e {
-            ClientError::Unknown(d) => Problem::new(
+            ClientError::Unknown(detail) => Problem::new(
                 "OUTCOME_UNKNOWN",
-                format!("the outcome is not known yet; retry with the same Idempotency-Key ({d})"),
+                format!(
+                    "the outcome is not known yet; retry with the same Idempotency-Key ({detail})"
+                ),
             )
             .retry_after(1),
-            ClientError::Unreachable(d) => {
-                Problem::new("UNAVAILABLE", format!("cluster unavailable: {d}")).retry_after(1)
+            ClientError::Unreachable(detail) => {
+                Problem::new("UNAVAILABLE", format!("cluster unavailable: {detail}")).retry_after(1)
             }
-            ClientError::Rejected(d) => Problem::bad_request(d),
-            ClientError::Server(d) => Problem::internal(d),
+            ClientError::Rejected(detail) => Problem::bad_request(detail),
+            ClientError::Server(detail) => Problem::internal(detail),
             // The cluster refused this API's certificate: a deployment error, never the user's.
-            ClientError::Denied(d) => {
-                Problem::internal(format!("the cluster refused the API: {d}"))
+            ClientError::Denied(detail) => {
+                Problem::internal(format!("the cluster refused the API: {detail}"))
             }
         }
     }

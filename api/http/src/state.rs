@@ -8,9 +8,9 @@ use std::time::Duration;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use ticketd_raft::client::ClusterClient;
 
-use crate::auth::TokenKey;
 use crate::cache::ReadCache;
 use crate::keys::{KeyedHmac, Keys};
+use crate::tokens::TokenKey;
 
 /// Limits of the API, all with units in their names.
 #[derive(Debug, Clone)]

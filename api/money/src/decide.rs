@@ -4,9 +4,9 @@
 //! The rule: **capture only a payment the store confirmed; void only a payment the store failed
 //! or can never start.** The store serializes every decision, so whoever acts second (the
 //! buyer's saga, a concurrent retry, the reconciler, a new leader's reconciler) reads the
-//! decision and follows it. The purchase saga ([`crate::saga`]) and the reconciler
-//! ([`crate::reconciler`]) both ask [`decide`], act, and ask again until it says
-//! [`Action::Settled`].
+//! decision and follows it. The purchase saga (`saga.rs`) and the reconciler (`reconciler.rs`)
+//! both ask [`decide`], act, and ask again until it says [`Action::Settled`]; this module
+//! depends on neither.
 
 use ticketd_store::types::{Payment, PaymentStatus};
 

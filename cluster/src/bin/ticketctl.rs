@@ -4,6 +4,7 @@
 //! unreachable, 4 request rejected, 5 server error, 6 outcome unknown, 7 replicas differ
 //! (`endpoint hashkv`), 8 not authorized (no client certificate, or one whose identity may not
 //! do this: operations take an `admin` certificate).
+#![cfg_attr(not(test), deny(clippy::too_many_lines))]
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -237,50 +238,16 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     let out = cli.write_out;
     match cli.cmd {
         Cmd::Cluster(ClusterCmd::Init { members }) => {
-            let mut parsed = Vec::new();
-            for m in &members {
-                let (id, addr) = m
-                    .split_once('=')
-                    .ok_or_else(|| Failure::Usage(format!("member {m:?} is not id=host:port")))?;
-                let id: u64 = id
-                    .parse()
-                    .map_err(|_| Failure::Usage(format!("bad node id in {m:?}")))?;
-                parsed.push(pb::Member {
-                    id,
-                    addr: addr.to_string(),
-                });
-            }
-            let msg = client.init(&cli.endpoints[0], parsed).await?;
+            let msg = client
+                .init(&cli.endpoints[0], parse_members(&members)?)
+                .await?;
             print_msg(out, &msg);
         }
         Cmd::Cluster(ClusterCmd::Version { raise, to }) => {
             let s = client.cluster_version(raise, to.unwrap_or(0)).await?;
             cluster_version(out, &s);
         }
-        Cmd::Member(MemberCmd::List) => {
-            let s = leader_status(&client).await?;
-            if out == Output::Json {
-                let v: Vec<_> = s
-                    .members
-                    .iter()
-                    .map(|m| json!({"id": m.id, "addr": m.addr, "voter": m.voter}))
-                    .collect();
-                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
-            } else {
-                let mut t = Table::new();
-                t.set_header(["ID", "ADDRESS", "ROLE", "IS LEADER"]);
-                for m in &s.members {
-                    let role = if m.voter { "voter" } else { "learner" };
-                    t.add_row([
-                        m.id.to_string(),
-                        m.addr.clone(),
-                        role.into(),
-                        (m.id == s.leader_id).to_string(),
-                    ]);
-                }
-                println!("{t}");
-            }
-        }
+        Cmd::Member(MemberCmd::List) => member_list(out, &leader_status(&client).await?),
         Cmd::Member(MemberCmd::AddLearner { id, addr }) => print_msg(
             out,
             &client
@@ -323,6 +290,52 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// `cluster init`'s members, `id=host:port` each.
+fn parse_members(members: &[String]) -> Result<Vec<pb::Member>, Failure> {
+    let mut parsed = Vec::new();
+    for member in members {
+        let (id, addr) = member
+            .split_once('=')
+            .ok_or_else(|| Failure::Usage(format!("member {member:?} is not id=host:port")))?;
+        let id: u64 = id
+            .parse()
+            .map_err(|_| Failure::Usage(format!("bad node id in {member:?}")))?;
+        parsed.push(pb::Member {
+            id,
+            addr: addr.to_string(),
+        });
+    }
+    Ok(parsed)
+}
+
+/// Prints `member list`: the members as the leader's status gives them.
+fn member_list(out: Output, status: &pb::StatusReply) {
+    if out == Output::Json {
+        let members: Vec<_> = status
+            .members
+            .iter()
+            .map(|m| json!({"id": m.id, "addr": m.addr, "voter": m.voter}))
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&members).unwrap_or_default()
+        );
+    } else {
+        let mut table = Table::new();
+        table.set_header(["ID", "ADDRESS", "ROLE", "IS LEADER"]);
+        for m in &status.members {
+            let role = if m.voter { "voter" } else { "learner" };
+            table.add_row([
+                m.id.to_string(),
+                m.addr.clone(),
+                role.into(),
+                (m.id == status.leader_id).to_string(),
+            ]);
+        }
+        println!("{table}");
+    }
 }
 
 /// Prints the reconcile report: JSON as is, or a table of its counts.

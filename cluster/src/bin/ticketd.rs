@@ -1,4 +1,5 @@
 //! `ticketd`: runs a node of the replicated ticket store.
+#![cfg_attr(not(test), deny(clippy::too_many_lines))]
 
 /// mimalloc for the Rust heap (glibc malloc's locking and consolidation showed up at about
 /// 15% of samples under load); C/C++ code (RocksDB) keeps the system allocator.

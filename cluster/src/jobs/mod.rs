@@ -1,6 +1,6 @@
 //! The leader's jobs on the store itself (the money and notification jobs are `ticketd_money`'s
-//! reconciler and `ticketd_notify`'s dispatcher): each a function one loop of
-//! [`crate::worker::Worker`] calls while the node leads.
+//! reconciler and `ticketd_notify`'s dispatcher): each a function one loop of the worker
+//! (`worker.rs`) calls while the node leads.
 
 pub mod cancellation;
 pub mod digest;

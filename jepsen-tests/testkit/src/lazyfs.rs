@@ -750,7 +750,7 @@ impl Filesystem for LazyFs {
     ) {
         self.empty(reply, |s| {
             File::open(s.real(&s.rel(ino.0)?))
-                .and_then(|d| d.sync_all())
+                .and_then(|dir| dir.sync_all())
                 .map_err(errno)
         });
     }

@@ -396,7 +396,7 @@ async fn list(State(sim): State<Simulator>, Query(q): Query<ListQuery>) -> Json<
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
+        .map(|since| since.as_millis() as i64)
         .unwrap_or(0)
 }
 

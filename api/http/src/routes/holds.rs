@@ -84,7 +84,7 @@ pub async fn create_hold(
         .try_get_with_by_ref(&dt_id, async {
             read_dt(&state, &dt_id)
                 .await?
-                .map(|d| d.event_id)
+                .map(|dt| dt.event_id)
                 .ok_or_else(Problem::not_found)
         })
         .await
@@ -305,21 +305,21 @@ fn purchase_problem(e: PurchaseError) -> Problem {
             "the payment is still in flight; retry with the same Idempotency-Key",
         )
         .retry_after(1),
-        PurchaseError::Broken(d) => Problem::internal(d),
+        PurchaseError::Broken(detail) => Problem::internal(detail),
     }
 }
 
 fn payment_problem(e: PaymentError) -> Problem {
     match e {
-        PaymentError::Declined(d) => {
-            Problem::new("PAYMENT_DECLINED", format!("the card was declined: {d}"))
+        PaymentError::Declined(detail) => {
+            Problem::new("PAYMENT_DECLINED", format!("the card was declined: {detail}"))
         }
         // A nack: no ticket comes of this attempt. The store never heard of the payment, so the
         // reconciler voids whatever the provider may have authorized.
-        PaymentError::Unknown(d) => Problem::new(
+        PaymentError::Unknown(detail) => Problem::new(
             "PAYMENT_TIMEOUT",
-            format!("the payment provider did not answer ({d}); no ticket was issued and any authorization will be voided"),
+            format!("the payment provider did not answer ({detail}); no ticket was issued and any authorization will be voided"),
         ),
-        PaymentError::Rejected(d) => Problem::new("PAYMENT_REJECTED", d),
+        PaymentError::Rejected(detail) => Problem::new("PAYMENT_REJECTED", detail),
     }
 }

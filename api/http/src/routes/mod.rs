@@ -61,7 +61,7 @@ pub async fn propose(
 ) -> Result<(Done, u64), Problem> {
     let w = state.cluster.write(client_id, key, &command).await?;
     match w.reply.outcome {
-        Outcome::Done(d) => Ok((d, w.log_index)),
+        Outcome::Done(done) => Ok((done, w.log_index)),
         Outcome::Rejected {
             code: Rejection::NotOwner,
             ..
@@ -94,7 +94,7 @@ pub async fn read_dt(
     )
     .await?;
     match dt {
-        QueryResult::Dt(d) => Ok(d),
+        QueryResult::Dt(dt) => Ok(dt),
         _ => Err(Problem::internal("unexpected answer to GetDt")),
     }
 }
@@ -107,7 +107,7 @@ pub async fn dt_of_event(
     dt_id: &str,
 ) -> Result<ticketd_store::types::Dt, Problem> {
     match read_dt(state, dt_id).await? {
-        Some(d) if d.event_id == event_id => Ok(d),
+        Some(dt) if dt.event_id == event_id => Ok(dt),
         _ => Err(Problem::not_found()),
     }
 }

@@ -170,7 +170,7 @@ pub async fn get_ticket(
     };
     let now_s = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
+        .map(|since| since.as_secs())
         .unwrap_or(0);
     let (code, refresh_in_s) = tickets::current_code(&t.secret, now_s);
     let payload = tickets::qr_payload(&t.ticket_id, &code);

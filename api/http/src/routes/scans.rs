@@ -113,7 +113,7 @@ pub async fn scan(
     };
     let now_s = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
+        .map(|since| since.as_secs())
         .unwrap_or(0);
     match tickets::check_code(&t.secret, &code, now_s) {
         CodeCheck::Valid => {}

@@ -149,7 +149,7 @@ async fn dt_of(state: &AppState, event_id: &str, dt_id: &str) -> Result<(), Prob
         dt_id: dt_id.to_string(),
     };
     match read(state, q, Consistency::Linearizable).await?.0 {
-        QueryResult::Dt(Some(d)) if d.event_id == event_id => Ok(()),
+        QueryResult::Dt(Some(dt)) if dt.event_id == event_id => Ok(()),
         _ => Err(Problem::not_found()),
     }
 }

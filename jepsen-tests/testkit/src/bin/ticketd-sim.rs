@@ -1,5 +1,6 @@
 //! `ticketd-sim`: the provider simulators for development and tests (never shipped): `pay`, a
 //! Stripe-shaped payment provider, and `sms`, an SMS provider.
+#![cfg_attr(not(test), deny(clippy::too_many_lines))]
 
 use std::path::PathBuf;
 

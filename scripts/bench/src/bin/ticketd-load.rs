@@ -18,6 +18,7 @@
 //! `--think-ms`, holds, and buys a `--buy-fraction` of the holds. With `--seats-back-s`, after the
 //! load the seat map is polled until every seat not bought is free again (the holds' expiry), and
 //! the time from the end of the load until then is reported.
+#![cfg_attr(not(test), deny(clippy::too_many_lines))]
 
 /// mimalloc for the Rust heap (glibc malloc's locking and consolidation showed up at about
 /// 15% of samples under load); C/C++ code (RocksDB) keeps the system allocator.
@@ -575,7 +576,46 @@ async fn main() -> anyhow::Result<()> {
     // Its recorded seats and timelines grow through the run: no huge-page stalls in the
     // generator either.
     ticketd_cluster::process::disable_huge_pages();
-    let mut args = Args::parse();
+    let args = prepared_args(Args::parse())?;
+    let http = Http::new(Duration::from_millis(args.timeout_ms));
+    let stats = Arc::new(Mutex::new(Stats::for_run(&args)?));
+    // Free seats before the load, to know how many must be free again after it.
+    let free_before = match args.seats_back_s {
+        Some(_) => Some(
+            read_map(&http, &args, Instant::now(), None)
+                .await
+                .ok_or_else(|| anyhow::anyhow!("cannot read the seat map before the load"))?,
+        ),
+        None => None,
+    };
+    let args = Arc::new(args);
+    let start = Instant::now();
+    let sent = match (args.rate, args.clients) {
+        (Some(rate), _) => open_loop(&http, &args, &stats, start, rate).await?,
+        (None, Some(clients)) => closed_loop(&http, &args, &stats, start, clients).await,
+        (None, None) => 0,
+    };
+    let elapsed = start.elapsed().as_secs_f64();
+    let (seats_back_ms, seats_free_last) = seats_back(&http, &args, &stats, free_before).await;
+    let mut stats = stats.lock().await;
+    let run = Run {
+        sent,
+        elapsed,
+        free_before,
+        seats_back_ms,
+        seats_free_last,
+    };
+    let summary = Summary::of(&mut stats, start);
+    if args.json {
+        print_json(&args, &stats, &run, &summary);
+    } else {
+        print_text(&args, &stats, &run, &summary);
+    }
+    Ok(())
+}
+
+/// The arguments with their tokens read or minted, checked.
+fn prepared_args(mut args: Args) -> anyhow::Result<Args> {
     if let Some(path) = &args.tokens_file {
         args.tokens = std::fs::read_to_string(path)?
             .lines()
@@ -611,25 +651,6 @@ async fn main() -> anyhow::Result<()> {
         host == "localhost" || host.starts_with("127.") || host == "[::1]",
         "load is only sent to loopback, not to {host}"
     );
-    let http = Http::new(Duration::from_millis(args.timeout_ms));
-    let stats = Arc::new(Mutex::new(Stats {
-        hist: Histogram::new_with_bounds(1, 120_000_000, 3)?,
-        tally: Tally::default(),
-        ok_at_us: Vec::new(),
-        last_conflict_us: 0,
-        placed: Vec::new(),
-        bought: Vec::new(),
-        purchase_hist: Histogram::new_with_bounds(1, 120_000_000, 3)?,
-        map_hist: Histogram::new_with_bounds(1, 120_000_000, 3)?,
-        all_hist: Histogram::new_with_bounds(1, 120_000_000, 3)?,
-        extra: Extra::default(),
-        timeline: match (args.seconds.saturating_mul(1000)).checked_div(args.timeline_ms) {
-            None => Vec::new(),
-            Some(slices) => {
-                vec![(0, 0, 0); (slices.saturating_add(1) as usize).min(TIMELINE_SLICES_MAX)]
-            }
-        },
-    }));
     anyhow::ensure!(
         args.flow == Flow::Request || args.dt_url.is_some(),
         "the buy and onsale flows need --dt-url"
@@ -638,65 +659,107 @@ async fn main() -> anyhow::Result<()> {
         args.seats_back_s.is_none() || args.dt_url.is_some(),
         "--seats-back-s needs --dt-url"
     );
-    // Free seats before the load, to know how many must be free again after it.
-    let free_before = match args.seats_back_s {
-        Some(_) => Some(
-            read_map(&http, &args, Instant::now(), None)
-                .await
-                .ok_or_else(|| anyhow::anyhow!("cannot read the seat map before the load"))?,
-        ),
-        None => None,
-    };
-    let args = Arc::new(args);
-    let start = Instant::now();
+    Ok(args)
+}
+
+impl Stats {
+    /// Empty statistics for the run `args` describes.
+    fn for_run(args: &Args) -> anyhow::Result<Self> {
+        Ok(Stats {
+            hist: Histogram::new_with_bounds(1, 120_000_000, 3)?,
+            tally: Tally::default(),
+            ok_at_us: Vec::new(),
+            last_conflict_us: 0,
+            placed: Vec::new(),
+            bought: Vec::new(),
+            purchase_hist: Histogram::new_with_bounds(1, 120_000_000, 3)?,
+            map_hist: Histogram::new_with_bounds(1, 120_000_000, 3)?,
+            all_hist: Histogram::new_with_bounds(1, 120_000_000, 3)?,
+            extra: Extra::default(),
+            timeline: match (args.seconds.saturating_mul(1000)).checked_div(args.timeline_ms) {
+                None => Vec::new(),
+                Some(slices) => {
+                    vec![(0, 0, 0); (slices.saturating_add(1) as usize).min(TIMELINE_SLICES_MAX)]
+                }
+            },
+        })
+    }
+}
+
+/// Open loop: requests sent at `rate` per second from `start`, whatever the answers; how many
+/// were sent.
+async fn open_loop(
+    http: &Http,
+    args: &Arc<Args>,
+    stats: &Arc<Mutex<Stats>>,
+    start: Instant,
+    rate: u64,
+) -> anyhow::Result<u64> {
     let end = start + Duration::from_secs(args.seconds);
     let mut sent = 0u64;
-    if let Some(rate) = args.rate {
-        let gate = Arc::new(Semaphore::new(args.in_flight_max));
-        let mut tasks = tokio::task::JoinSet::new();
-        let interval = Duration::from_nanos(1_000_000_000 / rate.max(1));
-        while sent < args.requests_max {
-            let due = start + interval * sent as u32;
-            if due >= end {
-                break;
-            }
-            tokio::time::sleep_until(due.into()).await;
-            let permit = gate.clone().acquire_owned().await?;
-            let (http, args, stats) = (http.clone(), args.clone(), stats.clone());
-            let i = sent;
-            tasks.spawn(async move {
-                unit_of_load(&http, &args, i, due, start, &stats).await;
-                drop(permit);
-            });
-            sent += 1;
-            while tasks.try_join_next().is_some() {}
+    let gate = Arc::new(Semaphore::new(args.in_flight_max));
+    let mut tasks = tokio::task::JoinSet::new();
+    let interval = Duration::from_nanos(1_000_000_000 / rate.max(1));
+    while sent < args.requests_max {
+        let due = start + interval * sent as u32;
+        if due >= end {
+            break;
         }
-        while tasks.join_next().await.is_some() {}
-    } else if let Some(clients) = args.clients {
-        let counter = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let mut tasks = tokio::task::JoinSet::new();
-        for _ in 0..clients {
-            let (http, args, stats, counter) =
-                (http.clone(), args.clone(), stats.clone(), counter.clone());
-            tasks.spawn(async move {
-                loop {
-                    let i = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    if i >= args.requests_max || Instant::now() >= end {
-                        return;
-                    }
-                    unit_of_load(&http, &args, i, Instant::now(), start, &stats).await;
-                }
-            });
-        }
-        while tasks.join_next().await.is_some() {}
-        sent = counter
-            .load(std::sync::atomic::Ordering::Relaxed)
-            .min(args.requests_max);
+        tokio::time::sleep_until(due.into()).await;
+        let permit = gate.clone().acquire_owned().await?;
+        let (http, args, stats) = (http.clone(), args.clone(), stats.clone());
+        let i = sent;
+        tasks.spawn(async move {
+            unit_of_load(&http, &args, i, due, start, &stats).await;
+            drop(permit);
+        });
+        sent += 1;
+        while tasks.try_join_next().is_some() {}
     }
-    let elapsed = start.elapsed().as_secs_f64();
-    // Every seat not bought free again: polled (every 100 ms, bounded) from the end of the load.
-    // The last free count read is reported too (why the seats did not all come back).
-    let (seats_back_ms, seats_free_last) = match (args.seats_back_s, free_before) {
+    while tasks.join_next().await.is_some() {}
+    Ok(sent)
+}
+
+/// Closed loop: `clients` clients each sending its next request when the last is answered;
+/// how many were sent.
+async fn closed_loop(
+    http: &Http,
+    args: &Arc<Args>,
+    stats: &Arc<Mutex<Stats>>,
+    start: Instant,
+    clients: usize,
+) -> u64 {
+    let end = start + Duration::from_secs(args.seconds);
+    let counter = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..clients {
+        let (http, args, stats, counter) =
+            (http.clone(), args.clone(), stats.clone(), counter.clone());
+        tasks.spawn(async move {
+            loop {
+                let i = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= args.requests_max || Instant::now() >= end {
+                    return;
+                }
+                unit_of_load(&http, &args, i, Instant::now(), start, &stats).await;
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+    counter
+        .load(std::sync::atomic::Ordering::Relaxed)
+        .min(args.requests_max)
+}
+
+/// Every seat not bought free again: polled (every 100 ms, bounded) from the end of the load;
+/// how long it took, and the last free count read (why the seats did not all come back).
+async fn seats_back(
+    http: &Http,
+    args: &Args,
+    stats: &Mutex<Stats>,
+    free_before: Option<u64>,
+) -> (Option<f64>, Option<u64>) {
+    match (args.seats_back_s, free_before) {
         (Some(wait_s), Some(before)) => {
             let bought = stats.lock().await.extra.seats_bought;
             let load_end = Instant::now();
@@ -704,7 +767,7 @@ async fn main() -> anyhow::Result<()> {
             let mut back = None;
             let mut last = None;
             while Instant::now() < deadline {
-                let free = read_map(&http, &args, Instant::now(), None).await;
+                let free = read_map(http, args, Instant::now(), None).await;
                 last = free.or(last);
                 if free == Some(before.saturating_sub(bought)) {
                     back = Some(load_end.elapsed().as_secs_f64() * 1000.0);
@@ -715,126 +778,177 @@ async fn main() -> anyhow::Result<()> {
             (back, last)
         }
         _ => (None, None),
-    };
-    let mut s = stats.lock().await;
-    // The longest stretch without an ok answer, the run's start and end included; the end is
-    // left out when conflicts came after the last ok (the dt sold out: nothing was down).
-    s.ok_at_us.sort_unstable();
-    let last_ok_us = s.ok_at_us.last().copied().unwrap_or(0);
-    let end_us = if s.last_conflict_us > last_ok_us && last_ok_us > 0 {
-        last_ok_us
-    } else {
-        start.elapsed().as_micros() as u64
-    };
-    let mut last = 0;
-    let mut gap_us = 0;
-    for &t in s.ok_at_us.iter().chain(std::iter::once(&end_us)) {
-        gap_us = gap_us.max(t - last);
-        last = t;
     }
-    let max_ok_gap_ms = gap_us as f64 / 1000.0;
-    // The rate while there was something to sell: a storm that sells the dt out answers
-    // conflicts after its last ok, which would dilute a rate over the whole run.
-    let last_ok_s = s.ok_at_us.last().map_or(0.0, |&t| t as f64 / 1e6);
-    let ok_per_s_to_last_ok = if last_ok_s > 0.0 {
-        s.tally.ok as f64 / last_ok_s
-    } else {
-        0.0
-    };
-    let seats_placed = s.placed.len();
-    s.placed.sort_unstable();
-    s.placed.dedup();
-    let seats_placed_twice = seats_placed - s.placed.len();
-    let bought_n = s.bought.len();
-    s.bought.sort_unstable();
-    s.bought.dedup();
-    let seats_bought_twice = bought_n - s.bought.len();
-    let h = &s.hist;
-    let t = &s.tally;
-    let done = t.ok + t.conflict + t.unknown + t.other + t.transport;
-    let q = |p: f64| h.value_at_quantile(p) as f64 / 1000.0;
-    let pq = |p: f64| s.purchase_hist.value_at_quantile(p) as f64 / 1000.0;
-    let mq = |p: f64| s.map_hist.value_at_quantile(p) as f64 / 1000.0;
-    let aq = |p: f64| s.all_hist.value_at_quantile(p) as f64 / 1000.0;
-    // [requests, mean ms, max ms] per slice of intended send time.
-    let timeline: Vec<[f64; 3]> = s
-        .timeline
-        .iter()
-        .map(|&(n, sum, max)| {
-            let mean = if n == 0 {
-                0.0
-            } else {
-                sum as f64 / n as f64 / 1000.0
-            };
-            [n as f64, mean, max as f64 / 1000.0]
-        })
-        .collect();
-    if args.json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "mode": if args.rate.is_some() { "open" } else { "closed" },
-                "offered_per_s": args.rate, "clients": args.clients, "sent": sent, "completed": done,
-                "elapsed_s": elapsed, "accepted_per_s": t.ok as f64 / elapsed,
-                "ok": t.ok, "conflict": t.conflict, "unknown": t.unknown, "other": t.other, "other_statuses": t.other_statuses, "transport_errors": t.transport,
-                "p50_ms": q(0.5), "p90_ms": q(0.9), "p99_ms": q(0.99), "p999_ms": q(0.999), "max_ms": h.max() as f64 / 1000.0,
-                "max_ok_gap_ms": max_ok_gap_ms, "last_ok_s": last_ok_s, "ok_per_s_to_last_ok": ok_per_s_to_last_ok, "seats_placed": seats_placed, "seats_placed_twice": seats_placed_twice,
-                "flow": format!("{:?}", args.flow).to_lowercase(),
-                "purchases": {"ok": s.extra.purchase_ok, "per_s": s.extra.purchase_ok as f64 / elapsed, "failed": s.extra.purchase_failed, "transport_errors": s.extra.purchase_transport, "seats_bought": s.extra.seats_bought,
-                              "p50_ms": pq(0.5), "p99_ms": pq(0.99), "max_ms": s.purchase_hist.max() as f64 / 1000.0},
-                "map_reads": {"ok": s.extra.map_ok, "failed": s.extra.map_failed, "p50_ms": mq(0.5), "p99_ms": mq(0.99)},
-                "users_done": s.extra.users_done, "users_per_s": s.extra.users_done as f64 / elapsed,
-                "all_p99_ms": aq(0.99),
-                "timeline": if timeline.is_empty() { serde_json::Value::Null } else { serde_json::json!({"slice_ms": args.timeline_ms, "slices": timeline}) },
-                "seats_bought_twice": seats_bought_twice, "seats_free_before": free_before, "seats_back_ms": seats_back_ms, "seats_free_last": seats_free_last,
+}
+
+/// What a run did, besides its statistics.
+struct Run {
+    sent: u64,
+    elapsed: f64,
+    free_before: Option<u64>,
+    seats_back_ms: Option<f64>,
+    seats_free_last: Option<u64>,
+}
+
+/// The figures a run's report derives from its statistics.
+struct Summary {
+    done: u64,
+    max_ok_gap_ms: f64,
+    last_ok_s: f64,
+    ok_per_s_to_last_ok: f64,
+    seats_placed: usize,
+    seats_placed_twice: usize,
+    seats_bought_twice: usize,
+    /// [requests, mean ms, max ms] per slice of intended send time.
+    timeline: Vec<[f64; 3]>,
+}
+
+/// A quantile of `histogram`, in ms.
+fn quantile_ms(histogram: &Histogram<u64>, quantile: f64) -> f64 {
+    histogram.value_at_quantile(quantile) as f64 / 1000.0
+}
+
+impl Summary {
+    fn of(stats: &mut Stats, start: Instant) -> Self {
+        // The longest stretch without an ok answer, the run's start and end included; the end is
+        // left out when conflicts came after the last ok (the dt sold out: nothing was down).
+        stats.ok_at_us.sort_unstable();
+        let last_ok_us = stats.ok_at_us.last().copied().unwrap_or(0);
+        let end_us = if stats.last_conflict_us > last_ok_us && last_ok_us > 0 {
+            last_ok_us
+        } else {
+            start.elapsed().as_micros() as u64
+        };
+        let mut last = 0;
+        let mut gap_us = 0;
+        for &t in stats.ok_at_us.iter().chain(std::iter::once(&end_us)) {
+            gap_us = gap_us.max(t - last);
+            last = t;
+        }
+        let max_ok_gap_ms = gap_us as f64 / 1000.0;
+        // The rate while there was something to sell: a storm that sells the dt out answers
+        // conflicts after its last ok, which would dilute a rate over the whole run.
+        let last_ok_s = stats.ok_at_us.last().map_or(0.0, |&t| t as f64 / 1e6);
+        let ok_per_s_to_last_ok = if last_ok_s > 0.0 {
+            stats.tally.ok as f64 / last_ok_s
+        } else {
+            0.0
+        };
+        let seats_placed = stats.placed.len();
+        stats.placed.sort_unstable();
+        stats.placed.dedup();
+        let seats_placed_twice = seats_placed - stats.placed.len();
+        let bought_n = stats.bought.len();
+        stats.bought.sort_unstable();
+        stats.bought.dedup();
+        let seats_bought_twice = bought_n - stats.bought.len();
+        // [requests, mean ms, max ms] per slice of intended send time.
+        let timeline: Vec<[f64; 3]> = stats
+            .timeline
+            .iter()
+            .map(|&(n, sum, max)| {
+                let mean = if n == 0 {
+                    0.0
+                } else {
+                    sum as f64 / n as f64 / 1000.0
+                };
+                [n as f64, mean, max as f64 / 1000.0]
             })
-        );
-    } else {
-        println!(
-            "sent {sent} completed {done} in {elapsed:.1}s: ok {} ({:.0}/s) conflict {} unknown {} other {} transport {}",
-            t.ok,
-            t.ok as f64 / elapsed,
-            t.conflict,
-            t.unknown,
-            t.other,
-            t.transport
-        );
-        println!(
-            "latency ms: p50 {:.2} p90 {:.2} p99 {:.2} p99.9 {:.2} max {:.2}",
-            q(0.5),
-            q(0.9),
-            q(0.99),
-            q(0.999),
-            h.max() as f64 / 1000.0
-        );
-        println!(
-            "longest stretch without an ok answer {max_ok_gap_ms:.1} ms; seats placed {seats_placed}, placed twice {seats_placed_twice}"
-        );
-        if args.flow != Flow::Request {
-            println!(
-                "purchases ok {} ({:.0}/s, p99 {:.2} ms) failed {:?}, seats bought twice {}; seat maps read {} (p99 {:.2} ms); users done {}; p99 of all requests {:.2} ms",
-                s.extra.purchase_ok,
-                s.extra.purchase_ok as f64 / elapsed,
-                pq(0.99),
-                s.extra.purchase_failed,
-                seats_bought_twice,
-                s.extra.map_ok,
-                mq(0.99),
-                s.extra.users_done,
-                aq(0.99)
-            );
-        }
-        for (i, [n, mean, max]) in timeline.iter().enumerate() {
-            println!(
-                "sent at {:>7.1} s: {n:>6} requests, mean {mean:>8.2} ms, max {max:>8.2} ms",
-                (i as u64 * args.timeline_ms) as f64 / 1000.0
-            );
-        }
-        if let Some(ms) = seats_back_ms {
-            println!("every seat not bought free again {ms:.0} ms after the load");
-        } else if args.seats_back_s.is_some() {
-            println!("seats not all free again within --seats-back-s");
+            .collect();
+        let tally = &stats.tally;
+        Summary {
+            done: tally.ok + tally.conflict + tally.unknown + tally.other + tally.transport,
+            max_ok_gap_ms,
+            last_ok_s,
+            ok_per_s_to_last_ok,
+            seats_placed,
+            seats_placed_twice,
+            seats_bought_twice,
+            timeline,
         }
     }
-    Ok(())
+}
+
+/// The run's report as one JSON object.
+fn print_json(args: &Args, s: &Stats, run: &Run, summary: &Summary) {
+    let t = &s.tally;
+    let h = &s.hist;
+    let elapsed = run.elapsed;
+    let q = |p: f64| quantile_ms(h, p);
+    let pq = |p: f64| quantile_ms(&s.purchase_hist, p);
+    let mq = |p: f64| quantile_ms(&s.map_hist, p);
+    let timeline = &summary.timeline;
+    println!(
+        "{}",
+        serde_json::json!({
+            "mode": if args.rate.is_some() { "open" } else { "closed" },
+            "offered_per_s": args.rate, "clients": args.clients, "sent": run.sent, "completed": summary.done,
+            "elapsed_s": elapsed, "accepted_per_s": t.ok as f64 / elapsed,
+            "ok": t.ok, "conflict": t.conflict, "unknown": t.unknown, "other": t.other, "other_statuses": t.other_statuses, "transport_errors": t.transport,
+            "p50_ms": q(0.5), "p90_ms": q(0.9), "p99_ms": q(0.99), "p999_ms": q(0.999), "max_ms": h.max() as f64 / 1000.0,
+            "max_ok_gap_ms": summary.max_ok_gap_ms, "last_ok_s": summary.last_ok_s, "ok_per_s_to_last_ok": summary.ok_per_s_to_last_ok, "seats_placed": summary.seats_placed, "seats_placed_twice": summary.seats_placed_twice,
+            "flow": format!("{:?}", args.flow).to_lowercase(),
+            "purchases": {"ok": s.extra.purchase_ok, "per_s": s.extra.purchase_ok as f64 / elapsed, "failed": s.extra.purchase_failed, "transport_errors": s.extra.purchase_transport, "seats_bought": s.extra.seats_bought,
+                          "p50_ms": pq(0.5), "p99_ms": pq(0.99), "max_ms": s.purchase_hist.max() as f64 / 1000.0},
+            "map_reads": {"ok": s.extra.map_ok, "failed": s.extra.map_failed, "p50_ms": mq(0.5), "p99_ms": mq(0.99)},
+            "users_done": s.extra.users_done, "users_per_s": s.extra.users_done as f64 / elapsed,
+            "all_p99_ms": quantile_ms(&s.all_hist, 0.99),
+            "timeline": if timeline.is_empty() { serde_json::Value::Null } else { serde_json::json!({"slice_ms": args.timeline_ms, "slices": timeline}) },
+            "seats_bought_twice": summary.seats_bought_twice, "seats_free_before": run.free_before, "seats_back_ms": run.seats_back_ms, "seats_free_last": run.seats_free_last,
+        })
+    );
+}
+
+/// The run's report as lines of text.
+fn print_text(args: &Args, s: &Stats, run: &Run, summary: &Summary) {
+    let t = &s.tally;
+    let h = &s.hist;
+    let (sent, done, elapsed) = (run.sent, summary.done, run.elapsed);
+    let q = |p: f64| quantile_ms(h, p);
+    println!(
+        "sent {sent} completed {done} in {elapsed:.1}s: ok {} ({:.0}/s) conflict {} unknown {} other {} transport {}",
+        t.ok,
+        t.ok as f64 / elapsed,
+        t.conflict,
+        t.unknown,
+        t.other,
+        t.transport
+    );
+    println!(
+        "latency ms: p50 {:.2} p90 {:.2} p99 {:.2} p99.9 {:.2} max {:.2}",
+        q(0.5),
+        q(0.9),
+        q(0.99),
+        q(0.999),
+        h.max() as f64 / 1000.0
+    );
+    println!(
+        "longest stretch without an ok answer {:.1} ms; seats placed {}, placed twice {}",
+        summary.max_ok_gap_ms, summary.seats_placed, summary.seats_placed_twice
+    );
+    if args.flow != Flow::Request {
+        println!(
+            "purchases ok {} ({:.0}/s, p99 {:.2} ms) failed {:?}, seats bought twice {}; seat maps read {} (p99 {:.2} ms); users done {}; p99 of all requests {:.2} ms",
+            s.extra.purchase_ok,
+            s.extra.purchase_ok as f64 / elapsed,
+            quantile_ms(&s.purchase_hist, 0.99),
+            s.extra.purchase_failed,
+            summary.seats_bought_twice,
+            s.extra.map_ok,
+            quantile_ms(&s.map_hist, 0.99),
+            s.extra.users_done,
+            quantile_ms(&s.all_hist, 0.99)
+        );
+    }
+    for (i, [n, mean, max]) in summary.timeline.iter().enumerate() {
+        println!(
+            "sent at {:>7.1} s: {n:>6} requests, mean {mean:>8.2} ms, max {max:>8.2} ms",
+            (i as u64 * args.timeline_ms) as f64 / 1000.0
+        );
+    }
+    if let Some(ms) = run.seats_back_ms {
+        println!("every seat not bought free again {ms:.0} ms after the load");
+    } else if args.seats_back_s.is_some() {
+        println!("seats not all free again within --seats-back-s");
+    }
 }

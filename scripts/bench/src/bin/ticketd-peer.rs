@@ -26,6 +26,7 @@
 //! lease, with the order. Best
 //! available takes candidates from a per-tier cursor in this process (etcd has no SKIP LOCKED),
 //! and moves on when the transaction fails.
+#![cfg_attr(not(test), deny(clippy::too_many_lines))]
 
 /// mimalloc for the Rust heap (glibc malloc's locking and consolidation showed up at about
 /// 15% of samples under load); C/C++ code (RocksDB) keeps the system allocator.
@@ -304,8 +305,8 @@ async fn purchase(
         .await
     {
         Ok(i) => i,
-        Err(PaymentError::Declined(d)) => {
-            return problem(StatusCode::PAYMENT_REQUIRED, "PAYMENT_DECLINED", d)
+        Err(PaymentError::Declined(detail)) => {
+            return problem(StatusCode::PAYMENT_REQUIRED, "PAYMENT_DECLINED", detail)
         }
         Err(e) => {
             return problem(
