@@ -12,7 +12,7 @@
 
 use ticketd_raft::client::{ClientError, ClusterClient, Consistency};
 use ticketd_store::command::Done;
-use ticketd_store::types::Hold;
+use ticketd_store::types::{Hold, PaymentStatus};
 use ticketd_store::{Command, Outcome, Query, QueryResult, Rejection};
 
 use crate::decide::{decide, Action, HoldView};
@@ -77,6 +77,17 @@ pub enum Refusal {
     /// The cluster refused the request itself (not an unknown outcome).
     #[error("{0}")]
     Cluster(ClientError),
+}
+
+impl Refusal {
+    /// The refusal's stable code (what the store records as the payment's failure).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Refusal::Store { code, .. } => code.code(),
+            Refusal::Voided => "PAYMENT_FAILED",
+            Refusal::Cluster(_) => "CLUSTER_REFUSED",
+        }
+    }
 }
 
 /// How a purchase ended without an order.
@@ -162,7 +173,7 @@ impl Purchase<'_> {
             .await
             .map_err(PurchaseError::Cluster)?;
         match payment.map(|p| p.status) {
-            Some(ticketd_store::types::PaymentStatus::Pending) => Ok(Ok(())),
+            Some(PaymentStatus::Pending) => Ok(Ok(())),
             _ => Ok(Err(refusal)),
         }
     }
@@ -212,16 +223,17 @@ impl Purchase<'_> {
             let payment = store::payment(self.cluster, &intent.id)
                 .await
                 .map_err(PurchaseError::Cluster)?;
-            match decide(intent, payment.as_ref(), HoldView::Closed) {
+            let action = decide(intent, payment.as_ref(), HoldView::Closed);
+            match &action {
                 Action::Capture { order_id } => {
                     self.capture(intent).await;
-                    return self.ack_existing(intent, &order_id).await;
+                    return self.ack_existing(intent, order_id).await;
                 }
                 Action::FailInStore(reason) => {
                     let command = Command::PaymentFailed {
                         hold_id: self.hold.hold_id.clone(),
                         payment_ref: intent.id.clone(),
-                        reason: format!("{}: {refusal}", reason.text()),
+                        reason: format!("{}: {}", reason.text(), refusal.code()),
                     };
                     let key = format!("{}:failed", self.key);
                     if let Err(e) = store::write(self.cluster, self.user_id, &key, &command).await {
@@ -230,26 +242,30 @@ impl Purchase<'_> {
                         }
                     }
                     // Read again: failed now, or confirmed by someone quicker.
+                    continue;
                 }
                 Action::Void => {
                     self.void(intent).await;
                     return Err(PurchaseError::Refused(refusal));
                 }
                 Action::Anomaly => {
-                    if let Some(ticketd_store::types::PaymentStatus::Confirmed { order_id }) =
-                        payment.map(|p| p.status)
-                    {
-                        tracing::error!(payment = %intent.id, order = %order_id, "an order's payment is voided");
-                        return self.ack_existing(intent, &order_id).await;
-                    }
-                    return Err(PurchaseError::Refused(refusal));
+                    tracing::error!(payment = %intent.id, "an order's payment is voided");
                 }
-                Action::Settled | Action::RefundOrphan => {
-                    return Err(PurchaseError::Refused(refusal));
-                }
-                // Not asked of a closed hold: another attempt is at it.
-                Action::Complete | Action::Fence => return Err(PurchaseError::InFlight),
+                // Money that moved already (captured or refunded) and the reconciler's own
+                // steps are not the buyer's saga's to take.
+                Action::Settled | Action::RefundOrphan | Action::Complete | Action::Fence => {}
             }
+            // The buyer's answer follows the store: the order its payment confirmed, or the
+            // refusal.
+            return match payment.map(|p| p.status) {
+                Some(PaymentStatus::Confirmed { order_id }) => {
+                    self.ack_existing(intent, &order_id).await
+                }
+                _ if matches!(action, Action::Complete | Action::Fence) => {
+                    Err(PurchaseError::InFlight)
+                }
+                _ => Err(PurchaseError::Refused(refusal)),
+            };
         }
         Err(PurchaseError::InFlight)
     }
