@@ -371,10 +371,10 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Node(args) => {
-            let cfg = NodeFileConfig::load(args.config.as_ref(), &*args)?;
-            telemetry::init_logs(&cfg.log_format);
-            let rt = ticketd_cluster::process::runtime(cfg.runtime_threads)?;
-            let result = rt.block_on(run_node(cfg, args.insecure));
+            let config = NodeFileConfig::load(args.config.as_ref(), &*args)?;
+            telemetry::init_logs(&config.log_format);
+            let rt = ticketd_cluster::process::runtime(config.runtime_threads)?;
+            let result = rt.block_on(run_node(config, args.insecure));
             // Do not wait on idle connection tasks: everything durable is flushed by now.
             rt.shutdown_timeout(std::time::Duration::from_millis(500));
             // A state at a cluster version past this binary's is refused when the node opens.
@@ -483,41 +483,41 @@ fn certs(cmd: CertsCmd) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run_node(cfg: NodeFileConfig, insecure: bool) -> anyhow::Result<()> {
+async fn run_node(config: NodeFileConfig, insecure: bool) -> anyhow::Result<()> {
     let tls = TlsPaths {
-        cacert: cfg.cacert.clone(),
-        cert: cfg.cert.clone(),
-        key: cfg.key.clone(),
+        cacert: config.cacert.clone(),
+        cert: config.cert.clone(),
+        key: config.key.clone(),
         insecure,
     };
-    let transport = tls.transport(&format!("node {}", cfg.id), Presence::Role(Role::Node))?;
-    if !cfg.metrics_listen.ip().is_loopback() {
-        tracing::warn!(addr = %cfg.metrics_listen, "/metrics and /healthz listen beyond loopback; they are not authenticated");
+    let transport = tls.transport(&format!("node {}", config.id), Presence::Role(Role::Node))?;
+    if !config.metrics_listen.ip().is_loopback() {
+        tracing::warn!(addr = %config.metrics_listen, "/metrics and /healthz listen beyond loopback; they are not authenticated");
     }
     let prometheus = telemetry::init_metrics()?;
-    let metrics_listener = tokio::net::TcpListener::bind(cfg.metrics_listen)
+    let metrics_listener = tokio::net::TcpListener::bind(config.metrics_listen)
         .await
-        .with_context(|| format!("bind metrics address {}", cfg.metrics_listen))?;
+        .with_context(|| format!("bind metrics address {}", config.metrics_listen))?;
     let node = Node::start(NodeConfig {
-        id: cfg.id,
-        data_dir: cfg.data_dir.clone(),
-        listen_addr: cfg.listen,
-        advertise_addr: cfg
+        id: config.id,
+        data_dir: config.data_dir.clone(),
+        listen_addr: config.listen,
+        advertise_addr: config
             .advertise
             .clone()
-            .unwrap_or_else(|| cfg.listen.to_string()),
-        heartbeat_ms: cfg.heartbeat_ms,
-        election_timeout_ms: cfg.election_timeout_ms,
-        snapshot_every_entries: cfg.snapshot_every_entries,
-        logs_kept_after_snapshot: cfg.logs_kept_after_snapshot,
+            .unwrap_or_else(|| config.listen.to_string()),
+        heartbeat_ms: config.heartbeat_ms,
+        election_timeout_ms: config.election_timeout_ms,
+        snapshot_every_entries: config.snapshot_every_entries,
+        logs_kept_after_snapshot: config.logs_kept_after_snapshot,
         metrics_addr: metrics_listener.local_addr()?.to_string(),
         transport,
-        snapshot_recv_max_bytes: cfg.snapshot_recv_max_bytes,
+        snapshot_recv_max_bytes: config.snapshot_recv_max_bytes,
     })
     .await?;
-    if let Some(wcfg) = cfg.worker() {
-        tracing::info!(payments = ?wcfg.payments, smtp = ?wcfg.smtp, sms = ?wcfg.sms, "background worker configured; it acts while this node leads");
-        ticketd_cluster::worker::Worker::new(node.ctx.clone(), wcfg)?.start();
+    if let Some(worker_config) = config.worker() {
+        tracing::info!(payments = ?worker_config.payments, smtp = ?worker_config.smtp, sms = ?worker_config.sms, "background worker configured; it acts while this node leads");
+        ticketd_cluster::worker::Worker::new(node.ctx.clone(), worker_config)?.start();
     }
 
     let app = axum::Router::new()
