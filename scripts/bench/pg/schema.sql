@@ -1,4 +1,4 @@
--- The PostgreSQL peer of the benchmark (scripts/bench, cluster/src/bin/ticketd-peer.rs).
+-- The PostgreSQL peer of the benchmark (scripts/bench/run.sh, scripts/bench/src/bin/ticketd-peer.rs).
 -- One row per seat of a dt; a hold marks its seats held (status 1) with an expiry; a purchase
 -- turns a live hold into an order and its seats sold (status 2); the peer's sweeper gives the
 -- seats of expired holds back every second (expire_holds), as ticketd's leader does.
