@@ -56,8 +56,8 @@ build_bins() {
     [ -x "$TICKETD_BIN_DIR/ticketd" ] || die "TICKETD_BIN_DIR=$TICKETD_BIN_DIR has no ticketd"
     return 0
   fi
-  log "building ticketd and ticketctl (first build compiles RocksDB: about 20 minutes on 2 cores)"
-  (cd "$ROOT" && cargo build -p ticketd-cluster --bins) || die "build failed"
+  log "building ticketd, ticketctl and the provider simulators (first build compiles RocksDB: about 20 minutes on 2 cores)"
+  (cd "$ROOT" && cargo build --workspace --bin ticketd --bin ticketctl --bin ticketd-sim) || die "build failed"
 }
 
 # ensure_certs DIR NODES: the development CA and certificates in DIR (`ticketd certs dev`: the

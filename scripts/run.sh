@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the system locally: a 3-node ticketd cluster on loopback with embedded defaults, the
-# payment provider simulator, the SMS simulator, an SMTP server that prints what it receives
+# payment provider simulator and the SMS simulator (`ticketd-sim`, the test kit's), an SMTP server that prints what it receives
 # (Debian's python3-aiosmtpd), the HTTP API on 127.0.0.1:8080, and the demo data set (venues with
 # a 50,400-seat stadium, events in several cities, dts on sale, demo users). The leader's
 # background worker expires holds, reconciles payments and sends notifications (mail lands in
@@ -17,12 +17,12 @@ if ! /usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1; then ensure_pkg /non
 running() { [ -f "$DATA/$1.pid" ] && kill -0 "$(cat "$DATA/$1.pid")" 2>/dev/null; }
 # The payment provider simulator (Stripe-shaped; declines pm_card_declined).
 if ! running paysim; then
-  "$BIN_DIR/ticketd" paysim --listen 127.0.0.1:8091 --state-file "$DATA/paysim.json" >>"$DATA/paysim.log" 2>&1 &
+  "$BIN_DIR/ticketd-sim" pay --listen 127.0.0.1:8091 --state-file "$DATA/paysim.json" >>"$DATA/paysim.log" 2>&1 &
   echo $! >"$DATA/paysim.pid"
 fi
 # The SMS provider simulator (GET http://127.0.0.1:8092/v1/messages lists what it received).
 if ! running smssim; then
-  "$BIN_DIR/ticketd" smssim --listen 127.0.0.1:8092 >>"$DATA/smssim.log" 2>&1 &
+  "$BIN_DIR/ticketd-sim" sms --listen 127.0.0.1:8092 >>"$DATA/smssim.log" 2>&1 &
   echo $! >"$DATA/smssim.pid"
 fi
 # An SMTP server on 127.0.0.1:2525 that prints every message it receives.

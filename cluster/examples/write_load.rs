@@ -1,5 +1,5 @@
 //! A closed-loop write load against a running cluster, for quick measurements of the replicated
-//! core (the full benchmark suite is `scripts/bench`).
+//! core (the full benchmark suite is `scripts/bench/run.sh`).
 //!
 //!     cargo run --release -p ticketd-cluster --example write_load -- ENDPOINTS CLIENTS SECONDS CERTS_DIR
 //!

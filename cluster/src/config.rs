@@ -71,7 +71,7 @@ pub struct NodeFileConfig {
     pub sms_ca: Option<PathBuf>,
     /// STARTTLS to the SMTP relay: `opportunistic` (when offered, the default), `required`,
     /// `off`.
-    pub smtp_starttls: ticketd_api::notify::StartTls,
+    pub smtp_starttls: ticketd_notify::email::StartTls,
     /// PEM CA(s) the SMTP relay's certificate must chain to, instead of the system's.
     pub smtp_ca: Option<PathBuf>,
     /// Period of `ExpireHolds` proposals, ms.
@@ -154,43 +154,43 @@ impl Default for NodeFileConfig {
 impl NodeFileConfig {
     /// Merges defaults, the file at `file` (if any), the environment and `overrides`.
     pub fn load(file: Option<&PathBuf>, overrides: &impl Serialize) -> anyhow::Result<Self> {
-        let mut fig = Figment::from(Serialized::defaults(NodeFileConfig::default()));
-        if let Some(f) = file {
-            if !f.exists() {
-                anyhow::bail!("config file {} does not exist", f.display());
+        let mut layers = Figment::from(Serialized::defaults(NodeFileConfig::default()));
+        if let Some(path) = file {
+            if !path.exists() {
+                anyhow::bail!("config file {} does not exist", path.display());
             }
-            fig = fig.merge(Toml::file(f));
+            layers = layers.merge(Toml::file(path));
         }
-        fig = fig
+        layers = layers
             .merge(Env::prefixed("TICKETD_"))
             .merge(Serialized::defaults(overrides));
-        let cfg: NodeFileConfig = fig.extract().context("invalid configuration")?;
-        if cfg.id == 0 {
+        let config: NodeFileConfig = layers.extract().context("invalid configuration")?;
+        if config.id == 0 {
             anyhow::bail!("node id must be at least 1");
         }
-        if cfg.heartbeat_ms == 0 || cfg.election_timeout_ms <= cfg.heartbeat_ms {
+        if config.heartbeat_ms == 0 || config.election_timeout_ms <= config.heartbeat_ms {
             anyhow::bail!("election_timeout_ms must exceed heartbeat_ms, which must be positive");
         }
-        if let Some(n) = cfg.runtime_threads {
+        if let Some(n) = config.runtime_threads {
             if !(1..=RUNTIME_THREADS_MAX).contains(&n) {
                 anyhow::bail!("runtime_threads must be 1 to {RUNTIME_THREADS_MAX}, got {n}");
             }
         }
         if [
-            cfg.payments_timeout_ms,
-            cfg.expire_period_ms,
-            cfg.reconcile_period_ms,
-            cfg.dispatch_period_ms,
+            config.payments_timeout_ms,
+            config.expire_period_ms,
+            config.reconcile_period_ms,
+            config.dispatch_period_ms,
         ]
         .contains(&0)
-            || cfg.dispatch_batch == 0
+            || config.dispatch_batch == 0
         {
             anyhow::bail!("worker periods, timeouts and batch must be positive");
         }
-        if cfg.snapshot_recv_max_bytes == 0 {
+        if config.snapshot_recv_max_bytes == 0 {
             anyhow::bail!("snapshot_recv_max_bytes must be positive");
         }
-        Ok(cfg)
+        Ok(config)
     }
 
     /// The background worker's configuration, when it runs.
@@ -204,7 +204,7 @@ impl NodeFileConfig {
             payments: self
                 .payments
                 .as_ref()
-                .map(|t| ticketd_api::outbound::Outbound {
+                .map(|t| ticketd_money::outbound::Outbound {
                     target: t.clone(),
                     secret_key: self.payments_secret_key.clone(),
                     ca: self.payments_ca.clone(),
@@ -217,16 +217,19 @@ impl NodeFileConfig {
                     host: host.clone(),
                     port: self.smtp_port,
                     from: self.smtp_from.clone(),
-                    tls: ticketd_api::notify::SmtpTls {
+                    tls: ticketd_notify::email::SmtpTls {
                         starttls: self.smtp_starttls,
                         ca: self.smtp_ca.clone(),
                     },
                 }),
-            sms: self.sms.as_ref().map(|t| ticketd_api::outbound::Outbound {
-                target: t.clone(),
-                secret_key: self.sms_secret_key.clone(),
-                ca: self.sms_ca.clone(),
-            }),
+            sms: self
+                .sms
+                .as_ref()
+                .map(|t| ticketd_money::outbound::Outbound {
+                    target: t.clone(),
+                    secret_key: self.sms_secret_key.clone(),
+                    ca: self.sms_ca.clone(),
+                }),
             expire_period: Duration::from_millis(self.expire_period_ms),
             reconcile_period: Duration::from_millis(self.reconcile_period_ms),
             reconcile_grace: Duration::from_millis(self.reconcile_grace_ms),

@@ -198,7 +198,7 @@ pub async fn account(
     role: Role,
 ) -> anyhow::Result<()> {
     let seed: [u8; 32] = Sha256::digest(format!("demo-salt:{id}").as_bytes()).into();
-    let password_hash = ticketd_api::auth::hash_password_seeded(DEMO_PASSWORD, &seed)
+    let password_hash = ticketd_http::auth::hash_password_seeded(DEMO_PASSWORD, &seed)
         .map_err(|p| anyhow::anyhow!("hashing: {}", p.detail))?;
     let cmd = Command::RegisterUser {
         user_id: id.into(),
@@ -289,6 +289,15 @@ pub async fn seller(
 pub async fn seed(client: &ClusterClient, now_ms: i64, stadium: bool) -> anyhow::Result<()> {
     seller(client, "live-nation-demo", 1_000, SellerPlan::Standard).await?;
     seller(client, "indie-demo", 500, SellerPlan::Vip).await?;
+    venues_and_shows(client, now_ms).await?;
+    if stadium {
+        stadium_tour(client, now_ms).await?;
+    }
+    accounts(client).await
+}
+
+/// Three venues in three cities, each with a show on two dts.
+async fn venues_and_shows(client: &ClusterClient, now_ms: i64) -> anyhow::Result<()> {
     let venues = [
         VenueSpec {
             id: "oslo-spektrum",
@@ -344,16 +353,16 @@ pub async fn seed(client: &ClusterClient, now_ms: i64, stadium: bool) -> anyhow:
             vec!["floor"],
         ),
     ];
-    for (i, (id, title, cat, venue_id, sections, ga)) in shows.iter().enumerate() {
-        for d in 0..2 {
-            let dt_id = format!("{id}-d{d}");
-            let at = now_ms + (10 + i as i64 * 3 + d * 7) * DAY_MS;
+    for (show, (id, title, category, venue_id, sections, ga)) in shows.iter().enumerate() {
+        for dt_number in 0..2 {
+            let dt_id = format!("{id}-d{dt_number}");
+            let at = now_ms + (10 + show as i64 * 3 + dt_number * 7) * DAY_MS;
             event_with_dt(
                 client,
                 "live-nation-demo",
                 id,
                 title,
-                cat,
+                category,
                 venue_id,
                 &dt_id,
                 at,
@@ -363,37 +372,45 @@ pub async fn seed(client: &ClusterClient, now_ms: i64, stadium: bool) -> anyhow:
             .await?;
         }
     }
-    if stadium {
-        let sections: Vec<(String, usize, usize)> =
-            (0..24).map(|s| (format!("S{s:02}"), 50, 42)).collect();
-        let refs: Vec<(&str, usize, usize)> = sections
-            .iter()
-            .map(|(n, r, p)| (n.as_str(), *r, *p))
-            .collect();
-        let v = VenueSpec {
-            id: "ullevaal",
-            name: "Ullevaal Stadion",
-            city: "Oslo",
-            at: (59.9489, 10.7339),
-            sections: refs,
-            ga: vec![],
-        };
-        venue(client, &v).await?;
-        let names: Vec<&str> = sections.iter().map(|(n, _, _)| n.as_str()).collect();
-        event_with_dt(
-            client,
-            "indie-demo",
-            "stadium-tour",
-            "Stadium Tour",
-            "concert",
-            "ullevaal",
-            "stadium-tour-d0",
-            now_ms + 30 * DAY_MS,
-            &names,
-            &[],
-        )
-        .await?;
-    }
+    Ok(())
+}
+
+/// The 50,400-seat stadium and its tour's dt.
+async fn stadium_tour(client: &ClusterClient, now_ms: i64) -> anyhow::Result<()> {
+    let sections: Vec<(String, usize, usize)> =
+        (0..24).map(|s| (format!("S{s:02}"), 50, 42)).collect();
+    let refs: Vec<(&str, usize, usize)> = sections
+        .iter()
+        .map(|(n, r, p)| (n.as_str(), *r, *p))
+        .collect();
+    let v = VenueSpec {
+        id: "ullevaal",
+        name: "Ullevaal Stadion",
+        city: "Oslo",
+        at: (59.9489, 10.7339),
+        sections: refs,
+        ga: vec![],
+    };
+    venue(client, &v).await?;
+    let names: Vec<&str> = sections.iter().map(|(n, _, _)| n.as_str()).collect();
+    event_with_dt(
+        client,
+        "indie-demo",
+        "stadium-tour",
+        "Stadium Tour",
+        "concert",
+        "ullevaal",
+        "stadium-tour-d0",
+        now_ms + 30 * DAY_MS,
+        &names,
+        &[],
+    )
+    .await?;
+    Ok(())
+}
+
+/// The demo accounts: three buyers, the two sellers, a scanner and an admin.
+async fn accounts(client: &ClusterClient) -> anyhow::Result<()> {
     for u in 1..=3 {
         account(
             client,

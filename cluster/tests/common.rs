@@ -12,6 +12,11 @@ pub fn ticketd_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_ticketd"))
 }
 
+/// The provider simulators' binary (`ticketd-sim`, the test kit's), built beside `ticketd`.
+pub fn sim_bin() -> PathBuf {
+    ticketd_testkit::sibling_bin(&ticketd_bin(), "ticketd-sim")
+}
+
 /// The `ticketctl` binary cargo built for these tests.
 pub fn ticketctl_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_ticketctl"))
@@ -168,15 +173,15 @@ impl Drop for ApiProcess {
 pub const ROOT_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
 
 /// A bearer token for `user` with `role`, signed with the tokens' key of [`ROOT_KEY`].
-pub fn token(user: &str, role: ticketd_api::auth::Role) -> String {
-    let root = ticketd_api::keys::Keys::parse_root(ROOT_KEY).expect("root key");
-    ticketd_api::keys::Keys::derive(&root, 3600)
+pub fn token(user: &str, role: ticketd_http::auth::Role) -> String {
+    let root = ticketd_http::keys::Keys::parse_root(ROOT_KEY).expect("root key");
+    ticketd_http::keys::Keys::derive(&root, 3600)
         .tokens
         .issue(user, role)
         .0
 }
 
-/// A `ticketd paysim` process, killed on drop.
+/// A `ticketd-sim pay` process, killed on drop.
 pub struct Paysim(std::process::Child);
 
 impl Drop for Paysim {
@@ -189,8 +194,8 @@ impl Drop for Paysim {
 /// Starts the payment provider simulator on a free port; its address and handle.
 pub async fn start_paysim() -> anyhow::Result<(String, Paysim)> {
     let addr = ticketd_jepsen::cluster::free_addr()?;
-    let child = std::process::Command::new(ticketd_bin())
-        .args(["paysim", "--listen", &addr])
+    let child = std::process::Command::new(sim_bin())
+        .args(["pay", "--listen", &addr])
         .stderr(std::process::Stdio::null())
         .spawn()?;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::*;
 use serde_json::{json, Value};
-use ticketd_api::auth::Role;
+use ticketd_http::auth::Role;
 
 /// POSTs `body` with a bearer token and an idempotency key.
 async fn post(

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::{json, Value};
-use ticketd_api::auth::Role;
+use ticketd_http::auth::Role;
 use ticketd_jepsen::cluster::Launch;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use serde_json::{json, Value};
-use ticketd_api::auth::Role;
+use ticketd_http::auth::Role;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hold_rate_limits_and_seat_caps() -> anyhow::Result<()> {

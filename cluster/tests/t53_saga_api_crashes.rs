@@ -13,7 +13,7 @@ use std::time::Duration;
 use common::*;
 use money::*;
 use serde_json::json;
-use ticketd_api::auth::Role;
+use ticketd_http::auth::Role;
 use ticketd_store::types::ReminderPreference;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -172,7 +172,7 @@ async fn api_crashes_at_each_saga_step_end_in_tickets_and_capture_or_neither() -
     let i = books.for_hold(&h).await?;
     assert_eq!(
         i[0].status,
-        ticketd_api::payments::IntentStatus::RequiresCapture,
+        ticketd_money::provider::IntentStatus::RequiresCapture,
         "not captured yet"
     );
     cases.push(("capture failed", h, Ending::TicketsAndCaptured));

@@ -13,7 +13,7 @@ use std::time::Duration;
 use common::*;
 use money::*;
 use serde_json::json;
-use ticketd_api::auth::Role;
+use ticketd_http::auth::Role;
 use ticketd_jepsen::cluster::TestCluster;
 use ticketd_raft::client::{ClusterClient, Consistency};
 use ticketd_store::types::{NotificationKind, PaymentStatus, ReminderPreference};

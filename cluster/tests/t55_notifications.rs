@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::*;
 use money::*;
-use ticketd_api::auth::Role;
+use ticketd_http::auth::Role;
 use ticketd_raft::client::Consistency;
 use ticketd_store::types::ReminderPreference;
 use ticketd_store::{Query, QueryResult};

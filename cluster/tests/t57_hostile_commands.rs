@@ -7,7 +7,7 @@ mod common;
 
 use common::*;
 use serde_json::{json, Value};
-use ticketd_api::auth::Role;
+use ticketd_http::auth::Role;
 use ticketd_store::types::{
     Contact, GeoPoint, Profile, ReminderPreference, Role as StoreRole, SeatingMap,
 };

@@ -9,7 +9,7 @@ mod common;
 use std::process::Command;
 
 use common::*;
-use ticketd_api::auth::Role;
+use ticketd_http::auth::Role;
 use ticketd_jepsen::cluster::{NodeOpts, TestCluster};
 
 /// A demo account the API is fuzzed as: its user id, role, and the path parameters fixed for it.

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use common::*;
 use money::*;
-use ticketd_api::auth::Role as ApiRole;
+use ticketd_http::auth::Role as ApiRole;
 use ticketd_jepsen::cluster::{free_addr, make_certs, Launch, NodeOpts, Placement, TestCluster};
 use ticketd_raft::authz::MATRIX;
 use ticketd_raft::channels::{lazy_channel, Channels};
@@ -555,7 +555,7 @@ async fn answers_to_nodes_and_operators_carry_no_password_hash_and_no_code_secre
         ApiProcess::start_with(&c, &c.endpoints(), dir.path(), &["--payments", &pay_addr]).await?;
     let dt = "dt-secrets";
     catalogue(&client, "seller-secrets", dt, now_ms() + 86_400_000).await?;
-    let hash = ticketd_api::auth::hash_password_seeded("t80-password", &[9; 32])
+    let hash = ticketd_http::auth::hash_password_seeded("t80-password", &[9; 32])
         .map_err(|p| anyhow::anyhow!("{p:?}"))?;
     let hash = hash.as_str();
     let w = client

@@ -10,12 +10,13 @@ use std::time::Duration;
 
 use common::*;
 use money::*;
-use ticketd_api::auth::Role;
-use ticketd_api::notify::{HttpSms, SendError, Sms};
-use ticketd_api::outbound::Outbound;
+use ticketd_http::auth::Role;
 use ticketd_jepsen::cluster::{free_addr, make_certs, NodeOpts, TestCluster};
+use ticketd_money::outbound::Outbound;
+use ticketd_notify::sms::{HttpSms, Sms};
+use ticketd_notify::SendError;
 
-/// A simulator (`paysim` or `smssim`) over HTTPS with `key` required; killed on drop.
+/// A simulator (`ticketd-sim pay` or `sms`) over HTTPS with `key` required; killed on drop.
 struct Sim {
     addr: String,
     child: std::process::Child,
@@ -30,7 +31,7 @@ impl Drop for Sim {
 
 async fn start_sim(which: &str, certs: &std::path::Path, key: &str) -> anyhow::Result<Sim> {
     let addr = free_addr()?;
-    let child = std::process::Command::new(ticketd_bin())
+    let child = std::process::Command::new(common::sim_bin())
         .args([which, "--listen", &addr, "--secret-key", key])
         .arg("--tls-cert")
         .arg(certs.join("node-99.pem"))
@@ -68,7 +69,7 @@ async fn purchases_and_sms_go_to_the_providers_over_https_with_their_secret_key(
         ],
     )?;
     let ca = certs.join("ca.pem");
-    let pay = start_sim("paysim", &certs, "sk_test_pay").await?;
+    let pay = start_sim("pay", &certs, "sk_test_pay").await?;
     let url = format!("https://{}", pay.addr);
     let ca_arg = ca.to_str().expect("utf-8 path");
     let dir = tempfile::tempdir()?;
@@ -166,7 +167,7 @@ async fn purchases_and_sms_go_to_the_providers_over_https_with_their_secret_key(
     assert!(e.contains("only over HTTPS"), "{e}");
 
     phase("SMS: with the key over HTTPS it is taken; without it, refused");
-    let sms_sim = start_sim("smssim", &certs, "sk_test_sms").await?;
+    let sms_sim = start_sim("sms", &certs, "sk_test_sms").await?;
     let sms_url = format!("https://{}", sms_sim.addr);
     let target = |key: Option<&str>| Outbound {
         target: sms_url.clone(),

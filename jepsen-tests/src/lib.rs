@@ -11,10 +11,8 @@
 //! real-time order, per-object linearizability ([`wgl`]) and the invariants.
 
 pub mod checker;
-pub mod cluster;
 pub mod delay;
 pub mod history;
-pub mod lazyfs;
 pub mod model;
 pub mod nemesis;
 pub mod net;
@@ -23,3 +21,6 @@ pub mod sim;
 pub mod simrt;
 pub mod wgl;
 pub mod workload;
+
+/// The test cluster and the FUSE layer under its nodes live in the test kit.
+pub use ticketd_testkit::{cluster, lazyfs};

@@ -4,6 +4,7 @@
 //! unreachable, 4 request rejected, 5 server error, 6 outcome unknown, 7 replicas differ
 //! (`endpoint hashkv`), 8 not authorized (no client certificate, or one whose identity may not
 //! do this: operations take an `admin` certificate).
+#![cfg_attr(not(test), deny(clippy::too_many_lines))]
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -237,50 +238,16 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     let out = cli.write_out;
     match cli.cmd {
         Cmd::Cluster(ClusterCmd::Init { members }) => {
-            let mut parsed = Vec::new();
-            for m in &members {
-                let (id, addr) = m
-                    .split_once('=')
-                    .ok_or_else(|| Failure::Usage(format!("member {m:?} is not id=host:port")))?;
-                let id: u64 = id
-                    .parse()
-                    .map_err(|_| Failure::Usage(format!("bad node id in {m:?}")))?;
-                parsed.push(pb::Member {
-                    id,
-                    addr: addr.to_string(),
-                });
-            }
-            let msg = client.init(&cli.endpoints[0], parsed).await?;
+            let msg = client
+                .init(&cli.endpoints[0], parse_members(&members)?)
+                .await?;
             print_msg(out, &msg);
         }
         Cmd::Cluster(ClusterCmd::Version { raise, to }) => {
             let s = client.cluster_version(raise, to.unwrap_or(0)).await?;
             cluster_version(out, &s);
         }
-        Cmd::Member(MemberCmd::List) => {
-            let s = leader_status(&client).await?;
-            if out == Output::Json {
-                let v: Vec<_> = s
-                    .members
-                    .iter()
-                    .map(|m| json!({"id": m.id, "addr": m.addr, "voter": m.voter}))
-                    .collect();
-                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
-            } else {
-                let mut t = Table::new();
-                t.set_header(["ID", "ADDRESS", "ROLE", "IS LEADER"]);
-                for m in &s.members {
-                    let role = if m.voter { "voter" } else { "learner" };
-                    t.add_row([
-                        m.id.to_string(),
-                        m.addr.clone(),
-                        role.into(),
-                        (m.id == s.leader_id).to_string(),
-                    ]);
-                }
-                println!("{t}");
-            }
-        }
+        Cmd::Member(MemberCmd::List) => member_list(out, &leader_status(&client).await?),
         Cmd::Member(MemberCmd::AddLearner { id, addr }) => print_msg(
             out,
             &client
@@ -298,9 +265,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             &client.admin_on_leader(AdminOp::TransferLeader(to)).await?,
         ),
         Cmd::Snapshot(SnapshotCmd::Trigger) => {
-            for ep in &cli.endpoints {
-                let msg = client.trigger_snapshot(ep).await?;
-                print_msg(out, &format!("{ep}: {msg}"));
+            for endpoint in &cli.endpoints {
+                let msg = client.trigger_snapshot(endpoint).await?;
+                print_msg(out, &format!("{endpoint}: {msg}"));
             }
         }
         Cmd::Reconcile => {
@@ -313,16 +280,65 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             endpoint_hashkv(&client, out, Duration::from_millis(wait_ms)).await?
         }
         Cmd::Metrics => {
-            for ep in &cli.endpoints {
-                let s = client.status(ep).await?;
+            for endpoint in &cli.endpoints {
+                let s = client.status(endpoint).await?;
                 let body = http_get(&s.metrics_addr, "/metrics").map_err(|e| {
-                    ClientError::Unreachable(format!("metrics of {ep} at {}: {e}", s.metrics_addr))
+                    ClientError::Unreachable(format!(
+                        "metrics of {endpoint} at {}: {e}",
+                        s.metrics_addr
+                    ))
                 })?;
-                println!("# endpoint {ep}\n{body}");
+                println!("# endpoint {endpoint}\n{body}");
             }
         }
     }
     Ok(())
+}
+
+/// `cluster init`'s members, `id=host:port` each.
+fn parse_members(members: &[String]) -> Result<Vec<pb::Member>, Failure> {
+    let mut parsed = Vec::new();
+    for member in members {
+        let (id, addr) = member
+            .split_once('=')
+            .ok_or_else(|| Failure::Usage(format!("member {member:?} is not id=host:port")))?;
+        let id: u64 = id
+            .parse()
+            .map_err(|_| Failure::Usage(format!("bad node id in {member:?}")))?;
+        parsed.push(pb::Member {
+            id,
+            addr: addr.to_string(),
+        });
+    }
+    Ok(parsed)
+}
+
+/// Prints `member list`: the members as the leader's status gives them.
+fn member_list(out: Output, status: &pb::StatusReply) {
+    if out == Output::Json {
+        let members: Vec<_> = status
+            .members
+            .iter()
+            .map(|m| json!({"id": m.id, "addr": m.addr, "voter": m.voter}))
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&members).unwrap_or_default()
+        );
+    } else {
+        let mut table = Table::new();
+        table.set_header(["ID", "ADDRESS", "ROLE", "IS LEADER"]);
+        for m in &status.members {
+            let role = if m.voter { "voter" } else { "learner" };
+            table.add_row([
+                m.id.to_string(),
+                m.addr.clone(),
+                role.into(),
+                (m.id == status.leader_id).to_string(),
+            ]);
+        }
+        println!("{table}");
+    }
 }
 
 /// Prints the reconcile report: JSON as is, or a table of its counts.
@@ -410,8 +426,8 @@ fn print_msg(out: Output, msg: &str) {
 
 async fn leader_status(client: &ClusterClient) -> Result<pb::StatusReply, ClientError> {
     let mut last = ClientError::Unreachable("no endpoint answered".into());
-    for ep in client.endpoints() {
-        match client.status(ep).await {
+    for endpoint in client.endpoints() {
+        match client.status(endpoint).await {
             Ok(s) if s.is_leader => return Ok(s),
             Ok(s) if s.has_leader => {
                 if let Some(l) = s.members.iter().find(|m| m.id == s.leader_id) {
@@ -421,7 +437,7 @@ async fn leader_status(client: &ClusterClient) -> Result<pb::StatusReply, Client
                 }
                 last = ClientError::Unreachable(format!("leader {} not reachable", s.leader_id));
             }
-            Ok(_) => last = ClientError::Unreachable(format!("{ep} knows no leader")),
+            Ok(_) => last = ClientError::Unreachable(format!("{endpoint} knows no leader")),
             Err(e) => last = e,
         }
     }
@@ -431,11 +447,11 @@ async fn leader_status(client: &ClusterClient) -> Result<pb::StatusReply, Client
 async fn endpoint_status(client: &ClusterClient, out: Output) -> Result<(), Failure> {
     let mut rows = Vec::new();
     let mut failed = None;
-    for ep in client.endpoints() {
-        match client.status(ep).await {
-            Ok(s) => rows.push((ep.clone(), Some(s), String::new())),
+    for endpoint in client.endpoints() {
+        match client.status(endpoint).await {
+            Ok(s) => rows.push((endpoint.clone(), Some(s), String::new())),
             Err(e) => {
-                rows.push((ep.clone(), None, e.to_string()));
+                rows.push((endpoint.clone(), None, e.to_string()));
                 failed = Some(e);
             }
         }
@@ -443,9 +459,9 @@ async fn endpoint_status(client: &ClusterClient, out: Output) -> Result<(), Fail
     if out == Output::Json {
         let v: Vec<_> = rows
             .iter()
-            .map(|(ep, s, err)| match s {
+            .map(|(endpoint, s, err)| match s {
                 Some(s) => json!({
-                    "endpoint": ep, "id": s.id, "version": s.version, "db_size_bytes": s.db_size_bytes,
+                    "endpoint": endpoint, "id": s.id, "version": s.version, "db_size_bytes": s.db_size_bytes,
                     "is_leader": s.is_leader, "is_learner": s.is_learner, "raft_term": s.raft_term,
                     "raft_index": s.raft_index, "committed_index": s.committed_index,
                     "applied_index": s.applied_index, "leader_id": s.has_leader.then_some(s.leader_id),
@@ -453,7 +469,7 @@ async fn endpoint_status(client: &ClusterClient, out: Output) -> Result<(), Fail
                     "binary_version": s.binary_version.max(1), "cluster_version": s.cluster_version.max(1),
                     "errors": s.errors,
                 }),
-                None => json!({ "endpoint": ep, "errors": [err] }),
+                None => json!({ "endpoint": endpoint, "errors": [err] }),
             })
             .collect();
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
@@ -473,10 +489,10 @@ async fn endpoint_status(client: &ClusterClient, out: Output) -> Result<(), Fail
             "RAFT APPLIED INDEX",
             "ERRORS",
         ]);
-        for (ep, s, err) in &rows {
+        for (endpoint, s, err) in &rows {
             match s {
                 Some(s) => t.add_row([
-                    ep.clone(),
+                    endpoint.clone(),
                     s.id.to_string(),
                     s.version.clone(),
                     s.binary_version.max(1).to_string(),
@@ -490,7 +506,7 @@ async fn endpoint_status(client: &ClusterClient, out: Output) -> Result<(), Fail
                     s.errors.join("; "),
                 ]),
                 None => t.add_row([
-                    ep.clone(),
+                    endpoint.clone(),
                     "".into(),
                     "".into(),
                     "".into(),
@@ -516,9 +532,9 @@ async fn endpoint_status(client: &ClusterClient, out: Output) -> Result<(), Fail
 async fn endpoint_health(client: &ClusterClient, out: Output) -> Result<(), Failure> {
     let mut failed = None;
     let mut rows = Vec::new();
-    for ep in client.endpoints() {
+    for endpoint in client.endpoints() {
         let started = std::time::Instant::now();
-        let (healthy, error) = match client.status(ep).await {
+        let (healthy, error) = match client.status(endpoint).await {
             Ok(s) if s.has_leader && s.errors.is_empty() => (true, String::new()),
             Ok(s) if !s.has_leader => (false, "no leader known".to_string()),
             Ok(s) => (false, s.errors.join("; ")),
@@ -530,23 +546,23 @@ async fn endpoint_health(client: &ClusterClient, out: Output) -> Result<(), Fail
         };
         if !healthy && failed.is_none() {
             failed = Some(ClientError::Unreachable(format!(
-                "{ep} is unhealthy: {error}"
+                "{endpoint} is unhealthy: {error}"
             )));
         }
-        rows.push((ep.clone(), healthy, started.elapsed(), error));
+        rows.push((endpoint.clone(), healthy, started.elapsed(), error));
     }
     if out == Output::Json {
         let v: Vec<_> = rows
             .iter()
-            .map(|(ep, h, took, err)| json!({"endpoint": ep, "health": h, "took_ms": took.as_millis() as u64, "error": err}))
+            .map(|(endpoint, h, took, err)| json!({"endpoint": endpoint, "health": h, "took_ms": took.as_millis() as u64, "error": err}))
             .collect();
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     } else {
-        for (ep, h, took, err) in &rows {
+        for (endpoint, h, took, err) in &rows {
             if *h {
-                println!("{ep} is healthy: took = {took:?}");
+                println!("{endpoint} is healthy: took = {took:?}");
             } else {
-                println!("{ep} is unhealthy: took = {took:?}, error: {err}");
+                println!("{endpoint} is unhealthy: took = {took:?}, error: {err}");
             }
         }
     }
@@ -570,28 +586,28 @@ async fn endpoint_hashkv(
     if out == Output::Json {
         let v: Vec<_> = answers
             .iter()
-            .map(|(ep, a)| match a {
-                Ok(s) => json!({"endpoint": ep, "id": s.node_id, "index": index,
+            .map(|(endpoint, a)| match a {
+                Ok(s) => json!({"endpoint": endpoint, "id": s.node_id, "index": index,
                                 "state": state_name(s), "digest": s.digest,
                                 "diverged_at": (s.diverged_at > 0).then_some(s.diverged_at)}),
-                Err(e) => json!({"endpoint": ep, "index": index, "error": e.to_string()}),
+                Err(e) => json!({"endpoint": endpoint, "index": index, "error": e.to_string()}),
             })
             .collect();
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     } else {
         let mut t = Table::new();
         t.set_header(["ENDPOINT", "ID", "INDEX", "STATE", "DIGEST"]);
-        for (ep, a) in &answers {
+        for (endpoint, a) in &answers {
             match a {
                 Ok(s) => t.add_row([
-                    ep.clone(),
+                    endpoint.clone(),
                     s.node_id.to_string(),
                     index.to_string(),
                     state_name(s).to_string(),
                     s.digest.clone(),
                 ]),
                 Err(e) => t.add_row([
-                    ep.clone(),
+                    endpoint.clone(),
                     String::new(),
                     index.to_string(),
                     "error".into(),
@@ -602,22 +618,22 @@ async fn endpoint_hashkv(
         println!("{t}");
     }
     let mut digests = std::collections::BTreeMap::new();
-    for (ep, a) in &answers {
+    for (endpoint, a) in &answers {
         match a {
             Ok(s) if s.state == pb::DigestState::DigestComputed as i32 => {
                 digests
                     .entry(s.digest.clone())
                     .or_insert_with(Vec::new)
-                    .push(ep.clone());
+                    .push(endpoint.clone());
             }
             Ok(s) => {
                 return Err(ClientError::Server(format!(
-                    "{ep} has no digest of index {index} ({})",
+                    "{endpoint} has no digest of index {index} ({})",
                     state_name(s)
                 ))
                 .into())
             }
-            Err(e) => return Err(ClientError::Server(format!("{ep}: {e}")).into()),
+            Err(e) => return Err(ClientError::Server(format!("{endpoint}: {e}")).into()),
         }
     }
     if digests.len() > 1 {

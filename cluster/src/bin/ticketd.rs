@@ -1,4 +1,5 @@
 //! `ticketd`: runs a node of the replicated ticket store.
+#![cfg_attr(not(test), deny(clippy::too_many_lines))]
 
 /// mimalloc for the Rust heap (glibc malloc's locking and consolidation showed up at about
 /// 15% of samples under load); C/C++ code (RocksDB) keeps the system allocator.
@@ -41,40 +42,6 @@ enum Cmd {
     /// Make a cluster's CA and its parties' certificates (see docs/OPERATIONS.md).
     #[command(subcommand)]
     Certs(CertsCmd),
-    /// Run the SMS provider simulator.
-    Smssim {
-        /// HTTP listen address.
-        #[arg(long, default_value = "127.0.0.1:8091")]
-        listen: std::net::SocketAddr,
-        #[command(flatten)]
-        serve: SimServeArgs,
-    },
-    /// Run the payment provider simulator (a Stripe-shaped API with faults on request).
-    Paysim {
-        /// HTTP listen address.
-        #[arg(long, default_value = "127.0.0.1:8090")]
-        listen: std::net::SocketAddr,
-        /// File that keeps the simulator's intents across restarts.
-        #[arg(long)]
-        state_file: Option<PathBuf>,
-        #[command(flatten)]
-        serve: SimServeArgs,
-    },
-}
-
-/// How a simulator serves: HTTPS with this certificate, and a secret key it requires.
-#[derive(clap::Args)]
-struct SimServeArgs {
-    /// Serve HTTPS with this certificate (PEM), e.g. `ticketd certs create-node --host
-    /// 127.0.0.1` from the development CA.
-    #[arg(long, requires = "tls_key")]
-    tls_cert: Option<PathBuf>,
-    /// Its private key (PEM).
-    #[arg(long, requires = "tls_cert")]
-    tls_key: Option<PathBuf>,
-    /// Require `Authorization: Bearer <key>` on every request, as a real provider does.
-    #[arg(long, env = "TICKETD_SIM_SECRET_KEY", hide_env_values = true)]
-    secret_key: Option<String>,
 }
 
 /// `ticketd seed`.
@@ -404,10 +371,10 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Node(args) => {
-            let cfg = NodeFileConfig::load(args.config.as_ref(), &*args)?;
-            telemetry::init_logs(&cfg.log_format);
-            let rt = ticketd_cluster::process::runtime(cfg.runtime_threads)?;
-            let result = rt.block_on(run_node(cfg, args.insecure));
+            let config = NodeFileConfig::load(args.config.as_ref(), &*args)?;
+            telemetry::init_logs(&config.log_format);
+            let rt = ticketd_cluster::process::runtime(config.runtime_threads)?;
+            let result = rt.block_on(run_node(config, args.insecure));
             // Do not wait on idle connection tasks: everything durable is flushed by now.
             rt.shutdown_timeout(std::time::Duration::from_millis(500));
             // A state at a cluster version past this binary's is refused when the node opens.
@@ -416,17 +383,6 @@ fn main() -> anyhow::Result<()> {
                 exit_unsupported(why);
             }
             result
-        }
-        Cmd::Paysim {
-            listen,
-            state_file,
-            serve,
-        } => {
-            let sim = ticketd_api::payments::sim::Simulator::new(state_file)?;
-            serve_simulator(listen, "payment", sim.router(), serve)
-        }
-        Cmd::Smssim { listen, serve } => {
-            serve_simulator(listen, "SMS", ticketd_api::notify::sms_sim::router(), serve)
         }
         Cmd::Certs(cmd) => certs(cmd),
         Cmd::Seed(args) => {
@@ -468,7 +424,7 @@ fn main() -> anyhow::Result<()> {
                 })
         }
         Cmd::Openapi => {
-            println!("{}", ticketd_api::openapi_json()?);
+            println!("{}", ticketd_http::openapi_json()?);
             Ok(())
         }
         Cmd::Api(args) => {
@@ -527,41 +483,41 @@ fn certs(cmd: CertsCmd) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run_node(cfg: NodeFileConfig, insecure: bool) -> anyhow::Result<()> {
+async fn run_node(config: NodeFileConfig, insecure: bool) -> anyhow::Result<()> {
     let tls = TlsPaths {
-        cacert: cfg.cacert.clone(),
-        cert: cfg.cert.clone(),
-        key: cfg.key.clone(),
+        cacert: config.cacert.clone(),
+        cert: config.cert.clone(),
+        key: config.key.clone(),
         insecure,
     };
-    let transport = tls.transport(&format!("node {}", cfg.id), Presence::Role(Role::Node))?;
-    if !cfg.metrics_listen.ip().is_loopback() {
-        tracing::warn!(addr = %cfg.metrics_listen, "/metrics and /healthz listen beyond loopback; they are not authenticated");
+    let transport = tls.transport(&format!("node {}", config.id), Presence::Role(Role::Node))?;
+    if !config.metrics_listen.ip().is_loopback() {
+        tracing::warn!(addr = %config.metrics_listen, "/metrics and /healthz listen beyond loopback; they are not authenticated");
     }
     let prometheus = telemetry::init_metrics()?;
-    let metrics_listener = tokio::net::TcpListener::bind(cfg.metrics_listen)
+    let metrics_listener = tokio::net::TcpListener::bind(config.metrics_listen)
         .await
-        .with_context(|| format!("bind metrics address {}", cfg.metrics_listen))?;
+        .with_context(|| format!("bind metrics address {}", config.metrics_listen))?;
     let node = Node::start(NodeConfig {
-        id: cfg.id,
-        data_dir: cfg.data_dir.clone(),
-        listen_addr: cfg.listen,
-        advertise_addr: cfg
+        id: config.id,
+        data_dir: config.data_dir.clone(),
+        listen_addr: config.listen,
+        advertise_addr: config
             .advertise
             .clone()
-            .unwrap_or_else(|| cfg.listen.to_string()),
-        heartbeat_ms: cfg.heartbeat_ms,
-        election_timeout_ms: cfg.election_timeout_ms,
-        snapshot_every_entries: cfg.snapshot_every_entries,
-        logs_kept_after_snapshot: cfg.logs_kept_after_snapshot,
+            .unwrap_or_else(|| config.listen.to_string()),
+        heartbeat_ms: config.heartbeat_ms,
+        election_timeout_ms: config.election_timeout_ms,
+        snapshot_every_entries: config.snapshot_every_entries,
+        logs_kept_after_snapshot: config.logs_kept_after_snapshot,
         metrics_addr: metrics_listener.local_addr()?.to_string(),
         transport,
-        snapshot_recv_max_bytes: cfg.snapshot_recv_max_bytes,
+        snapshot_recv_max_bytes: config.snapshot_recv_max_bytes,
     })
     .await?;
-    if let Some(wcfg) = cfg.worker() {
-        tracing::info!(payments = ?wcfg.payments, smtp = ?wcfg.smtp, sms = ?wcfg.sms, "background worker configured; it acts while this node leads");
-        ticketd_cluster::worker::Worker::new(node.ctx.clone(), wcfg)?.start();
+    if let Some(worker_config) = config.worker() {
+        tracing::info!(payments = ?worker_config.payments, smtp = ?worker_config.smtp, sms = ?worker_config.sms, "background worker configured; it acts while this node leads");
+        ticketd_cluster::worker::Worker::new(node.ctx.clone(), worker_config)?.start();
     }
 
     let app = axum::Router::new()
@@ -625,7 +581,7 @@ async fn run_api(args: ApiArgs) -> anyhow::Result<()> {
     let prometheus = telemetry::init_metrics()?;
     let (root, durable) = match &args.root_key {
         Some(hex) => (
-            ticketd_api::keys::Keys::parse_root(hex).context("--root-key")?,
+            ticketd_http::keys::Keys::parse_root(hex).context("--root-key")?,
             true,
         ),
         None => {
@@ -633,15 +589,15 @@ async fn run_api(args: ApiArgs) -> anyhow::Result<()> {
                 "no --root-key: drawing a random one; tokens and ids will not survive a restart, \
                  and saving payment methods is refused"
             );
-            let mut root = [0u8; ticketd_api::keys::ROOT_KEY_BYTES];
+            let mut root = [0u8; ticketd_http::keys::ROOT_KEY_BYTES];
             for chunk in root.chunks_mut(16) {
                 chunk.copy_from_slice(uuid::Uuid::new_v4().as_bytes());
             }
             (root, false)
         }
     };
-    let keys = ticketd_api::keys::Keys::derive(&root, args.token_ttl_s);
-    let limits = ticketd_api::Limits {
+    let keys = ticketd_http::keys::Keys::derive(&root, args.token_ttl_s);
+    let limits = ticketd_http::Limits {
         holds_per_user_per_minute: args.holds_per_user_per_minute,
         holds_per_ip_per_minute: args.holds_per_ip_per_minute,
         hold_ttl: args.hold_ttl_s.map(std::time::Duration::from_secs),
@@ -663,28 +619,28 @@ async fn run_api(args: ApiArgs) -> anyhow::Result<()> {
             ..WriteBatching::default()
         });
     }
-    let mut state = ticketd_api::AppState::new(cluster, &keys, limits);
+    let mut state = ticketd_http::AppState::new(cluster, &keys, limits);
     if let Some(p) = &args.payments {
         let timeout = std::time::Duration::from_millis(args.payments_timeout_ms);
-        let target = ticketd_api::outbound::Outbound {
+        let target = ticketd_money::outbound::Outbound {
             target: p.clone(),
             secret_key: args.payments_secret_key.clone(),
             ca: args.payments_ca.clone(),
         };
-        let provider = ticketd_api::payments::HttpProvider::new(target, timeout)
+        let provider = ticketd_money::provider::HttpProvider::new(target, timeout)
             .map_err(|e| anyhow::anyhow!("payment provider: {e}"))?;
         state = state.with_payments(provider);
     }
     if durable {
         state = state.with_vault(keys.vault.clone());
     }
-    if let Some(f) = &args.test_fault {
-        let fault = ticketd_api::state::SagaFault::parse(f).map_err(|e| anyhow::anyhow!(e))?;
-        tracing::warn!(?fault, "FAULT INJECTION enabled: for crash tests only");
-        state = state.with_saga_fault(fault);
+    if let Some(fault) = &args.test_fault {
+        state = state
+            .with_test_fault(fault)
+            .map_err(|e| anyhow::anyhow!("--test-fault: {e}"))?;
     }
     let listener =
-        ticketd_api::listen(args.listen).with_context(|| format!("bind {}", args.listen))?;
+        ticketd_http::listen(args.listen).with_context(|| format!("bind {}", args.listen))?;
     let metrics_listener = tokio::net::TcpListener::bind(args.metrics_listen)
         .await
         .with_context(|| format!("bind metrics address {}", args.metrics_listen))?;
@@ -704,7 +660,7 @@ async fn run_api(args: ApiArgs) -> anyhow::Result<()> {
             })
             .await
     });
-    let served = ticketd_api::serve(listener, state, async {
+    let served = ticketd_http::serve(listener, state, async {
         let _ = wait_for_signal().await;
     })
     .await;
@@ -712,48 +668,4 @@ async fn run_api(args: ApiArgs) -> anyhow::Result<()> {
     metrics.await.context("metrics server task")??;
     served?;
     Ok(())
-}
-
-/// Runs a simulator's router until SIGTERM or Ctrl-C.
-fn serve_simulator(
-    listen: std::net::SocketAddr,
-    what: &str,
-    router: axum::Router,
-    serve: SimServeArgs,
-) -> anyhow::Result<()> {
-    telemetry::init_logs("text");
-    let router = match serve.secret_key {
-        Some(key) => {
-            let key: std::sync::Arc<str> = key.into();
-            router.layer(axum::middleware::from_fn(move |req, next| {
-                ticketd_cluster::https::require_bearer(key.clone(), req, next)
-            }))
-        }
-        None => router,
-    };
-    let tls = match (&serve.tls_cert, &serve.tls_key) {
-        (Some(cert), Some(key)) => Some(ticketd_cluster::https::server_config(cert, key)?),
-        _ => None,
-    };
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?
-        .block_on(async move {
-            let listener = tokio::net::TcpListener::bind(listen)
-                .await
-                .with_context(|| format!("bind {listen}"))?;
-            tracing::info!(addr = %listen, https = tls.is_some(), "{what} simulator serving");
-            let shutdown = async {
-                let _ = wait_for_signal().await;
-            };
-            match tls {
-                Some(tls) => ticketd_cluster::https::serve(listener, router, tls, shutdown).await?,
-                None => {
-                    axum::serve(listener, router)
-                        .with_graceful_shutdown(shutdown)
-                        .await?
-                }
-            }
-            anyhow::Ok(())
-        })
 }

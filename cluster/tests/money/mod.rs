@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use ticketd_api::payments::{Intent, IntentPage, IntentStatus};
 use ticketd_jepsen::cluster::{Launch, NodeOpts, Placement, TestCluster};
+use ticketd_money::provider::{Intent, IntentPage, IntentStatus};
 use ticketd_raft::client::{ClusterClient, Consistency};
 use ticketd_store::command::OrderView;
 use ticketd_store::types::{
@@ -17,7 +17,7 @@ use ticketd_store::types::{
 };
 use ticketd_store::{Command, Outcome, Query, QueryResult, Rejection};
 
-use super::common::{ticketctl_bin, ticketd_bin, ApiProcess};
+use super::common::{sim_bin, ticketctl_bin, ticketd_bin, ApiProcess};
 
 /// Polls `cond` every 100 ms until it gives a value, or fails after `timeout` with `what`.
 pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut cond: F) -> anyhow::Result<T>
@@ -672,7 +672,7 @@ impl Drop for SmtpSink {
     }
 }
 
-/// A `ticketd smssim` process, killed on drop.
+/// A `ticketd-sim sms` process, killed on drop.
 pub struct SmsSim {
     /// Its address.
     pub addr: String,
@@ -683,8 +683,8 @@ impl SmsSim {
     /// Starts the SMS provider simulator on a free port.
     pub async fn start() -> anyhow::Result<Self> {
         let addr = free_addr()?;
-        let child = std::process::Command::new(ticketd_bin())
-            .args(["smssim", "--listen", &addr])
+        let child = std::process::Command::new(sim_bin())
+            .args(["sms", "--listen", &addr])
             .stderr(std::process::Stdio::null())
             .spawn()?;
         let sim = Self { addr, child };
