@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use ticketd_money::reconciler::{Reconciler, ReconcilerConfig};
 use ticketd_notify::dispatcher::{Dispatcher, DispatcherConfig, LocalReads};
 use ticketd_raft::client::{ClusterClient, RetryPolicy};
-use ticketd_raft::service::NodeCtx;
+use ticketd_raft::service::NodeContext;
 
 use crate::jobs;
 
@@ -89,7 +89,7 @@ impl Default for WorkerConfig {
 
 /// The worker of one node; acts only while the node leads.
 pub struct Worker {
-    node: NodeCtx,
+    node: NodeContext,
     config: WorkerConfig,
     cluster: Arc<ClusterClient>,
     reconciler: Option<Reconciler>,
@@ -98,7 +98,7 @@ pub struct Worker {
 
 impl Worker {
     /// A worker for the node `node`.
-    pub fn new(node: NodeCtx, config: WorkerConfig) -> anyhow::Result<Arc<Self>> {
+    pub fn new(node: NodeContext, config: WorkerConfig) -> anyhow::Result<Arc<Self>> {
         use ticketd_money::provider::HttpProvider;
         let provider = |target: &ticketd_money::outbound::Outbound| {
             HttpProvider::new(target.clone(), config.payments_timeout)

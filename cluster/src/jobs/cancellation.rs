@@ -3,7 +3,7 @@
 
 use ticketd_money::store::{self, LEADER_CLIENT_ID};
 use ticketd_raft::client::ClusterClient;
-use ticketd_raft::service::NodeCtx;
+use ticketd_raft::service::NodeContext;
 use ticketd_store::command::Done;
 use ticketd_store::{Command, Outcome, Query, QueryResult};
 
@@ -23,7 +23,7 @@ enum Step {
 
 /// Proposes the next steps of every dt this node's state shows as canceling, until each is
 /// canceled or the pass's bound is reached.
-pub async fn continue_cancellations(cluster: &ClusterClient, node: &NodeCtx) {
+pub async fn continue_cancellations(cluster: &ClusterClient, node: &NodeContext) {
     let query = Query::CancelingDts {
         limit: CANCELING_DTS_PER_PASS_MAX,
     };

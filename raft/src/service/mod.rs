@@ -13,6 +13,3 @@ pub use context::{
     SNAPSHOT_DISK_FACTOR, SNAPSHOT_DISK_HEADROOM_BYTES, SNAPSHOT_RECV_MAX_BYTES,
 };
 pub use raft::{snapshot_fits, RaftService};
-
-/// The former name of [`NodeContext`], kept while callers move.
-pub type NodeCtx = NodeContext;
