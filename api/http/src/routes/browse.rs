@@ -10,7 +10,7 @@ use ticketd_store::command::{EventFilter, Near};
 use ticketd_store::types::GeoPoint;
 use ticketd_store::{Query, QueryResult};
 
-use super::{dt_of_event, read};
+use super::calls::{dt_of_event, read};
 use crate::cache::Cached;
 use crate::problem::Problem;
 use crate::state::AppState;

@@ -18,7 +18,7 @@ use ticketd_raft::client::Consistency;
 use ticketd_store::command::GaPick;
 use ticketd_store::{Command, Query, QueryResult, Rejection};
 
-use super::{propose, read, read_dt, written};
+use super::calls::{propose, read, read_dt, written};
 use crate::auth::{Caller, Role};
 use crate::extract::IdempotencyKey;
 use crate::problem::Problem;

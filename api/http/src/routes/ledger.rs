@@ -10,7 +10,7 @@ use ticketd_raft::client::Consistency;
 use ticketd_store::command::{LedgerEntry, LedgerTotals};
 use ticketd_store::{Query, QueryResult};
 
-use super::read;
+use super::calls::read;
 use crate::auth::{Caller, Role};
 use crate::problem::Problem;
 use crate::state::AppState;

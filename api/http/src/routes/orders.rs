@@ -9,7 +9,7 @@ use ticketd_raft::client::Consistency;
 use ticketd_store::command::OrderView;
 use ticketd_store::{Command, Query, QueryResult};
 
-use super::{propose, read, written};
+use super::calls::{propose, read, written};
 use crate::auth::Caller;
 use crate::extract::IdempotencyKey;
 use crate::problem::Problem;

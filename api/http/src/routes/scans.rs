@@ -11,7 +11,7 @@ use ticketd_store::command::Done;
 use ticketd_store::types::ScanVerdict;
 use ticketd_store::{Command, Query, QueryResult};
 
-use super::{propose, read};
+use super::calls::{propose, read};
 use crate::auth::{Caller, Role};
 use crate::extract::IdempotencyKey;
 use crate::problem::Problem;

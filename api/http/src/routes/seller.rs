@@ -11,7 +11,7 @@ use ticketd_raft::client::Consistency;
 use ticketd_store::types::{Event, GeoPoint, SeatingMap, SellerPlan, TierSpec};
 use ticketd_store::{Command, Query, QueryResult};
 
-use super::{propose, read, written};
+use super::calls::{propose, read, written};
 use crate::auth::{Caller, Role};
 use crate::extract::IdempotencyKey;
 use crate::problem::Problem;

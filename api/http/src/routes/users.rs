@@ -13,7 +13,7 @@ use ticketd_raft::client::Consistency;
 use ticketd_store::types::{self as st, Profile, ReminderPreference, SellerPlan};
 use ticketd_store::{Command, Query, QueryResult};
 
-use super::{propose, read, written};
+use super::calls::{propose, read, written};
 use crate::auth::{self, Caller, Role};
 use crate::extract::IdempotencyKey;
 use crate::problem::Problem;

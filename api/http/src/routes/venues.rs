@@ -8,7 +8,7 @@ use axum::response::Response;
 use ticketd_raft::client::Consistency;
 use ticketd_store::{Query, QueryResult};
 
-use super::read;
+use super::calls::read;
 use crate::cache::Cached;
 use crate::problem::Problem;
 use crate::state::AppState;
