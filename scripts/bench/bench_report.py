@@ -439,4 +439,14 @@ if before_path:
     L.append("Raw numbers of the before run: [benchmarks-before.json](benchmarks-before.json).")
 L.append("")
 L.append(f"Raw numbers of every run: [benchmarks.json](benchmarks.json).")
-open(sys.argv[2], "w").write("\n".join(L) + "\n")
+# The hand-written part after KEPT (measurements behind design choices, each with how it was
+# taken) is not generated: it is carried over from the file being replaced.
+KEPT = "<!-- Not generated: scripts/bench keeps everything below this line. -->"
+kept = ""
+try:
+    previous = open(sys.argv[2]).read()
+    if KEPT in previous:
+        kept = previous[previous.index(KEPT):]
+except FileNotFoundError:
+    pass
+open(sys.argv[2], "w").write("\n".join(L) + "\n" + ("\n" + kept if kept else ""))
