@@ -45,11 +45,11 @@
 )]
 
 pub mod backend;
-pub mod command;
 mod exec;
 mod invariants;
 pub mod limits;
 pub mod machine;
+pub mod protocol;
 pub mod query;
 #[cfg_attr(not(feature = "search"), path = "search_none.rs")]
 pub mod search;
@@ -61,5 +61,7 @@ pub mod version;
 #[cfg(feature = "rocksdb")]
 pub use backend::RocksBackend;
 pub use backend::{Backend, MemBackend, StoreError, WriteOp, WriteSet};
-pub use command::{Command, Done, Outcome, Query, QueryResult, Rejection, Request};
 pub use machine::{Machine, Reply, StateDigest, COLUMN_FAMILIES};
+/// The protocol under the name the other crates have always used for it.
+pub use protocol as command;
+pub use protocol::{Command, Done, Outcome, Query, QueryResult, Rejection, Request};

@@ -13,8 +13,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use crate::backend::{Backend, StoreError, WriteSet};
-use crate::command::{Outcome, Query, QueryResult, Rejection, Request, Venue};
 use crate::limits::{IDEMPOTENCY_PRUNE_PER_APPLY_MAX, ID_LEN_MAX, TIME_MS_MAX};
+pub use crate::protocol::Reply;
+use crate::protocol::{Outcome, Query, QueryResult, Rejection, Request, Venue};
 use crate::seats::{SeatBook, FREE, HELD, SOLD};
 use crate::table::{HashMap, Table};
 use crate::types::{
@@ -69,22 +70,6 @@ const KEY_LOG_TIME: &[u8] = b"log_time_ms";
 /// [`crate::version::LEGACY`], so a state of version 1 is persisted (and digested) as binaries
 /// that knew no versions persisted it.
 const KEY_CLUSTER_VERSION: &[u8] = b"cluster_version";
-
-/// The reply to one applied request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Reply {
-    /// What happened.
-    pub outcome: Outcome,
-    /// Log index at which the command was first applied (earlier than the current entry's index
-    /// when this is a replay of a remembered outcome).
-    pub index: u64,
-    /// The command's place in that entry's batch (0 for the first or only request): with
-    /// `index`, its position in the total order of applied requests.
-    #[serde(default)]
-    pub seq: u32,
-    /// True when the key had been seen and this is the remembered first outcome.
-    pub replayed: bool,
-}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Remembered {
@@ -711,7 +696,7 @@ fn check_request_names(req: &Request) -> Result<(), String> {
 mod tests {
     use super::*;
     use crate::backend::MemBackend;
-    use crate::command::Command;
+    use crate::protocol::Command;
 
     fn req(key: &str, venue: &str) -> Request {
         Request {

@@ -1,13 +1,13 @@
 //! Reads of the applied state. Queries never change state and may use floats (distances):
 //! they are answered by one replica, not replayed.
 
-use crate::command::{
-    EventFilter, EventHit, GaAvailability, LedgerEntry, LedgerTotals, OrderView, Query,
-    QueryResult, SeatMapView, SellerLedger, TierAvailability,
-};
 use crate::exec::fee_of;
 use crate::limits::QUERY_LIMIT_MAX;
 use crate::machine::Machine;
+use crate::protocol::{
+    EventFilter, EventHit, GaAvailability, LedgerEntry, LedgerTotals, OrderView, Query,
+    QueryResult, SeatMapView, SellerLedger, TierAvailability,
+};
 use crate::seats::TIER_NONE;
 use crate::types::{DtStatus, GeoPoint};
 

@@ -35,8 +35,8 @@ use tantivy::{
     Term,
 };
 
-use crate::command::EventHit;
 use crate::machine::Machine;
+use crate::protocol::EventHit;
 use crate::types::{Dt, DtStatus, Event};
 
 pub use crate::limits::QUERY_WORDS_MAX;
@@ -458,7 +458,7 @@ impl SearchIndex {
 #[cfg(test)]
 mod tests {
     use super::words;
-    use crate::command::{Command, GaPick, Query, Request};
+    use crate::protocol::{Command, GaPick, Query, Request};
     use crate::types::*;
     use crate::{Machine, MemBackend, Outcome, WriteSet};
 

@@ -1,8 +1,8 @@
 //! Without the `search` feature (the fuzz build): no full-text index. `SearchEvents` answers
 //! nothing; nothing else changes, since no apply reads the index.
 
-use crate::command::EventHit;
 use crate::machine::Machine;
+use crate::protocol::EventHit;
 
 pub use crate::limits::QUERY_WORDS_MAX;
 

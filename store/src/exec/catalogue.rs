@@ -1,9 +1,9 @@
 //! The catalogue: venues and their layouts, sellers, events, dts and their sale windows, and a
 //! dt's cancellation, done in bounded steps.
 
-use crate::command::{Done, Rejection};
 use crate::limits::*;
 use crate::machine::{cf, put, rows_of, Cx, Machine};
+use crate::protocol::{Done, Rejection};
 use crate::types::*;
 
 use super::{no, not_found, validate, R};

@@ -1,8 +1,8 @@
 //! Holds: seats out of the pool for a user, their expiry, and the payments that pin them.
 
-use crate::command::{Done, GaPick, Rejection};
 use crate::limits::*;
 use crate::machine::{cf, put, Cx, Machine};
+use crate::protocol::{Done, GaPick, Rejection};
 use crate::seats::{FREE, HELD, OFF, SOLD, TIER_NONE};
 use crate::types::*;
 

@@ -17,8 +17,8 @@ mod orders;
 mod users;
 mod validate;
 
-use crate::command::{Command, Done, Rejection};
 use crate::machine::{Cx, Machine};
+use crate::protocol::{Command, Done, Rejection};
 use crate::types::*;
 
 pub(crate) use orders::fee_of;

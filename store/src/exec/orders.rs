@@ -3,9 +3,9 @@
 
 use sha2::{Digest as _, Sha256};
 
-use crate::command::{Done, Rejection};
 use crate::limits::*;
 use crate::machine::{cf, put, rows_of, Cx, Machine};
+use crate::protocol::{Done, Rejection};
 use crate::seats::{FREE, HELD, SOLD};
 use crate::types::*;
 

@@ -1,8 +1,8 @@
 //! Users: profiles, accounts to sign in with, roles.
 
-use crate::command::{Done, Rejection};
 use crate::limits::*;
 use crate::machine::{cf, put, Cx, Machine};
+use crate::protocol::{Done, Rejection};
 use crate::types::*;
 
 use super::{no, not_found, validate, R};

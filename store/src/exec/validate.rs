@@ -1,7 +1,7 @@
 //! Checks of the values commands bring, each against a named bound of [`crate::limits`].
 
-use crate::command::Rejection;
 use crate::limits::*;
+use crate::protocol::Rejection;
 use crate::types::{GeoPoint, SeatingMap};
 
 use super::{no, R};
