@@ -7,7 +7,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::machine::{rows_of, Machine};
+use crate::derived::rows_of;
+use crate::machine::Machine;
 use crate::types::{DtStatus, HoldStatus, OrderStatus, PaymentStatus, ScanVerdict, TicketStatus};
 
 /// The sum of some i64 amounts, in i128.

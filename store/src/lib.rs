@@ -45,10 +45,17 @@
 )]
 
 pub mod backend;
+mod columns;
+mod derived;
+mod digest;
+mod event_source;
 mod exec;
+mod idempotency;
 mod invariants;
 pub mod limits;
 pub mod machine;
+mod money;
+mod persist;
 pub mod protocol;
 pub mod query;
 #[cfg_attr(not(feature = "search"), path = "search_none.rs")]
@@ -61,7 +68,10 @@ pub mod version;
 #[cfg(feature = "rocksdb")]
 pub use backend::RocksBackend;
 pub use backend::{Backend, MemBackend, StoreError, WriteOp, WriteSet};
-pub use machine::{Machine, Reply, StateDigest, COLUMN_FAMILIES};
+pub use columns::COLUMN_FAMILIES;
+pub use digest::StateDigest;
+pub use machine::Machine;
 /// The protocol under the name the other crates have always used for it.
 pub use protocol as command;
+pub use protocol::Reply;
 pub use protocol::{Command, Done, Outcome, Query, QueryResult, Rejection, Request};

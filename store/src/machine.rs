@@ -7,15 +7,22 @@
 //! is *derived*: rebuilt from the entities on open and compared with a fresh rebuild by
 //! [`Machine::check_invariants`].
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
 use crate::backend::{Backend, StoreError, WriteSet};
-use crate::limits::{IDEMPOTENCY_PRUNE_PER_APPLY_MAX, ID_LEN_MAX, TIME_MS_MAX};
+use crate::columns::{cf, KEY_CLUSTER_VERSION, KEY_LOG_TIME};
+use crate::derived::{count_seats, Derived};
+use crate::digest::StateDigest;
+use crate::event_source::EventSource;
+use crate::idempotency::{check_request_names, idem_key, Remembered};
+use crate::limits::{IDEMPOTENCY_PRUNE_PER_APPLY_MAX, TIME_MS_MAX};
+use crate::persist::{decode, encode, load, ById, PersistedVisit};
 pub use crate::protocol::Reply;
-use crate::protocol::{Outcome, Query, QueryResult, Rejection, Request, Venue};
+use crate::protocol::{Outcome, Rejection, Request, Venue};
+use crate::search::SearchIndex;
 use crate::seats::{SeatBook, FREE, HELD, SOLD};
 use crate::table::{HashMap, Table};
 use crate::types::{
@@ -24,122 +31,6 @@ use crate::types::{
 };
 
 pub use crate::limits::IDEMPOTENCY_WINDOW_MS;
-
-/// Column family names. "sm_meta" belongs to the Raft runtime.
-pub(crate) mod cf {
-    pub const VENUES: &str = "sm_venues";
-    pub const LAYOUTS: &str = "sm_venue_layouts";
-    pub const SELLERS: &str = "sm_sellers";
-    pub const EVENTS: &str = "sm_events";
-    pub const DTS: &str = "sm_dts";
-    pub const USERS: &str = "sm_users";
-    pub const ACCOUNTS: &str = "sm_accounts";
-    pub const HOLDS: &str = "sm_holds";
-    pub const PAYMENTS: &str = "sm_payments";
-    pub const ORDERS: &str = "sm_orders";
-    pub const TICKETS: &str = "sm_tickets";
-    pub const OUTBOX: &str = "sm_outbox";
-    pub const IDEMPOTENCY: &str = "sm_idempotency";
-    pub const STATE: &str = "sm_state";
-}
-
-/// A visitor of persisted `(column family, key, value)` triples.
-pub type PersistedVisit<'a> = dyn FnMut(&'static str, &[u8], &[u8]) + 'a;
-
-/// Every column family the state machine persists into; the Raft runtime opens them and
-/// includes them in snapshots.
-pub const COLUMN_FAMILIES: &[&str] = &[
-    cf::VENUES,
-    cf::LAYOUTS,
-    cf::SELLERS,
-    cf::EVENTS,
-    cf::DTS,
-    cf::USERS,
-    cf::ACCOUNTS,
-    cf::HOLDS,
-    cf::PAYMENTS,
-    cf::ORDERS,
-    cf::TICKETS,
-    cf::OUTBOX,
-    cf::IDEMPOTENCY,
-    cf::STATE,
-];
-
-const KEY_LOG_TIME: &[u8] = b"log_time_ms";
-/// The cluster version, in `sm_state`; absent until a `SetClusterVersion` raised it past
-/// [`crate::version::LEGACY`], so a state of version 1 is persisted (and digested) as binaries
-/// that knew no versions persisted it.
-const KEY_CLUSTER_VERSION: &[u8] = b"cluster_version";
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct Remembered {
-    command_digest: [u8; 32],
-    index: u64,
-    seq: u32,
-    applied_at_ms: i64,
-    outcome: Outcome,
-}
-
-/// A map of entities by id: ordered (the small catalogue tables) or a [`Table`].
-pub(crate) trait ById<T> {
-    /// Sets the entity of `id`.
-    fn set(&mut self, id: String, v: T);
-    /// Every entity in id order.
-    fn sorted(&self) -> Vec<(&String, &T)>;
-}
-
-impl<T> ById<T> for BTreeMap<String, T> {
-    fn set(&mut self, id: String, v: T) {
-        self.insert(id, v);
-    }
-    fn sorted(&self) -> Vec<(&String, &T)> {
-        self.iter().collect()
-    }
-}
-
-impl<T> ById<T> for Table<T> {
-    fn set(&mut self, id: String, v: T) {
-        self.insert(id, v);
-    }
-    fn sorted(&self) -> Vec<(&String, &T)> {
-        Table::sorted(self)
-    }
-}
-
-/// State derived from the entities: never persisted, rebuilt on open, compared with a fresh
-/// rebuild by the invariant checker.
-#[derive(Debug, Default, Clone, PartialEq)]
-pub(crate) struct Derived {
-    /// Availability per dt.
-    pub books: BTreeMap<String, SeatBook>,
-    /// Live holds by (effective expiry, hold id).
-    pub live_by_expiry: BTreeSet<(i64, String)>,
-    /// Live holds by (dt, hold id): what a dt's cancellation releases.
-    pub dt_live_holds: BTreeSet<(String, String)>,
-    /// Orders that can still be canceled (confirmed or partially refunded) by (dt, order id):
-    /// what a dt's cancellation cancels.
-    pub dt_open_orders: BTreeSet<(String, String)>,
-    /// Dts by (venue, dt id): a venue's seats are frozen once it has one.
-    pub venue_dts: BTreeSet<(String, String)>,
-    /// Dts being canceled, whose cancellation the leader continues.
-    pub canceling_dts: BTreeSet<String>,
-    /// Seats held or owned (valid or used) per (dt, user).
-    pub user_dt_seats: HashMap<(String, String), u32>,
-    /// (user, order) pairs.
-    pub user_orders: BTreeSet<(String, String)>,
-    /// (seller, order) pairs: a seller's ledger.
-    pub seller_orders: BTreeSet<(String, String)>,
-    /// (order, notification) pairs.
-    pub order_notes: BTreeSet<(String, String)>,
-    /// Pending notifications by (due, id).
-    pub pending_outbox: BTreeSet<(i64, String)>,
-    /// Remembered outcomes by (applied at, `idem_key`), for pruning.
-    pub idem_by_age: BTreeSet<(i64, Vec<u8>)>,
-    /// Dts of each event that has some.
-    pub event_dts: BTreeMap<String, BTreeSet<String>>,
-    /// The account (normalized email) of each user that has one.
-    pub account_of_user: BTreeMap<String, String>,
-}
 
 /// The ticket domain's state, held in memory and written through to a [`Backend`].
 #[derive(Debug, Default)]
@@ -164,7 +55,7 @@ pub struct Machine {
     pub(crate) idempotency: HashMap<Vec<u8>, Box<Remembered>>,
     pub(crate) d: Derived,
     /// Full-text index over events: derived, in RAM, never read by `apply`.
-    pub(crate) search: crate::search::SearchIndex,
+    pub(crate) search: SearchIndex,
 }
 
 /// What one apply works with besides the state: the entry's index and log time, the writes,
@@ -180,56 +71,6 @@ pub(crate) struct Cx<'a> {
     pub expired: u32,
     /// The dt this entry changed availability of, for the per-apply check.
     pub touched_dt: Option<String>,
-}
-
-/// The postcard encoding of an entity. Encoding into a growable vector fails only for types
-/// postcard cannot describe (maps with non-string keys are fine; sequences of unknown length
-/// are not), which no entity is: every entity type is encoded by the unit tests.
-#[allow(clippy::expect_used)]
-pub(crate) fn encode<T: Serialize>(v: &T) -> Vec<u8> {
-    postcard::to_stdvec(v).expect("in-memory types always encode")
-}
-
-fn decode<'a, T: Deserialize<'a>>(cf: &str, bytes: &'a [u8]) -> Result<T, StoreError> {
-    postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt {
-        cf: cf.to_string(),
-        detail: e.to_string(),
-    })
-}
-
-fn idem_key(client_id: &str, key: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(client_id.len().saturating_add(key.len()).saturating_add(1));
-    k.extend_from_slice(client_id.as_bytes());
-    k.push(0);
-    k.extend_from_slice(key.as_bytes());
-    k
-}
-
-/// Inserts `v` under `id` and writes it through.
-pub(crate) fn put<T: Serialize>(
-    map: &mut impl ById<T>,
-    ws: &mut WriteSet,
-    cf: &'static str,
-    id: &str,
-    v: T,
-) {
-    ws.put(cf, id.as_bytes().to_vec(), encode(&v));
-    map.set(id.to_string(), v);
-}
-
-fn load<T: for<'a> Deserialize<'a>>(
-    backend: &dyn Backend,
-    cf: &'static str,
-    map: &mut impl ById<T>,
-) -> Result<(), StoreError> {
-    backend.scan(cf, &mut |k, v| {
-        let id = std::str::from_utf8(k).map_err(|e| StoreError::Corrupt {
-            cf: cf.to_string(),
-            detail: e.to_string(),
-        })?;
-        map.set(id.to_string(), decode(cf, v)?);
-        Ok(())
-    })
 }
 
 impl Machine {
@@ -468,11 +309,6 @@ impl Machine {
         }
     }
 
-    /// Answers a read from the applied state.
-    pub fn query(&self, q: &Query) -> QueryResult {
-        crate::query::answer(self, q)
-    }
-
     /// Visits every persisted key and value, column family by column family in the order of
     /// [`COLUMN_FAMILIES`], keys in order: exactly what the backend holds after every write set
     /// this machine produced was committed.
@@ -625,71 +461,18 @@ impl Machine {
     }
 }
 
-/// The second parts of the pairs of `index` whose first part is `first`, in order.
-pub(crate) fn rows_of<'a>(
-    index: &'a std::collections::BTreeSet<(String, String)>,
-    first: &'a str,
-) -> impl Iterator<Item = String> + 'a {
-    index
-        .range((first.to_string(), String::new())..)
-        .take_while(move |(f, _)| f == first)
-        .map(|(_, second)| second.clone())
-}
-
-/// The digest of a state: SHA-256 over every persisted `(column family, key, value)` in the
-/// order of [`COLUMN_FAMILIES`], keys in byte order, each field length-prefixed. Fed from the
-/// machine ([`Machine::digest`]) or from what a backend holds (a node digesting a RocksDB
-/// snapshot), it gives the same answer for the same state.
-#[derive(Default)]
-pub struct StateDigest(Sha256);
-
-impl StateDigest {
-    /// Adds one record; records come column family by column family, keys in order.
-    pub fn record(&mut self, cf: &str, key: &[u8], value: &[u8]) {
-        self.0.update(cf.as_bytes());
-        self.0
-            .update(u64::try_from(key.len()).unwrap_or(u64::MAX).to_be_bytes());
-        self.0.update(key);
-        self.0
-            .update(u64::try_from(value.len()).unwrap_or(u64::MAX).to_be_bytes());
-        self.0.update(value);
+impl EventSource for Machine {
+    fn events(&self) -> &BTreeMap<String, Event> {
+        &self.events
     }
 
-    /// The digest in hex.
-    pub fn finish(self) -> String {
-        self.0
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+    fn venue(&self, venue_id: &str) -> Option<&Venue> {
+        self.venues.get(venue_id)
     }
-}
 
-/// Adds `n` seats to what a user holds or owns of a dt (at most SEATS_PER_USER_PER_DT_MAX in
-/// a state that keeps its invariants; saturating in one that does not, which the checker
-/// reports).
-fn count_seats(d: &mut Derived, dt_id: &str, user_id: &str, n: usize) {
-    let c = d
-        .user_dt_seats
-        .entry((dt_id.to_string(), user_id.to_string()))
-        .or_default();
-    *c = c.saturating_add(u32::try_from(n).unwrap_or(u32::MAX));
-}
-
-/// A request's client id and idempotency key: ids (1..=ID_LEN_MAX bytes without NUL, which
-/// separates them in the key the outcome is remembered under).
-fn check_request_names(req: &Request) -> Result<(), String> {
-    for (field, v) in [
-        ("client_id", &req.client_id),
-        ("idempotency_key", &req.idempotency_key),
-    ] {
-        if v.is_empty() || v.len() > ID_LEN_MAX || v.contains('\0') {
-            return Err(format!(
-                "{field} must be 1..={ID_LEN_MAX} bytes without NUL"
-            ));
-        }
+    fn dts_of_event(&self, event_id: &str) -> Vec<&Dt> {
+        self.event_dts(event_id).collect()
     }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -1,9 +1,9 @@
 //! Reads of the applied state. Queries never change state and may use floats (distances):
 //! they are answered by one replica, not replayed.
 
-use crate::exec::fee_of;
 use crate::limits::QUERY_LIMIT_MAX;
 use crate::machine::Machine;
+use crate::money::{add_to_totals, ledger_entry, platform_fee_minor};
 use crate::protocol::{
     EventFilter, EventHit, GaAvailability, LedgerEntry, LedgerTotals, OrderView, Query,
     QueryResult, SeatMapView, SellerLedger, TierAvailability,
@@ -27,16 +27,18 @@ fn meters(d: f64) -> u32 {
     d.round() as u32
 }
 
-/// A count of tickets as an answer's u32.
-fn count(n: usize) -> u32 {
-    u32::try_from(n).unwrap_or(u32::MAX)
-}
-
 fn cap(limit: u32) -> usize {
     limit.clamp(1, QUERY_LIMIT_MAX) as usize
 }
 
-pub(crate) fn answer(m: &Machine, q: &Query) -> QueryResult {
+impl Machine {
+    /// Answers a read from the applied state.
+    pub fn query(&self, q: &Query) -> QueryResult {
+        answer(self, q)
+    }
+}
+
+fn answer(m: &Machine, q: &Query) -> QueryResult {
     match q {
         Query::GetVenue { venue_id } => QueryResult::Venue(m.venues.get(venue_id).cloned()),
         Query::Digest => QueryResult::Digest(m.digest()),
@@ -125,30 +127,7 @@ fn seller_ledger(m: &Machine, seller_id: &str, limit: usize) -> Option<SellerLed
                         )
                     })
                     .collect();
-                // Amounts of an order (at most SEATS_PER_HOLD_MAX tickets of at most
-                // PRICE_MINOR_MAX, validated) and their sums over a seller's orders stay far
-                // inside i64; saturating keeps a broken state from panicking a read.
-                let fees_returned = returned
-                    .iter()
-                    .fold(0i64, |s, t| s.saturating_add(t.fee_minor));
-                let fees = o.fee_minor.saturating_sub(fees_returned);
-                let e = LedgerEntry {
-                    order_id: o.order_id.clone(),
-                    dt_id: o.dt_id.clone(),
-                    created_at_ms: o.created_at_ms,
-                    currency: o.currency.clone(),
-                    tickets: count(o.ticket_ids.len()),
-                    tickets_returned: count(returned.len()),
-                    sales_minor: o.total_minor,
-                    fees_charged_minor: o.fee_minor,
-                    fees_minor: fees,
-                    refunds_minor: o.refunded_minor,
-                    payout_minor: o
-                        .total_minor
-                        .saturating_sub(fees)
-                        .saturating_sub(o.refunded_minor),
-                };
-                (o.created_index, e)
+                (o.created_index, ledger_entry(o, &returned))
             })
             .collect();
     let mut totals: std::collections::BTreeMap<&str, LedgerTotals> = Default::default();
@@ -157,16 +136,7 @@ fn seller_ledger(m: &Machine, seller_id: &str, limit: usize) -> Option<SellerLed
             currency: e.currency.clone(),
             ..Default::default()
         });
-        t.orders = t.orders.saturating_add(1);
-        t.tickets = t.tickets.saturating_add(e.tickets);
-        t.tickets_returned = t.tickets_returned.saturating_add(e.tickets_returned);
-        t.sales_minor = t.sales_minor.saturating_add(e.sales_minor);
-        let face_value = e.sales_minor.saturating_sub(e.fees_charged_minor);
-        t.face_value_minor = t.face_value_minor.saturating_add(face_value);
-        t.fees_charged_minor = t.fees_charged_minor.saturating_add(e.fees_charged_minor);
-        t.fees_minor = t.fees_minor.saturating_add(e.fees_minor);
-        t.refunds_minor = t.refunds_minor.saturating_add(e.refunds_minor);
-        t.payout_minor = t.payout_minor.saturating_add(e.payout_minor);
+        add_to_totals(t, e);
     }
     let totals = totals.into_values().collect();
     entries.sort_by_key(|(index, _)| std::cmp::Reverse(*index));
@@ -267,7 +237,7 @@ fn seat_map(m: &Machine, dt_id: &str) -> Option<SeatMapView> {
             tier_id: t.spec.tier_id.clone(),
             name: t.spec.name.clone(),
             price_minor: t.spec.price_minor,
-            fee_minor: fee_of(t.spec.price_minor, fee_bps),
+            fee_minor: platform_fee_minor(t.spec.price_minor, fee_bps),
             currency: t.spec.currency.clone(),
             capacity: c.capacity,
             available: c.available(),

@@ -35,7 +35,7 @@ use tantivy::{
     Term,
 };
 
-use crate::machine::Machine;
+use crate::event_source::EventSource;
 use crate::protocol::EventHit;
 use crate::types::{Dt, DtStatus, Event};
 
@@ -209,7 +209,7 @@ impl Built {
     }
 
     /// The document of an event: its text and the venues of its dts.
-    fn document(&mut self, m: &Machine, e: &Event) -> TantivyDocument {
+    fn document(&mut self, m: &dyn EventSource, e: &Event) -> TantivyDocument {
         let f = self.fields;
         let no = match self.numbers.get(&e.event_id) {
             Some(no) => *no,
@@ -230,10 +230,11 @@ impl Built {
         doc.add_text(f.other, &e.description);
         doc.add_text(f.other, &e.category);
         let venues: BTreeSet<&str> = m
-            .event_dts(&e.event_id)
+            .dts_of_event(&e.event_id)
+            .into_iter()
             .map(|d| d.venue_id.as_str())
             .collect();
-        for v in venues.into_iter().filter_map(|v| m.venues.get(v)) {
+        for v in venues.into_iter().filter_map(|v| m.venue(v)) {
             doc.add_text(f.venue, &v.name);
             doc.add_text(f.venue, &v.city);
         }
@@ -241,21 +242,25 @@ impl Built {
     }
 
     /// Re-indexes the events named in `changed` (all of them when `None`) and commits.
-    fn update(&mut self, m: &Machine, changed: Option<&BTreeSet<String>>) -> tantivy::Result<()> {
+    fn update(
+        &mut self,
+        m: &dyn EventSource,
+        changed: Option<&BTreeSet<String>>,
+    ) -> tantivy::Result<()> {
         let mut w = self.writer()?;
         match changed {
             None => {
                 w.delete_all_documents()?;
                 self.ids.clear();
                 self.numbers.clear();
-                for e in m.events.values() {
+                for e in m.events().values() {
                     w.add_document(self.document(m, e))?;
                 }
             }
             Some(ids) => {
                 for id in ids {
                     w.delete_term(Term::from_field_text(self.fields.event_id, id));
-                    if let Some(e) = m.events.get(id) {
+                    if let Some(e) = m.events().get(id) {
                         w.add_document(self.document(m, e))?;
                     }
                 }
@@ -324,7 +329,7 @@ struct Inner {
     pending: Pending,
 }
 
-/// The search index of a [`Machine`]: derived state, not part of its identity.
+/// The search index of a [`Machine`](crate::Machine): derived state, not part of its identity.
 #[derive(Default)]
 pub struct SearchIndex {
     inner: Mutex<Inner>,
@@ -360,7 +365,7 @@ impl SearchIndex {
         }
     }
 
-    fn catch_up(inner: &mut Inner, m: &Machine) -> tantivy::Result<()> {
+    fn catch_up(inner: &mut Inner, m: &dyn EventSource) -> tantivy::Result<()> {
         let changed = match std::mem::take(&mut inner.pending) {
             Pending::Events(ids) if ids.is_empty() && inner.built.is_some() => {
                 inner.pending = Pending::Events(ids);
@@ -391,7 +396,7 @@ impl SearchIndex {
 
     /// Events with a published dt matching every word of `text`, best first: by score, then
     /// popularity, then id. A failure of the index answers nothing and rebuilds it next time.
-    pub(crate) fn search(&self, m: &Machine, text: &str, limit: usize) -> Vec<EventHit> {
+    pub(crate) fn search(&self, m: &dyn EventSource, text: &str, limit: usize) -> Vec<EventHit> {
         let mut query = words(text);
         query.truncate(QUERY_WORDS_MAX);
         if query.is_empty() {
@@ -416,7 +421,7 @@ impl SearchIndex {
         };
         let mut scored: Vec<(u32, &Event, &Dt)> = found
             .into_iter()
-            .filter_map(|(score, id)| Some((score, m.events.get(id)?, first_published(m, id)?)))
+            .filter_map(|(score, id)| Some((score, m.events().get(id)?, first_published(m, id)?)))
             .collect();
         scored.sort_unstable_by(|(sa, a, _), (sb, b, _)| {
             sb.cmp(sa)
@@ -438,8 +443,9 @@ impl SearchIndex {
 }
 
 /// An event's earliest published dt (by start, then id).
-fn first_published<'m>(m: &'m Machine, event_id: &str) -> Option<&'m Dt> {
-    m.event_dts(event_id)
+fn first_published<'m>(m: &'m dyn EventSource, event_id: &str) -> Option<&'m Dt> {
+    m.dts_of_event(event_id)
+        .into_iter()
         .filter(|d| d.status == DtStatus::Published)
         .min_by(|a, b| (a.starts_at_ms, &a.dt_id).cmp(&(b.starts_at_ms, &b.dt_id)))
 }

@@ -27,7 +27,9 @@ pub const BINARY_VERSION: u32 = if cfg!(feature = "next-version") { 2 } else { 1
 /// family's version, and a node refuses one with a column family or a version it does not
 /// know instead of guessing.
 pub fn column_family_version(name: &str) -> Option<u32> {
-    crate::COLUMN_FAMILIES.contains(&name).then_some(LEGACY)
+    crate::columns::COLUMN_FAMILIES
+        .contains(&name)
+        .then_some(LEGACY)
 }
 
 /// The version a request needs of the binary that applies it: its command's, and for a

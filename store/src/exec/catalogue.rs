@@ -1,12 +1,16 @@
 //! The catalogue: venues and their layouts, sellers, events, dts and their sale windows, and a
 //! dt's cancellation, done in bounded steps.
 
+use crate::columns::cf;
+use crate::derived::rows_of;
 use crate::limits::*;
-use crate::machine::{cf, put, rows_of, Cx, Machine};
+use crate::machine::{Cx, Machine};
+use crate::persist::put;
 use crate::protocol::{Done, Rejection};
 use crate::types::*;
 
-use super::{no, not_found, validate, R};
+use super::reject::{no, not_found, R};
+use super::validate;
 
 impl Machine {
     pub(super) fn create_venue(

@@ -1,23 +1,16 @@
 //! Holds: seats out of the pool for a user, their expiry, and the payments that pin them.
 
+use crate::columns::cf;
 use crate::limits::*;
-use crate::machine::{cf, put, Cx, Machine};
+use crate::machine::{Cx, Machine};
+use crate::money::{platform_fee_minor, HoldAmounts};
+use crate::persist::put;
 use crate::protocol::{Done, GaPick, Rejection};
 use crate::seats::{FREE, HELD, OFF, SOLD, TIER_NONE};
 use crate::types::*;
 
-use super::{no, not_found, validate, R};
-
-/// The platform fee on a price, rounded half up. Prices are at most [`PRICE_MINOR_MAX`] and
-/// fees at most [`FEE_BPS_MAX`] (both validated), so the fee is far inside i64.
-pub(crate) fn fee_of(price_minor: i64, fee_bps: u32) -> i64 {
-    let fee = i128::from(price_minor)
-        .saturating_mul(i128::from(fee_bps))
-        .saturating_add(5_000)
-        .checked_div(10_000)
-        .unwrap_or(0);
-    i64::try_from(fee).unwrap_or(i64::MAX)
-}
+use super::reject::{no, not_found, R};
+use super::validate;
 
 /// What a hold of one dt needs to know of its sale: the seller's fee, the dt's currency and
 /// the price of each tier.
@@ -38,7 +31,7 @@ impl Sale {
             seat,
             tier,
             price_minor,
-            fee_minor: fee_of(price_minor, self.fee_bps),
+            fee_minor: platform_fee_minor(price_minor, self.fee_bps),
         })
     }
 }
@@ -262,14 +255,7 @@ impl Machine {
                 book.shift(it.seat, FREE, HELD);
             }
         }
-        // At most SEATS_PER_HOLD_MAX items of at most PRICE_MINOR_MAX (+ FEE_BPS_MAX): no sum
-        // comes near i64::MAX.
-        let subtotal = items
-            .iter()
-            .fold(0i64, |sum, i| sum.saturating_add(i.price_minor));
-        let fee = items
-            .iter()
-            .fold(0i64, |sum, i| sum.saturating_add(i.fee_minor));
+        let amounts = HoldAmounts::of(&items);
         let seats: Vec<SeatRef> = items.iter().map(|i| i.seat).collect();
         let held = u32::try_from(items.len()).unwrap_or(u32::MAX);
         let hold = Hold {
@@ -277,9 +263,9 @@ impl Machine {
             dt_id: dt_id.to_string(),
             user_id: user_id.to_string(),
             items,
-            subtotal_minor: subtotal,
-            fee_minor: fee,
-            total_minor: subtotal.saturating_add(fee),
+            subtotal_minor: amounts.subtotal_minor,
+            fee_minor: amounts.fee_minor,
+            total_minor: amounts.total_minor,
             currency,
             created_at_ms: cx.now,
             // Log time is at most TIME_MS_MAX and a TTL at most HOLD_TTL_MAX_MS.

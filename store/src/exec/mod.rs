@@ -14,6 +14,7 @@
 mod catalogue;
 mod holds;
 mod orders;
+mod reject;
 mod users;
 mod validate;
 
@@ -21,27 +22,7 @@ use crate::machine::{Cx, Machine};
 use crate::protocol::{Command, Done, Rejection};
 use crate::types::*;
 
-pub(crate) use orders::fee_of;
-
-/// A refusal on its way to becoming [`crate::Outcome::Rejected`].
-#[derive(Debug)]
-pub(crate) struct Reject {
-    pub code: Rejection,
-    pub detail: String,
-}
-
-pub(crate) type R<T> = Result<T, Reject>;
-
-pub(crate) fn no(code: Rejection, detail: impl Into<String>) -> Reject {
-    Reject {
-        code,
-        detail: detail.into(),
-    }
-}
-
-fn not_found(what: &str, id: &str) -> Reject {
-    no(Rejection::NotFound, format!("no {what} {id}"))
-}
+use reject::{no, R};
 
 impl Machine {
     pub(crate) fn execute(&mut self, cx: &mut Cx<'_>, cmd: &Command) -> R<Done> {

@@ -3,15 +3,18 @@
 
 use sha2::{Digest as _, Sha256};
 
+use crate::columns::cf;
+use crate::derived::rows_of;
 use crate::limits::*;
-use crate::machine::{cf, put, rows_of, Cx, Machine};
+use crate::machine::{Cx, Machine};
+use crate::money::ticket_return_minor;
+use crate::persist::put;
 use crate::protocol::{Done, Rejection};
 use crate::seats::{FREE, HELD, SOLD};
 use crate::types::*;
 
-use super::{no, not_found, validate, R};
-
-pub(crate) use super::holds::fee_of;
+use super::reject::{no, not_found, R};
+use super::validate;
 
 /// What a purchase needs besides the hold, gathered while validating.
 struct Purchase {
@@ -339,7 +342,7 @@ impl Machine {
             }
             self.free_ticket_seat(&t);
             // An order's tickets sum to its total (an invariant), far inside i64.
-            refund = refund.saturating_add(t.price_minor.saturating_add(t.fee_minor));
+            refund = refund.saturating_add(ticket_return_minor(&t));
             t.status = TicketStatus::Canceled { at_ms: cx.now };
             t.updated_at_ms = cx.now;
             refunded_ids.push(tid.clone());
@@ -420,7 +423,7 @@ impl Machine {
             .cloned()
             .ok_or_else(|| not_found("order", &t.order_id))?;
         self.free_ticket_seat(&t);
-        let refund = t.price_minor.saturating_add(t.fee_minor);
+        let refund = ticket_return_minor(&t);
         t.status = TicketStatus::Refunded { at_ms: cx.now };
         t.updated_at_ms = cx.now;
         let (order_id, event_id, dt_id) = (t.order_id.clone(), t.event_id.clone(), t.dt_id.clone());

@@ -1,11 +1,14 @@
 //! Users: profiles, accounts to sign in with, roles.
 
+use crate::columns::cf;
 use crate::limits::*;
-use crate::machine::{cf, put, Cx, Machine};
+use crate::machine::{Cx, Machine};
+use crate::persist::put;
 use crate::protocol::{Done, Rejection};
 use crate::types::*;
 
-use super::{no, not_found, validate, R};
+use super::reject::{no, not_found, R};
+use super::validate;
 
 fn check_profile(p: &Profile) -> R<()> {
     for (f, v) in [

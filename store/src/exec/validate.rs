@@ -4,9 +4,9 @@ use crate::limits::*;
 use crate::protocol::Rejection;
 use crate::types::{GeoPoint, SeatingMap};
 
-use super::{no, R};
+use super::reject::{no, Reject, R};
 
-fn invalid(detail: impl Into<String>) -> super::Reject {
+fn invalid(detail: impl Into<String>) -> Reject {
     no(Rejection::InvalidArgument, detail)
 }
 
