@@ -2,7 +2,7 @@
 //! of its scalars in `sm_state`.
 
 /// Column family names. "sm_meta" belongs to the Raft runtime.
-pub(crate) mod cf {
+pub(crate) mod column_family {
     pub const VENUES: &str = "sm_venues";
     pub const LAYOUTS: &str = "sm_venue_layouts";
     pub const SELLERS: &str = "sm_sellers";
@@ -22,20 +22,20 @@ pub(crate) mod cf {
 /// Every column family the state machine persists into; the Raft runtime opens them and
 /// includes them in snapshots.
 pub const COLUMN_FAMILIES: &[&str] = &[
-    cf::VENUES,
-    cf::LAYOUTS,
-    cf::SELLERS,
-    cf::EVENTS,
-    cf::DTS,
-    cf::USERS,
-    cf::ACCOUNTS,
-    cf::HOLDS,
-    cf::PAYMENTS,
-    cf::ORDERS,
-    cf::TICKETS,
-    cf::OUTBOX,
-    cf::IDEMPOTENCY,
-    cf::STATE,
+    column_family::VENUES,
+    column_family::LAYOUTS,
+    column_family::SELLERS,
+    column_family::EVENTS,
+    column_family::DTS,
+    column_family::USERS,
+    column_family::ACCOUNTS,
+    column_family::HOLDS,
+    column_family::PAYMENTS,
+    column_family::ORDERS,
+    column_family::TICKETS,
+    column_family::OUTBOX,
+    column_family::IDEMPOTENCY,
+    column_family::STATE,
 ];
 
 pub(crate) const KEY_LOG_TIME: &[u8] = b"log_time_ms";

@@ -33,8 +33,8 @@ pub(crate) struct Derived {
     pub order_notes: BTreeSet<(String, String)>,
     /// Pending notifications by (due, id).
     pub pending_outbox: BTreeSet<(i64, String)>,
-    /// Remembered outcomes by (applied at, `idem_key`), for pruning.
-    pub idem_by_age: BTreeSet<(i64, Vec<u8>)>,
+    /// Remembered outcomes by (applied at, `idempotency_key_bytes`), for pruning.
+    pub idempotency_by_age: BTreeSet<(i64, Vec<u8>)>,
     /// Dts of each event that has some.
     pub event_dts: BTreeMap<String, BTreeSet<String>>,
     /// The account (normalized email) of each user that has one.
@@ -55,8 +55,8 @@ pub(crate) fn rows_of<'a>(
 /// Adds `n` seats to what a user holds or owns of a dt (at most SEATS_PER_USER_PER_DT_MAX in
 /// a state that keeps its invariants; saturating in one that does not, which the checker
 /// reports).
-pub(crate) fn count_seats(d: &mut Derived, dt_id: &str, user_id: &str, n: usize) {
-    let c = d
+pub(crate) fn count_seats(derived: &mut Derived, dt_id: &str, user_id: &str, n: usize) {
+    let c = derived
         .user_dt_seats
         .entry((dt_id.to_string(), user_id.to_string()))
         .or_default();

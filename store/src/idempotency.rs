@@ -15,7 +15,7 @@ pub(crate) struct Remembered {
     pub outcome: Outcome,
 }
 
-pub(crate) fn idem_key(client_id: &str, key: &str) -> Vec<u8> {
+pub(crate) fn idempotency_key_bytes(client_id: &str, key: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(client_id.len().saturating_add(key.len()).saturating_add(1));
     k.extend_from_slice(client_id.as_bytes());
     k.push(0);

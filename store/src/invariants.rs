@@ -34,9 +34,9 @@ impl Machine {
         for (dt, book) in &fresh.books {
             book.check_counts().map_err(|e| format!("dt {dt}: {e}"))?;
         }
-        if fresh != self.d {
+        if fresh != self.derived {
             for (dt, book) in &fresh.books {
-                if self.d.books.get(dt) != Some(book) {
+                if self.derived.books.get(dt) != Some(book) {
                     return Err(format!("dt {dt}: seat book differs from a rebuild"));
                 }
             }
@@ -44,8 +44,8 @@ impl Machine {
         }
 
         for (id, dt) in &self.dts {
-            let open = rows_of(&self.d.dt_live_holds, id).next().is_some()
-                || rows_of(&self.d.dt_open_orders, id).next().is_some();
+            let open = rows_of(&self.derived.dt_live_holds, id).next().is_some()
+                || rows_of(&self.derived.dt_open_orders, id).next().is_some();
             if dt.status == DtStatus::Canceled && open {
                 return Err(format!("dt {id}: canceled with live holds or open orders"));
             }

@@ -13,11 +13,11 @@ use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
 use crate::backend::{Backend, StoreError, WriteSet};
-use crate::columns::{cf, KEY_CLUSTER_VERSION, KEY_LOG_TIME};
+use crate::columns::{column_family, KEY_CLUSTER_VERSION, KEY_LOG_TIME};
 use crate::derived::{count_seats, Derived};
 use crate::digest::StateDigest;
 use crate::event_source::EventSource;
-use crate::idempotency::{check_request_names, idem_key, Remembered};
+use crate::idempotency::{check_request_names, idempotency_key_bytes, Remembered};
 use crate::limits::{IDEMPOTENCY_PRUNE_PER_APPLY_MAX, TIME_MS_MAX};
 use crate::persist::{decode, encode, load, ById, PersistedVisit};
 pub use crate::protocol::Reply;
@@ -51,24 +51,27 @@ pub struct Machine {
     pub(crate) orders: Table<Order>,
     pub(crate) tickets: Table<Ticket>,
     pub(crate) outbox: Table<Notification>,
-    /// By `idem_key(client, key)`, the bytes it is persisted under.
+    /// By `idempotency_key_bytes(client, key)`, the bytes it is persisted under.
     pub(crate) idempotency: HashMap<Vec<u8>, Box<Remembered>>,
-    pub(crate) d: Derived,
+    pub(crate) derived: Derived,
     /// Full-text index over events: derived, in RAM, never read by `apply`.
     pub(crate) search: SearchIndex,
 }
 
 /// What one apply works with besides the state: the entry's index and log time, the writes,
 /// and counters for ids minted from the index.
-pub(crate) struct Cx<'a> {
+pub(crate) struct ApplyContext<'a> {
+    /// The entry's log index.
     pub index: u64,
-    pub now: i64,
-    pub ws: &'a mut WriteSet,
+    /// Log time as this request sees it: the largest stamp applied so far.
+    pub now_ms: i64,
+    /// Where every change to an entity is written through.
+    pub writes: &'a mut WriteSet,
     /// Notifications minted in this entry so far, over its whole batch (their ids are
     /// `n-{index}-{k}`).
-    pub notes: u32,
+    pub notifications_minted: u32,
     /// Holds expired in this entry.
-    pub expired: u32,
+    pub holds_expired: u32,
     /// The dt this entry changed availability of, for the per-apply check.
     pub touched_dt: Option<String>,
 }
@@ -79,35 +82,35 @@ impl Machine {
     pub fn open(backend: &dyn Backend) -> Result<Self, StoreError> {
         let mut m = Machine::default();
         // First: a state of a later version may hold rows this binary cannot decode.
-        if let Some(v) = backend.get(cf::STATE, KEY_CLUSTER_VERSION)? {
-            m.cluster_version_raised = decode(cf::STATE, &v)?;
+        if let Some(v) = backend.get(column_family::STATE, KEY_CLUSTER_VERSION)? {
+            m.cluster_version_raised = decode(column_family::STATE, &v)?;
             if m.cluster_version_raised > crate::version::BINARY_VERSION {
                 return Err(StoreError::VersionTooNew {
                     version: m.cluster_version_raised,
                 });
             }
         }
-        load(backend, cf::VENUES, &mut m.venues)?;
-        load(backend, cf::LAYOUTS, &mut m.layouts)?;
-        load(backend, cf::SELLERS, &mut m.sellers)?;
-        load(backend, cf::EVENTS, &mut m.events)?;
-        load(backend, cf::DTS, &mut m.dts)?;
-        load(backend, cf::USERS, &mut m.users)?;
-        load(backend, cf::ACCOUNTS, &mut m.accounts)?;
-        load(backend, cf::HOLDS, &mut m.holds)?;
-        load(backend, cf::PAYMENTS, &mut m.payments)?;
-        load(backend, cf::ORDERS, &mut m.orders)?;
-        load(backend, cf::TICKETS, &mut m.tickets)?;
-        load(backend, cf::OUTBOX, &mut m.outbox)?;
-        backend.scan(cf::IDEMPOTENCY, &mut |k, v| {
+        load(backend, column_family::VENUES, &mut m.venues)?;
+        load(backend, column_family::LAYOUTS, &mut m.layouts)?;
+        load(backend, column_family::SELLERS, &mut m.sellers)?;
+        load(backend, column_family::EVENTS, &mut m.events)?;
+        load(backend, column_family::DTS, &mut m.dts)?;
+        load(backend, column_family::USERS, &mut m.users)?;
+        load(backend, column_family::ACCOUNTS, &mut m.accounts)?;
+        load(backend, column_family::HOLDS, &mut m.holds)?;
+        load(backend, column_family::PAYMENTS, &mut m.payments)?;
+        load(backend, column_family::ORDERS, &mut m.orders)?;
+        load(backend, column_family::TICKETS, &mut m.tickets)?;
+        load(backend, column_family::OUTBOX, &mut m.outbox)?;
+        backend.scan(column_family::IDEMPOTENCY, &mut |k, v| {
             m.idempotency
-                .insert(k.to_vec(), decode(cf::IDEMPOTENCY, v)?);
+                .insert(k.to_vec(), decode(column_family::IDEMPOTENCY, v)?);
             Ok(())
         })?;
-        if let Some(t) = backend.get(cf::STATE, KEY_LOG_TIME)? {
-            m.log_time_ms = decode(cf::STATE, &t)?;
+        if let Some(t) = backend.get(column_family::STATE, KEY_LOG_TIME)? {
+            m.log_time_ms = decode(column_family::STATE, &t)?;
         }
-        m.d = m.derive().map_err(StoreError::Invariant)?;
+        m.derived = m.derive().map_err(StoreError::Invariant)?;
         m.check_invariants().map_err(StoreError::Invariant)?;
         // The search index starts empty with every event pending: the first search builds it.
         Ok(m)
@@ -140,22 +143,26 @@ impl Machine {
     /// Sets the cluster version and writes it through.
     pub(crate) fn set_cluster_version_raw(&mut self, ws: &mut WriteSet, version: u32) {
         self.cluster_version_raised = version;
-        ws.put(cf::STATE, KEY_CLUSTER_VERSION.to_vec(), encode(&version));
+        ws.put(
+            column_family::STATE,
+            KEY_CLUSTER_VERSION.to_vec(),
+            encode(&version),
+        );
     }
 
     /// The dts of an event, by dt id.
     pub(crate) fn event_dts<'a>(&'a self, event_id: &str) -> impl Iterator<Item = &'a Dt> + 'a {
-        self.d
+        self.derived
             .event_dts
             .get(event_id)
             .into_iter()
             .flatten()
-            .filter_map(|d| self.dts.get(d))
+            .filter_map(|dt_id| self.dts.get(dt_id))
     }
 
     /// Heap bytes of a dt's in-memory availability (the seat book), for capacity planning.
     pub fn seat_book_heap_bytes(&self, dt_id: &str) -> Option<usize> {
-        self.d.books.get(dt_id).map(|b| b.heap_bytes())
+        self.derived.books.get(dt_id).map(|b| b.heap_bytes())
     }
 
     /// Applies one committed request at log `index`, recording its writes in `ws`: an entry
@@ -186,7 +193,11 @@ impl Machine {
     /// entry moved it.
     fn persist_log_time(&self, before: i64, ws: &mut WriteSet) {
         if self.log_time_ms != before {
-            ws.put(cf::STATE, KEY_LOG_TIME.to_vec(), encode(&self.log_time_ms));
+            ws.put(
+                column_family::STATE,
+                KEY_LOG_TIME.to_vec(),
+                encode(&self.log_time_ms),
+            );
         }
     }
 
@@ -210,17 +221,17 @@ impl Machine {
             self.log_time_ms = stamp;
         }
         let now = self.log_time_ms;
-        let mut cx = Cx {
+        let mut context = ApplyContext {
             index,
-            now,
-            ws,
-            notes: *notes,
-            expired: 0,
+            now_ms: now,
+            writes: ws,
+            notifications_minted: *notes,
+            holds_expired: 0,
             touched_dt: None,
         };
-        self.expire_due(&mut cx, now);
-        self.prune_idempotency(&mut cx);
-        *notes = cx.notes;
+        self.expire_due(&mut context, now);
+        self.prune_idempotency(&mut context);
+        *notes = context.notifications_minted;
 
         if let Err(detail) = check_request_names(req) {
             // Not remembered: a key that cannot be stored names no write.
@@ -235,7 +246,7 @@ impl Machine {
             };
         }
         let digest: [u8; 32] = Sha256::digest(encode(&req.command)).into();
-        let mut key = idem_key(&req.client_id, &req.idempotency_key);
+        let mut key = idempotency_key_bytes(&req.client_id, &req.idempotency_key);
         if let Some(prev) = self.idempotency.get(&key) {
             if now.saturating_sub(prev.applied_at_ms) <= IDEMPOTENCY_WINDOW_MS {
                 if prev.command_digest != digest {
@@ -257,19 +268,23 @@ impl Machine {
                 };
             }
             let age = (prev.applied_at_ms, key);
-            self.d.idem_by_age.remove(&age);
+            self.derived.idempotency_by_age.remove(&age);
             key = age.1;
         }
-        let outcome = match self.execute(&mut cx, &req.command) {
+        let outcome = match self.execute(&mut context, &req.command) {
             Ok(done) => Outcome::Done(done),
             Err(r) => Outcome::Rejected {
                 code: r.code,
                 detail: r.detail,
             },
         };
-        *notes = cx.notes;
+        *notes = context.notifications_minted;
         #[cfg(debug_assertions)]
-        if let Some(book) = cx.touched_dt.as_ref().and_then(|d| self.d.books.get(d)) {
+        if let Some(book) = context
+            .touched_dt
+            .as_ref()
+            .and_then(|d| self.derived.books.get(d))
+        {
             if let Err(e) = book.check_counts() {
                 panic!("invariant broken by entry {index}: {e}");
             }
@@ -281,8 +296,10 @@ impl Machine {
             applied_at_ms: now,
             outcome: outcome.clone(),
         };
-        cx.ws.put(cf::IDEMPOTENCY, key.clone(), encode(&remembered));
-        self.d.idem_by_age.insert((now, key.clone()));
+        context
+            .writes
+            .put(column_family::IDEMPOTENCY, key.clone(), encode(&remembered));
+        self.derived.idempotency_by_age.insert((now, key.clone()));
         self.idempotency.insert(key, Box::new(remembered));
         Reply {
             outcome,
@@ -293,19 +310,19 @@ impl Machine {
     }
 
     /// Forgets a bounded number of idempotency keys older than the window.
-    fn prune_idempotency(&mut self, cx: &mut Cx<'_>) {
+    fn prune_idempotency(&mut self, context: &mut ApplyContext<'_>) {
         for _ in 0..IDEMPOTENCY_PRUNE_PER_APPLY_MAX {
-            let Some(first) = self.d.idem_by_age.first() else {
+            let Some(first) = self.derived.idempotency_by_age.first() else {
                 return;
             };
-            if cx.now.saturating_sub(first.0) <= IDEMPOTENCY_WINDOW_MS {
+            if context.now_ms.saturating_sub(first.0) <= IDEMPOTENCY_WINDOW_MS {
                 return;
             }
-            let Some((_, key)) = self.d.idem_by_age.pop_first() else {
+            let Some((_, key)) = self.derived.idempotency_by_age.pop_first() else {
                 return;
             };
             self.idempotency.remove(&key);
-            cx.ws.delete(cf::IDEMPOTENCY, key);
+            context.writes.delete(column_family::IDEMPOTENCY, key);
         }
     }
 
@@ -318,46 +335,50 @@ impl Machine {
                 f(cf, k.as_bytes(), &encode(v));
             }
         }
-        each(f, cf::VENUES, &self.venues);
-        each(f, cf::LAYOUTS, &self.layouts);
-        each(f, cf::SELLERS, &self.sellers);
-        each(f, cf::EVENTS, &self.events);
-        each(f, cf::DTS, &self.dts);
-        each(f, cf::USERS, &self.users);
-        each(f, cf::ACCOUNTS, &self.accounts);
-        each(f, cf::HOLDS, &self.holds);
-        each(f, cf::PAYMENTS, &self.payments);
-        each(f, cf::ORDERS, &self.orders);
-        each(f, cf::TICKETS, &self.tickets);
-        each(f, cf::OUTBOX, &self.outbox);
+        each(f, column_family::VENUES, &self.venues);
+        each(f, column_family::LAYOUTS, &self.layouts);
+        each(f, column_family::SELLERS, &self.sellers);
+        each(f, column_family::EVENTS, &self.events);
+        each(f, column_family::DTS, &self.dts);
+        each(f, column_family::USERS, &self.users);
+        each(f, column_family::ACCOUNTS, &self.accounts);
+        each(f, column_family::HOLDS, &self.holds);
+        each(f, column_family::PAYMENTS, &self.payments);
+        each(f, column_family::ORDERS, &self.orders);
+        each(f, column_family::TICKETS, &self.tickets);
+        each(f, column_family::OUTBOX, &self.outbox);
         let mut remembered: Vec<_> = self.idempotency.iter().collect();
         remembered.sort_unstable_by_key(|(k, _)| *k);
         for (k, r) in remembered {
-            f(cf::IDEMPOTENCY, k, &encode(r));
+            f(column_family::IDEMPOTENCY, k, &encode(r));
         }
         if self.cluster_version_raised != 0 {
             f(
-                cf::STATE,
+                column_family::STATE,
                 KEY_CLUSTER_VERSION,
                 &encode(&self.cluster_version_raised),
             );
         }
         if self.log_time_ms != 0 {
-            f(cf::STATE, KEY_LOG_TIME, &encode(&self.log_time_ms));
+            f(
+                column_family::STATE,
+                KEY_LOG_TIME,
+                &encode(&self.log_time_ms),
+            );
         }
     }
 
     /// Hex SHA-256 over every persisted key and value in a canonical order ([`StateDigest`]).
     pub fn digest(&self) -> String {
-        let mut d = StateDigest::default();
-        self.visit_persisted(&mut |cf, k, v| d.record(cf, k, v));
-        d.finish()
+        let mut digest = StateDigest::default();
+        self.visit_persisted(&mut |family, key, value| digest.record(family, key, value));
+        digest.finish()
     }
 
     /// Rebuilds everything derived from the entities. Fails when two live holds or valid
     /// tickets claim one seat, or more than a GA area's capacity.
     pub(crate) fn derive(&self) -> Result<Derived, String> {
-        let mut d = Derived::default();
+        let mut derived = Derived::default();
         for (id, dt) in &self.dts {
             let empty = Default::default();
             let map = self
@@ -367,28 +388,29 @@ impl Machine {
                 .unwrap_or(&empty);
             let specs: Vec<_> = dt.tiers.iter().map(|t| t.spec.clone()).collect();
             let book = SeatBook::build(map, &specs).map_err(|e| format!("dt {id}: {e}"))?;
-            d.books.insert(id.clone(), book);
-            d.event_dts
+            derived.books.insert(id.clone(), book);
+            derived
+                .event_dts
                 .entry(dt.event_id.clone())
                 .or_default()
                 .insert(id.clone());
-            d.venue_dts.insert((dt.venue_id.clone(), id.clone()));
+            derived.venue_dts.insert((dt.venue_id.clone(), id.clone()));
             if dt.status == DtStatus::Canceling {
-                d.canceling_dts.insert(id.clone());
+                derived.canceling_dts.insert(id.clone());
             }
         }
-        let claim = |d: &mut Derived, dt: &str, r: SeatRef, to: u8, what: &str| {
-            let book = d
+        let claim = |derived: &mut Derived, dt: &str, seat: SeatRef, to: u8, what: &str| {
+            let book = derived
                 .books
                 .get_mut(dt)
                 .ok_or_else(|| format!("{what} names unknown dt {dt}"))?;
-            match book.lookup(r) {
+            match book.lookup(seat) {
                 Some((_, FREE)) => {
-                    book.shift(r, FREE, to);
+                    book.shift(seat, FREE, to);
                     Ok(())
                 }
                 other => Err(format!(
-                    "{what}: {r:?} of dt {dt} claimed twice or not for sale ({other:?})"
+                    "{what}: {seat:?} of dt {dt} claimed twice or not for sale ({other:?})"
                 )),
             }
         };
@@ -396,68 +418,81 @@ impl Machine {
             if h.status != HoldStatus::Live {
                 continue;
             }
-            for it in &h.items {
+            for item in &h.items {
                 claim(
-                    &mut d,
+                    &mut derived,
                     &h.dt_id,
-                    it.seat,
+                    item.seat,
                     HELD,
                     &format!("hold {}", h.hold_id),
                 )?;
             }
-            d.live_by_expiry
+            derived
+                .live_by_expiry
                 .insert((h.effective_expiry_ms(), h.hold_id.clone()));
-            d.dt_live_holds.insert((h.dt_id.clone(), h.hold_id.clone()));
-            count_seats(&mut d, &h.dt_id, &h.user_id, h.items.len());
+            derived
+                .dt_live_holds
+                .insert((h.dt_id.clone(), h.hold_id.clone()));
+            count_seats(&mut derived, &h.dt_id, &h.user_id, h.items.len());
         }
         for (_, t) in self.tickets.unordered() {
             if !matches!(t.status, TicketStatus::Valid | TicketStatus::Used { .. }) {
                 continue;
             }
             claim(
-                &mut d,
+                &mut derived,
                 &t.dt_id,
                 t.seat,
                 SOLD,
                 &format!("ticket {}", t.ticket_id),
             )?;
-            count_seats(&mut d, &t.dt_id, &t.user_id, 1);
+            count_seats(&mut derived, &t.dt_id, &t.user_id, 1);
         }
         for (_, o) in self.orders.unordered() {
-            d.user_orders
+            derived
+                .user_orders
                 .insert((o.user_id.clone(), o.order_id.clone()));
             if let Some(e) = self.events.get(&o.event_id) {
-                d.seller_orders
+                derived
+                    .seller_orders
                     .insert((e.seller_id.clone(), o.order_id.clone()));
             }
             if matches!(
                 o.status,
                 OrderStatus::Confirmed | OrderStatus::PartiallyRefunded
             ) {
-                d.dt_open_orders
+                derived
+                    .dt_open_orders
                     .insert((o.dt_id.clone(), o.order_id.clone()));
             }
         }
         for (_, n) in self.outbox.unordered() {
-            d.order_notes
+            derived
+                .order_notes
                 .insert((n.order_id.clone(), n.notification_id.clone()));
             if n.status == NotificationStatus::Pending {
-                d.pending_outbox
+                derived
+                    .pending_outbox
                     .insert((n.due_at_ms, n.notification_id.clone()));
             }
         }
-        for (k, r) in &self.idempotency {
-            d.idem_by_age.insert((r.applied_at_ms, k.clone()));
+        for (k, seat) in &self.idempotency {
+            derived
+                .idempotency_by_age
+                .insert((seat.applied_at_ms, k.clone()));
         }
         for (email, a) in self.accounts.unordered() {
-            if let Some(other) = d.account_of_user.insert(a.user_id.clone(), email.clone()) {
+            if let Some(other) = derived
+                .account_of_user
+                .insert(a.user_id.clone(), email.clone())
+            {
                 return Err(format!(
                     "user {} has two accounts: {other} and {email}",
                     a.user_id
                 ));
             }
         }
-        Ok(d)
+        Ok(derived)
     }
 }
 

@@ -14,24 +14,28 @@
 mod catalogue;
 mod holds;
 mod orders;
-mod reject;
+mod refusal;
 mod users;
 mod validate;
 
-use crate::machine::{Cx, Machine};
+use crate::machine::{ApplyContext, Machine};
 use crate::protocol::{Command, Done, Rejection};
 use crate::types::*;
 
-use reject::{no, R};
+use refusal::{reject, HandlerResult};
 
 impl Machine {
-    pub(crate) fn execute(&mut self, cx: &mut Cx<'_>, cmd: &Command) -> R<Done> {
+    pub(crate) fn execute(
+        &mut self,
+        context: &mut ApplyContext<'_>,
+        cmd: &Command,
+    ) -> HandlerResult<Done> {
         // The leader refuses to propose a command its cluster version does not allow yet;
         // one that reaches the log anyway is rejected here, the same way on every replica,
         // since the cluster version is replicated state.
         let needs = cmd.required_version();
         if needs > self.cluster_version() {
-            return Err(no(
+            return Err(reject(
                 Rejection::InvalidState,
                 format!(
                     "this command needs cluster version {needs}; the cluster is at {}",
@@ -44,24 +48,24 @@ impl Machine {
                 venue_id,
                 name,
                 city,
-            } => self.create_venue(cx, venue_id, name, city),
+            } => self.create_venue(context, venue_id, name, city),
             Command::SetVenueLayout {
                 venue_id,
                 address,
                 geo,
                 seating_map,
-            } => self.set_venue_layout(cx, venue_id, address, *geo, seating_map),
+            } => self.set_venue_layout(context, venue_id, address, *geo, seating_map),
             Command::CreateSeller {
                 seller_id,
                 name,
                 fee_bps,
                 plan,
-            } => self.create_seller(cx, seller_id, name, *fee_bps, *plan),
+            } => self.create_seller(context, seller_id, name, *fee_bps, *plan),
             Command::UpdateSeller {
                 seller_id,
                 fee_bps,
                 plan,
-            } => self.update_seller(cx, seller_id, *fee_bps, *plan),
+            } => self.update_seller(context, seller_id, *fee_bps, *plan),
             Command::CreateEvent {
                 event_id,
                 seller_id,
@@ -70,7 +74,7 @@ impl Machine {
                 category,
                 performers,
             } => self.create_event(
-                cx,
+                context,
                 Event {
                     event_id: event_id.clone(),
                     seller_id: seller_id.clone(),
@@ -79,7 +83,7 @@ impl Machine {
                     category: category.clone(),
                     performers: performers.clone(),
                     popularity: 0,
-                    created_index: cx.index,
+                    created_index: context.index,
                 },
             ),
             Command::CreateDt {
@@ -92,7 +96,7 @@ impl Machine {
                 sale_starts_at_ms,
                 sale_ends_at_ms,
             } => self.create_dt(
-                cx,
+                context,
                 Dt {
                     dt_id: dt_id.clone(),
                     event_id: event_id.clone(),
@@ -103,7 +107,7 @@ impl Machine {
                     sale_starts_at_ms: *sale_starts_at_ms,
                     sale_ends_at_ms: *sale_ends_at_ms,
                     status: DtStatus::Draft,
-                    created_index: cx.index,
+                    created_index: context.index,
                 },
                 tiers,
             ),
@@ -111,14 +115,14 @@ impl Machine {
                 dt_id,
                 sale_starts_at_ms,
                 sale_ends_at_ms,
-            } => self.change_sale_window(cx, dt_id, *sale_starts_at_ms, *sale_ends_at_ms),
-            Command::PublishDt { dt_id } => self.publish_dt(cx, dt_id),
-            Command::CancelDt { dt_id, reason } => self.cancel_dt(cx, dt_id, reason),
-            Command::ContinueCancelDt { dt_id } => self.continue_cancel_dt(cx, dt_id),
+            } => self.change_sale_window(context, dt_id, *sale_starts_at_ms, *sale_ends_at_ms),
+            Command::PublishDt { dt_id } => self.publish_dt(context, dt_id),
+            Command::CancelDt { dt_id, reason } => self.cancel_dt(context, dt_id, reason),
+            Command::ContinueCancelDt { dt_id } => self.continue_cancel_dt(context, dt_id),
             // Node-level: the Raft runtime acts on them after the entry is applied.
             Command::DigestState {} => Ok(Done::DigestRequested {}),
             Command::CheckDigest { index, digest } => {
-                validate::digest(*index, digest, cx.index)?;
+                validate::digest(*index, digest, context.index)?;
                 Ok(Done::DigestNoted { index: *index })
             }
             Command::UpsertUser {
@@ -128,15 +132,15 @@ impl Machine {
                 reminder,
                 payment_token_sealed,
             } => self.upsert_user(
-                cx,
+                context,
                 User {
                     user_id: user_id.clone(),
                     profile: profile.clone(),
                     contact: contact.clone(),
                     reminder: reminder.clone(),
                     payment_token_sealed: payment_token_sealed.clone(),
-                    created_index: cx.index,
-                    updated_index: cx.index,
+                    created_index: context.index,
+                    updated_index: context.index,
                 },
             ),
             Command::HoldSeats {
@@ -148,7 +152,7 @@ impl Machine {
                 hold_ttl_ms,
             } => {
                 let ttl = validate::hold_ttl(*hold_ttl_ms)?;
-                self.hold_seats(cx, hold_id, dt_id, user_id, seats, ga, ttl)
+                self.hold_seats(context, hold_id, dt_id, user_id, seats, ga, ttl)
             }
             Command::HoldBestAvailable {
                 hold_id,
@@ -159,16 +163,25 @@ impl Machine {
                 hold_ttl_ms,
             } => {
                 let ttl = validate::hold_ttl(*hold_ttl_ms)?;
-                self.hold_best_available(cx, hold_id, dt_id, user_id, tier_id, *quantity, ttl)
+                self.hold_best_available(context, hold_id, dt_id, user_id, tier_id, *quantity, ttl)
             }
-            Command::ReleaseHold { hold_id, user_id } => self.release_hold(cx, hold_id, user_id),
+            Command::ReleaseHold { hold_id, user_id } => {
+                self.release_hold(context, hold_id, user_id)
+            }
             Command::StartPayment {
                 hold_id,
                 user_id,
                 payment_ref,
                 amount_minor,
                 currency,
-            } => self.start_payment(cx, hold_id, user_id, payment_ref, *amount_minor, currency),
+            } => self.start_payment(
+                context,
+                hold_id,
+                user_id,
+                payment_ref,
+                *amount_minor,
+                currency,
+            ),
             Command::ConfirmPurchase {
                 hold_id,
                 order_id,
@@ -177,7 +190,7 @@ impl Machine {
                 currency,
                 secret_seed,
             } => self.confirm_purchase(
-                cx,
+                context,
                 hold_id,
                 order_id,
                 payment_ref,
@@ -189,28 +202,30 @@ impl Machine {
                 hold_id,
                 payment_ref,
                 reason,
-            } => self.payment_failed(cx, hold_id, payment_ref, reason),
+            } => self.payment_failed(context, hold_id, payment_ref, reason),
             Command::CancelOrder {
                 order_id,
                 user_id,
                 reason,
-            } => self.cancel_order(cx, order_id, user_id, reason),
+            } => self.cancel_order(context, order_id, user_id, reason),
             Command::RefundTicket { ticket_id, user_id } => {
-                self.refund_ticket(cx, ticket_id, user_id)
+                self.refund_ticket(context, ticket_id, user_id)
             }
             Command::Scan {
                 ticket_id,
                 dt_id,
                 gate,
-            } => self.scan(cx, ticket_id, dt_id, gate),
+            } => self.scan(context, ticket_id, dt_id, gate),
             Command::ExpireHolds { up_to_ms } => {
-                self.expire_due(cx, (*up_to_ms).min(cx.now));
-                Ok(Done::HoldsExpired { count: cx.expired })
+                self.expire_due(context, (*up_to_ms).min(context.now_ms));
+                Ok(Done::HoldsExpired {
+                    count: context.holds_expired,
+                })
             }
             Command::MarkNotificationSent {
                 notification_id,
                 channel,
-            } => self.mark_sent(cx, notification_id, channel),
+            } => self.mark_sent(context, notification_id, channel),
             Command::RegisterUser {
                 user_id,
                 email,
@@ -218,9 +233,17 @@ impl Machine {
                 role,
                 profile,
                 phone,
-            } => self.register_user(cx, user_id, email, password_hash, *role, profile, phone),
-            Command::SetUserRole { user_id, role } => self.set_user_role(cx, user_id, *role),
-            Command::SetClusterVersion { version } => self.set_cluster_version(cx, *version),
+            } => self.register_user(
+                context,
+                user_id,
+                email,
+                password_hash,
+                *role,
+                profile,
+                phone,
+            ),
+            Command::SetUserRole { user_id, role } => self.set_user_role(context, user_id, *role),
+            Command::SetClusterVersion { version } => self.set_cluster_version(context, *version),
             #[cfg(feature = "next-version")]
             Command::Echo { text } => {
                 validate::text("text", text, crate::limits::TEXT_LEN_MAX)?;
@@ -231,10 +254,14 @@ impl Machine {
 
     /// Raises the cluster version. Lowering it is refused: what was written at a version
     /// stays readable only by binaries of that version or later.
-    fn set_cluster_version(&mut self, cx: &mut Cx<'_>, version: u32) -> R<Done> {
+    fn set_cluster_version(
+        &mut self,
+        context: &mut ApplyContext<'_>,
+        version: u32,
+    ) -> HandlerResult<Done> {
         let current = self.cluster_version();
         if version > crate::limits::CLUSTER_VERSION_MAX {
-            return Err(no(
+            return Err(reject(
                 Rejection::InvalidArgument,
                 format!(
                     "cluster version {version} passes {}",
@@ -243,13 +270,13 @@ impl Machine {
             ));
         }
         if version < current {
-            return Err(no(
+            return Err(reject(
                 Rejection::InvalidState,
                 format!("the cluster is at version {current}; it is never lowered to {version}"),
             ));
         }
         if version > current {
-            self.set_cluster_version_raw(cx.ws, version);
+            self.set_cluster_version_raw(context.writes, version);
         }
         Ok(Done::ClusterVersionSet { version })
     }

@@ -9,9 +9,9 @@ pub(crate) struct Reject {
     pub detail: String,
 }
 
-pub(crate) type R<T> = Result<T, Reject>;
+pub(crate) type HandlerResult<T> = Result<T, Reject>;
 
-pub(crate) fn no(code: Rejection, detail: impl Into<String>) -> Reject {
+pub(crate) fn reject(code: Rejection, detail: impl Into<String>) -> Reject {
     Reject {
         code,
         detail: detail.into(),
@@ -19,5 +19,5 @@ pub(crate) fn no(code: Rejection, detail: impl Into<String>) -> Reject {
 }
 
 pub(crate) fn not_found(what: &str, id: &str) -> Reject {
-    no(Rejection::NotFound, format!("no {what} {id}"))
+    reject(Rejection::NotFound, format!("no {what} {id}"))
 }
