@@ -375,10 +375,8 @@ impl Machine {
         digest.finish()
     }
 
-    /// Rebuilds everything derived from the entities. Fails when two live holds or valid
-    /// tickets claim one seat, or more than a GA area's capacity.
-    pub(crate) fn derive(&self) -> Result<Derived, String> {
-        let mut derived = Derived::default();
+    /// The seat books (every seat free) and dt indexes, from the dts and venue layouts.
+    fn derive_from_dts(&self, derived: &mut Derived) -> Result<(), String> {
         for (id, dt) in &self.dts {
             let empty = Default::default();
             let map = self
@@ -399,6 +397,14 @@ impl Machine {
                 derived.canceling_dts.insert(id.clone());
             }
         }
+        Ok(())
+    }
+
+    /// Rebuilds everything derived from the entities. Fails when two live holds or valid
+    /// tickets claim one seat, or more than a GA area's capacity.
+    pub(crate) fn derive(&self) -> Result<Derived, String> {
+        let mut derived = Derived::default();
+        self.derive_from_dts(&mut derived)?;
         let claim = |derived: &mut Derived, dt: &str, seat: SeatRef, to: u8, what: &str| {
             let book = derived
                 .books

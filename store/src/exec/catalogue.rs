@@ -13,6 +13,7 @@ use super::refusal::{not_found, reject, HandlerResult};
 use super::validate;
 
 impl Machine {
+    /// Creates a venue with a name and city; its layout comes later (`set_venue_layout`).
     pub(super) fn create_venue(
         &mut self,
         context: &mut ApplyContext<'_>,
@@ -53,6 +54,8 @@ impl Machine {
         })
     }
 
+    /// Sets a venue's address, position and seating map. Refused once the venue has a dt:
+    /// the dts' seat books are built from the map, so it is frozen from then on.
     pub(super) fn set_venue_layout(
         &mut self,
         context: &mut ApplyContext<'_>,
@@ -103,6 +106,7 @@ impl Machine {
             .is_some_and(|(v, _)| v == venue_id)
     }
 
+    /// Creates a seller with its platform fee (at most `FEE_BPS_MAX` basis points) and plan.
     pub(super) fn create_seller(
         &mut self,
         context: &mut ApplyContext<'_>,
@@ -139,6 +143,7 @@ impl Machine {
         })
     }
 
+    /// Changes a seller's fee and plan. Holds and orders keep the fee they were priced with.
     pub(super) fn update_seller(
         &mut self,
         context: &mut ApplyContext<'_>,
@@ -166,6 +171,7 @@ impl Machine {
         })
     }
 
+    /// Creates an event of an existing seller, its text checked against the named bounds.
     pub(super) fn create_event(
         &mut self,
         context: &mut ApplyContext<'_>,
@@ -203,6 +209,8 @@ impl Machine {
         Ok(Done::EventCreated { event_id: id })
     }
 
+    /// Creates a dt (a date and time of an event at a venue) as a draft, its tiers priced in
+    /// one currency and its seat book built from the venue's seating map.
     pub(super) fn create_dt(
         &mut self,
         context: &mut ApplyContext<'_>,
@@ -299,6 +307,7 @@ impl Machine {
         Ok(dt)
     }
 
+    /// Moves the window in which a dt sells.
     pub(super) fn change_sale_window(
         &mut self,
         context: &mut ApplyContext<'_>,
@@ -316,6 +325,7 @@ impl Machine {
         })
     }
 
+    /// Publishes a draft dt: it becomes visible and sells within its sale window.
     pub(super) fn publish_dt(
         &mut self,
         context: &mut ApplyContext<'_>,

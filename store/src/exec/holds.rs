@@ -351,6 +351,7 @@ impl Machine {
         }
     }
 
+    /// The payment a hold names, while it is still pending.
     pub(super) fn payment_pending(&self, hold: &Hold) -> Option<&Payment> {
         hold.payment_ref
             .as_ref()
@@ -358,6 +359,7 @@ impl Machine {
             .filter(|p| p.status == PaymentStatus::Pending)
     }
 
+    /// Releases a buyer's live hold, freeing its seats; refused while a payment is in flight.
     pub(super) fn release_hold(
         &mut self,
         context: &mut ApplyContext<'_>,
@@ -439,6 +441,7 @@ impl Machine {
         }
     }
 
+    /// Marks a payment failed with its reason and writes it through.
     pub(super) fn fail_payment(
         &mut self,
         context: &mut ApplyContext<'_>,
@@ -487,6 +490,8 @@ impl Machine {
             .insert((hold.effective_expiry_ms(), hold.hold_id.clone()));
     }
 
+    /// Starts paying for a live hold: the amount must be the hold's total, and the hold is
+    /// pinned for `PAYMENT_PIN_MS` so it does not expire while the provider answers.
     pub(super) fn start_payment(
         &mut self,
         context: &mut ApplyContext<'_>,
@@ -564,6 +569,8 @@ impl Machine {
         })
     }
 
+    /// Records that the provider refused the payment in flight for a hold: the pin ends and the
+    /// hold lives on until its own expiry, so the buyer may try again.
     pub(super) fn payment_failed(
         &mut self,
         context: &mut ApplyContext<'_>,

@@ -22,18 +22,18 @@ use crate::machine::{ApplyContext, Machine};
 use crate::protocol::{Command, Done, Rejection};
 use crate::types::*;
 
-use refusal::{reject, HandlerResult};
+use refusal::{misrouted, reject, HandlerResult};
 
 impl Machine {
     pub(crate) fn execute(
         &mut self,
         context: &mut ApplyContext<'_>,
-        cmd: &Command,
+        command: &Command,
     ) -> HandlerResult<Done> {
         // The leader refuses to propose a command its cluster version does not allow yet;
         // one that reaches the log anyway is rejected here, the same way on every replica,
         // since the cluster version is replicated state.
-        let needs = cmd.required_version();
+        let needs = command.required_version();
         if needs > self.cluster_version() {
             return Err(reject(
                 Rejection::InvalidState,
@@ -43,7 +43,48 @@ impl Machine {
                 ),
             ));
         }
-        match cmd {
+        // Each family unpacks its own commands; this match names every command once, so a new
+        // one does not compile until it is routed.
+        match command {
+            Command::CreateVenue { .. }
+            | Command::SetVenueLayout { .. }
+            | Command::CreateSeller { .. }
+            | Command::UpdateSeller { .. }
+            | Command::CreateEvent { .. }
+            | Command::CreateDt { .. }
+            | Command::ChangeSaleWindow { .. }
+            | Command::PublishDt { .. }
+            | Command::CancelDt { .. }
+            | Command::ContinueCancelDt { .. } => self.execute_catalogue(context, command),
+            Command::HoldSeats { .. }
+            | Command::HoldBestAvailable { .. }
+            | Command::ReleaseHold { .. }
+            | Command::StartPayment { .. }
+            | Command::PaymentFailed { .. }
+            | Command::ExpireHolds { .. } => self.execute_holds(context, command),
+            Command::ConfirmPurchase { .. }
+            | Command::CancelOrder { .. }
+            | Command::RefundTicket { .. }
+            | Command::Scan { .. }
+            | Command::MarkNotificationSent { .. } => self.execute_orders(context, command),
+            Command::UpsertUser { .. }
+            | Command::RegisterUser { .. }
+            | Command::SetUserRole { .. } => self.execute_users(context, command),
+            Command::DigestState { .. }
+            | Command::CheckDigest { .. }
+            | Command::SetClusterVersion { .. } => self.execute_node(context, command),
+            #[cfg(feature = "next-version")]
+            Command::Echo { .. } => self.execute_node(context, command),
+        }
+    }
+
+    /// Unpacks a command of venues, sellers, events and dts for its handler.
+    fn execute_catalogue(
+        &mut self,
+        context: &mut ApplyContext<'_>,
+        command: &Command,
+    ) -> HandlerResult<Done> {
+        match command {
             Command::CreateVenue {
                 venue_id,
                 name,
@@ -119,30 +160,17 @@ impl Machine {
             Command::PublishDt { dt_id } => self.publish_dt(context, dt_id),
             Command::CancelDt { dt_id, reason } => self.cancel_dt(context, dt_id, reason),
             Command::ContinueCancelDt { dt_id } => self.continue_cancel_dt(context, dt_id),
-            // Node-level: the Raft runtime acts on them after the entry is applied.
-            Command::DigestState {} => Ok(Done::DigestRequested {}),
-            Command::CheckDigest { index, digest } => {
-                validate::digest(*index, digest, context.index)?;
-                Ok(Done::DigestNoted { index: *index })
-            }
-            Command::UpsertUser {
-                user_id,
-                profile,
-                contact,
-                reminder,
-                payment_token_sealed,
-            } => self.upsert_user(
-                context,
-                User {
-                    user_id: user_id.clone(),
-                    profile: profile.clone(),
-                    contact: contact.clone(),
-                    reminder: reminder.clone(),
-                    payment_token_sealed: payment_token_sealed.clone(),
-                    created_index: context.index,
-                    updated_index: context.index,
-                },
-            ),
+            other => Err(misrouted(other)),
+        }
+    }
+
+    /// Unpacks a command of holds and the payments that pin them for its handler.
+    fn execute_holds(
+        &mut self,
+        context: &mut ApplyContext<'_>,
+        command: &Command,
+    ) -> HandlerResult<Done> {
+        match command {
             Command::HoldSeats {
                 hold_id,
                 dt_id,
@@ -182,6 +210,28 @@ impl Machine {
                 *amount_minor,
                 currency,
             ),
+            Command::PaymentFailed {
+                hold_id,
+                payment_ref,
+                reason,
+            } => self.payment_failed(context, hold_id, payment_ref, reason),
+            Command::ExpireHolds { up_to_ms } => {
+                self.expire_due(context, (*up_to_ms).min(context.now_ms));
+                Ok(Done::HoldsExpired {
+                    count: context.holds_expired,
+                })
+            }
+            other => Err(misrouted(other)),
+        }
+    }
+
+    /// Unpacks a command of purchases, cancellations, refunds, scans and the outbox for its handler.
+    fn execute_orders(
+        &mut self,
+        context: &mut ApplyContext<'_>,
+        command: &Command,
+    ) -> HandlerResult<Done> {
+        match command {
             Command::ConfirmPurchase {
                 hold_id,
                 order_id,
@@ -198,11 +248,6 @@ impl Machine {
                 currency,
                 secret_seed,
             ),
-            Command::PaymentFailed {
-                hold_id,
-                payment_ref,
-                reason,
-            } => self.payment_failed(context, hold_id, payment_ref, reason),
             Command::CancelOrder {
                 order_id,
                 user_id,
@@ -216,16 +261,39 @@ impl Machine {
                 dt_id,
                 gate,
             } => self.scan(context, ticket_id, dt_id, gate),
-            Command::ExpireHolds { up_to_ms } => {
-                self.expire_due(context, (*up_to_ms).min(context.now_ms));
-                Ok(Done::HoldsExpired {
-                    count: context.holds_expired,
-                })
-            }
             Command::MarkNotificationSent {
                 notification_id,
                 channel,
             } => self.mark_sent(context, notification_id, channel),
+            other => Err(misrouted(other)),
+        }
+    }
+
+    /// Unpacks a command of profiles, accounts and roles for its handler.
+    fn execute_users(
+        &mut self,
+        context: &mut ApplyContext<'_>,
+        command: &Command,
+    ) -> HandlerResult<Done> {
+        match command {
+            Command::UpsertUser {
+                user_id,
+                profile,
+                contact,
+                reminder,
+                payment_token_sealed,
+            } => self.upsert_user(
+                context,
+                User {
+                    user_id: user_id.clone(),
+                    profile: profile.clone(),
+                    contact: contact.clone(),
+                    reminder: reminder.clone(),
+                    payment_token_sealed: payment_token_sealed.clone(),
+                    created_index: context.index,
+                    updated_index: context.index,
+                },
+            ),
             Command::RegisterUser {
                 user_id,
                 email,
@@ -243,12 +311,30 @@ impl Machine {
                 phone,
             ),
             Command::SetUserRole { user_id, role } => self.set_user_role(context, user_id, *role),
+            other => Err(misrouted(other)),
+        }
+    }
+
+    /// Unpacks a command of what the Raft runtime acts on, and the cluster version for its handler.
+    fn execute_node(
+        &mut self,
+        context: &mut ApplyContext<'_>,
+        command: &Command,
+    ) -> HandlerResult<Done> {
+        match command {
+            // Node-level: the Raft runtime acts on them after the entry is applied.
+            Command::DigestState {} => Ok(Done::DigestRequested {}),
+            Command::CheckDigest { index, digest } => {
+                validate::digest(*index, digest, context.index)?;
+                Ok(Done::DigestNoted { index: *index })
+            }
             Command::SetClusterVersion { version } => self.set_cluster_version(context, *version),
             #[cfg(feature = "next-version")]
             Command::Echo { text } => {
                 validate::text("text", text, crate::limits::TEXT_LEN_MAX)?;
                 Ok(Done::Echoed { text: text.clone() })
             }
+            other => Err(misrouted(other)),
         }
     }
 

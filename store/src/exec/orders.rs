@@ -37,7 +37,7 @@ impl Machine {
         currency: &str,
         secret_seed: &[u8],
     ) -> HandlerResult<Done> {
-        let mut hold = self.live_hold(hold_id, None)?;
+        let hold = self.live_hold(hold_id, None)?;
         let payment = match self.payment_pending(&hold) {
             Some(pending) if pending.payment_ref == payment_ref => pending.clone(),
             _ => {
@@ -69,49 +69,16 @@ impl Machine {
                 format!("secret seed must be {SECRET_SEED_LEN:?} bytes"),
             ));
         }
-        let purchase = self.purchase_of(&hold)?;
+        let mut purchase = self.purchase_of(&hold)?;
 
         if let Some(book) = self.derived.books.get_mut(&hold.dt_id) {
             for item in &hold.items {
                 book.shift(item.seat, HELD, SOLD);
             }
         }
-        let mut ticket_ids = Vec::with_capacity(hold.items.len());
-        for ((k, item), (seat_label, tier_id)) in (1u32..).zip(&hold.items).zip(purchase.labels) {
-            let ticket_id = format!("{order_id}-{k}");
-            let secret: [u8; 32] = Sha256::new()
-                .chain_update(b"ticketd ticket secret\0")
-                .chain_update(secret_seed)
-                .chain_update(ticket_id.as_bytes())
-                .finalize()
-                .into();
-            let ticket = Ticket {
-                ticket_id: ticket_id.clone(),
-                order_id: order_id.to_string(),
-                event_id: purchase.dt.event_id.clone(),
-                dt_id: purchase.dt.dt_id.clone(),
-                user_id: hold.user_id.clone(),
-                seat: item.seat,
-                seat_label,
-                tier_id,
-                price_minor: item.price_minor,
-                fee_minor: item.fee_minor,
-                currency: hold.currency.clone(),
-                secret,
-                status: TicketStatus::Valid,
-                scans: Vec::new(),
-                created_at_ms: context.now_ms,
-                updated_at_ms: context.now_ms,
-            };
-            put(
-                &mut self.tickets,
-                context.writes,
-                column_family::TICKETS,
-                &ticket_id,
-                ticket,
-            );
-            ticket_ids.push(ticket_id);
-        }
+        let labels = std::mem::take(&mut purchase.labels);
+        let ticket_ids =
+            self.issue_tickets(context, &hold, order_id, secret_seed, &purchase.dt, labels);
         let order = Order {
             order_id: order_id.to_string(),
             user_id: hold.user_id.clone(),
@@ -141,27 +108,52 @@ impl Machine {
             .insert((hold.user_id.clone(), order_id.to_string()));
         self.derived
             .seller_orders
-            .insert((purchase.seller_id, order_id.to_string()));
+            .insert((purchase.seller_id.clone(), order_id.to_string()));
         self.derived
             .dt_open_orders
             .insert((purchase.dt.dt_id.clone(), order_id.to_string()));
 
+        let user_id = hold.user_id.clone();
+        self.close_purchased_hold(context, hold, payment, order_id);
+        // At most SEATS_PER_HOLD_MAX tickets.
+        self.bump_popularity(context, &purchase.dt.event_id, ticket_ids.len() as i64);
+
+        self.notify_purchase(context, &user_id, order_id, &purchase);
+        context.touched_dt = Some(purchase.dt.dt_id.clone());
+        Ok(Done::PurchaseConfirmed {
+            order_id: order_id.to_string(),
+            ticket_ids,
+            total_minor: amount_minor,
+            currency: currency.to_string(),
+        })
+    }
+
+    /// Marks a purchased hold and its payment with their order, and takes the hold out of the
+    /// live indexes (its seats are sold now).
+    fn close_purchased_hold(
+        &mut self,
+        context: &mut ApplyContext<'_>,
+        mut hold: Hold,
+        payment: Payment,
+        order_id: &str,
+    ) {
+        let hold_id = hold.hold_id.clone();
+        let payment_ref = payment.payment_ref.clone();
         self.derived
             .live_by_expiry
-            .remove(&(hold.effective_expiry_ms(), hold_id.to_string()));
+            .remove(&(hold.effective_expiry_ms(), hold_id.clone()));
         self.derived
             .dt_live_holds
-            .remove(&(hold.dt_id.clone(), hold_id.to_string()));
+            .remove(&(hold.dt_id.clone(), hold_id.clone()));
         hold.pinned_until_ms = None;
         hold.status = HoldStatus::Purchased {
             order_id: order_id.to_string(),
         };
-        let user_id = hold.user_id.clone();
         put(
             &mut self.holds,
             context.writes,
             column_family::HOLDS,
-            hold_id,
+            &hold_id,
             hold,
         );
         let mut payment = payment;
@@ -172,22 +164,80 @@ impl Machine {
             &mut self.payments,
             context.writes,
             column_family::PAYMENTS,
-            payment_ref,
+            &payment_ref,
             payment,
         );
-        // At most SEATS_PER_HOLD_MAX tickets.
-        self.bump_popularity(context, &purchase.dt.event_id, ticket_ids.len() as i64);
+    }
 
+    /// Issues the tickets of a purchase of `hold`, one per item, each with its seat's label
+    /// and tier (`labels`, by item) and a secret derived from the buyer's seed; their ids.
+    fn issue_tickets(
+        &mut self,
+        context: &mut ApplyContext<'_>,
+        hold: &Hold,
+        order_id: &str,
+        secret_seed: &[u8],
+        dt: &Dt,
+        labels: Vec<(String, String)>,
+    ) -> Vec<String> {
+        let mut ticket_ids = Vec::with_capacity(hold.items.len());
+        for ((k, item), (seat_label, tier_id)) in (1u32..).zip(&hold.items).zip(labels) {
+            let ticket_id = format!("{order_id}-{k}");
+            let secret: [u8; 32] = Sha256::new()
+                .chain_update(b"ticketd ticket secret\0")
+                .chain_update(secret_seed)
+                .chain_update(ticket_id.as_bytes())
+                .finalize()
+                .into();
+            let ticket = Ticket {
+                ticket_id: ticket_id.clone(),
+                order_id: order_id.to_string(),
+                event_id: dt.event_id.clone(),
+                dt_id: dt.dt_id.clone(),
+                user_id: hold.user_id.clone(),
+                seat: item.seat,
+                seat_label,
+                tier_id,
+                price_minor: item.price_minor,
+                fee_minor: item.fee_minor,
+                currency: hold.currency.clone(),
+                secret,
+                status: TicketStatus::Valid,
+                scans: Vec::new(),
+                created_at_ms: context.now_ms,
+                updated_at_ms: context.now_ms,
+            };
+            put(
+                &mut self.tickets,
+                context.writes,
+                column_family::TICKETS,
+                &ticket_id,
+                ticket,
+            );
+            ticket_ids.push(ticket_id);
+        }
+        ticket_ids
+    }
+
+    /// Queues what a buyer is told of a purchase: its confirmation, the e-tickets, and a
+    /// reminder before the dt when the buyer wants one and it is still ahead.
+    fn notify_purchase(
+        &mut self,
+        context: &mut ApplyContext<'_>,
+        user_id: &str,
+        order_id: &str,
+        purchase: &Purchase,
+    ) {
         self.notify(
             context,
-            &user_id,
+            user_id,
             order_id,
             NotificationKind::Confirmation,
             context.now_ms,
         );
         self.notify(
             context,
-            &user_id,
+            user_id,
             order_id,
             NotificationKind::ETickets,
             context.now_ms,
@@ -200,19 +250,12 @@ impl Machine {
         if purchase.reminder_lead_ms > 0 && remind_at > context.now_ms {
             self.notify(
                 context,
-                &user_id,
+                user_id,
                 order_id,
                 NotificationKind::Reminder,
                 remind_at,
             );
         }
-        context.touched_dt = Some(purchase.dt.dt_id.clone());
-        Ok(Done::PurchaseConfirmed {
-            order_id: order_id.to_string(),
-            ticket_ids,
-            total_minor: amount_minor,
-            currency: currency.to_string(),
-        })
     }
 
     /// The dt (still selling), seller, buyer's reminder lead and seat labels of a purchase of
@@ -331,6 +374,8 @@ impl Machine {
         }
     }
 
+    /// Cancels a buyer's order: its valid tickets are canceled, their seats freed, their price
+    /// and fee owed back, and the buyer told.
     pub(super) fn cancel_order(
         &mut self,
         context: &mut ApplyContext<'_>,
@@ -461,6 +506,8 @@ impl Machine {
         self.uncount((ticket.dt_id.clone(), ticket.user_id.clone()), 1);
     }
 
+    /// Refunds one valid ticket: its seat is freed and its price and fee owed back; the order is
+    /// refunded once all its tickets are, partially refunded before.
     pub(super) fn refund_ticket(
         &mut self,
         context: &mut ApplyContext<'_>,
@@ -552,6 +599,9 @@ impl Machine {
         })
     }
 
+    /// Scans a ticket at a gate of a dt. The verdict (admitted, already used, wrong dt, canceled,
+    /// refunded, unknown ticket) is recorded on the ticket, bounded to the latest `SCANS_PER_TICKET_MAX`; a ticket
+    /// is admitted at most once.
     pub(super) fn scan(
         &mut self,
         context: &mut ApplyContext<'_>,
@@ -618,6 +668,8 @@ impl Machine {
         })
     }
 
+    /// Marks a notification of the outbox sent on a channel, so the dispatcher does not send it
+    /// again.
     pub(super) fn mark_sent(
         &mut self,
         context: &mut ApplyContext<'_>,

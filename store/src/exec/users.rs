@@ -23,6 +23,8 @@ fn check_profile(profile: &Profile) -> HandlerResult<()> {
 }
 
 impl Machine {
+    /// Creates or updates a user's profile, contact, reminder preference and sealed payment
+    /// token (the provider's token, encrypted before it reaches the log).
     pub(super) fn upsert_user(
         &mut self,
         context: &mut ApplyContext<'_>,
@@ -142,6 +144,7 @@ impl Machine {
         })
     }
 
+    /// Sets the role of an existing user.
     pub(super) fn set_user_role(
         &mut self,
         context: &mut ApplyContext<'_>,
