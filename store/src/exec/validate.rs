@@ -176,7 +176,7 @@ pub(crate) fn digest(index: u64, digest: &str, now_index: u64) -> HandlerResult<
 pub(crate) fn password_hash(value: &str) -> HandlerResult<()> {
     let bad = || {
         invalid(format!(
-            "password hash must be an argon2id value=19 PHC string of at most \
+            "password hash must be an argon2id v=19 PHC string of at most \
              {PASSWORD_HASH_LEN_MAX} bytes, m <= {PASSWORD_HASH_MEMORY_KIB_MAX}, \
              t <= {PASSWORD_HASH_TIME_COST_MAX}, p <= {PASSWORD_HASH_LANES_MAX}"
         ))
@@ -185,7 +185,7 @@ pub(crate) fn password_hash(value: &str) -> HandlerResult<()> {
         return Err(bad());
     }
     let parts: Vec<&str> = value.split('$').collect();
-    let ["", "argon2id", "value=19", params, salt, hash] = parts.as_slice() else {
+    let ["", "argon2id", "v=19", params, salt, hash] = parts.as_slice() else {
         return Err(bad());
     };
     let param = |p: Option<&str>, name: &str, range: std::ops::RangeInclusive<u32>| {
