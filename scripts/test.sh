@@ -38,6 +38,10 @@ log "clippy"
 cargo clippy --workspace --all-targets -- -D warnings || die "clippy found problems"
 cargo clippy "${FUZZ[@]}" --no-default-features --all-targets -- -D warnings \
   || die "clippy found problems in store/fuzz"
+# No module of a crate depends on itself through others (scripts/house): every crate under the
+# root, `use` and path edges between its files; it prints each cycle with the lines that make it.
+log "import cycles"
+cargo run -q --bin house-check -- . || die "a crate has an import cycle"
 # The rolling upgrade test (t90) runs a cluster of this version upgraded to the next one: the
 # next version's ticketd (feature next-version: binary version 2, one more command, log entries
 # in the version 2 form) is built first, which rebuilds only the workspace's crates (about a

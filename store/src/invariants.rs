@@ -7,7 +7,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::machine::{rows_of, Machine};
+use crate::derived::rows_of;
+use crate::machine::Machine;
 use crate::types::{DtStatus, HoldStatus, OrderStatus, PaymentStatus, ScanVerdict, TicketStatus};
 
 /// The sum of some i64 amounts, in i128.
@@ -29,22 +30,35 @@ impl Machine {
     ///    most one account.
     /// 7. A canceled dt has no live hold and no order left to cancel.
     pub fn check_invariants(&self) -> Result<(), String> {
+        self.check_derived()?;
+        self.check_dts_and_holds()?;
+        let popularity = self.check_orders()?;
+        self.check_payments_and_popularity(&popularity)?;
+        self.check_accounts_and_tickets()
+    }
+
+    /// What is derived equals a rebuild, and every seat book counts right (1, 2).
+    fn check_derived(&self) -> Result<(), String> {
         let fresh = self.derive()?;
         for (dt, book) in &fresh.books {
             book.check_counts().map_err(|e| format!("dt {dt}: {e}"))?;
         }
-        if fresh != self.d {
+        if fresh != self.derived {
             for (dt, book) in &fresh.books {
-                if self.d.books.get(dt) != Some(book) {
+                if self.derived.books.get(dt) != Some(book) {
                     return Err(format!("dt {dt}: seat book differs from a rebuild"));
                 }
             }
             return Err("derived indexes differ from a rebuild".into());
         }
+        Ok(())
+    }
 
+    /// Canceled dts keep nothing open; holds add up and purchased ones have their order (2, 7).
+    fn check_dts_and_holds(&self) -> Result<(), String> {
         for (id, dt) in &self.dts {
-            let open = rows_of(&self.d.dt_live_holds, id).next().is_some()
-                || rows_of(&self.d.dt_open_orders, id).next().is_some();
+            let open = rows_of(&self.derived.dt_live_holds, id).next().is_some()
+                || rows_of(&self.derived.dt_open_orders, id).next().is_some();
             if dt.status == DtStatus::Canceled && open {
                 return Err(format!("dt {id}: canceled with live holds or open orders"));
             }
@@ -63,7 +77,12 @@ impl Machine {
                 }
             }
         }
+        Ok(())
+    }
 
+    /// Orders add up, match their tickets and payments (3, 5); the tickets each event has sold
+    /// and not taken back, for its popularity.
+    fn check_orders(&self) -> Result<BTreeMap<&str, u64>, String> {
         let mut popularity: BTreeMap<&str, u64> = BTreeMap::new();
         for (_, o) in self.orders.unordered() {
             // Sums in i128 of at most a few billion i64 values: they cannot overflow, whatever a
@@ -122,6 +141,14 @@ impl Machine {
                 }
             }
         }
+        Ok(popularity)
+    }
+
+    /// Confirmed payments have their order (5); each event's popularity is what it sold.
+    fn check_payments_and_popularity(
+        &self,
+        popularity: &BTreeMap<&str, u64>,
+    ) -> Result<(), String> {
         for (_, p) in self.payments.unordered() {
             if let PaymentStatus::Confirmed { order_id } = &p.status {
                 if self.orders.get(order_id).map(|o| &o.payment_ref) != Some(&p.payment_ref) {
@@ -141,7 +168,11 @@ impl Machine {
                 ));
             }
         }
+        Ok(())
+    }
 
+    /// Accounts are keyed right (6); a ticket is admitted at most once (4).
+    fn check_accounts_and_tickets(&self) -> Result<(), String> {
         for (email, a) in self.accounts.unordered() {
             if a.email != *email || !self.users.contains_key(&a.user_id) {
                 return Err(format!("account {email}: key or user {} wrong", a.user_id));

@@ -7,14 +7,22 @@
 //! is *derived*: rebuilt from the entities on open and compared with a fresh rebuild by
 //! [`Machine::check_invariants`].
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
 use crate::backend::{Backend, StoreError, WriteSet};
-use crate::command::{Outcome, Query, QueryResult, Rejection, Request, Venue};
-use crate::limits::{IDEMPOTENCY_PRUNE_PER_APPLY_MAX, ID_LEN_MAX, TIME_MS_MAX};
+use crate::columns::{column_family, KEY_CLUSTER_VERSION, KEY_LOG_TIME};
+use crate::derived::{count_seats, Derived};
+use crate::digest::StateDigest;
+use crate::event_source::EventSource;
+use crate::idempotency::{check_request_names, idempotency_key_bytes, Remembered};
+use crate::limits::{IDEMPOTENCY_PRUNE_PER_APPLY_MAX, TIME_MS_MAX};
+use crate::persist::{decode, encode, load, ById, PersistedVisit};
+pub use crate::protocol::Reply;
+use crate::protocol::{Outcome, Rejection, Request, Venue};
+use crate::search::SearchIndex;
 use crate::seats::{SeatBook, FREE, HELD, SOLD};
 use crate::table::{HashMap, Table};
 use crate::types::{
@@ -23,138 +31,6 @@ use crate::types::{
 };
 
 pub use crate::limits::IDEMPOTENCY_WINDOW_MS;
-
-/// Column family names. "sm_meta" belongs to the Raft runtime.
-pub(crate) mod cf {
-    pub const VENUES: &str = "sm_venues";
-    pub const LAYOUTS: &str = "sm_venue_layouts";
-    pub const SELLERS: &str = "sm_sellers";
-    pub const EVENTS: &str = "sm_events";
-    pub const DTS: &str = "sm_dts";
-    pub const USERS: &str = "sm_users";
-    pub const ACCOUNTS: &str = "sm_accounts";
-    pub const HOLDS: &str = "sm_holds";
-    pub const PAYMENTS: &str = "sm_payments";
-    pub const ORDERS: &str = "sm_orders";
-    pub const TICKETS: &str = "sm_tickets";
-    pub const OUTBOX: &str = "sm_outbox";
-    pub const IDEMPOTENCY: &str = "sm_idempotency";
-    pub const STATE: &str = "sm_state";
-}
-
-/// A visitor of persisted `(column family, key, value)` triples.
-pub type PersistedVisit<'a> = dyn FnMut(&'static str, &[u8], &[u8]) + 'a;
-
-/// Every column family the state machine persists into; the Raft runtime opens them and
-/// includes them in snapshots.
-pub const COLUMN_FAMILIES: &[&str] = &[
-    cf::VENUES,
-    cf::LAYOUTS,
-    cf::SELLERS,
-    cf::EVENTS,
-    cf::DTS,
-    cf::USERS,
-    cf::ACCOUNTS,
-    cf::HOLDS,
-    cf::PAYMENTS,
-    cf::ORDERS,
-    cf::TICKETS,
-    cf::OUTBOX,
-    cf::IDEMPOTENCY,
-    cf::STATE,
-];
-
-const KEY_LOG_TIME: &[u8] = b"log_time_ms";
-/// The cluster version, in `sm_state`; absent until a `SetClusterVersion` raised it past
-/// [`crate::version::LEGACY`], so a state of version 1 is persisted (and digested) as binaries
-/// that knew no versions persisted it.
-const KEY_CLUSTER_VERSION: &[u8] = b"cluster_version";
-
-/// The reply to one applied request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Reply {
-    /// What happened.
-    pub outcome: Outcome,
-    /// Log index at which the command was first applied (earlier than the current entry's index
-    /// when this is a replay of a remembered outcome).
-    pub index: u64,
-    /// The command's place in that entry's batch (0 for the first or only request): with
-    /// `index`, its position in the total order of applied requests.
-    #[serde(default)]
-    pub seq: u32,
-    /// True when the key had been seen and this is the remembered first outcome.
-    pub replayed: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct Remembered {
-    command_digest: [u8; 32],
-    index: u64,
-    seq: u32,
-    applied_at_ms: i64,
-    outcome: Outcome,
-}
-
-/// A map of entities by id: ordered (the small catalogue tables) or a [`Table`].
-pub(crate) trait ById<T> {
-    /// Sets the entity of `id`.
-    fn set(&mut self, id: String, v: T);
-    /// Every entity in id order.
-    fn sorted(&self) -> Vec<(&String, &T)>;
-}
-
-impl<T> ById<T> for BTreeMap<String, T> {
-    fn set(&mut self, id: String, v: T) {
-        self.insert(id, v);
-    }
-    fn sorted(&self) -> Vec<(&String, &T)> {
-        self.iter().collect()
-    }
-}
-
-impl<T> ById<T> for Table<T> {
-    fn set(&mut self, id: String, v: T) {
-        self.insert(id, v);
-    }
-    fn sorted(&self) -> Vec<(&String, &T)> {
-        Table::sorted(self)
-    }
-}
-
-/// State derived from the entities: never persisted, rebuilt on open, compared with a fresh
-/// rebuild by the invariant checker.
-#[derive(Debug, Default, Clone, PartialEq)]
-pub(crate) struct Derived {
-    /// Availability per dt.
-    pub books: BTreeMap<String, SeatBook>,
-    /// Live holds by (effective expiry, hold id).
-    pub live_by_expiry: BTreeSet<(i64, String)>,
-    /// Live holds by (dt, hold id): what a dt's cancellation releases.
-    pub dt_live_holds: BTreeSet<(String, String)>,
-    /// Orders that can still be canceled (confirmed or partially refunded) by (dt, order id):
-    /// what a dt's cancellation cancels.
-    pub dt_open_orders: BTreeSet<(String, String)>,
-    /// Dts by (venue, dt id): a venue's seats are frozen once it has one.
-    pub venue_dts: BTreeSet<(String, String)>,
-    /// Dts being canceled, whose cancellation the leader continues.
-    pub canceling_dts: BTreeSet<String>,
-    /// Seats held or owned (valid or used) per (dt, user).
-    pub user_dt_seats: HashMap<(String, String), u32>,
-    /// (user, order) pairs.
-    pub user_orders: BTreeSet<(String, String)>,
-    /// (seller, order) pairs: a seller's ledger.
-    pub seller_orders: BTreeSet<(String, String)>,
-    /// (order, notification) pairs.
-    pub order_notes: BTreeSet<(String, String)>,
-    /// Pending notifications by (due, id).
-    pub pending_outbox: BTreeSet<(i64, String)>,
-    /// Remembered outcomes by (applied at, `idem_key`), for pruning.
-    pub idem_by_age: BTreeSet<(i64, Vec<u8>)>,
-    /// Dts of each event that has some.
-    pub event_dts: BTreeMap<String, BTreeSet<String>>,
-    /// The account (normalized email) of each user that has one.
-    pub account_of_user: BTreeMap<String, String>,
-}
 
 /// The ticket domain's state, held in memory and written through to a [`Backend`].
 #[derive(Debug, Default)]
@@ -175,76 +51,29 @@ pub struct Machine {
     pub(crate) orders: Table<Order>,
     pub(crate) tickets: Table<Ticket>,
     pub(crate) outbox: Table<Notification>,
-    /// By `idem_key(client, key)`, the bytes it is persisted under.
+    /// By `idempotency_key_bytes(client, key)`, the bytes it is persisted under.
     pub(crate) idempotency: HashMap<Vec<u8>, Box<Remembered>>,
-    pub(crate) d: Derived,
+    pub(crate) derived: Derived,
     /// Full-text index over events: derived, in RAM, never read by `apply`.
-    pub(crate) search: crate::search::SearchIndex,
+    pub(crate) search: SearchIndex,
 }
 
 /// What one apply works with besides the state: the entry's index and log time, the writes,
 /// and counters for ids minted from the index.
-pub(crate) struct Cx<'a> {
+pub(crate) struct ApplyContext<'a> {
+    /// The entry's log index.
     pub index: u64,
-    pub now: i64,
-    pub ws: &'a mut WriteSet,
+    /// Log time as this request sees it: the largest stamp applied so far.
+    pub now_ms: i64,
+    /// Where every change to an entity is written through.
+    pub writes: &'a mut WriteSet,
     /// Notifications minted in this entry so far, over its whole batch (their ids are
     /// `n-{index}-{k}`).
-    pub notes: u32,
+    pub notifications_minted: u32,
     /// Holds expired in this entry.
-    pub expired: u32,
+    pub holds_expired: u32,
     /// The dt this entry changed availability of, for the per-apply check.
     pub touched_dt: Option<String>,
-}
-
-/// The postcard encoding of an entity. Encoding into a growable vector fails only for types
-/// postcard cannot describe (maps with non-string keys are fine; sequences of unknown length
-/// are not), which no entity is: every entity type is encoded by the unit tests.
-#[allow(clippy::expect_used)]
-pub(crate) fn encode<T: Serialize>(v: &T) -> Vec<u8> {
-    postcard::to_stdvec(v).expect("in-memory types always encode")
-}
-
-fn decode<'a, T: Deserialize<'a>>(cf: &str, bytes: &'a [u8]) -> Result<T, StoreError> {
-    postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt {
-        cf: cf.to_string(),
-        detail: e.to_string(),
-    })
-}
-
-fn idem_key(client_id: &str, key: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(client_id.len().saturating_add(key.len()).saturating_add(1));
-    k.extend_from_slice(client_id.as_bytes());
-    k.push(0);
-    k.extend_from_slice(key.as_bytes());
-    k
-}
-
-/// Inserts `v` under `id` and writes it through.
-pub(crate) fn put<T: Serialize>(
-    map: &mut impl ById<T>,
-    ws: &mut WriteSet,
-    cf: &'static str,
-    id: &str,
-    v: T,
-) {
-    ws.put(cf, id.as_bytes().to_vec(), encode(&v));
-    map.set(id.to_string(), v);
-}
-
-fn load<T: for<'a> Deserialize<'a>>(
-    backend: &dyn Backend,
-    cf: &'static str,
-    map: &mut impl ById<T>,
-) -> Result<(), StoreError> {
-    backend.scan(cf, &mut |k, v| {
-        let id = std::str::from_utf8(k).map_err(|e| StoreError::Corrupt {
-            cf: cf.to_string(),
-            detail: e.to_string(),
-        })?;
-        map.set(id.to_string(), decode(cf, v)?);
-        Ok(())
-    })
 }
 
 impl Machine {
@@ -253,35 +82,35 @@ impl Machine {
     pub fn open(backend: &dyn Backend) -> Result<Self, StoreError> {
         let mut m = Machine::default();
         // First: a state of a later version may hold rows this binary cannot decode.
-        if let Some(v) = backend.get(cf::STATE, KEY_CLUSTER_VERSION)? {
-            m.cluster_version_raised = decode(cf::STATE, &v)?;
+        if let Some(v) = backend.get(column_family::STATE, KEY_CLUSTER_VERSION)? {
+            m.cluster_version_raised = decode(column_family::STATE, &v)?;
             if m.cluster_version_raised > crate::version::BINARY_VERSION {
                 return Err(StoreError::VersionTooNew {
                     version: m.cluster_version_raised,
                 });
             }
         }
-        load(backend, cf::VENUES, &mut m.venues)?;
-        load(backend, cf::LAYOUTS, &mut m.layouts)?;
-        load(backend, cf::SELLERS, &mut m.sellers)?;
-        load(backend, cf::EVENTS, &mut m.events)?;
-        load(backend, cf::DTS, &mut m.dts)?;
-        load(backend, cf::USERS, &mut m.users)?;
-        load(backend, cf::ACCOUNTS, &mut m.accounts)?;
-        load(backend, cf::HOLDS, &mut m.holds)?;
-        load(backend, cf::PAYMENTS, &mut m.payments)?;
-        load(backend, cf::ORDERS, &mut m.orders)?;
-        load(backend, cf::TICKETS, &mut m.tickets)?;
-        load(backend, cf::OUTBOX, &mut m.outbox)?;
-        backend.scan(cf::IDEMPOTENCY, &mut |k, v| {
+        load(backend, column_family::VENUES, &mut m.venues)?;
+        load(backend, column_family::LAYOUTS, &mut m.layouts)?;
+        load(backend, column_family::SELLERS, &mut m.sellers)?;
+        load(backend, column_family::EVENTS, &mut m.events)?;
+        load(backend, column_family::DTS, &mut m.dts)?;
+        load(backend, column_family::USERS, &mut m.users)?;
+        load(backend, column_family::ACCOUNTS, &mut m.accounts)?;
+        load(backend, column_family::HOLDS, &mut m.holds)?;
+        load(backend, column_family::PAYMENTS, &mut m.payments)?;
+        load(backend, column_family::ORDERS, &mut m.orders)?;
+        load(backend, column_family::TICKETS, &mut m.tickets)?;
+        load(backend, column_family::OUTBOX, &mut m.outbox)?;
+        backend.scan(column_family::IDEMPOTENCY, &mut |k, v| {
             m.idempotency
-                .insert(k.to_vec(), decode(cf::IDEMPOTENCY, v)?);
+                .insert(k.to_vec(), decode(column_family::IDEMPOTENCY, v)?);
             Ok(())
         })?;
-        if let Some(t) = backend.get(cf::STATE, KEY_LOG_TIME)? {
-            m.log_time_ms = decode(cf::STATE, &t)?;
+        if let Some(t) = backend.get(column_family::STATE, KEY_LOG_TIME)? {
+            m.log_time_ms = decode(column_family::STATE, &t)?;
         }
-        m.d = m.derive().map_err(StoreError::Invariant)?;
+        m.derived = m.derive().map_err(StoreError::Invariant)?;
         m.check_invariants().map_err(StoreError::Invariant)?;
         // The search index starts empty with every event pending: the first search builds it.
         Ok(m)
@@ -314,22 +143,26 @@ impl Machine {
     /// Sets the cluster version and writes it through.
     pub(crate) fn set_cluster_version_raw(&mut self, ws: &mut WriteSet, version: u32) {
         self.cluster_version_raised = version;
-        ws.put(cf::STATE, KEY_CLUSTER_VERSION.to_vec(), encode(&version));
+        ws.put(
+            column_family::STATE,
+            KEY_CLUSTER_VERSION.to_vec(),
+            encode(&version),
+        );
     }
 
     /// The dts of an event, by dt id.
     pub(crate) fn event_dts<'a>(&'a self, event_id: &str) -> impl Iterator<Item = &'a Dt> + 'a {
-        self.d
+        self.derived
             .event_dts
             .get(event_id)
             .into_iter()
             .flatten()
-            .filter_map(|d| self.dts.get(d))
+            .filter_map(|dt_id| self.dts.get(dt_id))
     }
 
     /// Heap bytes of a dt's in-memory availability (the seat book), for capacity planning.
     pub fn seat_book_heap_bytes(&self, dt_id: &str) -> Option<usize> {
-        self.d.books.get(dt_id).map(|b| b.heap_bytes())
+        self.derived.books.get(dt_id).map(|b| b.heap_bytes())
     }
 
     /// Applies one committed request at log `index`, recording its writes in `ws`: an entry
@@ -360,7 +193,11 @@ impl Machine {
     /// entry moved it.
     fn persist_log_time(&self, before: i64, ws: &mut WriteSet) {
         if self.log_time_ms != before {
-            ws.put(cf::STATE, KEY_LOG_TIME.to_vec(), encode(&self.log_time_ms));
+            ws.put(
+                column_family::STATE,
+                KEY_LOG_TIME.to_vec(),
+                encode(&self.log_time_ms),
+            );
         }
     }
 
@@ -384,17 +221,17 @@ impl Machine {
             self.log_time_ms = stamp;
         }
         let now = self.log_time_ms;
-        let mut cx = Cx {
+        let mut context = ApplyContext {
             index,
-            now,
-            ws,
-            notes: *notes,
-            expired: 0,
+            now_ms: now,
+            writes: ws,
+            notifications_minted: *notes,
+            holds_expired: 0,
             touched_dt: None,
         };
-        self.expire_due(&mut cx, now);
-        self.prune_idempotency(&mut cx);
-        *notes = cx.notes;
+        self.expire_due(&mut context, now);
+        self.prune_idempotency(&mut context);
+        *notes = context.notifications_minted;
 
         if let Err(detail) = check_request_names(req) {
             // Not remembered: a key that cannot be stored names no write.
@@ -409,7 +246,7 @@ impl Machine {
             };
         }
         let digest: [u8; 32] = Sha256::digest(encode(&req.command)).into();
-        let mut key = idem_key(&req.client_id, &req.idempotency_key);
+        let mut key = idempotency_key_bytes(&req.client_id, &req.idempotency_key);
         if let Some(prev) = self.idempotency.get(&key) {
             if now.saturating_sub(prev.applied_at_ms) <= IDEMPOTENCY_WINDOW_MS {
                 if prev.command_digest != digest {
@@ -431,19 +268,23 @@ impl Machine {
                 };
             }
             let age = (prev.applied_at_ms, key);
-            self.d.idem_by_age.remove(&age);
+            self.derived.idempotency_by_age.remove(&age);
             key = age.1;
         }
-        let outcome = match self.execute(&mut cx, &req.command) {
+        let outcome = match self.execute(&mut context, &req.command) {
             Ok(done) => Outcome::Done(done),
             Err(r) => Outcome::Rejected {
                 code: r.code,
                 detail: r.detail,
             },
         };
-        *notes = cx.notes;
+        *notes = context.notifications_minted;
         #[cfg(debug_assertions)]
-        if let Some(book) = cx.touched_dt.as_ref().and_then(|d| self.d.books.get(d)) {
+        if let Some(book) = context
+            .touched_dt
+            .as_ref()
+            .and_then(|d| self.derived.books.get(d))
+        {
             if let Err(e) = book.check_counts() {
                 panic!("invariant broken by entry {index}: {e}");
             }
@@ -455,8 +296,10 @@ impl Machine {
             applied_at_ms: now,
             outcome: outcome.clone(),
         };
-        cx.ws.put(cf::IDEMPOTENCY, key.clone(), encode(&remembered));
-        self.d.idem_by_age.insert((now, key.clone()));
+        context
+            .writes
+            .put(column_family::IDEMPOTENCY, key.clone(), encode(&remembered));
+        self.derived.idempotency_by_age.insert((now, key.clone()));
         self.idempotency.insert(key, Box::new(remembered));
         Reply {
             outcome,
@@ -467,25 +310,20 @@ impl Machine {
     }
 
     /// Forgets a bounded number of idempotency keys older than the window.
-    fn prune_idempotency(&mut self, cx: &mut Cx<'_>) {
+    fn prune_idempotency(&mut self, context: &mut ApplyContext<'_>) {
         for _ in 0..IDEMPOTENCY_PRUNE_PER_APPLY_MAX {
-            let Some(first) = self.d.idem_by_age.first() else {
+            let Some(first) = self.derived.idempotency_by_age.first() else {
                 return;
             };
-            if cx.now.saturating_sub(first.0) <= IDEMPOTENCY_WINDOW_MS {
+            if context.now_ms.saturating_sub(first.0) <= IDEMPOTENCY_WINDOW_MS {
                 return;
             }
-            let Some((_, key)) = self.d.idem_by_age.pop_first() else {
+            let Some((_, key)) = self.derived.idempotency_by_age.pop_first() else {
                 return;
             };
             self.idempotency.remove(&key);
-            cx.ws.delete(cf::IDEMPOTENCY, key);
+            context.writes.delete(column_family::IDEMPOTENCY, key);
         }
-    }
-
-    /// Answers a read from the applied state.
-    pub fn query(&self, q: &Query) -> QueryResult {
-        crate::query::answer(self, q)
     }
 
     /// Visits every persisted key and value, column family by column family in the order of
@@ -497,46 +335,48 @@ impl Machine {
                 f(cf, k.as_bytes(), &encode(v));
             }
         }
-        each(f, cf::VENUES, &self.venues);
-        each(f, cf::LAYOUTS, &self.layouts);
-        each(f, cf::SELLERS, &self.sellers);
-        each(f, cf::EVENTS, &self.events);
-        each(f, cf::DTS, &self.dts);
-        each(f, cf::USERS, &self.users);
-        each(f, cf::ACCOUNTS, &self.accounts);
-        each(f, cf::HOLDS, &self.holds);
-        each(f, cf::PAYMENTS, &self.payments);
-        each(f, cf::ORDERS, &self.orders);
-        each(f, cf::TICKETS, &self.tickets);
-        each(f, cf::OUTBOX, &self.outbox);
+        each(f, column_family::VENUES, &self.venues);
+        each(f, column_family::LAYOUTS, &self.layouts);
+        each(f, column_family::SELLERS, &self.sellers);
+        each(f, column_family::EVENTS, &self.events);
+        each(f, column_family::DTS, &self.dts);
+        each(f, column_family::USERS, &self.users);
+        each(f, column_family::ACCOUNTS, &self.accounts);
+        each(f, column_family::HOLDS, &self.holds);
+        each(f, column_family::PAYMENTS, &self.payments);
+        each(f, column_family::ORDERS, &self.orders);
+        each(f, column_family::TICKETS, &self.tickets);
+        each(f, column_family::OUTBOX, &self.outbox);
         let mut remembered: Vec<_> = self.idempotency.iter().collect();
         remembered.sort_unstable_by_key(|(k, _)| *k);
         for (k, r) in remembered {
-            f(cf::IDEMPOTENCY, k, &encode(r));
+            f(column_family::IDEMPOTENCY, k, &encode(r));
         }
         if self.cluster_version_raised != 0 {
             f(
-                cf::STATE,
+                column_family::STATE,
                 KEY_CLUSTER_VERSION,
                 &encode(&self.cluster_version_raised),
             );
         }
         if self.log_time_ms != 0 {
-            f(cf::STATE, KEY_LOG_TIME, &encode(&self.log_time_ms));
+            f(
+                column_family::STATE,
+                KEY_LOG_TIME,
+                &encode(&self.log_time_ms),
+            );
         }
     }
 
     /// Hex SHA-256 over every persisted key and value in a canonical order ([`StateDigest`]).
     pub fn digest(&self) -> String {
-        let mut d = StateDigest::default();
-        self.visit_persisted(&mut |cf, k, v| d.record(cf, k, v));
-        d.finish()
+        let mut digest = StateDigest::default();
+        self.visit_persisted(&mut |family, key, value| digest.record(family, key, value));
+        digest.finish()
     }
 
-    /// Rebuilds everything derived from the entities. Fails when two live holds or valid
-    /// tickets claim one seat, or more than a GA area's capacity.
-    pub(crate) fn derive(&self) -> Result<Derived, String> {
-        let mut d = Derived::default();
+    /// The seat books (every seat free) and dt indexes, from the dts and venue layouts.
+    fn derive_from_dts(&self, derived: &mut Derived) -> Result<(), String> {
         for (id, dt) in &self.dts {
             let empty = Default::default();
             let map = self
@@ -546,28 +386,37 @@ impl Machine {
                 .unwrap_or(&empty);
             let specs: Vec<_> = dt.tiers.iter().map(|t| t.spec.clone()).collect();
             let book = SeatBook::build(map, &specs).map_err(|e| format!("dt {id}: {e}"))?;
-            d.books.insert(id.clone(), book);
-            d.event_dts
+            derived.books.insert(id.clone(), book);
+            derived
+                .event_dts
                 .entry(dt.event_id.clone())
                 .or_default()
                 .insert(id.clone());
-            d.venue_dts.insert((dt.venue_id.clone(), id.clone()));
+            derived.venue_dts.insert((dt.venue_id.clone(), id.clone()));
             if dt.status == DtStatus::Canceling {
-                d.canceling_dts.insert(id.clone());
+                derived.canceling_dts.insert(id.clone());
             }
         }
-        let claim = |d: &mut Derived, dt: &str, r: SeatRef, to: u8, what: &str| {
-            let book = d
+        Ok(())
+    }
+
+    /// Rebuilds everything derived from the entities. Fails when two live holds or valid
+    /// tickets claim one seat, or more than a GA area's capacity.
+    pub(crate) fn derive(&self) -> Result<Derived, String> {
+        let mut derived = Derived::default();
+        self.derive_from_dts(&mut derived)?;
+        let claim = |derived: &mut Derived, dt: &str, seat: SeatRef, to: u8, what: &str| {
+            let book = derived
                 .books
                 .get_mut(dt)
                 .ok_or_else(|| format!("{what} names unknown dt {dt}"))?;
-            match book.lookup(r) {
+            match book.lookup(seat) {
                 Some((_, FREE)) => {
-                    book.shift(r, FREE, to);
+                    book.shift(seat, FREE, to);
                     Ok(())
                 }
                 other => Err(format!(
-                    "{what}: {r:?} of dt {dt} claimed twice or not for sale ({other:?})"
+                    "{what}: {seat:?} of dt {dt} claimed twice or not for sale ({other:?})"
                 )),
             }
         };
@@ -575,143 +424,103 @@ impl Machine {
             if h.status != HoldStatus::Live {
                 continue;
             }
-            for it in &h.items {
+            for item in &h.items {
                 claim(
-                    &mut d,
+                    &mut derived,
                     &h.dt_id,
-                    it.seat,
+                    item.seat,
                     HELD,
                     &format!("hold {}", h.hold_id),
                 )?;
             }
-            d.live_by_expiry
+            derived
+                .live_by_expiry
                 .insert((h.effective_expiry_ms(), h.hold_id.clone()));
-            d.dt_live_holds.insert((h.dt_id.clone(), h.hold_id.clone()));
-            count_seats(&mut d, &h.dt_id, &h.user_id, h.items.len());
+            derived
+                .dt_live_holds
+                .insert((h.dt_id.clone(), h.hold_id.clone()));
+            count_seats(&mut derived, &h.dt_id, &h.user_id, h.items.len());
         }
         for (_, t) in self.tickets.unordered() {
             if !matches!(t.status, TicketStatus::Valid | TicketStatus::Used { .. }) {
                 continue;
             }
             claim(
-                &mut d,
+                &mut derived,
                 &t.dt_id,
                 t.seat,
                 SOLD,
                 &format!("ticket {}", t.ticket_id),
             )?;
-            count_seats(&mut d, &t.dt_id, &t.user_id, 1);
+            count_seats(&mut derived, &t.dt_id, &t.user_id, 1);
         }
         for (_, o) in self.orders.unordered() {
-            d.user_orders
+            derived
+                .user_orders
                 .insert((o.user_id.clone(), o.order_id.clone()));
             if let Some(e) = self.events.get(&o.event_id) {
-                d.seller_orders
+                derived
+                    .seller_orders
                     .insert((e.seller_id.clone(), o.order_id.clone()));
             }
             if matches!(
                 o.status,
                 OrderStatus::Confirmed | OrderStatus::PartiallyRefunded
             ) {
-                d.dt_open_orders
+                derived
+                    .dt_open_orders
                     .insert((o.dt_id.clone(), o.order_id.clone()));
             }
         }
         for (_, n) in self.outbox.unordered() {
-            d.order_notes
+            derived
+                .order_notes
                 .insert((n.order_id.clone(), n.notification_id.clone()));
             if n.status == NotificationStatus::Pending {
-                d.pending_outbox
+                derived
+                    .pending_outbox
                     .insert((n.due_at_ms, n.notification_id.clone()));
             }
         }
-        for (k, r) in &self.idempotency {
-            d.idem_by_age.insert((r.applied_at_ms, k.clone()));
+        for (k, seat) in &self.idempotency {
+            derived
+                .idempotency_by_age
+                .insert((seat.applied_at_ms, k.clone()));
         }
         for (email, a) in self.accounts.unordered() {
-            if let Some(other) = d.account_of_user.insert(a.user_id.clone(), email.clone()) {
+            if let Some(other) = derived
+                .account_of_user
+                .insert(a.user_id.clone(), email.clone())
+            {
                 return Err(format!(
                     "user {} has two accounts: {other} and {email}",
                     a.user_id
                 ));
             }
         }
-        Ok(d)
+        Ok(derived)
     }
 }
 
-/// The second parts of the pairs of `index` whose first part is `first`, in order.
-pub(crate) fn rows_of<'a>(
-    index: &'a std::collections::BTreeSet<(String, String)>,
-    first: &'a str,
-) -> impl Iterator<Item = String> + 'a {
-    index
-        .range((first.to_string(), String::new())..)
-        .take_while(move |(f, _)| f == first)
-        .map(|(_, second)| second.clone())
-}
-
-/// The digest of a state: SHA-256 over every persisted `(column family, key, value)` in the
-/// order of [`COLUMN_FAMILIES`], keys in byte order, each field length-prefixed. Fed from the
-/// machine ([`Machine::digest`]) or from what a backend holds (a node digesting a RocksDB
-/// snapshot), it gives the same answer for the same state.
-#[derive(Default)]
-pub struct StateDigest(Sha256);
-
-impl StateDigest {
-    /// Adds one record; records come column family by column family, keys in order.
-    pub fn record(&mut self, cf: &str, key: &[u8], value: &[u8]) {
-        self.0.update(cf.as_bytes());
-        self.0
-            .update(u64::try_from(key.len()).unwrap_or(u64::MAX).to_be_bytes());
-        self.0.update(key);
-        self.0
-            .update(u64::try_from(value.len()).unwrap_or(u64::MAX).to_be_bytes());
-        self.0.update(value);
+impl EventSource for Machine {
+    fn events(&self) -> &BTreeMap<String, Event> {
+        &self.events
     }
 
-    /// The digest in hex.
-    pub fn finish(self) -> String {
-        self.0
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+    fn venue(&self, venue_id: &str) -> Option<&Venue> {
+        self.venues.get(venue_id)
     }
-}
 
-/// Adds `n` seats to what a user holds or owns of a dt (at most SEATS_PER_USER_PER_DT_MAX in
-/// a state that keeps its invariants; saturating in one that does not, which the checker
-/// reports).
-fn count_seats(d: &mut Derived, dt_id: &str, user_id: &str, n: usize) {
-    let c = d
-        .user_dt_seats
-        .entry((dt_id.to_string(), user_id.to_string()))
-        .or_default();
-    *c = c.saturating_add(u32::try_from(n).unwrap_or(u32::MAX));
-}
-
-/// A request's client id and idempotency key: ids (1..=ID_LEN_MAX bytes without NUL, which
-/// separates them in the key the outcome is remembered under).
-fn check_request_names(req: &Request) -> Result<(), String> {
-    for (field, v) in [
-        ("client_id", &req.client_id),
-        ("idempotency_key", &req.idempotency_key),
-    ] {
-        if v.is_empty() || v.len() > ID_LEN_MAX || v.contains('\0') {
-            return Err(format!(
-                "{field} must be 1..={ID_LEN_MAX} bytes without NUL"
-            ));
-        }
+    fn dts_of_event(&self, event_id: &str) -> Vec<&Dt> {
+        self.event_dts(event_id).collect()
     }
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::backend::MemBackend;
-    use crate::command::Command;
+    use crate::protocol::Command;
 
     fn req(key: &str, venue: &str) -> Request {
         Request {

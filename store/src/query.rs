@@ -1,13 +1,13 @@
 //! Reads of the applied state. Queries never change state and may use floats (distances):
 //! they are answered by one replica, not replayed.
 
-use crate::command::{
+use crate::limits::QUERY_LIMIT_MAX;
+use crate::machine::Machine;
+use crate::money::{add_to_totals, ledger_entry, platform_fee_minor};
+use crate::protocol::{
     EventFilter, EventHit, GaAvailability, LedgerEntry, LedgerTotals, OrderView, Query,
     QueryResult, SeatMapView, SellerLedger, TierAvailability,
 };
-use crate::exec::fee_of;
-use crate::limits::QUERY_LIMIT_MAX;
-use crate::machine::Machine;
 use crate::seats::TIER_NONE;
 use crate::types::{DtStatus, GeoPoint};
 
@@ -27,146 +27,128 @@ fn meters(d: f64) -> u32 {
     d.round() as u32
 }
 
-/// A count of tickets as an answer's u32.
-fn count(n: usize) -> u32 {
-    u32::try_from(n).unwrap_or(u32::MAX)
-}
-
 fn cap(limit: u32) -> usize {
     limit.clamp(1, QUERY_LIMIT_MAX) as usize
 }
 
-pub(crate) fn answer(m: &Machine, q: &Query) -> QueryResult {
-    match q {
-        Query::GetVenue { venue_id } => QueryResult::Venue(m.venues.get(venue_id).cloned()),
-        Query::Digest => QueryResult::Digest(m.digest()),
+impl Machine {
+    /// Answers a read from the applied state.
+    pub fn query(&self, query: &Query) -> QueryResult {
+        answer(self, query)
+    }
+}
+
+fn answer(machine: &Machine, query: &Query) -> QueryResult {
+    match query {
+        Query::GetVenue { venue_id } => QueryResult::Venue(machine.venues.get(venue_id).cloned()),
+        Query::Digest => QueryResult::Digest(machine.digest()),
         Query::GetVenueLayout { venue_id } => {
-            QueryResult::VenueLayout(m.layouts.get(venue_id).cloned())
+            QueryResult::VenueLayout(machine.layouts.get(venue_id).cloned())
         }
-        Query::GetSeller { seller_id } => QueryResult::Seller(m.sellers.get(seller_id).cloned()),
-        Query::GetEvent { event_id } => QueryResult::Event(m.events.get(event_id).cloned()),
-        Query::BrowseEvents(f) => QueryResult::Events(browse(m, f)),
+        Query::GetSeller { seller_id } => {
+            QueryResult::Seller(machine.sellers.get(seller_id).cloned())
+        }
+        Query::GetEvent { event_id } => QueryResult::Event(machine.events.get(event_id).cloned()),
+        Query::BrowseEvents(f) => QueryResult::Events(browse(machine, f)),
         Query::ListDts { event_id } => {
-            let mut dts: Vec<_> = m.event_dts(event_id).cloned().collect();
+            let mut dts: Vec<_> = machine.event_dts(event_id).cloned().collect();
             dts.sort_by(|a, b| (a.starts_at_ms, &a.dt_id).cmp(&(b.starts_at_ms, &b.dt_id)));
             QueryResult::Dts(dts)
         }
-        Query::GetDt { dt_id } => QueryResult::Dt(m.dts.get(dt_id).cloned()),
-        Query::SeatMap { dt_id } => QueryResult::SeatMap(seat_map(m, dt_id)),
-        Query::GetHold { hold_id } => QueryResult::Hold(m.holds.get(hold_id).cloned()),
+        Query::GetDt { dt_id } => QueryResult::Dt(machine.dts.get(dt_id).cloned()),
+        Query::SeatMap { dt_id } => QueryResult::SeatMap(seat_map(machine, dt_id)),
+        Query::GetHold { hold_id } => QueryResult::Hold(machine.holds.get(hold_id).cloned()),
         Query::GetPayment { payment_ref } => {
-            QueryResult::Payment(m.payments.get(payment_ref).cloned())
+            QueryResult::Payment(machine.payments.get(payment_ref).cloned())
         }
-        Query::GetUser { user_id } => QueryResult::User(m.users.get(user_id).cloned()),
+        Query::GetUser { user_id } => QueryResult::User(machine.users.get(user_id).cloned()),
         Query::UserOrders { user_id, limit } => {
-            let mut views: Vec<OrderView> =
-                m.d.user_orders
-                    .range((user_id.clone(), String::new())..)
-                    .take_while(|(u, _)| u == user_id)
-                    .filter_map(|(_, o)| order_view(m, o))
-                    .collect();
+            let mut views: Vec<OrderView> = machine
+                .derived
+                .user_orders
+                .range((user_id.clone(), String::new())..)
+                .take_while(|(u, _)| u == user_id)
+                .filter_map(|(_, o)| order_view(machine, o))
+                .collect();
             views.sort_by_key(|v| std::cmp::Reverse(v.order.created_index));
             views.truncate(cap(*limit));
             QueryResult::Orders(views)
         }
-        Query::GetOrder { order_id } => QueryResult::Order(order_view(m, order_id)),
-        Query::GetTicket { ticket_id } => QueryResult::Ticket(m.tickets.get(ticket_id).cloned()),
+        Query::GetOrder { order_id } => QueryResult::Order(order_view(machine, order_id)),
+        Query::GetTicket { ticket_id } => {
+            QueryResult::Ticket(machine.tickets.get(ticket_id).cloned())
+        }
         Query::DueNotifications { up_to_ms, limit } => QueryResult::Notifications(
-            m.d.pending_outbox
+            machine
+                .derived
+                .pending_outbox
                 .iter()
                 .take_while(|(due, _)| due <= up_to_ms)
                 .take(cap(*limit))
-                .filter_map(|(_, id)| m.outbox.get(id).cloned())
+                .filter_map(|(_, id)| machine.outbox.get(id).cloned())
                 .collect(),
         ),
         Query::AccountByEmail { email } => QueryResult::Account(
-            crate::types::normalize_email(email).and_then(|e| m.accounts.get(&e).cloned()),
+            crate::types::normalize_email(email).and_then(|e| machine.accounts.get(&e).cloned()),
         ),
         Query::GetAccount { user_id } => QueryResult::Account(
-            m.d.account_of_user
+            machine
+                .derived
+                .account_of_user
                 .get(user_id)
-                .and_then(|e| m.accounts.get(e))
+                .and_then(|e| machine.accounts.get(e))
                 .cloned(),
         ),
         Query::SellerLedger { seller_id, limit } => {
-            QueryResult::SellerLedger(seller_ledger(m, seller_id, cap(*limit)))
+            QueryResult::SellerLedger(seller_ledger(machine, seller_id, cap(*limit)))
         }
         Query::CancelingDts { limit } => QueryResult::Dts(
-            m.d.canceling_dts
+            machine
+                .derived
+                .canceling_dts
                 .iter()
                 .take(cap(*limit))
-                .filter_map(|id| m.dts.get(id).cloned())
+                .filter_map(|id| machine.dts.get(id).cloned())
                 .collect(),
         ),
         Query::SearchEvents { text, limit } => {
-            QueryResult::Events(m.search.search(m, text, cap(*limit)))
+            QueryResult::Events(machine.search.search(machine, text, cap(*limit)))
         }
     }
 }
 
 /// A seller's ledger: every order of its events (one pass over the seller's orders).
-fn seller_ledger(m: &Machine, seller_id: &str, limit: usize) -> Option<SellerLedger> {
-    let seller = m.sellers.get(seller_id)?;
-    let mut entries: Vec<(u64, LedgerEntry)> =
-        m.d.seller_orders
-            .range((seller_id.to_string(), String::new())..)
-            .take_while(|(s, _)| s == seller_id)
-            .filter_map(|(_, id)| m.orders.get(id))
-            .map(|o| {
-                let returned: Vec<&crate::types::Ticket> = o
-                    .ticket_ids
-                    .iter()
-                    .filter_map(|t| m.tickets.get(t))
-                    .filter(|t| {
-                        matches!(
-                            t.status,
-                            crate::types::TicketStatus::Canceled { .. }
-                                | crate::types::TicketStatus::Refunded { .. }
-                        )
-                    })
-                    .collect();
-                // Amounts of an order (at most SEATS_PER_HOLD_MAX tickets of at most
-                // PRICE_MINOR_MAX, validated) and their sums over a seller's orders stay far
-                // inside i64; saturating keeps a broken state from panicking a read.
-                let fees_returned = returned
-                    .iter()
-                    .fold(0i64, |s, t| s.saturating_add(t.fee_minor));
-                let fees = o.fee_minor.saturating_sub(fees_returned);
-                let e = LedgerEntry {
-                    order_id: o.order_id.clone(),
-                    dt_id: o.dt_id.clone(),
-                    created_at_ms: o.created_at_ms,
-                    currency: o.currency.clone(),
-                    tickets: count(o.ticket_ids.len()),
-                    tickets_returned: count(returned.len()),
-                    sales_minor: o.total_minor,
-                    fees_charged_minor: o.fee_minor,
-                    fees_minor: fees,
-                    refunds_minor: o.refunded_minor,
-                    payout_minor: o
-                        .total_minor
-                        .saturating_sub(fees)
-                        .saturating_sub(o.refunded_minor),
-                };
-                (o.created_index, e)
-            })
-            .collect();
+fn seller_ledger(machine: &Machine, seller_id: &str, limit: usize) -> Option<SellerLedger> {
+    let seller = machine.sellers.get(seller_id)?;
+    let mut entries: Vec<(u64, LedgerEntry)> = machine
+        .derived
+        .seller_orders
+        .range((seller_id.to_string(), String::new())..)
+        .take_while(|(s, _)| s == seller_id)
+        .filter_map(|(_, id)| machine.orders.get(id))
+        .map(|o| {
+            let returned: Vec<&crate::types::Ticket> = o
+                .ticket_ids
+                .iter()
+                .filter_map(|t| machine.tickets.get(t))
+                .filter(|t| {
+                    matches!(
+                        t.status,
+                        crate::types::TicketStatus::Canceled { .. }
+                            | crate::types::TicketStatus::Refunded { .. }
+                    )
+                })
+                .collect();
+            (o.created_index, ledger_entry(o, &returned))
+        })
+        .collect();
     let mut totals: std::collections::BTreeMap<&str, LedgerTotals> = Default::default();
     for (_, e) in &entries {
         let t = totals.entry(&e.currency).or_insert_with(|| LedgerTotals {
             currency: e.currency.clone(),
             ..Default::default()
         });
-        t.orders = t.orders.saturating_add(1);
-        t.tickets = t.tickets.saturating_add(e.tickets);
-        t.tickets_returned = t.tickets_returned.saturating_add(e.tickets_returned);
-        t.sales_minor = t.sales_minor.saturating_add(e.sales_minor);
-        let face_value = e.sales_minor.saturating_sub(e.fees_charged_minor);
-        t.face_value_minor = t.face_value_minor.saturating_add(face_value);
-        t.fees_charged_minor = t.fees_charged_minor.saturating_add(e.fees_charged_minor);
-        t.fees_minor = t.fees_minor.saturating_add(e.fees_minor);
-        t.refunds_minor = t.refunds_minor.saturating_add(e.refunds_minor);
-        t.payout_minor = t.payout_minor.saturating_add(e.payout_minor);
+        add_to_totals(t, e);
     }
     let totals = totals.into_values().collect();
     entries.sort_by_key(|(index, _)| std::cmp::Reverse(*index));
@@ -180,36 +162,40 @@ fn seller_ledger(m: &Machine, seller_id: &str, limit: usize) -> Option<SellerLed
     })
 }
 
-fn order_view(m: &Machine, order_id: &str) -> Option<OrderView> {
-    let order = m.orders.get(order_id)?.clone();
+fn order_view(machine: &Machine, order_id: &str) -> Option<OrderView> {
+    let order = machine.orders.get(order_id)?.clone();
     let tickets = order
         .ticket_ids
         .iter()
-        .filter_map(|t| m.tickets.get(t).cloned())
+        .filter_map(|t| machine.tickets.get(t).cloned())
         .collect();
     Some(OrderView { order, tickets })
 }
 
 /// Events with a published dt matching the filter, most popular first, then nearest, then id.
-fn browse(m: &Machine, f: &EventFilter) -> Vec<EventHit> {
+fn browse(machine: &Machine, filter: &EventFilter) -> Vec<EventHit> {
     let mut best: std::collections::BTreeMap<&str, EventHit> = Default::default();
-    for dt in m.dts.values() {
+    for dt in machine.dts.values() {
         if dt.status != DtStatus::Published
-            || f.from_ms.is_some_and(|from| dt.starts_at_ms < from)
-            || f.to_ms.is_some_and(|to| dt.starts_at_ms >= to)
+            || filter.from_ms.is_some_and(|from| dt.starts_at_ms < from)
+            || filter.to_ms.is_some_and(|to| dt.starts_at_ms >= to)
         {
             continue;
         }
-        let Some(event) = m.events.get(&dt.event_id) else {
+        let Some(event) = machine.events.get(&dt.event_id) else {
             continue;
         };
-        if f.category.as_ref().is_some_and(|c| c != &event.category) {
+        if filter
+            .category
+            .as_ref()
+            .is_some_and(|c| c != &event.category)
+        {
             continue;
         }
-        let distance_m = match &f.near {
+        let distance_m = match &filter.near {
             None => None,
             Some(near) => {
-                let Some(layout) = m.layouts.get(&dt.venue_id) else {
+                let Some(layout) = machine.layouts.get(&dt.venue_id) else {
                     continue;
                 };
                 let d = distance_m(near.point, layout.geo);
@@ -246,17 +232,17 @@ fn browse(m: &Machine, f: &EventFilter) -> Vec<EventHit> {
             .then(a.distance_m.cmp(&b.distance_m))
             .then(a.event.event_id.cmp(&b.event.event_id))
     });
-    hits.truncate(cap(f.limit));
+    hits.truncate(cap(filter.limit));
     hits
 }
 
-fn seat_map(m: &Machine, dt_id: &str) -> Option<SeatMapView> {
-    let dt = m.dts.get(dt_id)?;
-    let book = m.d.books.get(dt_id)?;
-    let fee_bps = m
+fn seat_map(machine: &Machine, dt_id: &str) -> Option<SeatMapView> {
+    let dt = machine.dts.get(dt_id)?;
+    let book = machine.derived.books.get(dt_id)?;
+    let fee_bps = machine
         .events
         .get(&dt.event_id)
-        .and_then(|e| m.sellers.get(&e.seller_id))
+        .and_then(|e| machine.sellers.get(&e.seller_id))
         .map(|s| s.fee_bps)
         .unwrap_or(0);
     let tiers = dt
@@ -267,7 +253,7 @@ fn seat_map(m: &Machine, dt_id: &str) -> Option<SeatMapView> {
             tier_id: t.spec.tier_id.clone(),
             name: t.spec.name.clone(),
             price_minor: t.spec.price_minor,
-            fee_minor: fee_of(t.spec.price_minor, fee_bps),
+            fee_minor: platform_fee_minor(t.spec.price_minor, fee_bps),
             currency: t.spec.currency.clone(),
             capacity: c.capacity,
             available: c.available(),
@@ -275,7 +261,7 @@ fn seat_map(m: &Machine, dt_id: &str) -> Option<SeatMapView> {
             sold: c.sold,
         })
         .collect();
-    let areas = m
+    let areas = machine
         .layouts
         .get(&dt.venue_id)
         .map(|l| l.seating_map.ga_areas.as_slice())

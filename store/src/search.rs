@@ -35,8 +35,8 @@ use tantivy::{
     Term,
 };
 
-use crate::command::EventHit;
-use crate::machine::Machine;
+use crate::event_source::EventSource;
+use crate::protocol::EventHit;
 use crate::types::{Dt, DtStatus, Event};
 
 pub use crate::limits::QUERY_WORDS_MAX;
@@ -73,7 +73,7 @@ pub fn words(text: &str) -> Vec<String> {
 }
 
 /// Name of the fast field holding an event's number (see [`Built::ids`]).
-const EVENT_NO: &str = "event_no";
+const EVENT_NUMBER: &str = "event_number";
 
 /// Fields of the index.
 #[derive(Clone, Copy)]
@@ -81,7 +81,7 @@ struct Fields {
     /// For deleting an event's document.
     event_id: Field,
     /// For answering: reading a column is much cheaper than loading stored documents.
-    event_no: Field,
+    event_number: Field,
     title: Field,
     performers: Field,
     venue: Field,
@@ -110,7 +110,7 @@ fn schema() -> (Schema, Fields) {
     );
     let fields = Fields {
         event_id: b.add_text_field("event_id", STRING),
-        event_no: b.add_u64_field(EVENT_NO, FAST),
+        event_number: b.add_u64_field(EVENT_NUMBER, FAST),
         title: b.add_text_field("title", text.clone()),
         performers: b.add_text_field("performers", text.clone()),
         venue: b.add_text_field("venue", text.clone()),
@@ -143,7 +143,7 @@ impl Collector for AllScored {
 
     fn for_segment(&self, _: u32, segment: &SegmentReader) -> tantivy::Result<SegmentAllScored> {
         Ok(SegmentAllScored {
-            numbers: segment.fast_fields().u64(EVENT_NO)?,
+            numbers: segment.fast_fields().u64(EVENT_NUMBER)?,
             found: Vec::new(),
         })
     }
@@ -209,31 +209,32 @@ impl Built {
     }
 
     /// The document of an event: its text and the venues of its dts.
-    fn document(&mut self, m: &Machine, e: &Event) -> TantivyDocument {
+    fn document(&mut self, source: &dyn EventSource, event: &Event) -> TantivyDocument {
         let f = self.fields;
-        let no = match self.numbers.get(&e.event_id) {
-            Some(no) => *no,
+        let number = match self.numbers.get(&event.event_id) {
+            Some(number) => *number,
             None => {
-                let no = self.ids.len() as u64;
-                self.ids.push(e.event_id.clone());
-                self.numbers.insert(e.event_id.clone(), no);
-                no
+                let number = self.ids.len() as u64;
+                self.ids.push(event.event_id.clone());
+                self.numbers.insert(event.event_id.clone(), number);
+                number
             }
         };
         let mut doc = TantivyDocument::default();
-        doc.add_text(f.event_id, &e.event_id);
-        doc.add_u64(f.event_no, no);
-        doc.add_text(f.title, &e.title);
-        for p in &e.performers {
+        doc.add_text(f.event_id, &event.event_id);
+        doc.add_u64(f.event_number, number);
+        doc.add_text(f.title, &event.title);
+        for p in &event.performers {
             doc.add_text(f.performers, p);
         }
-        doc.add_text(f.other, &e.description);
-        doc.add_text(f.other, &e.category);
-        let venues: BTreeSet<&str> = m
-            .event_dts(&e.event_id)
+        doc.add_text(f.other, &event.description);
+        doc.add_text(f.other, &event.category);
+        let venues: BTreeSet<&str> = source
+            .dts_of_event(&event.event_id)
+            .into_iter()
             .map(|d| d.venue_id.as_str())
             .collect();
-        for v in venues.into_iter().filter_map(|v| m.venues.get(v)) {
+        for v in venues.into_iter().filter_map(|v| source.venue(v)) {
             doc.add_text(f.venue, &v.name);
             doc.add_text(f.venue, &v.city);
         }
@@ -241,21 +242,25 @@ impl Built {
     }
 
     /// Re-indexes the events named in `changed` (all of them when `None`) and commits.
-    fn update(&mut self, m: &Machine, changed: Option<&BTreeSet<String>>) -> tantivy::Result<()> {
+    fn update(
+        &mut self,
+        m: &dyn EventSource,
+        changed: Option<&BTreeSet<String>>,
+    ) -> tantivy::Result<()> {
         let mut w = self.writer()?;
         match changed {
             None => {
                 w.delete_all_documents()?;
                 self.ids.clear();
                 self.numbers.clear();
-                for e in m.events.values() {
+                for e in m.events().values() {
                     w.add_document(self.document(m, e))?;
                 }
             }
             Some(ids) => {
                 for id in ids {
                     w.delete_term(Term::from_field_text(self.fields.event_id, id));
-                    if let Some(e) = m.events.get(id) {
+                    if let Some(e) = m.events().get(id) {
                         w.add_document(self.document(m, e))?;
                     }
                 }
@@ -300,8 +305,8 @@ impl Built {
         let found = self.reader.searcher().search(&query, &AllScored)?;
         Ok(found
             .into_iter()
-            .filter_map(|(score, no)| {
-                let id = self.ids.get(usize::try_from(no).ok()?)?;
+            .filter_map(|(score, number)| {
+                let id = self.ids.get(usize::try_from(number).ok()?)?;
                 Some((score, id.as_str()))
             })
             .collect())
@@ -324,7 +329,7 @@ struct Inner {
     pending: Pending,
 }
 
-/// The search index of a [`Machine`]: derived state, not part of its identity.
+/// The search index of a [`Machine`](crate::Machine): derived state, not part of its identity.
 #[derive(Default)]
 pub struct SearchIndex {
     inner: Mutex<Inner>,
@@ -360,7 +365,7 @@ impl SearchIndex {
         }
     }
 
-    fn catch_up(inner: &mut Inner, m: &Machine) -> tantivy::Result<()> {
+    fn catch_up(inner: &mut Inner, m: &dyn EventSource) -> tantivy::Result<()> {
         let changed = match std::mem::take(&mut inner.pending) {
             Pending::Events(ids) if ids.is_empty() && inner.built.is_some() => {
                 inner.pending = Pending::Events(ids);
@@ -391,7 +396,7 @@ impl SearchIndex {
 
     /// Events with a published dt matching every word of `text`, best first: by score, then
     /// popularity, then id. A failure of the index answers nothing and rebuilds it next time.
-    pub(crate) fn search(&self, m: &Machine, text: &str, limit: usize) -> Vec<EventHit> {
+    pub(crate) fn search(&self, m: &dyn EventSource, text: &str, limit: usize) -> Vec<EventHit> {
         let mut query = words(text);
         query.truncate(QUERY_WORDS_MAX);
         if query.is_empty() {
@@ -416,7 +421,7 @@ impl SearchIndex {
         };
         let mut scored: Vec<(u32, &Event, &Dt)> = found
             .into_iter()
-            .filter_map(|(score, id)| Some((score, m.events.get(id)?, first_published(m, id)?)))
+            .filter_map(|(score, id)| Some((score, m.events().get(id)?, first_published(m, id)?)))
             .collect();
         scored.sort_unstable_by(|(sa, a, _), (sb, b, _)| {
             sb.cmp(sa)
@@ -438,9 +443,11 @@ impl SearchIndex {
 }
 
 /// An event's earliest published dt (by start, then id).
-fn first_published<'m>(m: &'m Machine, event_id: &str) -> Option<&'m Dt> {
-    m.event_dts(event_id)
-        .filter(|d| d.status == DtStatus::Published)
+fn first_published<'a>(source: &'a dyn EventSource, event_id: &str) -> Option<&'a Dt> {
+    source
+        .dts_of_event(event_id)
+        .into_iter()
+        .filter(|dt| dt.status == DtStatus::Published)
         .min_by(|a, b| (a.starts_at_ms, &a.dt_id).cmp(&(b.starts_at_ms, &b.dt_id)))
 }
 
@@ -458,7 +465,7 @@ impl SearchIndex {
 #[cfg(test)]
 mod tests {
     use super::words;
-    use crate::command::{Command, GaPick, Query, Request};
+    use crate::protocol::{Command, GaPick, Query, Request};
     use crate::types::*;
     use crate::{Machine, MemBackend, Outcome, WriteSet};
 

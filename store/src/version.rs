@@ -9,6 +9,8 @@
 //! Version 1 ([`LEGACY`]) is what binaries wrote before versions existed: the cluster version
 //! of a state that never saw a `SetClusterVersion`, and the encodings without a version mark.
 
+use crate::protocol::{Command, Request};
+
 /// The words of every refusal of a version past this binary's.
 pub const NEWER_THAN_BINARY: &str = "newer than this binary knows";
 
@@ -25,7 +27,9 @@ pub const BINARY_VERSION: u32 = if cfg!(feature = "next-version") { 2 } else { 1
 /// family's version, and a node refuses one with a column family or a version it does not
 /// know instead of guessing.
 pub fn column_family_version(name: &str) -> Option<u32> {
-    crate::COLUMN_FAMILIES.contains(&name).then_some(LEGACY)
+    crate::columns::COLUMN_FAMILIES
+        .contains(&name)
+        .then_some(LEGACY)
 }
 
 /// The version a request needs of the binary that applies it: its command's, and for a
@@ -33,13 +37,25 @@ pub fn column_family_version(name: &str) -> Option<u32> {
 /// by every replica alike, so it needs nothing more). A replica whose binary is below it must
 /// not apply the entry at all (the Raft runtime stops the node before it), since a binary that
 /// knows the version and one that does not would answer it differently.
-pub fn needed_version(req: &crate::Request) -> u32 {
+pub fn needed_version(req: &Request) -> u32 {
     match &req.command {
-        crate::Command::SetClusterVersion { version }
+        Command::SetClusterVersion { version }
             if *version <= crate::limits::CLUSTER_VERSION_MAX =>
         {
             (*version).max(req.command.required_version())
         }
         c => c.required_version(),
+    }
+}
+
+impl Command {
+    /// The cluster version this command needs: the leader refuses to propose it, and `apply`
+    /// rejects it, while the cluster version is lower.
+    pub fn required_version(&self) -> u32 {
+        match self {
+            #[cfg(feature = "next-version")]
+            Command::Echo { .. } => 2,
+            _ => LEGACY,
+        }
     }
 }

@@ -501,6 +501,8 @@ fn t90_every_state_survives_a_restart() {
     );
 }
 
+// Search answers nothing in a build without its index.
+#[cfg(feature = "search")]
 #[test]
 fn t75_full_text_search_over_title_performers_and_venue() {
     let mut h = H::show();

@@ -1,23 +1,16 @@
 //! Holds: seats out of the pool for a user, their expiry, and the payments that pin them.
 
-use crate::command::{Done, GaPick, Rejection};
+use crate::columns::column_family;
 use crate::limits::*;
-use crate::machine::{cf, put, Cx, Machine};
+use crate::machine::{ApplyContext, Machine};
+use crate::money::{platform_fee_minor, HoldAmounts};
+use crate::persist::put;
+use crate::protocol::{Done, GaPick, Rejection};
 use crate::seats::{FREE, HELD, OFF, SOLD, TIER_NONE};
 use crate::types::*;
 
-use super::{no, not_found, validate, R};
-
-/// The platform fee on a price, rounded half up. Prices are at most [`PRICE_MINOR_MAX`] and
-/// fees at most [`FEE_BPS_MAX`] (both validated), so the fee is far inside i64.
-pub(crate) fn fee_of(price_minor: i64, fee_bps: u32) -> i64 {
-    let fee = i128::from(price_minor)
-        .saturating_mul(i128::from(fee_bps))
-        .saturating_add(5_000)
-        .checked_div(10_000)
-        .unwrap_or(0);
-    i64::try_from(fee).unwrap_or(i64::MAX)
-}
+use super::refusal::{not_found, reject, HandlerResult};
+use super::validate;
 
 /// What a hold of one dt needs to know of its sale: the seller's fee, the dt's currency and
 /// the price of each tier.
@@ -29,16 +22,16 @@ pub(super) struct Sale {
 
 impl Sale {
     /// The item of a seat or GA place of tier `tier`, priced.
-    fn item(&self, seat: SeatRef, tier: u8) -> R<HoldItem> {
+    fn item(&self, seat: SeatRef, tier: u8) -> HandlerResult<HoldItem> {
         let price_minor = *self
             .prices
             .get(usize::from(tier))
-            .ok_or_else(|| no(Rejection::SeatNotForSale, format!("{seat:?} is in no tier")))?;
+            .ok_or_else(|| reject(Rejection::SeatNotForSale, format!("{seat:?} is in no tier")))?;
         Ok(HoldItem {
             seat,
             tier,
             price_minor,
-            fee_minor: fee_of(price_minor, self.fee_bps),
+            fee_minor: platform_fee_minor(price_minor, self.fee_bps),
         })
     }
 }
@@ -53,14 +46,14 @@ impl Machine {
         dt_id: &str,
         user_id: &str,
         count: u64,
-    ) -> R<Sale> {
+    ) -> HandlerResult<Sale> {
         validate::id("hold_id", hold_id)?;
         let dt = self.dt_live(dt_id)?;
         if dt.status != DtStatus::Published
             || now < dt.sale_starts_at_ms
             || now >= dt.sale_ends_at_ms
         {
-            return Err(no(
+            return Err(reject(
                 Rejection::SaleNotOpen,
                 format!("dt {dt_id} is not on sale now"),
             ));
@@ -69,28 +62,28 @@ impl Machine {
             return Err(not_found("user", user_id));
         }
         if self.holds.contains_key(hold_id) {
-            return Err(no(
+            return Err(reject(
                 Rejection::AlreadyExists,
                 format!("hold {hold_id} exists"),
             ));
         }
         if count == 0 {
-            return Err(no(Rejection::InvalidArgument, "nothing to hold"));
+            return Err(reject(Rejection::InvalidArgument, "nothing to hold"));
         }
         if count > u64::from(SEATS_PER_HOLD_MAX) {
-            return Err(no(
+            return Err(reject(
                 Rejection::HoldLimitExceeded,
                 format!("at most {SEATS_PER_HOLD_MAX} seats per hold"),
             ));
         }
         let have = self
-            .d
+            .derived
             .user_dt_seats
             .get(&(dt_id.to_string(), user_id.to_string()))
             .copied()
             .unwrap_or(0);
         if u64::from(have).saturating_add(count) > u64::from(SEATS_PER_USER_PER_DT_MAX) {
-            return Err(no(
+            return Err(reject(
                 Rejection::UserLimitExceeded,
                 format!("user has {have} seats of dt {dt_id}; at most {SEATS_PER_USER_PER_DT_MAX}"),
             ));
@@ -115,30 +108,30 @@ impl Machine {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn hold_seats(
         &mut self,
-        cx: &mut Cx<'_>,
+        context: &mut ApplyContext<'_>,
         hold_id: &str,
         dt_id: &str,
         user_id: &str,
         seats: &[u32],
         ga: &[GaPick],
         ttl_ms: i64,
-    ) -> R<Done> {
+    ) -> HandlerResult<Done> {
         // The preflight bounds the count by SEATS_PER_HOLD_MAX before the loops below walk
         // the lists; GA picks of quantity 0 are refused at the first one, so neither loop
         // runs past SEATS_PER_HOLD_MAX + 1 items.
         let count = ga.iter().fold(seats.len() as u64, |n, g| {
             n.saturating_add(u64::from(g.quantity))
         });
-        let sale = self.hold_preflight(cx.now, hold_id, dt_id, user_id, count)?;
+        let sale = self.hold_preflight(context.now_ms, hold_id, dt_id, user_id, count)?;
         let book = self
-            .d
+            .derived
             .books
             .get(dt_id)
             .ok_or_else(|| not_found("seat book of dt", dt_id))?;
         let mut items = Vec::with_capacity(seats.len());
         for (i, s) in seats.iter().enumerate() {
             if seats.iter().take(i).any(|o| o == s) {
-                return Err(no(
+                return Err(reject(
                     Rejection::InvalidArgument,
                     format!("seat {s} named twice"),
                 ));
@@ -146,16 +139,19 @@ impl Machine {
             let seat = SeatRef::Seat(*s);
             match book.lookup(seat) {
                 None | Some((_, OFF)) => {
-                    return Err(no(
+                    return Err(reject(
                         Rejection::SeatNotForSale,
                         format!("seat {s} is not for sale"),
                     ))
                 }
                 Some((_, HELD)) => {
-                    return Err(no(Rejection::SeatAlreadyHeld, format!("seat {s} is held")))
+                    return Err(reject(
+                        Rejection::SeatAlreadyHeld,
+                        format!("seat {s} is held"),
+                    ))
                 }
                 Some((_, SOLD)) => {
-                    return Err(no(Rejection::SeatTaken, format!("seat {s} is sold")))
+                    return Err(reject(Rejection::SeatTaken, format!("seat {s} is sold")))
                 }
                 Some((tier, _)) => items.push(sale.item(seat, tier)?),
             }
@@ -167,7 +163,7 @@ impl Machine {
             .map_or(&[][..], |l| l.seating_map.ga_areas.as_slice());
         for (i, g) in ga.iter().enumerate() {
             if ga.iter().take(i).any(|o| o.area_id == g.area_id) || g.quantity == 0 {
-                return Err(no(
+                return Err(reject(
                     Rejection::InvalidArgument,
                     format!("GA area {} named twice or with quantity 0", g.area_id),
                 ));
@@ -179,19 +175,19 @@ impl Machine {
             let Some((a, (tier, counts))) =
                 area.and_then(|a| book.ga().get(usize::from(a)).map(|c| (a, *c)))
             else {
-                return Err(no(
+                return Err(reject(
                     Rejection::SeatNotForSale,
                     format!("no GA area {}", g.area_id),
                 ));
             };
             if tier == TIER_NONE {
-                return Err(no(
+                return Err(reject(
                     Rejection::SeatNotForSale,
                     format!("GA area {} is not for sale", g.area_id),
                 ));
             }
             if counts.available() < g.quantity {
-                return Err(no(
+                return Err(reject(
                     Rejection::NotEnoughSeats,
                     format!(
                         "GA area {} has {} places left",
@@ -204,21 +200,30 @@ impl Machine {
             let place = sale.item(SeatRef::Ga(a), tier)?;
             items.extend(std::iter::repeat_n(place, g.quantity as usize));
         }
-        Ok(self.place_hold(cx, hold_id, dt_id, user_id, items, sale.currency, ttl_ms))
+        Ok(self.place_hold(
+            context,
+            hold_id,
+            dt_id,
+            user_id,
+            items,
+            sale.currency,
+            ttl_ms,
+        ))
     }
 
     #[allow(clippy::too_many_arguments)]
     pub(super) fn hold_best_available(
         &mut self,
-        cx: &mut Cx<'_>,
+        context: &mut ApplyContext<'_>,
         hold_id: &str,
         dt_id: &str,
         user_id: &str,
         tier_id: &str,
         quantity: u32,
         ttl_ms: i64,
-    ) -> R<Done> {
-        let sale = self.hold_preflight(cx.now, hold_id, dt_id, user_id, u64::from(quantity))?;
+    ) -> HandlerResult<Done> {
+        let sale =
+            self.hold_preflight(context.now_ms, hold_id, dt_id, user_id, u64::from(quantity))?;
         let tier = self
             .dts
             .get(dt_id)
@@ -226,14 +231,14 @@ impl Machine {
             .and_then(|t| u8::try_from(t).ok())
             .ok_or_else(|| not_found("tier", tier_id))?;
         let book = self
-            .d
+            .derived
             .books
             .get_mut(dt_id)
             .ok_or_else(|| not_found("seat book of dt", dt_id))?;
         // quantity <= SEATS_PER_HOLD_MAX (the preflight checked it).
         let picked = book.best_available(tier, quantity as usize);
         if picked.len() < quantity as usize {
-            return Err(no(
+            return Err(reject(
                 Rejection::NotEnoughSeats,
                 format!("tier {tier_id} has {} left", picked.len()),
             ));
@@ -241,15 +246,23 @@ impl Machine {
         let items = picked
             .into_iter()
             .map(|seat| sale.item(seat, tier))
-            .collect::<R<Vec<_>>>()?;
-        Ok(self.place_hold(cx, hold_id, dt_id, user_id, items, sale.currency, ttl_ms))
+            .collect::<HandlerResult<Vec<_>>>()?;
+        Ok(self.place_hold(
+            context,
+            hold_id,
+            dt_id,
+            user_id,
+            items,
+            sale.currency,
+            ttl_ms,
+        ))
     }
 
     /// Takes validated free seats out of the pool into a new hold.
     #[allow(clippy::too_many_arguments)]
     fn place_hold(
         &mut self,
-        cx: &mut Cx<'_>,
+        context: &mut ApplyContext<'_>,
         hold_id: &str,
         dt_id: &str,
         user_id: &str,
@@ -257,19 +270,12 @@ impl Machine {
         currency: String,
         ttl_ms: i64,
     ) -> Done {
-        if let Some(book) = self.d.books.get_mut(dt_id) {
-            for it in &items {
-                book.shift(it.seat, FREE, HELD);
+        if let Some(book) = self.derived.books.get_mut(dt_id) {
+            for item in &items {
+                book.shift(item.seat, FREE, HELD);
             }
         }
-        // At most SEATS_PER_HOLD_MAX items of at most PRICE_MINOR_MAX (+ FEE_BPS_MAX): no sum
-        // comes near i64::MAX.
-        let subtotal = items
-            .iter()
-            .fold(0i64, |sum, i| sum.saturating_add(i.price_minor));
-        let fee = items
-            .iter()
-            .fold(0i64, |sum, i| sum.saturating_add(i.fee_minor));
+        let amounts = HoldAmounts::of(&items);
         let seats: Vec<SeatRef> = items.iter().map(|i| i.seat).collect();
         let held = u32::try_from(items.len()).unwrap_or(u32::MAX);
         let hold = Hold {
@@ -277,13 +283,13 @@ impl Machine {
             dt_id: dt_id.to_string(),
             user_id: user_id.to_string(),
             items,
-            subtotal_minor: subtotal,
-            fee_minor: fee,
-            total_minor: subtotal.saturating_add(fee),
+            subtotal_minor: amounts.subtotal_minor,
+            fee_minor: amounts.fee_minor,
+            total_minor: amounts.total_minor,
             currency,
-            created_at_ms: cx.now,
+            created_at_ms: context.now_ms,
             // Log time is at most TIME_MS_MAX and a TTL at most HOLD_TTL_MAX_MS.
-            expires_at_ms: cx.now.saturating_add(ttl_ms),
+            expires_at_ms: context.now_ms.saturating_add(ttl_ms),
             pinned_until_ms: None,
             payment_ref: None,
             payment_attempts: 0,
@@ -297,48 +303,55 @@ impl Machine {
             expires_at_ms: hold.expires_at_ms,
         };
         let owned = self
-            .d
+            .derived
             .user_dt_seats
             .entry((dt_id.to_string(), user_id.to_string()))
             .or_default();
         // At most SEATS_PER_USER_PER_DT_MAX (the preflight checked it).
         *owned = owned.saturating_add(held);
-        self.d
+        self.derived
             .live_by_expiry
             .insert((hold.effective_expiry_ms(), hold_id.to_string()));
-        self.d
+        self.derived
             .dt_live_holds
             .insert((dt_id.to_string(), hold_id.to_string()));
-        put(&mut self.holds, cx.ws, cf::HOLDS, hold_id, hold);
-        cx.touched_dt = Some(dt_id.to_string());
+        put(
+            &mut self.holds,
+            context.writes,
+            column_family::HOLDS,
+            hold_id,
+            hold,
+        );
+        context.touched_dt = Some(dt_id.to_string());
         done
     }
 
     /// A live hold of `user_id`, or why not.
-    pub(super) fn live_hold(&self, hold_id: &str, user_id: Option<&str>) -> R<Hold> {
+    pub(super) fn live_hold(&self, hold_id: &str, user_id: Option<&str>) -> HandlerResult<Hold> {
         let hold = self
             .holds
             .get(hold_id)
             .ok_or_else(|| not_found("hold", hold_id))?;
         if user_id.is_some_and(|u| u != hold.user_id) {
-            return Err(no(
+            return Err(reject(
                 Rejection::NotOwner,
                 format!("hold {hold_id} belongs to another user"),
             ));
         }
         match &hold.status {
             HoldStatus::Live => Ok(hold.clone()),
-            HoldStatus::Expired { at_ms } => Err(no(
+            HoldStatus::Expired { at_ms } => Err(reject(
                 Rejection::HoldExpired,
                 format!("hold {hold_id} expired at {at_ms}"),
             )),
-            HoldStatus::Released { .. } | HoldStatus::Purchased { .. } => Err(no(
+            HoldStatus::Released { .. } | HoldStatus::Purchased { .. } => Err(reject(
                 Rejection::HoldNotLive,
                 format!("hold {hold_id} is {:?}", hold.status),
             )),
         }
     }
 
+    /// The payment a hold names, while it is still pending.
     pub(super) fn payment_pending(&self, hold: &Hold) -> Option<&Payment> {
         hold.payment_ref
             .as_ref()
@@ -346,20 +359,28 @@ impl Machine {
             .filter(|p| p.status == PaymentStatus::Pending)
     }
 
+    /// Releases a buyer's live hold, freeing its seats; refused while a payment is in flight.
     pub(super) fn release_hold(
         &mut self,
-        cx: &mut Cx<'_>,
+        context: &mut ApplyContext<'_>,
         hold_id: &str,
         user_id: &str,
-    ) -> R<Done> {
+    ) -> HandlerResult<Done> {
         let hold = self.live_hold(hold_id, Some(user_id))?;
         if let Some(p) = self.payment_pending(&hold) {
-            return Err(no(
+            return Err(reject(
                 Rejection::PaymentInProgress,
                 format!("payment {} is in flight", p.payment_ref),
             ));
         }
-        self.end_hold(cx, hold_id, HoldStatus::Released { at_ms: cx.now }, "");
+        self.end_hold(
+            context,
+            hold_id,
+            HoldStatus::Released {
+                at_ms: context.now_ms,
+            },
+            "",
+        );
         Ok(Done::HoldReleased {
             hold_id: hold_id.to_string(),
         })
@@ -370,7 +391,7 @@ impl Machine {
     /// against a rebuild); anything else is left as it is.
     pub(super) fn end_hold(
         &mut self,
-        cx: &mut Cx<'_>,
+        context: &mut ApplyContext<'_>,
         hold_id: &str,
         status: HoldStatus,
         why: &str,
@@ -381,103 +402,128 @@ impl Machine {
         if hold.status != HoldStatus::Live {
             return;
         }
-        if let Some(book) = self.d.books.get_mut(&hold.dt_id) {
-            for it in &hold.items {
-                book.shift(it.seat, HELD, FREE);
+        if let Some(book) = self.derived.books.get_mut(&hold.dt_id) {
+            for item in &hold.items {
+                book.shift(item.seat, HELD, FREE);
             }
         }
-        self.d
+        self.derived
             .live_by_expiry
             .remove(&(hold.effective_expiry_ms(), hold_id.to_string()));
-        self.d
+        self.derived
             .dt_live_holds
             .remove(&(hold.dt_id.clone(), hold_id.to_string()));
         let key = (hold.dt_id.clone(), hold.user_id.clone());
         self.uncount(key, hold.items.len());
         if let Some(p) = self.payment_pending(&hold).cloned() {
             let reason = if why.is_empty() { "hold ended" } else { why };
-            self.fail_payment(cx, p, reason);
+            self.fail_payment(context, p, reason);
         }
         hold.pinned_until_ms = None;
         hold.status = status;
-        cx.touched_dt = Some(hold.dt_id.clone());
-        put(&mut self.holds, cx.ws, cf::HOLDS, hold_id, hold);
+        context.touched_dt = Some(hold.dt_id.clone());
+        put(
+            &mut self.holds,
+            context.writes,
+            column_family::HOLDS,
+            hold_id,
+            hold,
+        );
     }
 
     /// Takes `n` seats off what a user holds or owns of a dt.
     pub(super) fn uncount(&mut self, key: (String, String), n: usize) {
-        if let Some(c) = self.d.user_dt_seats.get_mut(&key) {
+        if let Some(c) = self.derived.user_dt_seats.get_mut(&key) {
             *c = c.saturating_sub(u32::try_from(n).unwrap_or(u32::MAX));
             if *c == 0 {
-                self.d.user_dt_seats.remove(&key);
+                self.derived.user_dt_seats.remove(&key);
             }
         }
     }
 
-    pub(super) fn fail_payment(&mut self, cx: &mut Cx<'_>, mut p: Payment, reason: &str) {
-        p.status = PaymentStatus::Failed {
+    /// Marks a payment failed with its reason and writes it through.
+    pub(super) fn fail_payment(
+        &mut self,
+        context: &mut ApplyContext<'_>,
+        mut payment: Payment,
+        reason: &str,
+    ) {
+        payment.status = PaymentStatus::Failed {
             reason: reason.to_string(),
-            at_ms: cx.now,
+            at_ms: context.now_ms,
         };
-        let id = p.payment_ref.clone();
-        put(&mut self.payments, cx.ws, cf::PAYMENTS, &id, p);
+        let id = payment.payment_ref.clone();
+        put(
+            &mut self.payments,
+            context.writes,
+            column_family::PAYMENTS,
+            &id,
+            payment,
+        );
     }
 
     /// Expires every live hold whose effective expiry is at or before `up_to_ms`.
-    pub(crate) fn expire_due(&mut self, cx: &mut Cx<'_>, up_to_ms: i64) {
-        while let Some((at, id)) = self.d.live_by_expiry.first().cloned() {
+    pub(crate) fn expire_due(&mut self, context: &mut ApplyContext<'_>, up_to_ms: i64) {
+        while let Some((at, id)) = self.derived.live_by_expiry.first().cloned() {
             if at > up_to_ms {
                 break;
             }
             // Off the index first: the loop ends even if the hold were not live.
-            self.d.live_by_expiry.pop_first();
-            self.end_hold(cx, &id, HoldStatus::Expired { at_ms: at }, "hold expired");
-            cx.expired = cx.expired.saturating_add(1);
+            self.derived.live_by_expiry.pop_first();
+            self.end_hold(
+                context,
+                &id,
+                HoldStatus::Expired { at_ms: at },
+                "hold expired",
+            );
+            context.holds_expired = context.holds_expired.saturating_add(1);
         }
     }
 
     /// Moves a live hold to a new effective expiry in the index.
     fn reindex_hold(&mut self, before: i64, hold: &Hold) {
-        self.d
+        self.derived
             .live_by_expiry
             .remove(&(before, hold.hold_id.clone()));
-        self.d
+        self.derived
             .live_by_expiry
             .insert((hold.effective_expiry_ms(), hold.hold_id.clone()));
     }
 
+    /// Starts paying for a live hold: the amount must be the hold's total, and the hold is
+    /// pinned for `PAYMENT_PIN_MS` so it does not expire while the provider answers.
     pub(super) fn start_payment(
         &mut self,
-        cx: &mut Cx<'_>,
+        context: &mut ApplyContext<'_>,
         hold_id: &str,
         user_id: &str,
         payment_ref: &str,
         amount_minor: i64,
         currency: &str,
-    ) -> R<Done> {
+    ) -> HandlerResult<Done> {
         let mut hold = self.live_hold(hold_id, Some(user_id))?;
         self.dt_live(&hold.dt_id)?;
         validate::id("payment_ref", payment_ref)?;
         if let Some(p) = self.payment_pending(&hold) {
-            return Err(no(
+            return Err(reject(
                 Rejection::PaymentInProgress,
                 format!("payment {} is in flight", p.payment_ref),
             ));
         }
         if self.payments.contains_key(payment_ref) {
-            return Err(no(
+            return Err(reject(
                 Rejection::AlreadyExists,
                 format!("payment {payment_ref} exists"),
             ));
         }
         if hold.payment_attempts >= PAYMENT_ATTEMPTS_PER_HOLD_MAX {
-            return Err(no(
+            return Err(reject(
                 Rejection::PaymentAttemptsExceeded,
                 format!("at most {PAYMENT_ATTEMPTS_PER_HOLD_MAX} payments per hold"),
             ));
         }
         if amount_minor != hold.total_minor || currency != hold.currency {
-            return Err(no(
+            return Err(reject(
                 Rejection::AmountMismatch,
                 format!(
                     "hold {hold_id} costs {} {}",
@@ -487,7 +533,7 @@ impl Machine {
         }
         let before = hold.effective_expiry_ms();
         // Log time is at most TIME_MS_MAX.
-        let pinned_until_ms = cx.now.saturating_add(PAYMENT_PIN_MS);
+        let pinned_until_ms = context.now_ms.saturating_add(PAYMENT_PIN_MS);
         hold.pinned_until_ms = Some(pinned_until_ms);
         hold.payment_ref = Some(payment_ref.to_string());
         // Below PAYMENT_ATTEMPTS_PER_HOLD_MAX (checked above).
@@ -499,17 +545,23 @@ impl Machine {
             user_id: user_id.to_string(),
             amount_minor,
             currency: currency.to_string(),
-            started_at_ms: cx.now,
+            started_at_ms: context.now_ms,
             status: PaymentStatus::Pending,
         };
         put(
             &mut self.payments,
-            cx.ws,
-            cf::PAYMENTS,
+            context.writes,
+            column_family::PAYMENTS,
             payment_ref,
             payment,
         );
-        put(&mut self.holds, cx.ws, cf::HOLDS, hold_id, hold);
+        put(
+            &mut self.holds,
+            context.writes,
+            column_family::HOLDS,
+            hold_id,
+            hold,
+        );
         Ok(Done::PaymentStarted {
             hold_id: hold_id.to_string(),
             payment_ref: payment_ref.to_string(),
@@ -517,13 +569,15 @@ impl Machine {
         })
     }
 
+    /// Records that the provider refused the payment in flight for a hold: the pin ends and the
+    /// hold lives on until its own expiry, so the buyer may try again.
     pub(super) fn payment_failed(
         &mut self,
-        cx: &mut Cx<'_>,
+        context: &mut ApplyContext<'_>,
         hold_id: &str,
         payment_ref: &str,
         reason: &str,
-    ) -> R<Done> {
+    ) -> HandlerResult<Done> {
         validate::text("reason", reason, TEXT_LEN_MAX)?;
         let p = self
             .payments
@@ -531,7 +585,7 @@ impl Machine {
             .ok_or_else(|| not_found("payment", payment_ref))?
             .clone();
         if p.hold_id != hold_id || p.status != PaymentStatus::Pending {
-            return Err(no(
+            return Err(reject(
                 Rejection::InvalidState,
                 format!("payment {payment_ref} is not in flight for hold {hold_id}"),
             ));
@@ -541,15 +595,21 @@ impl Machine {
             .get(hold_id)
             .cloned()
             .ok_or_else(|| not_found("hold", hold_id))?;
-        self.fail_payment(cx, p, reason);
+        self.fail_payment(context, p, reason);
         if hold.status == HoldStatus::Live {
             let mut hold = hold;
             let before = hold.effective_expiry_ms();
             hold.pinned_until_ms = None;
             self.reindex_hold(before, &hold);
-            put(&mut self.holds, cx.ws, cf::HOLDS, hold_id, hold);
+            put(
+                &mut self.holds,
+                context.writes,
+                column_family::HOLDS,
+                hold_id,
+                hold,
+            );
             // Unpinned past its own expiry: it lapses now, not at some later entry.
-            self.expire_due(cx, cx.now);
+            self.expire_due(context, context.now_ms);
         }
         Ok(Done::PaymentFailed {
             hold_id: hold_id.to_string(),

@@ -1,18 +1,18 @@
 //! Checks of the values commands bring, each against a named bound of [`crate::limits`].
 
-use crate::command::Rejection;
 use crate::limits::*;
+use crate::protocol::Rejection;
 use crate::types::{GeoPoint, SeatingMap};
 
-use super::{no, R};
+use super::refusal::{reject, HandlerResult, Reject};
 
-fn invalid(detail: impl Into<String>) -> super::Reject {
-    no(Rejection::InvalidArgument, detail)
+fn invalid(detail: impl Into<String>) -> Reject {
+    reject(Rejection::InvalidArgument, detail)
 }
 
 /// An id: 1..=[`ID_LEN_MAX`] bytes without NUL (NUL separates the parts of stored keys).
-pub(crate) fn id(field: &str, v: &str) -> R<()> {
-    if v.is_empty() || v.len() > ID_LEN_MAX || v.contains('\0') {
+pub(crate) fn id(field: &str, value: &str) -> HandlerResult<()> {
+    if value.is_empty() || value.len() > ID_LEN_MAX || value.contains('\0') {
         return Err(invalid(format!(
             "{field} must be 1..={ID_LEN_MAX} bytes without NUL"
         )));
@@ -21,31 +21,33 @@ pub(crate) fn id(field: &str, v: &str) -> R<()> {
 }
 
 /// A text of at most `max` bytes.
-pub(crate) fn text(field: &str, v: &str, max: usize) -> R<()> {
-    if v.len() > max {
+pub(crate) fn text(field: &str, value: &str, max: usize) -> HandlerResult<()> {
+    if value.len() > max {
         return Err(invalid(format!("{field} longer than {max} bytes")));
     }
     Ok(())
 }
 
 /// At most `max` items.
-pub(crate) fn count(field: &str, n: usize, max: usize) -> R<()> {
-    if n > max {
+pub(crate) fn count(field: &str, count: usize, max: usize) -> HandlerResult<()> {
+    if count > max {
         return Err(invalid(format!("at most {max} {field}")));
     }
     Ok(())
 }
 
 /// An ISO 4217 code: three upper-case letters.
-pub(crate) fn currency(v: &str) -> R<()> {
-    if v.len() != 3 || !v.bytes().all(|b| b.is_ascii_uppercase()) {
-        return Err(invalid(format!("currency {v:?} is not an ISO 4217 code")));
+pub(crate) fn currency(value: &str) -> HandlerResult<()> {
+    if value.len() != 3 || !value.bytes().all(|b| b.is_ascii_uppercase()) {
+        return Err(invalid(format!(
+            "currency {value:?} is not an ISO 4217 code"
+        )));
     }
     Ok(())
 }
 
 /// An instant a command names: [`TIME_MS_MIN`]..=[`TIME_MS_MAX`].
-pub(crate) fn instant(field: &str, ms: i64) -> R<()> {
+pub(crate) fn instant(field: &str, ms: i64) -> HandlerResult<()> {
     if !(TIME_MS_MIN..=TIME_MS_MAX).contains(&ms) {
         return Err(invalid(format!(
             "{field} must be {TIME_MS_MIN}..={TIME_MS_MAX} (Unix ms, before 2200), not {ms}"
@@ -55,7 +57,7 @@ pub(crate) fn instant(field: &str, ms: i64) -> R<()> {
 }
 
 /// A sale window: both ends instants, the start before the end.
-pub(crate) fn window(starts: i64, ends: i64) -> R<()> {
+pub(crate) fn window(starts: i64, ends: i64) -> HandlerResult<()> {
     instant("sale_starts_at_ms", starts)?;
     instant("sale_ends_at_ms", ends)?;
     if starts >= ends {
@@ -65,7 +67,7 @@ pub(crate) fn window(starts: i64, ends: i64) -> R<()> {
 }
 
 /// The TTL a hold command names, within its bounds, or the default.
-pub(crate) fn hold_ttl(named: Option<i64>) -> R<i64> {
+pub(crate) fn hold_ttl(named: Option<i64>) -> HandlerResult<i64> {
     match named {
         None => Ok(HOLD_TTL_MS),
         Some(ms) if (HOLD_TTL_MIN_MS..=HOLD_TTL_MAX_MS).contains(&ms) => Ok(ms),
@@ -76,9 +78,9 @@ pub(crate) fn hold_ttl(named: Option<i64>) -> R<i64> {
 }
 
 /// A point on Earth in micro-degrees.
-pub(crate) fn geo(g: GeoPoint) -> R<()> {
-    let lat_ok = (-90_000_000..=90_000_000).contains(&g.lat_e6);
-    let lon_ok = (-180_000_000..=180_000_000).contains(&g.lon_e6);
+pub(crate) fn geo(point: GeoPoint) -> HandlerResult<()> {
+    let lat_ok = (-90_000_000..=90_000_000).contains(&point.lat_e6);
+    let lon_ok = (-180_000_000..=180_000_000).contains(&point.lon_e6);
     if !lat_ok || !lon_ok {
         return Err(invalid("geo point out of range"));
     }
@@ -86,20 +88,21 @@ pub(crate) fn geo(g: GeoPoint) -> R<()> {
 }
 
 /// An IANA time zone name, by shape: the store keeps no zone database.
-pub(crate) fn time_zone(v: &str) -> R<()> {
-    let ok = !v.is_empty()
-        && v.len() <= TIME_ZONE_LEN_MAX
-        && v.bytes()
+pub(crate) fn time_zone(value: &str) -> HandlerResult<()> {
+    let ok = !value.is_empty()
+        && value.len() <= TIME_ZONE_LEN_MAX
+        && value
+            .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"/_+-".contains(&b));
     if !ok {
-        return Err(invalid(format!("time zone {v:?} is not an IANA name")));
+        return Err(invalid(format!("time zone {value:?} is not an IANA name")));
     }
     Ok(())
 }
 
 /// A seating map within every bound of a venue: sections, rows, seats per row and in all,
 /// GA areas and their capacities, places in all, label lengths, unique section and area ids.
-pub(crate) fn seating_map(map: &SeatingMap) -> R<u64> {
+pub(crate) fn seating_map(map: &SeatingMap) -> HandlerResult<u64> {
     count("sections", map.sections.len(), SECTIONS_PER_VENUE_MAX)?;
     count("GA areas", map.ga_areas.len(), GA_AREAS_PER_VENUE_MAX)?;
     let (mut rows, mut seats) = (0usize, 0u64);
@@ -153,7 +156,7 @@ pub(crate) fn seating_map(map: &SeatingMap) -> R<u64> {
 
 /// A state digest announced at entry `now_index` for an earlier entry `index`: 64 lower-case
 /// hex digits.
-pub(crate) fn digest(index: u64, digest: &str, now_index: u64) -> R<()> {
+pub(crate) fn digest(index: u64, digest: &str, now_index: u64) -> HandlerResult<()> {
     let hex = digest.len() == 64
         && digest
             .bytes()
@@ -170,7 +173,7 @@ pub(crate) fn digest(index: u64, digest: &str, now_index: u64) -> R<()> {
 /// `$argon2id$v=19$m=M,t=T,p=P$SALT$HASH`, M <= [`PASSWORD_HASH_MEMORY_KIB_MAX`],
 /// T <= [`PASSWORD_HASH_TIME_COST_MAX`], P <= [`PASSWORD_HASH_LANES_MAX`], salt and hash in
 /// unpadded base64. A plain password sent by mistake is refused rather than kept.
-pub(crate) fn password_hash(v: &str) -> R<()> {
+pub(crate) fn password_hash(value: &str) -> HandlerResult<()> {
     let bad = || {
         invalid(format!(
             "password hash must be an argon2id v=19 PHC string of at most \
@@ -178,10 +181,10 @@ pub(crate) fn password_hash(v: &str) -> R<()> {
              t <= {PASSWORD_HASH_TIME_COST_MAX}, p <= {PASSWORD_HASH_LANES_MAX}"
         ))
     };
-    if v.len() > PASSWORD_HASH_LEN_MAX {
+    if value.len() > PASSWORD_HASH_LEN_MAX {
         return Err(bad());
     }
-    let parts: Vec<&str> = v.split('$').collect();
+    let parts: Vec<&str> = value.split('$').collect();
     let ["", "argon2id", "v=19", params, salt, hash] = parts.as_slice() else {
         return Err(bad());
     };
