@@ -5,8 +5,12 @@
 //! root (`src/lib.rs`, `src/main.rs`, `src/bin/*.rs`, `src/bin/*/main.rs`), its modules found
 //! through `mod` items. An edge goes from a module to each module of its crate that a `use`
 //! or a path in its code names (`crate::`, `super::`, `self::`, a child's name); `#[cfg(test)]`
-//! items do not count. A cycle is printed with the lines that make each of its edges, and the
-//! exit status is 1; 0 when no crate has one, 2 when a file cannot be read.
+//! items do not count. A cycle is printed with the lines that make each of its edges.
+//!
+//! It also fails when a crate root does not deny clippy's `too_many_lines` outside tests (the
+//! threshold, 100 lines, is in the workspace's `clippy.toml`), so no crate, old or new, escapes
+//! the line limit. The exit status is 1 on either finding; 0 when there is none, 2 when a file
+//! cannot be read.
 
 mod cycles;
 mod lex;
@@ -37,13 +41,15 @@ fn main() -> ExitCode {
     }
 }
 
-/// Checks every crate under `folders`; the number of cycles found.
+/// Checks every crate under `folders`; the number of findings (cycles, roots without the line
+/// limit).
 fn check(folders: &[PathBuf]) -> std::io::Result<usize> {
     let mut manifests = BTreeSet::new();
     for folder in folders {
         find_manifests(folder, &mut manifests)?;
     }
     let mut found = 0;
+    let mut unlimited = 0;
     for manifest in manifests {
         let Some(package) = package_name(&std::fs::read_to_string(&manifest)?) else {
             continue;
@@ -52,12 +58,23 @@ fn check(folders: &[PathBuf]) -> std::io::Result<usize> {
         for (target, root) in crate_roots(folder)? {
             let graph = read_crate(&root)?;
             found += report(&format!("{package} ({target})"), &graph);
+            if !denies_long_functions(&std::fs::read_to_string(&root)?) {
+                println!(
+                    "{package} ({target}): {} does not deny clippy::too_many_lines: add \
+                     #![cfg_attr(not(test), deny(clippy::too_many_lines))]",
+                    root.display()
+                );
+                unlimited += 1;
+            }
         }
     }
     if found > 0 {
         println!("house-check: {found} import cycle(s); break each by moving what both sides need into a module of its own");
     }
-    Ok(found)
+    if unlimited > 0 {
+        println!("house-check: {unlimited} crate root(s) without the line limit");
+    }
+    Ok(found + unlimited)
 }
 
 fn find_manifests(folder: &Path, found: &mut BTreeSet<PathBuf>) -> std::io::Result<()> {
@@ -95,6 +112,33 @@ fn package_name(manifest: &str) -> Option<String> {
         }
     }
     None
+}
+
+/// Whether a crate root's inner attributes deny `clippy::too_many_lines` (directly, or in a
+/// `cfg_attr(not(test), deny(...))` list that may span lines): the text of its `#![...]`
+/// attributes, comments aside, names the lint inside a `deny(`.
+fn denies_long_functions(root: &str) -> bool {
+    let mut attributes = String::new();
+    let mut depth = 0usize;
+    for line in root.lines() {
+        let code = line.split("//").next().unwrap_or("").trim();
+        if depth == 0 && !code.starts_with("#![") {
+            continue;
+        }
+        attributes.push_str(code);
+        for c in code.chars() {
+            match c {
+                '(' | '[' => depth += 1,
+                ')' | ']' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+    }
+    attributes.split("deny(").skip(1).any(|after| {
+        let list = after.split(')').next().unwrap_or("");
+        list.split(',')
+            .any(|lint| lint.trim() == "clippy::too_many_lines")
+    })
 }
 
 /// A package's crate roots by Cargo's conventions, each with its target's name.
@@ -179,6 +223,25 @@ fn print_edge(graph: &ModuleGraph, from: &ModulePath, to: &ModulePath) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_line_limit_is_found_in_one_or_many_lines_and_only_when_denied() {
+        assert!(denies_long_functions(
+            "//! doc\n#![cfg_attr(not(test), deny(clippy::too_many_lines))]\nmod a;\n"
+        ));
+        assert!(denies_long_functions(
+            "#![cfg_attr(\n    not(test),\n    deny(\n        clippy::unwrap_used,\n        clippy::too_many_lines,\n    )\n)]\n"
+        ));
+        assert!(!denies_long_functions(
+            "#![allow(clippy::too_many_lines)]\n"
+        ));
+        assert!(!denies_long_functions(
+            "// #![deny(clippy::too_many_lines)]\nfn main() {}\n"
+        ));
+        assert!(!denies_long_functions(
+            "fn f() {}\n#[deny(clippy::too_many_lines)]\nfn g() {}\n"
+        ));
+    }
 
     #[test]
     fn the_package_name_is_read_from_the_package_table() {

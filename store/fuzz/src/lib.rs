@@ -12,6 +12,7 @@
 //! (`v0`..`v2`, `d0`..`d3`, ...) or by the values of objects that exist (a hold's total, a
 //! ticket's owner), or left as drawn. Steered commands reach deep states (holds, purchases,
 //! refunds, cancellations); unsteered ones try every bound.
+#![cfg_attr(not(test), deny(clippy::too_many_lines))]
 
 use std::collections::BTreeMap;
 
@@ -493,6 +494,9 @@ fn steer_tiers(s: &mut Steer<'_, '_>, tiers: &mut [TierSpec]) {
 }
 
 /// Steers the ids and values of a drawn command towards objects that exist.
+// One arm per command variant, so a new variant shows up here as one more arm: the fuzzer's
+// steering table is read as one list (test code; the limit binds what ships).
+#[allow(clippy::too_many_lines)]
 fn steer(s: &mut Steer<'_, '_>, m: &Machine, now_ms: i64, cmd: &mut Command) {
     match cmd {
         Command::CreateVenue { venue_id, name, .. } => {

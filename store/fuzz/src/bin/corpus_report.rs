@@ -3,6 +3,7 @@
 //! how many were refused.
 //!
 //! `cargo run --release --no-default-features --bin corpus-report -- corpus/apply`
+#![cfg_attr(not(test), deny(clippy::too_many_lines))]
 
 use std::path::PathBuf;
 
