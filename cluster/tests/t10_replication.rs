@@ -6,7 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use ticketd_jepsen::cluster::{NodeOpts, TestCluster};
+use ticketd_chaos::cluster::{NodeOpts, TestCluster};
 use ticketd_raft::client::ClusterClient;
 use ticketd_store::Outcome;
 

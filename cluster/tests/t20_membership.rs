@@ -5,7 +5,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use ticketd_jepsen::cluster::{NodeOpts, TestCluster};
+use ticketd_chaos::cluster::{NodeOpts, TestCluster};
 use ticketd_raft::client::{AdminOp, ClientError, ClusterClient, Consistency, RetryPolicy};
 use ticketd_store::Outcome;
 

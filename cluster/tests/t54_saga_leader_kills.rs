@@ -14,7 +14,7 @@ use common::*;
 use money::*;
 use serde_json::json;
 use ticketd_api::auth::Role;
-use ticketd_jepsen::cluster::TestCluster;
+use ticketd_chaos::cluster::TestCluster;
 use ticketd_raft::client::{ClusterClient, Consistency};
 use ticketd_store::types::{NotificationKind, PaymentStatus, ReminderPreference};
 use ticketd_store::{Query, QueryResult};

@@ -16,7 +16,7 @@ use std::time::Duration;
 use common::*;
 use money::*;
 use ticketd_api::auth::Role as ApiRole;
-use ticketd_jepsen::cluster::{free_addr, make_certs, Launch, NodeOpts, Placement, TestCluster};
+use ticketd_chaos::cluster::{free_addr, make_certs, Launch, NodeOpts, Placement, TestCluster};
 use ticketd_raft::authz::MATRIX;
 use ticketd_raft::channels::{lazy_channel, Channels};
 use ticketd_raft::client::{ClientError, ClusterClient, Consistency, RetryPolicy};

@@ -13,7 +13,7 @@ use money::*;
 use ticketd_api::auth::Role;
 use ticketd_api::notify::{HttpSms, SendError, Sms};
 use ticketd_api::outbound::Outbound;
-use ticketd_jepsen::cluster::{free_addr, make_certs, NodeOpts, TestCluster};
+use ticketd_chaos::cluster::{free_addr, make_certs, NodeOpts, TestCluster};
 
 /// A simulator (`paysim` or `smssim`) over HTTPS with `key` required; killed on drop.
 struct Sim {

@@ -18,6 +18,8 @@
 //! Not modelled: the RocksDB log store, the snapshot file format and the gRPC network of
 //! `raft/` (the simulation replaces them), disk corruption, clock skew.
 
+pub mod simrt;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
 use std::io;
@@ -53,10 +55,10 @@ use ticketd_store::{
     Backend, Command, Machine, MemBackend, Query, QueryResult, Request, WriteSet, COLUMN_FAMILIES,
 };
 
-use crate::checker::{self, Report};
-use crate::history::{read_pos, write_pos, Call, Cons, History, Line, OpType, Ret};
 use crate::simrt::SimRt;
-use crate::workload::{self, dt_id, SaleClient, Seen, Shared, Workload};
+use ticketd_checker::history::{read_pos, write_pos, Call, Cons, History, Line, OpType, Ret};
+use ticketd_checker::{self as checker, Report};
+use ticketd_workload::{self as workload, dt_id, SaleClient, Seen, Shared, Workload};
 
 openraft::declare_raft_types!(
     /// ticketd's Raft types on a seeded runtime.
@@ -1060,7 +1062,7 @@ async fn crash_node(world: &World, id: u64) {
         fault: "crash".into(),
         phase: "start".into(),
         nodes: vec![id],
-        status: crate::history::FaultStatus::Installed,
+        status: ticketd_checker::history::FaultStatus::Installed,
         detail: String::new(),
     });
 }
@@ -1119,7 +1121,7 @@ async fn restart_node(world: &World, id: u64, flush_seed: u64) {
         fault: "crash".into(),
         phase: "stop".into(),
         nodes: vec![id],
-        status: crate::history::FaultStatus::Installed,
+        status: ticketd_checker::history::FaultStatus::Installed,
         detail: String::new(),
     });
 }
