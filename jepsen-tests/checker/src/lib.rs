@@ -18,6 +18,7 @@
 
 pub mod history;
 pub mod model;
+pub mod scan_rules;
 pub mod wgl;
 
 pub mod digests;
