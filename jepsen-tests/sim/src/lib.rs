@@ -23,20 +23,24 @@
 //! skew.
 
 mod client;
+mod config;
 mod log;
 mod nemesis;
 mod network;
 mod oracle;
 pub mod simrt;
 mod state_machine;
+mod types;
 mod world;
+
+pub use config::SimConfig;
+pub use types::SimTypes;
 
 #[cfg(test)]
 mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
-use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -46,10 +50,9 @@ use openraft::rt::AsyncRuntime;
 use openraft::{Config, SnapshotPolicy};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sha2::{Digest as _, Sha256};
-use ticketd_raft::{NodeAddr, Proposal};
-use ticketd_store::machine::Reply;
+use ticketd_raft::NodeAddr;
 use ticketd_store::Query;
 
 use crate::client::{perform, run_client, sale_client, until_answered};
@@ -58,57 +61,10 @@ use crate::nemesis::{run_nemesis, spawn_node};
 use crate::network::{Net, NetState};
 use crate::oracle::Oracle;
 use crate::simrt::SimRt;
-use crate::state_machine::SimStateMachine;
 use crate::world::World;
 use ticketd_checker::history::{Call, Cons, History, Line};
 use ticketd_checker::{self as checker, Report};
 use ticketd_workload::{self as workload, Shared, Workload};
-
-openraft::declare_raft_types!(
-    /// ticketd's Raft types on a seeded runtime.
-    pub SimTypes:
-        D = Proposal,
-        R = Vec<Reply>,
-        Node = NodeAddr,
-        AsyncRuntime = SimRt,
-);
-
-pub(crate) type SimRaft = openraft::Raft<SimTypes, SimStateMachine>;
-
-pub(crate) fn io_error(e: impl std::fmt::Display) -> io::Error {
-    io::Error::other(e.to_string())
-}
-
-/// Parameters of one simulation.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SimConfig {
-    /// Voters.
-    pub nodes: u64,
-    /// Concurrent clients.
-    pub clients: usize,
-    /// Ops per client.
-    pub ops_per_client: usize,
-    /// Faults on (crashes, partitions, loss).
-    pub faults: bool,
-    /// openraft's `enable_leader_restore`; `None` = openraft's default (true). The default here
-    /// is what `ticketd node` runs with ([`ticketd_raft::ENABLE_LEADER_RESTORE`]).
-    pub leader_restore: Option<bool>,
-    /// What the clients do.
-    pub workload: Workload,
-}
-
-impl Default for SimConfig {
-    fn default() -> Self {
-        Self {
-            nodes: 3,
-            clients: 4,
-            ops_per_client: 60,
-            faults: true,
-            leader_restore: Some(ticketd_raft::ENABLE_LEADER_RESTORE),
-            workload: Workload::Sale,
-        }
-    }
-}
 
 /// What one simulation found.
 #[derive(Debug, Clone, Serialize)]

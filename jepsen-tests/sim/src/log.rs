@@ -13,7 +13,7 @@ use openraft::storage::{IOFlushed, LogState, RaftLogStorage};
 use openraft::{OptionalSend, RaftLogReader};
 
 use crate::oracle::Oracle;
-use crate::SimTypes;
+use crate::types::SimTypes;
 
 #[derive(Clone, Default)]
 pub(crate) struct LogData {

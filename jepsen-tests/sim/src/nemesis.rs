@@ -13,9 +13,9 @@ use rand_chacha::ChaCha8Rng;
 use crate::log::{flush, SimLog};
 use crate::network::SimNetFactory;
 use crate::simrt::SimRt;
+use crate::state_machine::SimRaft;
 use crate::state_machine::SimStateMachine;
 use crate::world::World;
-use crate::SimRaft;
 use ticketd_checker::history::Line;
 
 pub(crate) async fn run_nemesis(

@@ -16,8 +16,9 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use ticketd_raft::NodeAddr;
 
+use crate::state_machine::SimRaft;
 use crate::state_machine::{SimStateMachine, SnapshotData};
-use crate::{io_error, SimRaft, SimTypes};
+use crate::types::{io_error, SimTypes};
 
 pub(crate) struct NetState {
     pub(crate) rafts: BTreeMap<u64, (SimRaft, SimStateMachine)>,

@@ -16,7 +16,7 @@ use ticketd_raft::apply::Applier;
 use ticketd_store::{Backend, MemBackend, Query, QueryResult, WriteSet, COLUMN_FAMILIES};
 
 use crate::oracle::Oracle;
-use crate::{io_error, SimTypes};
+use crate::types::{io_error, SimTypes};
 
 /// A snapshot: every state column family and the position it reflects.
 #[derive(Clone, Serialize, Deserialize)]
@@ -28,6 +28,9 @@ pub struct SnapshotData {
 pub(crate) type StateMachineDisk = Arc<Mutex<Option<(SnapshotMetaOf<SimTypes>, SnapshotData)>>>;
 
 type SimApplier = Applier<SimTypes, MemBackend>;
+
+/// The openraft instance of a simulated node.
+pub(crate) type SimRaft = openraft::Raft<SimTypes, SimStateMachine>;
 
 /// The state machine of one simulated node; clones share it.
 #[derive(Clone)]

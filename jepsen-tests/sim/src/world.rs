@@ -7,11 +7,12 @@ use std::sync::{Arc, Mutex};
 use openraft::async_runtime::WatchReceiver;
 use openraft::{Config, ServerState};
 
+use crate::config::SimConfig;
 use crate::log::LogDisk;
 use crate::network::Net;
 use crate::oracle::Oracle;
+use crate::state_machine::SimRaft;
 use crate::state_machine::{SimStateMachine, StateMachineDisk};
-use crate::{SimConfig, SimRaft};
 use ticketd_checker::history::Line;
 
 pub(crate) struct World {
