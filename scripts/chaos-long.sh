@@ -27,7 +27,7 @@ try_pkg /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 faketime
 
 log "building ticketd and ticketd-chaos"
 cargo build -p ticketd-cluster --bins >/dev/null 2>&1 || cargo build -p ticketd-cluster --bins || die "build of ticketd failed"
-cargo build -p ticketd-jepsen --bins || die "build of ticketd-chaos failed"
+cargo build --workspace --bin ticketd-chaos || die "build of ticketd-chaos failed"
 CHAOS="$BIN_DIR/ticketd-chaos"
 export TICKETD_BIN="${TICKETD_BIN:-$BIN_DIR/ticketd}"
 

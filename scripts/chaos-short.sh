@@ -33,7 +33,7 @@ try_pkg /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 faketime
 
 log "building ticketd and ticketd-chaos"
 cargo build -p ticketd-cluster --bins >/dev/null 2>&1 || cargo build -p ticketd-cluster --bins || die "build of ticketd failed"
-cargo build -p ticketd-jepsen --bins || die "build of ticketd-chaos failed"
+cargo build --workspace --bin ticketd-chaos || die "build of ticketd-chaos failed"
 CHAOS="$BIN_DIR/ticketd-chaos"
 export TICKETD_BIN="${TICKETD_BIN:-$BIN_DIR/ticketd}"
 
@@ -44,7 +44,7 @@ mkdir -p "$OUT"
 log "short chaos suite: base seed $SEED, ${DURATION}s per run, output in $OUT"
 "$CHAOS" cleanup >/dev/null 2>&1 || true
 
-# One line per run: name nodes workload faults (the suite is defined in jepsen-tests/src/runner.rs).
+# One line per run: name nodes workload faults (the suite is defined in jepsen-tests/chaos/src/runner.rs).
 mapfile -t RUNS < <("$CHAOS" suite) || die "ticketd-chaos suite failed"
 [ ${#RUNS[@]} -gt 0 ] || die "the suite is empty"
 

@@ -3,9 +3,9 @@
 
 use std::path::PathBuf;
 
-use ticketd_jepsen::cluster::TestCluster;
 use ticketd_store::command::Venue;
 use ticketd_store::{Command, Query, QueryResult};
+use ticketd_testkit::cluster::TestCluster;
 
 /// The `ticketd` binary cargo built for these tests.
 pub fn ticketd_bin() -> PathBuf {
@@ -116,8 +116,8 @@ impl ApiProcess {
         log_dir: &std::path::Path,
         extra: &[&str],
     ) -> anyhow::Result<Self> {
-        let port = ticketd_jepsen::cluster::free_port()?;
-        let metrics = ticketd_jepsen::cluster::free_addr()?;
+        let port = ticketd_testkit::cluster::free_port()?;
+        let metrics = ticketd_testkit::cluster::free_addr()?;
         let child = std::process::Command::new(ticketd_bin())
             .arg("api")
             .args(["--listen", &format!("127.0.0.1:{port}")])
@@ -193,7 +193,7 @@ impl Drop for Paysim {
 
 /// Starts the payment provider simulator on a free port; its address and handle.
 pub async fn start_paysim() -> anyhow::Result<(String, Paysim)> {
-    let addr = ticketd_jepsen::cluster::free_addr()?;
+    let addr = ticketd_testkit::cluster::free_addr()?;
     let child = std::process::Command::new(sim_bin())
         .args(["pay", "--listen", &addr])
         .stderr(std::process::Stdio::null())
@@ -217,12 +217,12 @@ pub struct Stack {
     /// The API's log directory.
     pub dir: tempfile::TempDir,
     /// The nodes.
-    pub c: ticketd_jepsen::cluster::TestCluster,
+    pub c: ticketd_testkit::cluster::TestCluster,
 }
 
 /// Starts a [`Stack`] whose API also gets the `extra` flags.
 pub async fn seeded_stack(extra: &[&str]) -> anyhow::Result<Stack> {
-    use ticketd_jepsen::cluster::NodeOpts;
+    use ticketd_testkit::cluster::NodeOpts;
     let c = TestCluster::start(&ticketd_bin(), 3, NodeOpts::default()).await?;
     let dir = tempfile::tempdir()?;
     let (pay_addr, paysim) = start_paysim().await?;

@@ -6,9 +6,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use ticketd_jepsen::cluster::{NodeOpts, TestCluster};
 use ticketd_raft::client::ClusterClient;
 use ticketd_store::Outcome;
+use ticketd_testkit::cluster::{NodeOpts, TestCluster};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn write_through_any_node_is_read_linearizably_through_every_node() -> anyhow::Result<()> {

@@ -5,9 +5,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use ticketd_jepsen::cluster::{NodeOpts, TestCluster};
 use ticketd_raft::client::{AdminOp, ClientError, ClusterClient, Consistency, RetryPolicy};
 use ticketd_store::Outcome;
+use ticketd_testkit::cluster::{NodeOpts, TestCluster};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn learner_added_after_purge_gets_snapshot_is_promoted_then_a_node_is_removed(

@@ -8,8 +8,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::*;
-use ticketd_jepsen::cluster::{NodeOpts, TestCluster};
 use ticketd_raft::identity::Identity;
+use ticketd_testkit::cluster::{NodeOpts, TestCluster};
 
 /// Runs ticketctl with `tls` flags (and environment) and `args`.
 fn ctl_as(
@@ -133,12 +133,12 @@ async fn node_takes_config_from_file_env_and_flags_stops_on_sigterm_and_recovers
 ) -> anyhow::Result<()> {
     use ticketd_raft::client::{ClusterClient, Consistency, RetryPolicy};
     let dir = tempfile::tempdir()?;
-    let free_addr = ticketd_jepsen::cluster::free_addr;
+    let free_addr = ticketd_testkit::cluster::free_addr;
     let addr = free_addr()?;
     let metrics = free_addr()?;
     let cfg = dir.path().join("node.toml");
     let certs = dir.path().join("certs");
-    ticketd_jepsen::cluster::make_certs(
+    ticketd_testkit::cluster::make_certs(
         &ticketd_bin(),
         &[
             "dev",
@@ -148,7 +148,7 @@ async fn node_takes_config_from_file_env_and_flags_stops_on_sigterm_and_recovers
             "1",
         ],
     )?;
-    let node = ticketd_jepsen::cluster::tls_files(&certs, &Identity::Node(1));
+    let node = ticketd_testkit::cluster::tls_files(&certs, &Identity::Node(1));
     // The file names a wrong listen address and id; the environment and the flag override them.
     // The CA and certificate come from the file, the key from the environment.
     std::fs::write(
@@ -174,7 +174,7 @@ async fn node_takes_config_from_file_env_and_flags_stops_on_sigterm_and_recovers
     phase("start from the file, env and flags; init a one-node cluster; write");
     let mut child = spawn()?;
     let load = |id: Identity| {
-        ticketd_raft::tls::Transport::load(&ticketd_jepsen::cluster::tls_files(&certs, &id))
+        ticketd_raft::tls::Transport::load(&ticketd_testkit::cluster::tls_files(&certs, &id))
     };
     let client = ClusterClient::new(
         vec![addr.clone()],

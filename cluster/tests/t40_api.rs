@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use ticketd_jepsen::cluster::{NodeOpts, TestCluster};
+use ticketd_testkit::cluster::{NodeOpts, TestCluster};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_serves_its_openapi_document_request_ids_metrics_and_problem_json() -> anyhow::Result<()>

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use serde_json::{json, Value};
 use ticketd_http::auth::Role;
-use ticketd_jepsen::cluster::Launch;
+use ticketd_testkit::cluster::Launch;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_purchase_after_the_hold_expired_is_a_nack() -> anyhow::Result<()> {
@@ -191,6 +191,6 @@ async fn a_shortened_hold_ttl_gives_the_seats_back_on_an_idle_cluster() -> anyho
 }
 
 /// Runs `ticketctl` against `c` as its operator: exit code, stdout, stderr.
-fn ctl(c: &ticketd_jepsen::cluster::TestCluster, args: &[&str]) -> (i32, String, String) {
+fn ctl(c: &ticketd_testkit::cluster::TestCluster, args: &[&str]) -> (i32, String, String) {
     operator_ctl(c, &c.endpoints(), (2000, 4000), args)
 }

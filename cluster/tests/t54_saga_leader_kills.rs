@@ -14,10 +14,10 @@ use common::*;
 use money::*;
 use serde_json::json;
 use ticketd_http::auth::Role;
-use ticketd_jepsen::cluster::TestCluster;
 use ticketd_raft::client::{ClusterClient, Consistency};
 use ticketd_store::types::{NotificationKind, PaymentStatus, ReminderPreference};
 use ticketd_store::{Query, QueryResult};
+use ticketd_testkit::cluster::TestCluster;
 
 /// Kills the agreed leader once `ready` holds; returns its id.
 async fn kill_leader_when<F, Fut>(c: &mut TestCluster, what: &str, ready: F) -> anyhow::Result<u64>

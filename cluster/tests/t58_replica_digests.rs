@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use ticketd_jepsen::cluster::{NodeOpts, TestCluster};
+use ticketd_testkit::cluster::{NodeOpts, TestCluster};
 
 /// ticketctl against `endpoints` of `c`, as its operator.
 fn ctl(c: &TestCluster, endpoints: &[String], args: &[&str]) -> (i32, String, String) {

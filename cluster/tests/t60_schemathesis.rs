@@ -10,7 +10,7 @@ use std::process::Command;
 
 use common::*;
 use ticketd_http::auth::Role;
-use ticketd_jepsen::cluster::{NodeOpts, TestCluster};
+use ticketd_testkit::cluster::{NodeOpts, TestCluster};
 
 /// A demo account the API is fuzzed as: its user id, role, and the path parameters fixed for it.
 type FuzzedAs = (&'static str, Role, &'static [(&'static str, &'static str)]);

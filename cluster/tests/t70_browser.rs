@@ -12,7 +12,7 @@ mod webdriver;
 use std::path::PathBuf;
 
 use common::*;
-use ticketd_jepsen::cluster::{NodeOpts, TestCluster};
+use ticketd_testkit::cluster::{NodeOpts, TestCluster};
 use webdriver::{Browser, Driver};
 
 /// A phone's viewport (CSS pixels).

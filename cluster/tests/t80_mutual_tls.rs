@@ -16,7 +16,6 @@ use std::time::Duration;
 use common::*;
 use money::*;
 use ticketd_http::auth::Role as ApiRole;
-use ticketd_jepsen::cluster::{free_addr, make_certs, Launch, NodeOpts, Placement, TestCluster};
 use ticketd_raft::authz::MATRIX;
 use ticketd_raft::channels::{lazy_channel, Channels};
 use ticketd_raft::client::{ClientError, ClusterClient, Consistency, RetryPolicy};
@@ -26,6 +25,7 @@ use ticketd_raft::tls::{Credentials, TlsFiles, Transport};
 use ticketd_raft::TypeConfig;
 use ticketd_store::command::OrderView;
 use ticketd_store::{Command, Query, QueryResult};
+use ticketd_testkit::cluster::{free_addr, make_certs, Launch, NodeOpts, Placement, TestCluster};
 use tonic::transport::Channel;
 use tonic::Code;
 

@@ -11,10 +11,10 @@ use std::time::Duration;
 use common::*;
 use money::*;
 use ticketd_http::auth::Role;
-use ticketd_jepsen::cluster::{free_addr, make_certs, NodeOpts, TestCluster};
 use ticketd_money::outbound::Outbound;
 use ticketd_notify::sms::{HttpSms, Sms};
 use ticketd_notify::SendError;
+use ticketd_testkit::cluster::{free_addr, make_certs, NodeOpts, TestCluster};
 
 /// A simulator (`ticketd-sim pay` or `sms`) over HTTPS with `key` required; killed on drop.
 struct Sim {

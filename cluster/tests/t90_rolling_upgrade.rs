@@ -19,13 +19,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
-use ticketd_jepsen::cluster::{NodeOpts, TestCluster};
-use ticketd_jepsen::history::{Call, Cons, History, Line, OpType, Recorder};
-use ticketd_jepsen::workload::{self, dt_id, SaleClient, Seen, Shared};
-use ticketd_jepsen::{checker, runner};
+use ticketd_chaos::runner;
+use ticketd_checker as checker;
+use ticketd_checker::history::{Call, Cons, History, Line, OpType, Recorder};
 use ticketd_raft::client::{ClusterClient, RetryPolicy};
 use ticketd_raft::pb;
 use ticketd_store::Query;
+use ticketd_testkit::cluster::{NodeOpts, TestCluster};
+use ticketd_workload::{self as workload, dt_id, SaleClient, Seen, Shared};
 
 /// ticketctl against every node of `c`, as its operator: (exit code, stdout, stderr).
 fn ctl(c: &TestCluster, args: &[&str]) -> (i32, String, String) {

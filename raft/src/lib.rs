@@ -23,12 +23,15 @@ pub mod pb;
 pub mod tls;
 pub mod version;
 
+#[cfg(feature = "adapter")]
+pub mod apply;
 #[cfg(feature = "node")]
 pub mod authz;
 #[cfg(feature = "node")]
 pub mod background;
-#[cfg(feature = "node")]
+#[cfg(feature = "adapter")]
 pub mod codec;
+#[cfg(feature = "node")]
 pub mod digest;
 #[cfg(feature = "node")]
 pub mod incoming;
@@ -51,6 +54,11 @@ pub mod snapshot;
 #[cfg(feature = "node")]
 pub mod state_machine;
 #[cfg(feature = "node")]
+/// Column family of state-machine metadata: applied log id and membership (written with the
+/// state by `apply::Applier`).
+#[cfg(feature = "adapter")]
+pub const CF_SM_META: &str = "sm_meta";
+
 pub use runtime::*;
 
 use std::fmt;
@@ -193,7 +201,7 @@ impl fmt::Display for Proposal {
 
 #[cfg(feature = "node")]
 mod runtime {
-    use super::{state_machine, NodeAddr, Proposal};
+    use super::{state_machine, NodeAddr, Proposal, CF_SM_META};
 
     openraft::declare_raft_types!(
         /// The Raft type configuration of ticketd.
@@ -211,8 +219,6 @@ mod runtime {
     pub const CF_LOG: &str = "raft_log";
     /// Column family of Raft metadata: vote, last purged log id.
     pub const CF_RAFT_META: &str = "raft_meta";
-    /// Column family of state-machine metadata: applied log id and membership.
-    pub const CF_SM_META: &str = "sm_meta";
 
     /// Opens (creating when missing) the node's RocksDB with every column family it uses.
     pub fn open_db(path: &std::path::Path) -> Result<rocksdb::DB, rocksdb::Error> {

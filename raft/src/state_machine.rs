@@ -1,5 +1,5 @@
-//! The adapter that applies committed entries to the ticket domain on RocksDB, and builds and
-//! installs snapshots of it.
+//! The node's state machine: the shared adapter ([`crate::apply::Applier`]) over RocksDB, and
+//! snapshots of it as files.
 
 use std::io;
 use std::path::PathBuf;
@@ -7,21 +7,18 @@ use std::sync::{Arc, RwLock};
 
 use futures::{Stream, TryStreamExt};
 use openraft::alias::{LogIdOf, SnapshotMetaOf, SnapshotOf, StoredMembershipOf};
-use openraft::entry::RaftEntry;
 use openraft::storage::{EntryResponder, RaftStateMachine};
-use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
+use openraft::{OptionalSend, RaftSnapshotBuilder};
 use rocksdb::{IteratorMode, WriteBatch, DB};
 use ticketd_store::{
     Backend, Machine, MemBackend, Query, QueryResult, RocksBackend, WriteSet, COLUMN_FAMILIES,
 };
 
+use crate::apply::{Applier, KEY_APPLIED, KEY_MEMBERSHIP};
 use crate::codec::{decode, encode};
 use crate::snapshot::{self, SnapshotFile, SnapshotWriter};
 use crate::version::{self, ClusterVersion, BINARY_VERSION};
 use crate::{TypeConfig, CF_SM_META};
-
-const KEY_APPLIED: &[u8] = b"applied";
-const KEY_MEMBERSHIP: &[u8] = b"membership";
 
 fn io_err(e: impl std::fmt::Display) -> io::Error {
     io::Error::other(e.to_string())
@@ -33,19 +30,11 @@ fn cf<'a>(db: &'a DB, name: &str) -> io::Result<&'a rocksdb::ColumnFamily> {
 }
 
 /// What has been applied: the last log id and the membership in force.
-#[derive(Debug, Clone, Default)]
-pub struct AppliedState {
-    /// The last applied log id.
-    pub last_applied: Option<LogIdOf<TypeConfig>>,
-    /// The last applied membership.
-    pub membership: StoredMembershipOf<TypeConfig>,
-}
+pub type AppliedState = crate::apply::AppliedState<TypeConfig>;
 
 struct Inner {
     db: Arc<DB>,
-    backend: RocksBackend,
-    machine: RwLock<Machine>,
-    applied: RwLock<AppliedState>,
+    applier: RwLock<Applier<TypeConfig, RocksBackend>>,
     snapshot_dir: PathBuf,
     digests: Arc<crate::digest::Digests>,
     cluster: ClusterVersion,
@@ -57,49 +46,18 @@ pub struct StateMachine {
     inner: Arc<Inner>,
 }
 
-fn load_applied(db: &DB) -> io::Result<AppliedState> {
-    let meta = cf(db, CF_SM_META)?;
-    let last_applied = db
-        .get_cf(meta, KEY_APPLIED)
-        .map_err(io_err)?
-        .map(|b| decode(&b))
-        .transpose()?;
-    let membership = db
-        .get_cf(meta, KEY_MEMBERSHIP)
-        .map_err(io_err)?
-        .map(|b| decode(&b))
-        .transpose()?
-        .unwrap_or_default();
-    Ok(AppliedState {
-        last_applied,
-        membership,
-    })
-}
-
 impl StateMachine {
     /// Opens the state machine persisted in `db`; snapshots live in `snapshot_dir`.
     pub fn open(db: Arc<DB>, snapshot_dir: PathBuf) -> io::Result<Self> {
         std::fs::create_dir_all(&snapshot_dir)?;
         snapshot::remove_partial(&snapshot_dir)?;
-        let backend = RocksBackend::new(db.clone());
-        let machine = match Machine::open(&backend) {
-            Ok(m) => m,
-            Err(e @ ticketd_store::StoreError::VersionTooNew { .. }) => {
-                let why = format!("this node's state: {e}");
-                version::halt(why.clone());
-                return Err(io_err(why));
-            }
-            Err(e) => return Err(io_err(e)),
-        };
+        let applier = Applier::open(RocksBackend::new(db.clone()))?;
         let cluster = ClusterVersion::default();
-        cluster.set(machine.cluster_version());
-        let applied = load_applied(&db)?;
+        cluster.set(applier.machine().cluster_version());
         Ok(Self {
             inner: Arc::new(Inner {
                 db,
-                backend,
-                machine: RwLock::new(machine),
-                applied: RwLock::new(applied),
+                applier: RwLock::new(applier),
                 snapshot_dir,
                 digests: Default::default(),
                 cluster,
@@ -109,27 +67,22 @@ impl StateMachine {
 
     /// The last applied log index (0 before anything was applied).
     pub fn applied_index(&self) -> u64 {
-        self.applied_state()
-            .last_applied
-            .map(|l| l.index)
-            .unwrap_or(0)
+        self.applier().applied().index()
     }
 
     /// A copy of the applied state.
     pub fn applied_state(&self) -> AppliedState {
-        self.inner
-            .applied
-            .read()
-            .expect("applied lock poisoned")
-            .clone()
+        self.applier().applied().clone()
     }
 
-    /// Answers a query from the applied state, with the applied index it reflects.
+    /// Answers a query from the applied state, with the applied index it reflects (both read
+    /// under one lock: apply updates both under it).
     pub fn query(&self, q: &Query) -> (QueryResult, u64) {
-        // Hold the machine lock while reading the applied index: apply updates both under it.
-        let machine = self.inner.machine.read().expect("machine lock poisoned");
-        let index = self.applied_index();
-        (machine.query(q), index)
+        self.applier().query(q)
+    }
+
+    fn applier(&self) -> std::sync::RwLockReadGuard<'_, Applier<TypeConfig, RocksBackend>> {
+        self.inner.applier.read().expect("applier lock poisoned")
     }
 
     /// The cluster version as last applied here (shared: it follows the state machine).
@@ -150,53 +103,6 @@ impl StateMachine {
             .snapshot_dir
             .join(format!("{what}-{}-{n}.part", std::process::id()))
     }
-}
-
-/// Whether the requests of one entry ask for a digest of the state as of that entry (a
-/// `DigestState` applied for the first time); the leader's digests they announce
-/// (`CheckDigest`) are added to `leader_digests`.
-fn digest_commands(
-    requests: &[ticketd_store::Request],
-    replies: &[ticketd_store::Reply],
-    leader_digests: &mut Vec<(u64, String)>,
-) -> bool {
-    let mut digest_here = false;
-    for (req, reply) in requests.iter().zip(replies) {
-        if reply.replayed || !matches!(reply.outcome, ticketd_store::Outcome::Done(_)) {
-            continue;
-        }
-        match &req.command {
-            ticketd_store::Command::DigestState {} => digest_here = true,
-            ticketd_store::Command::CheckDigest { index, digest } => {
-                leader_digests.push((*index, digest.clone()));
-            }
-            _ => {}
-        }
-    }
-    digest_here
-}
-
-/// Why this binary cannot apply one of `entries` (the first such), if it cannot: an entry that
-/// needs a version past this binary's is never applied, nor anything of its batch.
-fn unsupported_entry(entries: &[EntryResponder<TypeConfig>]) -> Option<String> {
-    entries.iter().find_map(|(entry, _)| {
-        let EntryPayload::Normal(proposal) = &entry.payload else {
-            return None;
-        };
-        let needs = proposal
-            .0
-            .iter()
-            .map(ticketd_store::version::needed_version)
-            .max()?;
-        (needs > BINARY_VERSION).then(|| {
-            format!(
-                "log entry {} needs version {needs}, {} (binary version {BINARY_VERSION}); \
-                 nothing of it is applied: upgrade this node's binary",
-                entry.log_id().index,
-                version::NEWER_THAN_BINARY
-            )
-        })
-    })
 }
 
 /// Records staged from a snapshot file per write set, bounding the copies held at once.
@@ -250,76 +156,27 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     where
         Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + OptionalSend,
     {
-        let mut ws = WriteSet::new();
-        let mut responses = Vec::new();
-        let mut last_applied = None;
-        let mut last_membership = None;
         let mut received = Vec::new();
         while let Some(item) = entries.try_next().await? {
             received.push(item);
         }
-        if let Some(why) = unsupported_entry(&received) {
-            version::halt(why.clone());
-            return Err(io::Error::new(io::ErrorKind::Unsupported, why));
-        }
-        let applied_entries = received.len() as u64;
-        let mut requests = 0u64;
         let started = std::time::Instant::now();
-        {
-            let mut machine = self.inner.machine.write().expect("machine lock poisoned");
-            let mut leader_digests = Vec::new();
-            for (entry, responder) in received {
-                let log_id = entry.log_id();
-                let reply = match &entry.payload {
-                    EntryPayload::Blank => Vec::new(),
-                    EntryPayload::Normal(proposal) => {
-                        requests += proposal.0.len() as u64;
-                        machine.apply_batch(log_id.index, &proposal.0, &mut ws)
-                    }
-                    EntryPayload::Membership(m) => {
-                        last_membership = Some(StoredMembershipOf::<TypeConfig>::new(
-                            Some(log_id),
-                            m.clone(),
-                        ));
-                        Vec::new()
-                    }
-                };
-                last_applied = Some(log_id);
-                let digest_here = match &entry.payload {
-                    EntryPayload::Normal(proposal) => {
-                        digest_commands(&proposal.0, &reply, &mut leader_digests)
-                    }
-                    _ => false,
-                };
-                if digest_here {
-                    // The digest covers exactly the state as of this entry: what is applied so
-                    // far is written first, and the digest's snapshot is taken before the next
-                    // entry's writes.
-                    self.write_applied(&mut ws, log_id, last_membership.take())?;
-                    crate::digest::spawn(
-                        self.inner.db.clone(),
-                        log_id.index,
-                        self.inner.digests.clone(),
-                    );
-                }
-                if let Some(r) = responder {
-                    responses.push((r, reply));
-                }
-            }
-            let Some(last) = last_applied else {
-                return Ok(());
-            };
-            self.write_applied(&mut ws, last, last_membership)?;
-            self.inner.cluster.set(machine.cluster_version());
-            drop(machine);
-            for (index, digest) in leader_digests {
-                self.inner.digests.expect(index, &digest);
-            }
+        let applied = {
+            let mut applier = self.inner.applier.write().expect("applier lock poisoned");
+            let applied = applier.apply(received, |index| {
+                // The digest's snapshot of the database is taken before the next entry's writes.
+                crate::digest::spawn(self.inner.db.clone(), index, self.inner.digests.clone());
+            })?;
+            self.inner.cluster.set(applier.machine().cluster_version());
+            applied
+        };
+        for (index, digest) in &applied.leader_digests {
+            self.inner.digests.expect(*index, digest);
         }
         metrics::histogram!("ticketd_sm_apply_seconds").record(started.elapsed().as_secs_f64());
-        metrics::counter!("ticketd_sm_applied_entries_total").increment(applied_entries);
-        metrics::counter!("ticketd_sm_applied_requests_total").increment(requests);
-        for (responder, reply) in responses {
+        metrics::counter!("ticketd_sm_applied_entries_total").increment(applied.entries);
+        metrics::counter!("ticketd_sm_applied_requests_total").increment(applied.requests);
+        for (responder, reply) in applied.responses {
             responder.send(reply);
         }
         Ok(())
@@ -366,36 +223,6 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 }
 
 impl StateMachine {
-    /// Writes the applied requests' writes, the applied log id and a new membership in one
-    /// RocksDB batch, and makes them the applied state. No fsync: the log entries are durable
-    /// already, and the WAL keeps these writes in order behind them, so after a crash the
-    /// state is some applied prefix and the rest is re-applied from the log.
-    fn write_applied(
-        &self,
-        ws: &mut WriteSet,
-        last: LogIdOf<TypeConfig>,
-        membership: Option<StoredMembershipOf<TypeConfig>>,
-    ) -> io::Result<()> {
-        let mut batch = WriteBatch::default();
-        self.inner
-            .backend
-            .fill_batch(ws, &mut batch)
-            .map_err(io_err)?;
-        *ws = WriteSet::new();
-        let meta = cf(&self.inner.db, CF_SM_META)?;
-        batch.put_cf(meta, KEY_APPLIED, encode(&last)?);
-        if let Some(m) = &membership {
-            batch.put_cf(meta, KEY_MEMBERSHIP, encode(m)?);
-        }
-        self.inner.db.write(batch).map_err(io_err)?;
-        let mut applied = self.inner.applied.write().expect("applied lock poisoned");
-        applied.last_applied = Some(last);
-        if let Some(m) = membership {
-            applied.membership = m;
-        }
-        Ok(())
-    }
-
     /// This node's digests of its state at digest entries.
     pub fn digests(&self) -> &Arc<crate::digest::Digests> {
         &self.inner.digests
@@ -435,17 +262,13 @@ impl StateMachine {
         }
         batch.put_cf(meta_cf, KEY_MEMBERSHIP, encode(&meta.last_membership)?);
 
-        let mut current = self.inner.machine.write().expect("machine lock poisoned");
+        let mut applier = self.inner.applier.write().expect("applier lock poisoned");
         db.write(batch).map_err(io_err)?;
         db.flush_wal(true).map_err(io_err)?;
         // The machine opened from the staged copy is the state just written.
         self.inner.cluster.set(machine.cluster_version());
-        *current = machine;
-        *self.inner.applied.write().expect("applied lock poisoned") = AppliedState {
-            last_applied: meta.last_log_id,
-            membership: meta.last_membership.clone(),
-        };
-        drop(current);
+        applier.replace_machine(machine, AppliedState::of_snapshot(meta));
+        drop(applier);
 
         let final_path = self.inner.snapshot_dir.join(snapshot::file_name(meta));
         if file.path != final_path {

@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use ticketd_jepsen::cluster::{Launch, NodeOpts, Placement, TestCluster};
 use ticketd_money::provider::{Intent, IntentPage, IntentStatus};
 use ticketd_raft::client::{ClusterClient, Consistency};
 use ticketd_store::command::OrderView;
@@ -16,6 +15,7 @@ use ticketd_store::types::{
     TierSpec,
 };
 use ticketd_store::{Command, Outcome, Query, QueryResult, Rejection};
+use ticketd_testkit::cluster::{Launch, NodeOpts, Placement, TestCluster};
 
 use super::common::{sim_bin, ticketctl_bin, ticketd_bin, ApiProcess};
 
@@ -42,7 +42,7 @@ where
 }
 
 fn free_addr() -> anyhow::Result<String> {
-    ticketd_jepsen::cluster::free_addr()
+    ticketd_testkit::cluster::free_addr()
 }
 
 /// The worker settings of a test cluster: environment of every node.
@@ -607,7 +607,7 @@ pub struct Received {
 impl SmtpSink {
     /// Starts the server on a free port, printing into `dir`; waits (bounded) until it listens.
     pub async fn start(dir: &std::path::Path) -> anyhow::Result<Self> {
-        let port = ticketd_jepsen::cluster::free_port()?;
+        let port = ticketd_testkit::cluster::free_port()?;
         let out = dir.join("smtp.out");
         let child = std::process::Command::new("/usr/bin/python3")
             .args([

@@ -31,7 +31,7 @@ impl Driver {
             Path::new(&bin).exists(),
             "chromedriver not found at {bin}: run scripts/test.sh (it installs chromium and chromium-driver) or set TICKETD_CHROMEDRIVER"
         );
-        let port = ticketd_jepsen::cluster::free_port()?;
+        let port = ticketd_testkit::cluster::free_port()?;
         let child = std::process::Command::new(&bin)
             .arg(format!("--port={port}"))
             .stdout(std::process::Stdio::null())

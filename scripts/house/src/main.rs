@@ -8,8 +8,8 @@
 //! items do not count. A cycle is printed with the lines that make each of its edges.
 //!
 //! It also fails when a crate root does not deny clippy's `too_many_lines` outside tests (the
-//! threshold, 100 lines, is in the workspace's `clippy.toml`), so no crate, old or new, escapes
-//! the line limit. The exit status is 1 on either finding; 0 when there is none, 2 when a file
+//! threshold, 100 lines, is in the workspace's `clippy.toml`), so no new crate escapes the line
+//! limit; the test harnesses in [`LINE_LIMIT_NOT_YET`] are the named exceptions. The exit status is 1 on either finding; 0 when there is none, 2 when a file
 //! cannot be read.
 
 mod cycles;
@@ -22,6 +22,16 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::modules::{adjacency, display, read_crate, ModuleGraph, ModulePath};
+
+/// The test harnesses the line limit does not bind yet: test code, whose longest functions (a
+/// run's setup, the sale's invariant pass, the nemesis's fault table) are split one by one. The
+/// crates that ship and every tool and test kit are bound.
+const LINE_LIMIT_NOT_YET: &[&str] = &[
+    "ticketd-checker",
+    "ticketd-workload",
+    "ticketd-sim",
+    "ticketd-chaos",
+];
 
 /// Folders never searched for packages: build output, VCS data, fuzzing corpora.
 const SKIPPED_DIRECTORIES: &[&str] = &["target", "corpus", "artifacts", "node_modules"];
@@ -58,7 +68,8 @@ fn check(folders: &[PathBuf]) -> std::io::Result<usize> {
         for (target, root) in crate_roots(folder)? {
             let graph = read_crate(&root)?;
             found += report(&format!("{package} ({target})"), &graph);
-            if !denies_long_functions(&std::fs::read_to_string(&root)?) {
+            let bound = !LINE_LIMIT_NOT_YET.contains(&package.as_str());
+            if bound && !denies_long_functions(&std::fs::read_to_string(&root)?) {
                 println!(
                     "{package} ({target}): {} does not deny clippy::too_many_lines: add \
                      #![cfg_attr(not(test), deny(clippy::too_many_lines))]",

@@ -29,7 +29,7 @@ use ticketd_store::types::{
 };
 use ticketd_store::{Command, Outcome, Query, QueryResult, Rejection};
 
-use crate::history::{Call, Cons, Line, Ret};
+use ticketd_checker::history::{Call, Cons, Line, Ret};
 
 /// Which workload a run drives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -218,7 +218,7 @@ const NOTES_PER_ENTRY_GUESS: u32 = 3;
 
 impl Shared {
     fn learn_notes(&mut self, index: u64) {
-        let entry = crate::history::entry_of(index);
+        let entry = ticketd_checker::history::entry_of(index);
         for k in 1..=NOTES_PER_ENTRY_GUESS {
             let id = format!("n-{entry}-{k}");
             if !self.notes.contains(&id) {
@@ -919,7 +919,7 @@ pub fn final_queries(lines: &[Line]) -> Vec<Query> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Model, Now};
+    use ticketd_checker::model::{Model, Now};
 
     #[test]
     fn the_setup_is_valid_for_the_model() {

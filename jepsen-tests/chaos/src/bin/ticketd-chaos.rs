@@ -10,11 +10,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use ticketd_jepsen::checker;
-use ticketd_jepsen::history::History;
-use ticketd_jepsen::nemesis::FaultKind;
-use ticketd_jepsen::runner::{self, NetMode, RaftTiming, RunConfig, RunSummary};
-use ticketd_jepsen::workload::Workload;
+use ticketd_chaos::nemesis::FaultKind;
+use ticketd_chaos::runner::{self, NetMode, RaftTiming, RunConfig, RunSummary};
+use ticketd_checker as checker;
+use ticketd_checker::history::History;
+use ticketd_workload::Workload;
 
 #[derive(Parser)]
 #[command(about = "Chaos harness of ticketd: run workloads under faults, check histories")]
@@ -257,7 +257,7 @@ fn main() -> anyhow::Result<()> {
             leader_restore,
             workload,
         } => {
-            let cfg = ticketd_jepsen::sim::SimConfig {
+            let cfg = ticketd_sim::SimConfig {
                 nodes,
                 ops_per_client: ops,
                 faults: !no_faults,
@@ -267,7 +267,7 @@ fn main() -> anyhow::Result<()> {
             };
             let mut bad = 0;
             for s in seed..seed.saturating_add(count) {
-                let o = ticketd_jepsen::sim::run(s, &cfg)?;
+                let o = ticketd_sim::run(s, &cfg)?;
                 println!(
                     "seed {s}: {} ms simulated, ok {} fail {} unknown {}, faults {:?}, violations {}, anomalies {}, history {}",
                     o.sim_ms,
@@ -319,7 +319,7 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Suite => {
-            for r in ticketd_jepsen::runner::SHORT_SUITE {
+            for r in ticketd_chaos::runner::SHORT_SUITE {
                 let faults: Vec<String> = r.faults.iter().map(|f| f.name()).collect();
                 println!(
                     "{} {} {} {}",
@@ -332,9 +332,9 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Cleanup => {
-            for r in ticketd_jepsen::lazyfs::cleanup_stale()
+            for r in ticketd_chaos::lazyfs::cleanup_stale()
                 .into_iter()
-                .chain(ticketd_jepsen::net::cleanup_stale())
+                .chain(ticketd_chaos::net::cleanup_stale())
             {
                 println!("removed {r}");
             }

@@ -26,9 +26,10 @@ use ticketd_store::command::{Done, Outcome, Query, QueryResult, Rejection};
 use ticketd_store::types::SeatRef;
 use ticketd_store::Command;
 
-use super::{write_parts, Report};
 use crate::history::{Call, Cons, History, Line, Op, OpType, Ret};
+use crate::logical::write_parts;
 use crate::model::revealed_log_time;
+use crate::report::Report;
 use crate::wgl::{self, Spec, Timed};
 
 /// What a seat is.

@@ -11,7 +11,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use ticketd_jepsen::runner::{self, NetMode, RaftTiming, RunConfig, SHORT_SUITE};
+use ticketd_chaos::runner::{self, NetMode, RaftTiming, RunConfig, SHORT_SUITE};
 
 fn ticketd_bin() -> PathBuf {
     if let Ok(p) = std::env::var("TICKETD_BIN") {

@@ -7,7 +7,8 @@
 //! checked for validity — free, in the tier, the quantity asked — and adopted, not predicted),
 //! releases, hold expiry, payments started, purchases confirmed, orders canceled, dts canceled
 //! (one cancellation step: its live holds, then its open orders, in id order), tickets refunded,
-//! and the outbox as far as its ids and states go: every notification minted (`n-{entry}-{k}`,
+//! scans (answered by [`crate::scan_rules`], a table written from the product's rules), and the
+//! outbox as far as its ids and states go: every notification minted (`n-{entry}-{k}`,
 //! numbered in the order the store mints them over an entry's batch), voided or marked sent. Not
 //! modelled (the replay reports them as unmodelled): sale-window changes, later cancellation
 //! steps, failed payments, notification contents, accounts.
@@ -35,6 +36,7 @@ use ticketd_store::types::{
 use ticketd_store::{Command, Outcome, Query, QueryResult, Rejection};
 
 use crate::history::entry_of;
+use crate::scan_rules::{self, Answer, Found};
 
 /// A seat's state in the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1410,32 +1412,45 @@ impl Model {
         if gate.is_empty() {
             return bad(Rejection::InvalidArgument);
         }
-        let called_off = |d: Option<&MDt>| {
-            d.is_some_and(|d| matches!(d.status, DtStatus::Canceling | DtStatus::Canceled))
+        let ticket = self.tickets.get(ticket_id);
+        let called_off = ticket
+            .and_then(|t| self.dts.get(&t.dt_id))
+            .is_some_and(|d| matches!(d.status, DtStatus::Canceling | DtStatus::Canceled));
+        let found = match ticket {
+            None => Found::NoSuchTicket,
+            Some(t) if t.dt_id != dt_id => Found::OtherDt,
+            Some(t) => match &t.status {
+                TicketStatus::Valid => Found::Valid,
+                TicketStatus::Used { .. } => Found::Used,
+                TicketStatus::Canceled { .. } => Found::Canceled,
+                TicketStatus::Refunded { .. } => Found::Refunded,
+            },
         };
-        let Some(t) = self.tickets.get(ticket_id) else {
+        let answer = scan_rules::answer(found, called_off);
+        if answer == Answer::Unknown {
             return Ok(Done::Scanned {
                 ticket_id: ticket_id.to_string(),
                 verdict: ScanVerdict::Unknown,
             });
-        };
-        let off = called_off(self.dts.get(&t.dt_id));
+        }
         let t = self.tickets.get_mut(ticket_id).expect("found");
-        let verdict = if t.dt_id != dt_id {
-            ScanVerdict::WrongDt {
+        let verdict = match (answer, &t.status) {
+            (Answer::WrongDt, _) => ScanVerdict::WrongDt {
                 dt_id: t.dt_id.clone(),
+            },
+            (Answer::Admit, _) => ScanVerdict::Admitted,
+            (Answer::AlreadyUsed, TicketStatus::Used { at_ms, gate }) => ScanVerdict::AlreadyUsed {
+                at_ms: *at_ms,
+                gate: gate.clone(),
+            },
+            (Answer::CanceledAt, TicketStatus::Canceled { at_ms }) => {
+                ScanVerdict::Canceled { at_ms: *at_ms }
             }
-        } else {
-            match &t.status {
-                TicketStatus::Valid if off => ScanVerdict::Canceled { at_ms: now.get() },
-                TicketStatus::Valid => ScanVerdict::Admitted,
-                TicketStatus::Used { at_ms, gate } => ScanVerdict::AlreadyUsed {
-                    at_ms: *at_ms,
-                    gate: gate.clone(),
-                },
-                TicketStatus::Canceled { at_ms } => ScanVerdict::Canceled { at_ms: *at_ms },
-                TicketStatus::Refunded { at_ms } => ScanVerdict::Refunded { at_ms: *at_ms },
+            (Answer::CanceledNow, _) => ScanVerdict::Canceled { at_ms: now.get() },
+            (Answer::RefundedAt, TicketStatus::Refunded { at_ms }) => {
+                ScanVerdict::Refunded { at_ms: *at_ms }
             }
+            (answer, status) => unreachable!("scan answer {answer:?} for a ticket {status:?}"),
         };
         if verdict == ScanVerdict::Admitted {
             t.status = TicketStatus::Used {

@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 use ticketd_raft::client::{AdminOp, ClusterClient, RetryPolicy};
 
 use crate::cluster::{Launch, Placement, TestCluster};
-use crate::history::{FaultStatus, Line, Recorder};
 use crate::net::Netns;
+use ticketd_checker::history::{FaultStatus, Line, Recorder};
 
 /// The kinds of fault.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -15,12 +15,14 @@ use ticketd_raft::client::{ClientError, ClusterClient, Consistency, RetryPolicy}
 use ticketd_raft::tls::Transport;
 use ticketd_store::{Command, Query};
 
-use crate::checker::{self, Anomaly};
 use crate::cluster::{NodeOpts, TestCluster};
-use crate::history::{read_pos, write_pos, Call, Cons, History, Line, OpType, Recorder, Ret};
 use crate::nemesis::{placement, Env, FaultCounts, FaultKind, Nemesis};
 use crate::net::Netns;
-use crate::workload::{self, dt_id, SaleClient, Seen, Shared, Workload};
+use ticketd_checker::history::{
+    read_pos, write_pos, Call, Cons, History, Line, OpType, Recorder, Ret,
+};
+use ticketd_checker::{self as checker, Anomaly};
+use ticketd_workload::{self as workload, dt_id, SaleClient, Seen, Shared, Workload};
 
 /// How nodes are networked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -3,7 +3,7 @@
 //! partitions and message loss, with the seat-sale workload; any violation or anomaly fails
 //! with the seed. A seed runs twice to prove the replay is exact.
 //!
-//! `SIM_SEEDS=200 cargo nextest run -p ticketd-jepsen sim` runs more; `SIM_SEED=n` one.
+//! `SIM_SEEDS=200 cargo nextest run --workspace -E 'binary(sim)'` runs more; `SIM_SEED=n` one.
 //!
 //! The sweep runs with the Raft configuration `ticketd node` ships. The simulation found that
 //! openraft's `enable_leader_restore` (on by default there) is unsafe with storage that can lose
@@ -14,8 +14,8 @@
 //! ticketd turns it off (`ticketd_raft::ENABLE_LEADER_RESTORE`); the last test keeps both the
 //! finding and the fix honest.
 
-use ticketd_jepsen::sim::{self, SimConfig};
-use ticketd_jepsen::workload::Workload;
+use ticketd_sim::{self as sim, SimConfig};
+use ticketd_workload::Workload;
 
 fn seeds() -> Vec<u64> {
     if let Some(s) = std::env::var("SIM_SEED").ok().and_then(|s| s.parse().ok()) {
