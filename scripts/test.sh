@@ -38,10 +38,17 @@ log "clippy"
 cargo clippy --workspace --all-targets -- -D warnings || die "clippy found problems"
 cargo clippy "${FUZZ[@]}" --no-default-features --all-targets -- -D warnings \
   || die "clippy found problems in store/fuzz"
-# No module of a crate depends on itself through others (scripts/house): every crate under the
-# root, `use` and path edges between its files; it prints each cycle with the lines that make it.
-log "import cycles"
-cargo run -q --bin house-check -- . || die "a crate has an import cycle"
+# No module of a crate depends on itself through others, and every crate root denies functions
+# over 100 lines (scripts/house): it prints each cycle with the lines that make it.
+log "import cycles and the line limit"
+cargo run -q --bin house-check -- . || die "house-check failed: an import cycle, or a crate root without the line limit"
+# What ships links no test double, peer or load generator: the node's crate depends (normal
+# edges) on none of the test and benchmark crates or the benchmark's clients.
+log "what ships"
+shipped_extras=$(cargo tree -p ticketd-cluster -e normal --prefix none --format '{p}' \
+  | awk '{print $1}' | sort -u \
+  | grep -E '^(tokio-postgres|hdrhistogram|ticketd-(testkit|bench|chaos|checker|sim|workload|house))$' || true)
+[ -z "$shipped_extras" ] || die "the ticketd binaries' crate depends on what must not ship: $shipped_extras"
 # The rolling upgrade test (t90) runs a cluster of this version upgraded to the next one: the
 # next version's ticketd (feature next-version: binary version 2, one more command, log entries
 # in the version 2 form) is built first, which rebuilds only the workspace's crates (about a
