@@ -152,7 +152,7 @@ pub fn spawn(db: Arc<DB>, index: u64, digests: Arc<Digests>) {
         return;
     }
     let (taken_tx, taken_rx) = std::sync::mpsc::sync_channel::<()>(1);
-    let d = digests.clone();
+    let statuses = digests.clone();
     let spawned = std::thread::Builder::new()
         .name("state-digest".into())
         .spawn(move || {
@@ -163,7 +163,7 @@ pub fn spawn(db: Arc<DB>, index: u64, digests: Arc<Digests>) {
             let result = digest_view(&db, &view);
             metrics::histogram!("ticketd_replica_digest_seconds")
                 .record(started.elapsed().as_secs_f64());
-            d.finish(index, result);
+            statuses.finish(index, result);
         });
     match spawned {
         // The thread has its snapshot when it says so, or it died trying.
@@ -175,17 +175,17 @@ pub fn spawn(db: Arc<DB>, index: u64, digests: Arc<Digests>) {
 }
 
 fn digest_view(db: &DB, view: &rocksdb::Snapshot<'_>) -> Result<String, String> {
-    let mut d = StateDigest::default();
+    let mut digest = StateDigest::default();
     for name in COLUMN_FAMILIES {
         let cf = db
             .cf_handle(name)
             .ok_or_else(|| format!("column family {name} missing"))?;
         for item in view.iterator_cf(cf, IteratorMode::Start) {
             let (k, v) = item.map_err(|e| e.to_string())?;
-            d.record(name, &k, &v);
+            digest.record(name, &k, &v);
         }
     }
-    Ok(d.finish())
+    Ok(digest.finish())
 }
 
 #[cfg(test)]

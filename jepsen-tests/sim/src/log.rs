@@ -43,8 +43,13 @@ impl RaftLogReader<SimTypes> for SimLog {
         &mut self,
         range: RB,
     ) -> Result<Vec<EntryOf<SimTypes>>, io::Error> {
-        let d = self.disk.lock().expect("log lock");
-        Ok(d.current.log.range(range).map(|(_, e)| e.clone()).collect())
+        let disk = self.disk.lock().expect("log lock");
+        Ok(disk
+            .current
+            .log
+            .range(range)
+            .map(|(_, e)| e.clone())
+            .collect())
     }
 
     async fn read_vote(&mut self) -> Result<Option<VoteOf<SimTypes>>, io::Error> {
@@ -56,11 +61,11 @@ impl RaftLogStorage<SimTypes> for SimLog {
     type LogReader = SimLog;
 
     async fn get_log_state(&mut self) -> Result<LogState<SimTypes>, io::Error> {
-        let d = self.disk.lock().expect("log lock");
-        let last = d.current.log.values().next_back().map(|e| e.log_id());
+        let disk = self.disk.lock().expect("log lock");
+        let last = disk.current.log.values().next_back().map(|e| e.log_id());
         Ok(LogState {
-            last_log_id: last.or(d.current.last_purged),
-            last_purged_log_id: d.current.last_purged,
+            last_log_id: last.or(disk.current.last_purged),
+            last_purged_log_id: disk.current.last_purged,
         })
     }
 
@@ -70,9 +75,9 @@ impl RaftLogStorage<SimTypes> for SimLog {
 
     async fn save_vote(&mut self, vote: &VoteOf<SimTypes>) -> Result<(), io::Error> {
         // Durable before returning, as `save_vote` fsyncs.
-        let mut d = self.disk.lock().expect("log lock");
-        d.current.vote = Some(*vote);
-        d.durable.vote = Some(*vote);
+        let mut disk = self.disk.lock().expect("log lock");
+        disk.current.vote = Some(*vote);
+        disk.durable.vote = Some(*vote);
         Ok(())
     }
 
@@ -97,7 +102,7 @@ impl RaftLogStorage<SimTypes> for SimLog {
         I: IntoIterator<Item = EntryOf<SimTypes>> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let mut d = self.disk.lock().expect("log lock");
+        let mut disk = self.disk.lock().expect("log lock");
         let mut oracle = self.oracle.lock().expect("oracle lock");
         for e in entries {
             let log_id = e.log_id();
@@ -109,25 +114,25 @@ impl RaftLogStorage<SimTypes> for SimLog {
                 leader.node_id,
                 format!("{:?}", e.payload),
             );
-            d.current.log.insert(e.index(), e);
+            disk.current.log.insert(e.index(), e);
         }
         // Durable (and reported so) only at the next simulated fsync.
-        d.pending.push(callback);
+        disk.pending.push(callback);
         Ok(())
     }
 
     async fn truncate_after(&mut self, last: Option<LogIdOf<SimTypes>>) -> Result<(), io::Error> {
         let from = last.map(|l| l.index() + 1).unwrap_or(0);
-        let mut d = self.disk.lock().expect("log lock");
-        let _ = d.current.log.split_off(&from);
+        let mut disk = self.disk.lock().expect("log lock");
+        let _ = disk.current.log.split_off(&from);
         Ok(())
     }
 
     async fn purge(&mut self, log_id: LogIdOf<SimTypes>) -> Result<(), io::Error> {
-        let mut d = self.disk.lock().expect("log lock");
-        d.current.last_purged = Some(log_id);
-        let keep = d.current.log.split_off(&(log_id.index() + 1));
-        d.current.log = keep;
+        let mut disk = self.disk.lock().expect("log lock");
+        disk.current.last_purged = Some(log_id);
+        let keep = disk.current.log.split_off(&(log_id.index() + 1));
+        disk.current.log = keep;
         Ok(())
     }
 }
@@ -135,10 +140,10 @@ impl RaftLogStorage<SimTypes> for SimLog {
 /// The simulated fsync: everything written so far becomes durable, then the callbacks run.
 pub(crate) fn flush(disk: &Mutex<LogDisk>) {
     let pending = {
-        let mut d = disk.lock().expect("log lock");
+        let mut disk = disk.lock().expect("log lock");
         // The vote is durable already (save_vote), so current and durable agree on it.
-        d.durable = d.current.clone();
-        std::mem::take(&mut d.pending)
+        disk.durable = disk.current.clone();
+        std::mem::take(&mut disk.pending)
     };
     for cb in pending {
         cb.io_completed(Ok(()));

@@ -99,9 +99,9 @@ pub(crate) async fn crash_node(world: &World, id: u64) {
     let h = world.net.lock().expect("net lock").rafts.remove(&id);
     world.incarnation[&id].fetch_add(1, Ordering::SeqCst);
     let revert = || {
-        let mut d = world.log_disks[&id].lock().expect("log lock");
-        d.current = d.durable.clone();
-        d.pending.clear();
+        let mut disk = world.log_disks[&id].lock().expect("log lock");
+        disk.current = disk.durable.clone();
+        disk.pending.clear();
     };
     revert();
     if let Some((raft, _)) = h {
