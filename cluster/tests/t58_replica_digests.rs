@@ -87,3 +87,80 @@ async fn replicas_digest_one_index_and_check_against_the_leader() -> anyhow::Res
     assert_eq!(code, 0, "no node reports divergence: {out}{err}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_installs_a_snapshot_past_a_digest_entry_is_asked_again() -> anyhow::Result<()>
+{
+    let opts = NodeOpts {
+        snapshot_every_entries: 20,
+        logs_kept_after_snapshot: 5,
+        ..NodeOpts::default()
+    };
+    let mut c = TestCluster::start(&ticketd_bin(), 3, opts).await?;
+    let leader = c.wait_leader(Duration::from_secs(10)).await?;
+    let down = [1, 2, 3]
+        .into_iter()
+        .find(|id| *id != leader)
+        .expect("a follower");
+
+    phase("a follower is down while a digest entry and enough entries for a snapshot commit");
+    c.stop(down, Duration::from_secs(10)).await?;
+    let up: Vec<String> = [1, 2, 3]
+        .into_iter()
+        .filter(|id| *id != down)
+        .map(|id| c.addr(id))
+        .collect();
+    let admin = c.admin_client_for(&up);
+    let index = admin.propose_digest().await?;
+    for i in 0..60 {
+        let key = format!("t58-snap-{i}");
+        c.client().write("t58", &key, &create_venue(&key)).await?;
+    }
+    c.wait_status(
+        leader,
+        "a snapshot past the digest entry, the log purged past it",
+        Duration::from_secs(30),
+        |s| s.snapshot_index > index && s.purged_index > index,
+    )
+    .await?;
+
+    phase("back, it installs the snapshot: it will never digest that entry");
+    c.respawn(down)?;
+    c.wait_status(
+        down,
+        "the leader's snapshot installed",
+        Duration::from_secs(30),
+        |s| s.snapshot_index > index,
+    )
+    .await?;
+    let all = c.admin_client_for(&c.endpoints());
+    let started = std::time::Instant::now();
+    let (answers, skipped) = all.digests_at(index, Duration::from_secs(30)).await;
+    assert!(skipped, "{answers:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "a skipped entry is not waited for: {:?}",
+        started.elapsed()
+    );
+    for (ep, a) in &answers {
+        let state = a.as_ref().map(|s| s.state).unwrap_or(-1);
+        let want = if *ep == c.addr(down) {
+            ticketd_raft::pb::DigestState::DigestUnknown
+        } else {
+            ticketd_raft::pb::DigestState::DigestComputed
+        };
+        assert_eq!(state, want as i32, "{ep}: {answers:?}");
+    }
+
+    phase("hashkv proposes a new entry, which every node digests");
+    let (code, out, err) = ctl(&c, &c.endpoints(), &["-w", "json", "endpoint", "hashkv"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&out)?;
+    assert_eq!(rows.len(), 3, "{out}");
+    for r in &rows {
+        assert_eq!(r["state"], "computed", "{out}");
+        assert_eq!(r["digest"], rows[0]["digest"], "{out}");
+        assert!(r["index"].as_u64() > Some(index), "{out}");
+    }
+    Ok(())
+}

@@ -96,6 +96,13 @@ impl Default for RetryPolicy {
 /// Most writes a node takes in one `WriteBatch` call.
 pub const WRITE_BATCH_MAX: usize = 1024;
 
+/// Digest entries `hashkv` proposes at most, when some endpoint passes one without digesting it.
+pub const HASHKV_ROUNDS: u32 = 3;
+
+fn is_state(a: &Result<pb::DigestStatus, ClientError>, state: pb::DigestState) -> bool {
+    a.as_ref().is_ok_and(|s| s.state == state as i32)
+}
+
 /// Coalescing of concurrent writes into `WriteBatch` calls: each write's first attempt shares
 /// one call with the writes queued beside it; later attempts (after a failure, a redirect or a
 /// full queue) go alone through the usual retry loop, with the same idempotency key.
@@ -764,30 +771,64 @@ impl ClusterClient {
 
     /// `ticketctl endpoint hashkv`: proposes a digest entry and asks every endpoint for its
     /// digest of it, waiting up to `wait` for those still computing (or not yet applied).
-    /// The entry's index and each endpoint's answer, in endpoint order.
+    /// An endpoint that will never digest the entry (it installed a snapshot past it, or
+    /// applied it with [`crate::digest::DIGESTS_IN_FLIGHT_MAX`] digests running) makes a new
+    /// entry be proposed, at most [`HASHKV_ROUNDS`] in all. The last entry's index and each
+    /// endpoint's answer, in endpoint order.
     pub async fn hashkv(
         &self,
         wait: Duration,
     ) -> Result<(u64, Vec<(String, Result<pb::DigestStatus, ClientError>)>), ClientError> {
-        let index = self.propose_digest().await?;
+        let mut round = 1;
+        loop {
+            let index = self.propose_digest().await?;
+            let (answers, skipped) = self.digests_at(index, wait).await;
+            if !skipped || round >= HASHKV_ROUNDS {
+                return Ok((index, answers));
+            }
+            round += 1;
+        }
+    }
+
+    /// Every endpoint's digest of the entry at `index`, waiting up to `wait` in all; and
+    /// whether some endpoint passed the entry without digesting it.
+    pub async fn digests_at(
+        &self,
+        index: u64,
+        wait: Duration,
+    ) -> (Vec<(String, Result<pb::DigestStatus, ClientError>)>, bool) {
         let deadline = tokio::time::Instant::now() + wait;
         let mut answers = Vec::with_capacity(self.endpoints().len());
+        let mut skipped = false;
         for ep in self.endpoints() {
             let answer = loop {
-                let a = self.digest(ep, index).await;
-                let settled = match &a {
-                    Ok(s) => s.state == pb::DigestState::DigestComputed as i32,
-                    Err(_) => false,
-                };
+                let mut a = self.digest(ep, index).await;
+                if is_state(&a, pb::DigestState::DigestUnknown) && self.passed(ep, index).await {
+                    // Unknown once applied (or installed) past the entry is for good; asked
+                    // again in case the entry was applied between the two calls.
+                    a = self.digest(ep, index).await;
+                    if is_state(&a, pb::DigestState::DigestUnknown) {
+                        skipped = true;
+                        break a;
+                    }
+                }
+                let settled = is_state(&a, pb::DigestState::DigestComputed);
                 if settled || tokio::time::Instant::now() >= deadline {
                     break a;
                 }
-                // Not yet applied there (unknown), still computing, or unreachable: bounded.
+                // Not yet applied there, still computing, or unreachable: bounded.
                 tokio::time::sleep(Duration::from_millis(50)).await;
             };
             answers.push((ep.to_string(), answer));
         }
-        Ok((index, answers))
+        (answers, skipped)
+    }
+
+    /// Whether the node at `addr` applied, or installed a snapshot, at or past `index`.
+    async fn passed(&self, addr: &str, index: u64) -> bool {
+        self.status(addr)
+            .await
+            .is_ok_and(|st| st.applied_index >= index || st.snapshot_index >= index)
     }
 
     /// Runs an admin call on the leader, following hints.
