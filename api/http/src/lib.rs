@@ -18,6 +18,7 @@ pub mod extract;
 pub mod keys;
 pub mod pages;
 pub mod problem;
+pub mod resources;
 pub mod routes;
 pub mod state;
 pub mod tokens;

@@ -67,9 +67,13 @@ pub struct Shared {
     pub code_secrets: KeyedHmac,
     /// Browse and seat-map responses.
     pub cache: ReadCache,
-    /// The event of each dt seen: a dt never moves to another event, so what a hold checks
-    /// before proposing is read once per dt, not once per hold. Bounded.
-    pub dt_events: moka::future::Cache<String, String>,
+    /// The event and venue of each dt seen: a dt never moves to another event or venue, so
+    /// what a hold checks before proposing is read once per dt, not once per hold. Bounded.
+    pub dt_places: moka::future::Cache<String, Arc<DtPlace>>,
+    /// The seats of each venue seen with a dt: a venue's seats are frozen once it has a dt
+    /// (the store refuses a new layout), so the labels of held seats are read once per venue.
+    /// Bounded by seats held in memory.
+    pub seatings: moka::future::Cache<String, Arc<ticketd_store::types::SeatingMap>>,
     /// Hold creation per user.
     pub holds_by_user: Arc<DefaultKeyedRateLimiter<String>>,
     /// Hold creation per client address.
@@ -85,6 +89,18 @@ pub struct Shared {
     pub saga_fault: Option<ticketd_money::fault::SagaFault>,
 }
 
+/// Seats of all the venues whose seating the API keeps at once (about 100 bytes each).
+pub const SEATINGS_SEATS_MAX: u64 = 2_000_000;
+
+/// Where a dt is: its event and venue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DtPlace {
+    /// Its event.
+    pub event_id: String,
+    /// Its venue.
+    pub venue_id: String,
+}
+
 impl AppState {
     /// Assembles the state, with the keys derived from the root key (the vault is set apart,
     /// with [`Self::with_vault`]: only a root key that outlives the process may seal).
@@ -97,7 +113,13 @@ impl AppState {
             vault_nonces: keys.vault_nonces.clone(),
             code_secrets: keys.code_secrets.clone(),
             cache: ReadCache::new(10_000),
-            dt_events: moka::future::Cache::new(100_000),
+            dt_places: moka::future::Cache::new(100_000),
+            seatings: moka::future::Cache::builder()
+                .weigher(|_, m: &Arc<ticketd_store::types::SeatingMap>| {
+                    u32::try_from(m.seat_count()).unwrap_or(u32::MAX).max(1)
+                })
+                .max_capacity(SEATINGS_SEATS_MAX)
+                .build(),
             holds_by_user: Arc::new(RateLimiter::keyed(per_minute(
                 limits.holds_per_user_per_minute,
             ))),

@@ -13,6 +13,10 @@ use ticketd_store::{Query, QueryResult};
 use super::calls::{dt_of_event, read};
 use crate::cache::Cached;
 use crate::problem::Problem;
+use crate::resources::catalogue::{
+    Dt, DtList, DtWithSeatMap, Event, EventPage, EventSummary, SeatMap,
+};
+use crate::resources::parse_time_opt;
 use crate::state::AppState;
 
 /// Most events per page.
@@ -52,10 +56,10 @@ pub struct EventsParams {
     radius_km: Option<u32>,
     /// Category.
     category: Option<String>,
-    /// Earliest start, Unix ms.
-    from_ms: Option<i64>,
-    /// Latest start, Unix ms.
-    to_ms: Option<i64>,
+    /// Earliest start, RFC 3339.
+    from: Option<String>,
+    /// Latest start, RFC 3339.
+    to: Option<String>,
     /// Full-text search over title, description, performers, category and venue (then the
     /// location and date filters do not apply).
     q: Option<String>,
@@ -77,7 +81,7 @@ fn decode_cursor(c: &str) -> Result<u32, Problem> {
 
 /// Popular events near a point, by category and date range.
 #[utoipa::path(get, path = "/v1/events", params(EventsParams), responses(
-    (status = 200, description = "events, most popular first", content_type = "application/json"),
+    (status = 200, description = "events, most popular first", body = EventPage),
     (status = 400, description = "bad filter", body = Problem, content_type = "application/problem+json")))]
 pub async fn list_events(
     State(state): State<AppState>,
@@ -129,8 +133,8 @@ pub async fn list_events(
             let filter = EventFilter {
                 near,
                 category: p.category,
-                from_ms: p.from_ms,
-                to_ms: p.to_ms,
+                from_ms: parse_time_opt("from", p.from.as_deref())?,
+                to_ms: parse_time_opt("to", p.to.as_deref())?,
                 limit: want,
             };
             (format!("events:{filter:?}"), Query::BrowseEvents(filter))
@@ -146,7 +150,11 @@ pub async fn list_events(
                 .take(limit as usize)
                 .collect();
             let next = more.then(|| format!("o{}", offset + limit));
-            serde_json::to_value(serde_json::json!({ "events": page, "next_cursor": next })).ok()
+            serde_json::to_value(EventPage {
+                events: page.into_iter().map(EventSummary::from).collect(),
+                next_cursor: next,
+            })
+            .ok()
         }
         _ => None,
     })
@@ -155,7 +163,7 @@ pub async fn list_events(
 
 /// One event.
 #[utoipa::path(get, path = "/v1/events/{event_id}", params(("event_id" = String, Path, description = "event id")),
-    responses((status = 200, description = "the event", content_type = "application/json"),
+    responses((status = 200, description = "the event", body = Event),
               (status = 404, description = "no such event", body = Problem, content_type = "application/problem+json")))]
 pub async fn get_event(
     State(state): State<AppState>,
@@ -169,7 +177,7 @@ pub async fn get_event(
         30,
         Query::GetEvent { event_id },
         |r| match r {
-            QueryResult::Event(Some(e)) => serde_json::to_value(e).ok(),
+            QueryResult::Event(Some(e)) => serde_json::to_value(Event::from(e)).ok(),
             _ => None,
         },
     )
@@ -178,7 +186,7 @@ pub async fn get_event(
 
 /// An event's dates and times.
 #[utoipa::path(get, path = "/v1/events/{event_id}/dts", params(("event_id" = String, Path, description = "event id")),
-    responses((status = 200, description = "its dts", content_type = "application/json")))]
+    responses((status = 200, description = "its dts", body = DtList)))]
 pub async fn list_dts(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -191,7 +199,10 @@ pub async fn list_dts(
         10,
         Query::ListDts { event_id },
         |r| match r {
-            QueryResult::Dts(dts) => serde_json::to_value(serde_json::json!({ "dts": dts })).ok(),
+            QueryResult::Dts(dts) => serde_json::to_value(DtList {
+                dts: dts.into_iter().map(Dt::from).collect(),
+            })
+            .ok(),
             _ => None,
         },
     )
@@ -201,7 +212,7 @@ pub async fn list_dts(
 /// A dt with its seat map: tiers, prices, availability (one state byte per seat).
 #[utoipa::path(get, path = "/v1/events/{event_id}/dts/{dt_id}",
     params(("event_id" = String, Path, description = "event id"), ("dt_id" = String, Path, description = "dt id")),
-    responses((status = 200, description = "seat map with availability", content_type = "application/json"),
+    responses((status = 200, description = "the dt with its seat map's live availability", body = DtWithSeatMap),
               (status = 404, description = "no such dt", body = Problem, content_type = "application/problem+json")))]
 pub async fn get_dt(
     State(state): State<AppState>,
@@ -217,8 +228,11 @@ pub async fn get_dt(
     let QueryResult::SeatMap(Some(map)) = map else {
         return Err(Problem::not_found());
     };
-    let body = serde_json::to_vec(&serde_json::json!({ "dt": dt, "seat_map": map }))
-        .map_err(Problem::internal)?;
+    let body = DtWithSeatMap {
+        seat_map: SeatMap::of(map, &dt),
+        dt: dt.into(),
+    };
+    let body = serde_json::to_vec(&body).map_err(Problem::internal)?;
     let c = Cached::new(body, applied, 1);
     state.cache.put(key, c.clone()).await;
     Ok(c.respond(&headers))

@@ -9,19 +9,21 @@ use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::Json;
 use serde::Deserialize;
 use ticketd_money::provider::PaymentError;
 use ticketd_money::saga::{Purchase, PurchaseError, Refusal};
 use ticketd_raft::client::Consistency;
-use ticketd_store::command::GaPick;
+use ticketd_store::command::{Done, GaPick};
 use ticketd_store::{Command, Query, QueryResult, Rejection};
 
-use super::calls::{propose, read, read_dt, written};
+use super::calls::{created, dt_place, hold_resource, propose, read, seating, written};
 use crate::auth::{Caller, Role};
 use crate::extract::IdempotencyKey;
 use crate::problem::Problem;
+use crate::resources::rfc3339;
+use crate::resources::sales::{HeldSeat, Hold, HoldStatus, Order};
 use crate::state::AppState;
 
 /// Most seats one hold request may name.
@@ -57,7 +59,7 @@ pub struct GaPickDto {
     params(("event_id" = String, Path, description = "event id"), ("dt_id" = String, Path, description = "dt id"),
            ("Idempotency-Key" = String, Header, description = "retry key")),
     security(("bearer" = [])),
-    responses((status = 201, description = "held", content_type = "application/json"),
+    responses((status = 201, description = "held: the hold, its URL in `Location`", body = Hold, headers(("Location" = String, description = "the new resource's URL"))),
               (status = 409, description = "seats taken or held: SEAT_ALREADY_HELD, SEAT_TAKEN, NOT_ENOUGH_SEATS", body = Problem, content_type = "application/problem+json"),
               (status = 422, description = "SALE_NOT_OPEN, limits", body = Problem, content_type = "application/problem+json"),
               (status = 429, description = "RATE_LIMITED", body = Problem, content_type = "application/problem+json"),
@@ -76,20 +78,8 @@ pub async fn create_hold(
     {
         return Err(Problem::new("RATE_LIMITED", "too many holds; slow down").retry_after(10));
     }
-    // The dt's event, cached. On a miss one read fills it while the other requests for the
-    // same dt wait for that read: a dt's sale opening with a burst of holds costs one read,
-    // not one per request of the burst.
-    let dt_event = state
-        .dt_events
-        .try_get_with_by_ref(&dt_id, async {
-            read_dt(&state, &dt_id)
-                .await?
-                .map(|dt| dt.event_id)
-                .ok_or_else(Problem::not_found)
-        })
-        .await
-        .map_err(|e| (*e).clone())?;
-    if dt_event != event_id {
+    let place = dt_place(&state, &dt_id).await?;
+    if place.event_id != event_id {
         return Err(Problem::not_found());
     }
     // The hold id derives from the idempotency key, so a retried request names the same hold.
@@ -102,7 +92,7 @@ pub async fn create_hold(
         (Some(tier_id), Some(quantity)) if req.seats.is_empty() && req.ga.is_empty() => {
             Command::HoldBestAvailable {
                 hold_id,
-                dt_id,
+                dt_id: dt_id.clone(),
                 user_id: caller.user_id.clone(),
                 tier_id,
                 quantity,
@@ -125,7 +115,7 @@ pub async fn create_hold(
                 .collect();
             Command::HoldSeats {
                 hold_id,
-                dt_id,
+                dt_id: dt_id.clone(),
                 user_id: caller.user_id.clone(),
                 seats: req.seats,
                 ga,
@@ -139,7 +129,29 @@ pub async fn create_hold(
         }
     };
     let (done, index) = propose(&state, &caller.user_id, &key, command).await?;
-    Ok(written(StatusCode::CREATED, &done, index))
+    let Done::HoldPlaced {
+        hold_id,
+        seats,
+        total_minor,
+        currency,
+        expires_at_ms,
+    } = done
+    else {
+        return Err(Problem::internal("unexpected outcome of a hold"));
+    };
+    let map = seating(&state, &place.venue_id).await?;
+    let location = format!("/v1/events/{event_id}/dts/{dt_id}/holds/{hold_id}");
+    let hold = Hold {
+        seats: seats.into_iter().map(|s| HeldSeat::of(s, &map)).collect(),
+        hold_id,
+        dt_id,
+        status: HoldStatus::Live,
+        total_minor,
+        currency,
+        expires_at: rfc3339(expires_at_ms),
+        order_id: None,
+    };
+    created(&hold, &location, index)
 }
 
 async fn owned_hold(
@@ -167,14 +179,15 @@ async fn owned_hold(
     params(("event_id" = String, Path, description = "event id"), ("dt_id" = String, Path, description = "dt id"),
            ("hold_id" = String, Path, description = "hold id")),
     security(("bearer" = [])),
-    responses((status = 200, description = "the hold", content_type = "application/json"),
+    responses((status = 200, description = "the hold", body = Hold),
               (status = 404, description = "no such hold of yours", body = Problem, content_type = "application/problem+json")))]
 pub async fn get_hold(
     State(state): State<AppState>,
     caller: Caller,
     Path((_event_id, dt_id, hold_id)): Path<(String, String, String)>,
-) -> Result<Response, Problem> {
-    Ok(Json(owned_hold(&state, &caller, &dt_id, &hold_id).await?).into_response())
+) -> Result<Json<Hold>, Problem> {
+    let hold = owned_hold(&state, &caller, &dt_id, &hold_id).await?;
+    Ok(Json(hold_resource(&state, &hold).await?))
 }
 
 /// Gives a hold's seats back.
@@ -182,7 +195,7 @@ pub async fn get_hold(
     params(("event_id" = String, Path, description = "event id"), ("dt_id" = String, Path, description = "dt id"),
            ("hold_id" = String, Path, description = "hold id"), ("Idempotency-Key" = String, Header, description = "retry key")),
     security(("bearer" = [])),
-    responses((status = 200, description = "released", content_type = "application/json"),
+    responses((status = 200, description = "released: the hold, its status `released`", body = Hold),
               (status = 404, description = "no such hold of yours", body = Problem, content_type = "application/problem+json")))]
 pub async fn release_hold(
     State(state): State<AppState>,
@@ -190,13 +203,15 @@ pub async fn release_hold(
     IdempotencyKey(key): IdempotencyKey,
     Path((_event_id, dt_id, hold_id)): Path<(String, String, String)>,
 ) -> Result<Response, Problem> {
-    owned_hold(&state, &caller, &dt_id, &hold_id).await?;
+    let hold = owned_hold(&state, &caller, &dt_id, &hold_id).await?;
     let cmd = Command::ReleaseHold {
         hold_id,
         user_id: caller.user_id.clone(),
     };
-    let (done, index) = propose(&state, &caller.user_id, &key, cmd).await?;
-    Ok(written(StatusCode::OK, &done, index))
+    let (_, index) = propose(&state, &caller.user_id, &key, cmd).await?;
+    let mut released = hold_resource(&state, &hold).await?;
+    released.status = HoldStatus::Released;
+    Ok(written(StatusCode::OK, &released, index))
 }
 
 /// A purchase: the held seats, the total the user saw, the provider's payment-method token.
@@ -227,7 +242,7 @@ impl std::fmt::Debug for PurchaseRequest {
     params(("event_id" = String, Path, description = "event id"), ("dt_id" = String, Path, description = "dt id"),
            ("Idempotency-Key" = String, Header, description = "retry key")),
     security(("bearer" = [])),
-    responses((status = 201, description = "ack: order confirmed", content_type = "application/json"),
+    responses((status = 201, description = "ack: the order, its URL in `Location`", body = Order, headers(("Location" = String, description = "the new resource's URL"))),
               (status = 402, description = "PAYMENT_DECLINED, PAYMENT_FAILED (the payment was voided)", body = Problem, content_type = "application/problem+json"),
               (status = 410, description = "HOLD_EXPIRED", body = Problem, content_type = "application/problem+json"),
               (status = 422, description = "AMOUNT_MISMATCH and other nacks", body = Problem, content_type = "application/problem+json"),
@@ -276,11 +291,17 @@ pub async fn purchase(
         fault: state.saga_fault,
     };
     match purchase.run().await {
-        Ok(confirmed) => Ok(written(
-            StatusCode::CREATED,
-            &confirmed.done,
-            confirmed.log_index,
-        )),
+        Ok(confirmed) => {
+            let Done::PurchaseConfirmed { order_id, .. } = confirmed.done else {
+                return Err(Problem::internal("unexpected outcome of a purchase"));
+            };
+            let order = super::orders::order_resource(&state, &caller, &order_id).await?;
+            created(
+                &order,
+                &format!("/v1/orders/{order_id}"),
+                confirmed.log_index,
+            )
+        }
         Err(e) => Err(purchase_problem(e)),
     }
 }

@@ -79,7 +79,8 @@ pub struct LedgerEntryDto {
     /// Its dt.
     dt_id: String,
     /// When it was sold (log time, Unix ms).
-    created_at_ms: i64,
+    #[schema(format = DateTime)]
+    created_at: String,
     /// ISO 4217 currency.
     currency: String,
     /// Tickets sold in it.
@@ -103,7 +104,7 @@ impl From<LedgerEntry> for LedgerEntryDto {
         Self {
             order_id: e.order_id,
             dt_id: e.dt_id,
-            created_at_ms: e.created_at_ms,
+            created_at: crate::resources::rfc3339(e.created_at_ms),
             currency: e.currency,
             tickets: e.tickets,
             tickets_returned: e.tickets_returned,
@@ -118,13 +119,20 @@ impl From<LedgerEntry> for LedgerEntryDto {
 
 /// A seller's payout ledger.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"seller_id": "u-77ab10", "fee_bps": 1000, "plan": "standard",
+    "totals": [{"currency": "DKK", "orders": 1, "tickets": 1, "tickets_returned": 0,
+    "sales_minor": 49500, "face_value_minor": 45000, "fees_charged_minor": 4500,
+    "fees_minor": 4500, "refunds_minor": 0, "payout_minor": 40500}],
+    "entries": [{"order_id": "o-4b9d2a", "dt_id": "d-51c2e0", "created_at": "2027-06-01T19:30:00Z",
+    "currency": "DKK", "tickets": 1, "tickets_returned": 0, "sales_minor": 49500,
+    "fees_charged_minor": 4500, "fees_minor": 4500, "refunds_minor": 0, "payout_minor": 40500}]}))]
 pub struct Ledger {
     /// The seller.
     seller_id: String,
     /// The seller's platform fee now, basis points (each order keeps the fee of its sale).
     fee_bps: u32,
     /// The seller's plan now: `standard` or `vip`.
-    plan: String,
+    plan: crate::resources::people::PlanName,
     /// Per currency, over every order.
     totals: Vec<LedgerTotalsDto>,
     /// The newest orders first.
@@ -161,7 +169,7 @@ pub async fn seller_ledger(
     Ok(Json(Ledger {
         seller_id: l.seller_id,
         fee_bps: l.fee_bps,
-        plan: format!("{:?}", l.plan).to_lowercase(),
+        plan: l.plan.into(),
         totals: l.totals.into_iter().map(Into::into).collect(),
         entries: l.entries.into_iter().map(Into::into).collect(),
     })

@@ -6,13 +6,14 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use ticketd_raft::client::Consistency;
-use ticketd_store::command::OrderView;
+use ticketd_store::command::{Done, OrderView};
 use ticketd_store::{Command, Query, QueryResult};
 
 use super::calls::{propose, read, written};
 use crate::auth::Caller;
 use crate::extract::IdempotencyKey;
 use crate::problem::Problem;
+use crate::resources::sales::{Order, OrderList, Refund, Ticket, TicketList, TicketWithCode};
 use crate::state::AppState;
 use ticketd_notify::tickets;
 
@@ -38,37 +39,26 @@ async fn owned_order(
     }
 }
 
-/// One of the caller's orders, with its tickets.
+/// The order `order_id` of the caller, as the API answers it (linearizable).
+pub async fn order_resource(
+    state: &AppState,
+    caller: &Caller,
+    order_id: &str,
+) -> Result<Order, Problem> {
+    Ok(Order::from(&owned_order(state, caller, order_id).await?))
+}
+
+/// An order of the caller's, with its tickets (linearizable).
 #[utoipa::path(get, path = "/v1/orders/{order_id}", params(("order_id" = String, Path, description = "order id")),
     security(("bearer" = [])),
-    responses((status = 200, description = "the order", content_type = "application/json"),
+    responses((status = 200, description = "the order", body = Order),
               (status = 404, description = "no such order of yours", body = Problem, content_type = "application/problem+json")))]
 pub async fn get_order(
     State(state): State<AppState>,
     caller: Caller,
     Path(order_id): Path<String>,
-) -> Result<Response, Problem> {
-    let o = owned_order(&state, &caller, &order_id).await?;
-    Ok(Json(order_json(&o)?).into_response())
-}
-
-/// A ticket as JSON without its secret: the secret of the rotating code never leaves the server.
-fn ticket_json(t: &ticketd_store::types::Ticket) -> Result<serde_json::Value, Problem> {
-    let mut v = serde_json::to_value(t).map_err(Problem::internal)?;
-    if let Some(o) = v.as_object_mut() {
-        o.remove("secret");
-    }
-    Ok(v)
-}
-
-/// An order with its tickets as JSON, without ticket secrets.
-fn order_json(o: &OrderView) -> Result<serde_json::Value, Problem> {
-    let tickets = o
-        .tickets
-        .iter()
-        .map(ticket_json)
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(serde_json::json!({ "order": o.order, "tickets": tickets }))
+) -> Result<Json<Order>, Problem> {
+    Ok(Json(order_resource(&state, &caller, &order_id).await?))
 }
 
 /// Why an order is canceled.
@@ -85,7 +75,7 @@ pub struct CancelRequest {
 #[utoipa::path(post, path = "/v1/orders/{order_id}/cancel", request_body = CancelRequest,
     params(("order_id" = String, Path, description = "order id"), ("Idempotency-Key" = String, Header, description = "retry key")),
     security(("bearer" = [])),
-    responses((status = 200, description = "canceled", content_type = "application/json"),
+    responses((status = 200, description = "canceled: the order now", body = Order),
               (status = 404, description = "no such order of yours", body = Problem, content_type = "application/problem+json"),
               (status = 409, description = "ORDER_NOT_CANCELABLE", body = Problem, content_type = "application/problem+json")))]
 pub async fn cancel_order(
@@ -97,14 +87,15 @@ pub async fn cancel_order(
 ) -> Result<Response, Problem> {
     owned_order(&state, &caller, &order_id).await?;
     let cmd = Command::CancelOrder {
-        order_id,
+        order_id: order_id.clone(),
         user_id: caller.user_id.clone(),
         reason: req.reason,
     };
-    let (done, index) = propose(&state, &caller.user_id, &key, cmd).await?;
+    let (_, index) = propose(&state, &caller.user_id, &key, cmd).await?;
     // The money goes back through the outbox: the cancel wrote a Refund notification with the
     // amount owed, which the leader's dispatcher refunds at the provider exactly once.
-    Ok(written(StatusCode::OK, done, index))
+    let order = order_resource(&state, &caller, &order_id).await?;
+    Ok(written(StatusCode::OK, &order, index))
 }
 
 /// The caller's newest orders with their tickets (linearizable).
@@ -121,37 +112,39 @@ async fn caller_orders(state: &AppState, caller: &Caller) -> Result<Vec<OrderVie
 
 /// The caller's orders, newest first.
 #[utoipa::path(get, path = "/v1/me/orders", security(("bearer" = [])),
-    responses((status = 200, description = "orders with their tickets", content_type = "application/json")))]
-pub async fn my_orders(State(state): State<AppState>, caller: Caller) -> Result<Response, Problem> {
-    let orders = caller_orders(&state, &caller)
-        .await?
-        .iter()
-        .map(order_json)
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Json(serde_json::json!({ "orders": orders })).into_response())
+    responses((status = 200, description = "orders with their tickets", body = OrderList)))]
+pub async fn my_orders(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<OrderList>, Problem> {
+    let orders = caller_orders(&state, &caller).await?;
+    Ok(Json(OrderList {
+        orders: orders.iter().map(Order::from).collect(),
+    }))
 }
 
 /// The caller's tickets (of the newest orders), newest first; codes come with each ticket's
 /// own read.
 #[utoipa::path(get, path = "/v1/me/tickets", security(("bearer" = [])),
-    responses((status = 200, description = "tickets, without codes", content_type = "application/json")))]
+    responses((status = 200, description = "tickets, without codes", body = TicketList)))]
 pub async fn my_tickets(
     State(state): State<AppState>,
     caller: Caller,
-) -> Result<Response, Problem> {
+) -> Result<Json<TicketList>, Problem> {
     let orders = caller_orders(&state, &caller).await?;
-    let tickets = orders
-        .iter()
-        .flat_map(|o| o.tickets.iter())
-        .map(ticket_json)
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Json(serde_json::json!({ "tickets": tickets })).into_response())
+    Ok(Json(TicketList {
+        tickets: orders
+            .iter()
+            .flat_map(|o| o.tickets.iter())
+            .map(Ticket::from)
+            .collect(),
+    }))
 }
 
 /// One of the caller's tickets, with its current rotating code and QR (SVG).
 #[utoipa::path(get, path = "/v1/tickets/{ticket_id}", params(("ticket_id" = String, Path, description = "ticket id")),
     security(("bearer" = [])),
-    responses((status = 200, description = "the ticket, its scan history and current code", content_type = "application/json"),
+    responses((status = 200, description = "the ticket, its scan history and current code", body = TicketWithCode),
               (status = 404, description = "no such ticket of yours", body = Problem, content_type = "application/problem+json")))]
 pub async fn get_ticket(
     State(state): State<AppState>,
@@ -175,15 +168,14 @@ pub async fn get_ticket(
     let (code, refresh_in_s) = tickets::current_code(&t.secret, now_s);
     let payload = tickets::qr_payload(&t.ticket_id, &code);
     let svg = tickets::qr_svg(&payload).map_err(Problem::internal)?;
-    let mut v = serde_json::to_value(&t).map_err(Problem::internal)?;
-    if let Some(o) = v.as_object_mut() {
-        o.remove("secret");
-        o.insert("code".into(), code.into());
-        o.insert("code_refresh_in_s".into(), refresh_in_s.into());
-        o.insert("qr_payload".into(), payload.into());
-        o.insert("qr_svg".into(), svg.into());
-    }
-    let mut resp = Json(v).into_response();
+    let body = TicketWithCode {
+        ticket: Ticket::from(&t),
+        code,
+        code_refresh_in_s: refresh_in_s,
+        qr_payload: payload,
+        qr_svg: svg,
+    };
+    let mut resp = Json(body).into_response();
     resp.headers_mut().insert(
         axum::http::header::CACHE_CONTROL,
         "no-store".parse().expect("static header"),
@@ -195,7 +187,7 @@ pub async fn get_ticket(
 #[utoipa::path(post, path = "/v1/tickets/{ticket_id}/refund", params(("ticket_id" = String, Path, description = "ticket id"),
     ("Idempotency-Key" = String, Header, description = "retry key")),
     security(("bearer" = [])),
-    responses((status = 200, description = "refunded, with the amount owed back", content_type = "application/json"),
+    responses((status = 200, description = "refunded, with the amount owed back", body = Refund),
               (status = 404, description = "no such ticket of yours", body = Problem, content_type = "application/problem+json"),
               (status = 409, description = "TICKET_NOT_REFUNDABLE", body = Problem, content_type = "application/problem+json")))]
 pub async fn refund_ticket(
@@ -212,13 +204,27 @@ pub async fn refund_ticket(
         Consistency::Linearizable,
     )
     .await?;
-    if !matches!(r, QueryResult::Ticket(Some(ref t)) if t.user_id == caller.user_id) {
-        return Err(Problem::not_found());
-    }
+    let ticket = match r {
+        QueryResult::Ticket(Some(t)) if t.user_id == caller.user_id => t,
+        _ => return Err(Problem::not_found()),
+    };
     let cmd = Command::RefundTicket {
         ticket_id,
         user_id: caller.user_id.clone(),
     };
     let (done, index) = propose(&state, &caller.user_id, &key, cmd).await?;
-    Ok(written(StatusCode::OK, done, index))
+    let Done::TicketRefunded {
+        ticket_id,
+        refund_minor,
+    } = done
+    else {
+        return Err(Problem::internal("unexpected outcome of a refund"));
+    };
+    let refund = Refund {
+        ticket_id,
+        order_id: ticket.order_id,
+        amount_minor: refund_minor,
+        currency: ticket.currency,
+    };
+    Ok(written(StatusCode::OK, &refund, index))
 }

@@ -5,16 +5,16 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use ticketd_raft::client::Consistency;
 use ticketd_store::command::Done;
-use ticketd_store::types::ScanVerdict;
 use ticketd_store::{Command, Query, QueryResult};
 
 use super::calls::{propose, read};
 use crate::auth::{Caller, Role};
 use crate::extract::IdempotencyKey;
 use crate::problem::Problem;
+use crate::resources::sales::{ScanAnswer, ScanVerdict};
 use crate::state::AppState;
 use ticketd_notify::tickets::{self, CodeCheck};
 
@@ -35,38 +35,6 @@ pub struct ScanRequest {
     dt_id: String,
     /// The gate.
     gate: String,
-}
-
-/// The answer at the gate.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ScanAnswer {
-    /// True only when this scan admitted the ticket.
-    admitted: bool,
-    /// `ADMITTED`, `ALREADY_USED`, `CANCELED`, `REFUNDED`, `WRONG_DT`, `UNKNOWN_TICKET`,
-    /// `STALE_CODE` (a screenshot of an old code) or `FORGED_CODE`.
-    verdict: String,
-    /// The ticket, when known.
-    ticket_id: Option<String>,
-    /// The seat, when known.
-    seat_label: Option<String>,
-    /// For `ALREADY_USED`: when it was used (Unix ms) and at which gate.
-    used_at_ms: Option<i64>,
-    /// For `ALREADY_USED`: the gate.
-    used_at_gate: Option<String>,
-    /// The log index the scan committed at, when it reached the cluster.
-    log_index: Option<u64>,
-}
-
-fn refused(verdict: &str, ticket_id: Option<String>, seat_label: Option<String>) -> ScanAnswer {
-    ScanAnswer {
-        admitted: false,
-        verdict: verdict.to_string(),
-        ticket_id,
-        seat_label,
-        used_at_ms: None,
-        used_at_gate: None,
-        log_index: None,
-    }
 }
 
 /// Scans a ticket at a gate (scanner role): admitted once; otherwise refused with the reason.
@@ -91,7 +59,11 @@ pub async fn scan(
     let (ticket_id, code) = match (&req.qr_payload, &req.ticket_id, &req.code) {
         (Some(p), None, None) => match tickets::parse_payload(p) {
             Some((t, c)) => (t.to_string(), c.to_string()),
-            None => return Ok(Json(refused("FORGED_CODE", None, None)).into_response()),
+            None => {
+                return Ok(
+                    Json(ScanAnswer::refused(ScanVerdict::ForgedCode, None, None)).into_response(),
+                )
+            }
         },
         (None, Some(t), Some(c)) => (t.clone(), c.clone()),
         _ => {
@@ -109,7 +81,12 @@ pub async fn scan(
     )
     .await?;
     let QueryResult::Ticket(Some(t)) = r else {
-        return Ok(Json(refused("UNKNOWN_TICKET", Some(ticket_id), None)).into_response());
+        return Ok(Json(ScanAnswer::refused(
+            ScanVerdict::UnknownTicket,
+            Some(ticket_id),
+            None,
+        ))
+        .into_response());
     };
     let now_s = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -118,11 +95,19 @@ pub async fn scan(
     match tickets::check_code(&t.secret, &code, now_s) {
         CodeCheck::Valid => {}
         CodeCheck::Stale => {
-            let a = refused("STALE_CODE", Some(t.ticket_id), Some(t.seat_label));
+            let a = ScanAnswer::refused(
+                ScanVerdict::StaleCode,
+                Some(t.ticket_id),
+                Some(t.seat_label),
+            );
             return Ok(Json(a).into_response());
         }
         CodeCheck::Forged => {
-            let a = refused("FORGED_CODE", Some(t.ticket_id), Some(t.seat_label));
+            let a = ScanAnswer::refused(
+                ScanVerdict::ForgedCode,
+                Some(t.ticket_id),
+                Some(t.seat_label),
+            );
             return Ok(Json(a).into_response());
         }
     }
@@ -135,22 +120,6 @@ pub async fn scan(
     let Done::Scanned { verdict, .. } = done else {
         return Err(Problem::internal("unexpected outcome of a scan"));
     };
-    let mut a = refused("", Some(t.ticket_id), Some(t.seat_label));
-    a.log_index = Some(index);
-    a.verdict = match verdict {
-        ScanVerdict::Admitted => {
-            a.admitted = true;
-            "ADMITTED".into()
-        }
-        ScanVerdict::AlreadyUsed { at_ms, gate } => {
-            a.used_at_ms = Some(at_ms);
-            a.used_at_gate = Some(gate);
-            "ALREADY_USED".into()
-        }
-        ScanVerdict::Canceled { .. } => "CANCELED".into(),
-        ScanVerdict::Refunded { .. } => "REFUNDED".into(),
-        ScanVerdict::WrongDt { .. } => "WRONG_DT".into(),
-        _ => "UNKNOWN_TICKET".into(),
-    };
-    Ok((StatusCode::OK, Json(a)).into_response())
+    let a = ScanAnswer::of(&verdict, t.ticket_id, t.seat_label);
+    Ok(super::calls::written(StatusCode::OK, &a, index))
 }

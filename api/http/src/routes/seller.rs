@@ -8,13 +8,17 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use ticketd_raft::client::Consistency;
-use ticketd_store::types::{Event, GeoPoint, SeatingMap, SellerPlan, TierSpec};
+use ticketd_store::command::Done;
+use ticketd_store::types::{self as st, GeoPoint};
 use ticketd_store::{Command, Query, QueryResult};
 
-use super::calls::{propose, read, written};
+use super::calls::{created, propose, read, written};
 use crate::auth::{Caller, Role};
 use crate::extract::IdempotencyKey;
 use crate::problem::Problem;
+use crate::resources::catalogue::{Dt, DtCancellation, Event, SeatingMap, TierSpec, Venue};
+use crate::resources::parse_time;
+use crate::resources::people::{PlanName, SellerPlan};
 use crate::state::AppState;
 
 /// A venue: where it is and its seating map (sections, rows, seats with drawing coordinates,
@@ -34,7 +38,6 @@ pub struct VenueRequest {
     lon: f64,
     /// `{"sections": [{"section_id", "name", "rows": [{"label", "seats": [{"number", "x", "y"}]}]}],
     /// "ga_areas": [{"area_id", "name", "capacity"}]}`.
-    #[schema(value_type = Object)]
     seating_map: SeatingMap,
 }
 
@@ -54,7 +57,7 @@ fn geo(lat: f64, lon: f64) -> Result<GeoPoint, Problem> {
 #[utoipa::path(post, path = "/v1/venues", request_body = VenueRequest,
     params(("Idempotency-Key" = String, Header, description = "retry key")),
     security(("bearer" = [])),
-    responses((status = 201, description = "created, with its seat count", content_type = "application/json"),
+    responses((status = 201, description = "created: the venue, its URL in `Location`", body = Venue, headers(("Location" = String, description = "the new resource's URL"))),
               (status = 422, description = "invalid map", body = Problem, content_type = "application/problem+json")))]
 pub async fn create_venue(
     State(state): State<AppState>,
@@ -67,18 +70,34 @@ pub async fn create_venue(
     let venue_id = format!("v-{}", state.ids.hex(&["venue", &caller.user_id, &key]));
     let create = Command::CreateVenue {
         venue_id: venue_id.clone(),
-        name: req.name,
-        city: req.city,
+        name: req.name.clone(),
+        city: req.city.clone(),
     };
     propose(&state, &caller.user_id, &format!("{key}:create"), create).await?;
+    let seating_map: st::SeatingMap = req.seating_map.into();
     let layout = Command::SetVenueLayout {
-        venue_id,
-        address: req.address,
+        venue_id: venue_id.clone(),
+        address: req.address.clone(),
         geo,
-        seating_map: req.seating_map,
+        seating_map: seating_map.clone(),
     };
-    let (done, index) = propose(&state, &caller.user_id, &format!("{key}:layout"), layout).await?;
-    Ok(written(StatusCode::CREATED, &done, index))
+    let (_, index) = propose(&state, &caller.user_id, &format!("{key}:layout"), layout).await?;
+    let venue = Venue::of(
+        st::Venue {
+            venue_id: venue_id.clone(),
+            name: req.name,
+            city: req.city,
+            created_index: 0,
+        },
+        Some(st::VenueLayout {
+            venue_id: venue_id.clone(),
+            address: req.address,
+            geo,
+            seating_map,
+            updated_index: index,
+        }),
+    );
+    created(&venue, &format!("/v1/venues/{venue_id}"), index)
 }
 
 /// An event.
@@ -101,7 +120,7 @@ pub struct EventRequest {
 #[utoipa::path(post, path = "/v1/events", request_body = EventRequest,
     params(("Idempotency-Key" = String, Header, description = "retry key")),
     security(("bearer" = [])),
-    responses((status = 201, description = "created", content_type = "application/json"),
+    responses((status = 201, description = "created: the event, its URL in `Location`", body = Event, headers(("Location" = String, description = "the new resource's URL"))),
               (status = 403, description = "not a seller", body = Problem, content_type = "application/problem+json")))]
 pub async fn create_event(
     State(state): State<AppState>,
@@ -112,15 +131,24 @@ pub async fn create_event(
     caller.require(&[Role::Seller])?;
     let event_id = format!("e-{}", state.ids.hex(&["event", &caller.user_id, &key]));
     let cmd = Command::CreateEvent {
-        event_id,
+        event_id: event_id.clone(),
+        seller_id: caller.user_id.clone(),
+        title: req.title.clone(),
+        description: req.description.clone(),
+        category: req.category.clone(),
+        performers: req.performers.clone(),
+    };
+    let (_, index) = propose(&state, &caller.user_id, &key, cmd).await?;
+    let event = Event {
+        event_id: event_id.clone(),
         seller_id: caller.user_id.clone(),
         title: req.title,
         description: req.description,
         category: req.category,
         performers: req.performers,
+        popularity: 0,
     };
-    let (done, index) = propose(&state, &caller.user_id, &key, cmd).await?;
-    Ok(written(StatusCode::CREATED, &done, index))
+    created(&event, &format!("/v1/events/{event_id}"), index)
 }
 
 /// The event, if the caller may manage it (its seller, or an admin); otherwise 404.
@@ -128,7 +156,7 @@ async fn managed_event(
     state: &AppState,
     caller: &Caller,
     event_id: &str,
-) -> Result<Event, Problem> {
+) -> Result<st::Event, Problem> {
     caller.require(&[Role::Seller, Role::Admin])?;
     let q = Query::GetEvent {
         event_id: event_id.to_string(),
@@ -144,12 +172,12 @@ async fn managed_event(
 }
 
 /// Checks that `dt_id` is a dt of `event_id`.
-async fn dt_of(state: &AppState, event_id: &str, dt_id: &str) -> Result<(), Problem> {
+async fn dt_of(state: &AppState, event_id: &str, dt_id: &str) -> Result<st::Dt, Problem> {
     let q = Query::GetDt {
         dt_id: dt_id.to_string(),
     };
     match read(state, q, Consistency::Linearizable).await?.0 {
-        QueryResult::Dt(Some(dt)) if dt.event_id == event_id => Ok(()),
+        QueryResult::Dt(Some(dt)) if dt.event_id == event_id => Ok(dt),
         _ => Err(Problem::not_found()),
     }
 }
@@ -160,18 +188,19 @@ async fn dt_of(state: &AppState, event_id: &str, dt_id: &str) -> Result<(), Prob
 pub struct DtRequest {
     /// The venue.
     venue_id: String,
-    /// Start, Unix ms UTC.
-    starts_at_ms: i64,
+    /// Start, RFC 3339.
+    #[schema(format = DateTime, example = "2027-06-01T19:30:00Z")]
+    starts_at: String,
     /// IANA time zone of the venue ("Europe/Oslo").
     time_zone: String,
-    /// Tiers: `[{"tier_id", "name", "price_minor", "currency", "sections": [], "seat_ranges":
-    /// [{"first", "last"}], "ga_areas": []}]`.
-    #[schema(value_type = Vec<Object>)]
+    /// Its price tiers.
     tiers: Vec<TierSpec>,
-    /// Sale opens, Unix ms.
-    sale_starts_at_ms: i64,
-    /// Sale closes, Unix ms.
-    sale_ends_at_ms: i64,
+    /// Sale opens, RFC 3339.
+    #[schema(format = DateTime, example = "2027-03-01T10:00:00Z")]
+    sale_starts_at: String,
+    /// Sale closes, RFC 3339.
+    #[schema(format = DateTime, example = "2027-06-01T18:30:00Z")]
+    sale_ends_at: String,
     /// Put it on sale at once (otherwise a draft until published).
     #[serde(default)]
     publish: bool,
@@ -181,7 +210,7 @@ pub struct DtRequest {
 #[utoipa::path(post, path = "/v1/events/{event_id}/dts", request_body = DtRequest,
     params(("event_id" = String, Path, description = "event id"), ("Idempotency-Key" = String, Header, description = "retry key")),
     security(("bearer" = [])),
-    responses((status = 201, description = "created", content_type = "application/json"),
+    responses((status = 201, description = "created: the dt, its URL in `Location`", body = Dt, headers(("Location" = String, description = "the new resource's URL"))),
               (status = 404, description = "no such event of yours", body = Problem, content_type = "application/problem+json"),
               (status = 422, description = "invalid tiers or window", body = Problem, content_type = "application/problem+json")))]
 pub async fn create_dt(
@@ -195,32 +224,37 @@ pub async fn create_dt(
     let dt_id = format!("d-{}", state.ids.hex(&["dt", &caller.user_id, &key]));
     let cmd = Command::CreateDt {
         dt_id: dt_id.clone(),
-        event_id,
+        event_id: event_id.clone(),
         venue_id: req.venue_id,
-        starts_at_ms: req.starts_at_ms,
+        starts_at_ms: parse_time("starts_at", &req.starts_at)?,
         time_zone: req.time_zone,
-        tiers: req.tiers,
-        sale_starts_at_ms: req.sale_starts_at_ms,
-        sale_ends_at_ms: req.sale_ends_at_ms,
+        tiers: req.tiers.into_iter().map(Into::into).collect(),
+        sale_starts_at_ms: parse_time("sale_starts_at", &req.sale_starts_at)?,
+        sale_ends_at_ms: parse_time("sale_ends_at", &req.sale_ends_at)?,
     };
-    let (done, mut index) = propose(&state, &caller.user_id, &key, cmd).await?;
+    let (_, mut index) = propose(&state, &caller.user_id, &key, cmd).await?;
     if req.publish {
-        let p = Command::PublishDt { dt_id };
+        let p = Command::PublishDt {
+            dt_id: dt_id.clone(),
+        };
         index = propose(&state, &caller.user_id, &format!("{key}:publish"), p)
             .await?
             .1;
     }
-    Ok(written(StatusCode::CREATED, &done, index))
+    let dt = Dt::from(dt_of(&state, &event_id, &dt_id).await?);
+    created(&dt, &format!("/v1/events/{event_id}/dts/{dt_id}"), index)
 }
 
 /// A new sale window.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SaleWindow {
-    /// Sale opens, Unix ms.
-    sale_starts_at_ms: i64,
-    /// Sale closes, Unix ms.
-    sale_ends_at_ms: i64,
+    /// Sale opens, RFC 3339.
+    #[schema(format = DateTime, example = "2027-03-01T10:00:00Z")]
+    sale_starts_at: String,
+    /// Sale closes, RFC 3339.
+    #[schema(format = DateTime, example = "2027-06-01T18:30:00Z")]
+    sale_ends_at: String,
 }
 
 /// Moves a dt's sale window.
@@ -228,7 +262,7 @@ pub struct SaleWindow {
     params(("event_id" = String, Path, description = "event id"), ("dt_id" = String, Path, description = "dt id"),
            ("Idempotency-Key" = String, Header, description = "retry key")),
     security(("bearer" = [])),
-    responses((status = 200, description = "moved", content_type = "application/json"),
+    responses((status = 200, description = "moved: the dt now", body = Dt),
               (status = 404, description = "no such dt of yours", body = Problem, content_type = "application/problem+json")))]
 pub async fn change_sale_window(
     State(state): State<AppState>,
@@ -240,12 +274,13 @@ pub async fn change_sale_window(
     managed_event(&state, &caller, &event_id).await?;
     dt_of(&state, &event_id, &dt_id).await?;
     let cmd = Command::ChangeSaleWindow {
-        dt_id,
-        sale_starts_at_ms: req.sale_starts_at_ms,
-        sale_ends_at_ms: req.sale_ends_at_ms,
+        dt_id: dt_id.clone(),
+        sale_starts_at_ms: parse_time("sale_starts_at", &req.sale_starts_at)?,
+        sale_ends_at_ms: parse_time("sale_ends_at", &req.sale_ends_at)?,
     };
-    let (done, index) = propose(&state, &caller.user_id, &key, cmd).await?;
-    Ok(written(StatusCode::OK, &done, index))
+    let (_, index) = propose(&state, &caller.user_id, &key, cmd).await?;
+    let dt = Dt::from(dt_of(&state, &event_id, &dt_id).await?);
+    Ok(written(StatusCode::OK, &dt, index))
 }
 
 /// Puts a draft dt on sale.
@@ -253,7 +288,7 @@ pub async fn change_sale_window(
     params(("event_id" = String, Path, description = "event id"), ("dt_id" = String, Path, description = "dt id"),
            ("Idempotency-Key" = String, Header, description = "retry key")),
     security(("bearer" = [])),
-    responses((status = 200, description = "published", content_type = "application/json"),
+    responses((status = 200, description = "published: the dt now", body = Dt),
               (status = 404, description = "no such dt of yours", body = Problem, content_type = "application/problem+json")))]
 pub async fn publish_dt(
     State(state): State<AppState>,
@@ -263,9 +298,12 @@ pub async fn publish_dt(
 ) -> Result<Response, Problem> {
     managed_event(&state, &caller, &event_id).await?;
     dt_of(&state, &event_id, &dt_id).await?;
-    let (done, index) =
-        propose(&state, &caller.user_id, &key, Command::PublishDt { dt_id }).await?;
-    Ok(written(StatusCode::OK, &done, index))
+    let publish = Command::PublishDt {
+        dt_id: dt_id.clone(),
+    };
+    let (_, index) = propose(&state, &caller.user_id, &key, publish).await?;
+    let dt = Dt::from(dt_of(&state, &event_id, &dt_id).await?);
+    Ok(written(StatusCode::OK, &dt, index))
 }
 
 /// Why a dt is called off.
@@ -281,7 +319,7 @@ pub struct CancelDtRequest {
     params(("event_id" = String, Path, description = "event id"), ("dt_id" = String, Path, description = "dt id"),
            ("Idempotency-Key" = String, Header, description = "retry key")),
     security(("bearer" = [])),
-    responses((status = 200, description = "canceled", content_type = "application/json"),
+    responses((status = 200, description = "called off: the dt now, and what that released", body = DtCancellation),
               (status = 404, description = "no such dt of yours", body = Problem, content_type = "application/problem+json")))]
 pub async fn cancel_dt(
     State(state): State<AppState>,
@@ -293,11 +331,24 @@ pub async fn cancel_dt(
     managed_event(&state, &caller, &event_id).await?;
     dt_of(&state, &event_id, &dt_id).await?;
     let cmd = Command::CancelDt {
-        dt_id,
+        dt_id: dt_id.clone(),
         reason: req.reason,
     };
     let (done, index) = propose(&state, &caller.user_id, &key, cmd).await?;
-    Ok(written(StatusCode::OK, &done, index))
+    let Done::DtCanceled {
+        holds_released,
+        orders_canceled,
+        ..
+    } = done
+    else {
+        return Err(Problem::internal("unexpected outcome of a cancellation"));
+    };
+    let cancellation = DtCancellation {
+        dt: Dt::from(dt_of(&state, &event_id, &dt_id).await?),
+        holds_released,
+        orders_canceled,
+    };
+    Ok(written(StatusCode::OK, &cancellation, index))
 }
 
 /// Sales of one tier.
@@ -323,11 +374,15 @@ pub struct TierSales {
 
 /// A dt's sales: totals for every plan, per tier for VIP sellers.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"dt_id": "d-51c2e0", "plan": "vip", "sold": 1, "capacity": 2,
+    "gross_minor": 45000, "currency": "DKK", "tiers": [{"tier_id": "front", "name": "Front",
+    "price_minor": 45000, "capacity": 2, "sold": 1, "held": 0, "available": 1,
+    "gross_minor": 45000}]}))]
 pub struct SalesReport {
     /// The dt.
     dt_id: String,
     /// The seller's plan.
-    plan: String,
+    plan: PlanName,
     /// Tickets sold.
     sold: u32,
     /// Capacity over all tiers.
@@ -367,7 +422,7 @@ pub async fn sales_report(
     else {
         return Err(Problem::not_found());
     };
-    let vip = seller.plan == SellerPlan::Vip || caller.role == Role::Admin;
+    let vip = seller.plan == st::SellerPlan::Vip || caller.role == Role::Admin;
     let tiers: Vec<TierSales> = map
         .tiers
         .iter()
@@ -384,7 +439,7 @@ pub async fn sales_report(
         .collect();
     let report = SalesReport {
         dt_id,
-        plan: format!("{:?}", seller.plan).to_lowercase(),
+        plan: seller.plan.into(),
         sold: tiers.iter().map(|t| t.sold).sum(),
         capacity: tiers.iter().map(|t| t.capacity).sum(),
         gross_minor: tiers.iter().map(|t| t.gross_minor).sum(),
@@ -406,8 +461,8 @@ pub const SELLER_FEE_BPS_VIP: u32 = 500;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlanRequest {
-    /// `standard` or `vip`.
-    plan: String,
+    /// The plan.
+    plan: PlanName,
 }
 
 /// Moves a seller to a plan (that seller or an admin): VIP lowers the platform fee on holds
@@ -415,7 +470,7 @@ pub struct PlanRequest {
 #[utoipa::path(put, path = "/v1/sellers/{seller_id}/plan", request_body = PlanRequest,
     params(("seller_id" = String, Path, description = "seller id"), ("Idempotency-Key" = String, Header, description = "retry key")),
     security(("bearer" = [])),
-    responses((status = 200, description = "the plan and fee now", content_type = "application/json"),
+    responses((status = 200, description = "the plan and fee now", body = SellerPlan),
               (status = 404, description = "no such seller of yours", body = Problem, content_type = "application/problem+json")))]
 pub async fn set_plan(
     State(state): State<AppState>,
@@ -428,17 +483,20 @@ pub async fn set_plan(
     if caller.role != Role::Admin && caller.user_id != seller_id {
         return Err(Problem::not_found());
     }
-    let (plan, fee_bps) = match req.plan.as_str() {
-        "standard" => (SellerPlan::Standard, super::users::SELLER_FEE_BPS_STANDARD),
-        "vip" => (SellerPlan::Vip, SELLER_FEE_BPS_VIP),
-        _ => return Err(Problem::bad_request("plan is standard or vip")),
+    let fee_bps = match req.plan {
+        PlanName::Standard => super::users::SELLER_FEE_BPS_STANDARD,
+        PlanName::Vip => SELLER_FEE_BPS_VIP,
     };
     let cmd = Command::UpdateSeller {
-        seller_id,
+        seller_id: seller_id.clone(),
         fee_bps,
-        plan,
+        plan: req.plan.into(),
     };
-    let (done, index) = propose(&state, &caller.user_id, &key, cmd).await?;
-    let body = serde_json::json!({ "done": done, "plan": req.plan, "fee_bps": fee_bps });
-    Ok(written(StatusCode::OK, body, index))
+    let (_, index) = propose(&state, &caller.user_id, &key, cmd).await?;
+    let plan = SellerPlan {
+        seller_id,
+        plan: req.plan,
+        fee_bps,
+    };
+    Ok(written(StatusCode::OK, &plan, index))
 }

@@ -17,6 +17,8 @@ use super::calls::{propose, read, written};
 use crate::auth::{self, Caller, Role};
 use crate::extract::IdempotencyKey;
 use crate::problem::Problem;
+use crate::resources::people::Me;
+use crate::resources::rfc3339;
 use crate::state::AppState;
 
 /// Shortest password accepted.
@@ -68,6 +70,7 @@ pub struct SignUp {
 
 /// A user as the API shows it.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"user_id": "u-5e0c11", "email": "ada@example.com", "role": "user"}))]
 pub struct UserOut {
     /// Id.
     user_id: String,
@@ -172,11 +175,14 @@ pub struct LogIn {
 
 /// A session: the bearer token and when it expires.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"token": "eyJzdWIiOiJ1LTVlMGMxMSJ9.c2ln", "expires_at": "2027-06-01T19:30:00Z",
+    "user_id": "u-5e0c11", "role": "user"}))]
 pub struct Session {
     /// `Authorization: Bearer <token>`.
     token: String,
-    /// Unix seconds.
-    expires_at: u64,
+    /// When the token stops being accepted.
+    #[schema(format = DateTime, example = "2027-06-01T19:30:00Z")]
+    expires_at: String,
     /// The user.
     user_id: String,
     /// The role.
@@ -226,7 +232,11 @@ pub async fn log_in(
     let (token, expires_at) = state.tokens.issue(&a.user_id, role);
     let s = Session {
         token,
-        expires_at,
+        expires_at: rfc3339(
+            i64::try_from(expires_at)
+                .unwrap_or(i64::MAX / 1000)
+                .saturating_mul(1000),
+        ),
         user_id: a.user_id,
         role,
     };
@@ -235,25 +245,17 @@ pub async fn log_in(
 
 /// The caller's profile, contact and reminder preference.
 #[utoipa::path(get, path = "/v1/me", security(("bearer" = [])),
-    responses((status = 200, description = "the profile", content_type = "application/json"),
+    responses((status = 200, description = "the profile", body = Me),
               (status = 404, description = "no profile", body = Problem, content_type = "application/problem+json")))]
 pub async fn me(State(state): State<AppState>, caller: Caller) -> Result<Response, Problem> {
     let q = Query::GetUser {
         user_id: caller.user_id.clone(),
     };
-    let QueryResult::User(Some(mut u)) = read(&state, q, Consistency::Linearizable).await?.0 else {
+    let QueryResult::User(Some(u)) = read(&state, q, Consistency::Linearizable).await?.0 else {
         return Err(Problem::not_found());
     };
-    // The sealed payment token stays inside.
-    u.payment_token_sealed = None;
-    let mut v = serde_json::to_value(&u).map_err(Problem::internal)?;
-    if let Some(o) = v.as_object_mut() {
-        o.insert(
-            "role".into(),
-            serde_json::to_value(caller.role).map_err(Problem::internal)?,
-        );
-    }
-    Ok(Json(v).into_response())
+    // The sealed payment token stays inside: Me says only whether there is one.
+    Ok(Json(Me::of(&u, caller.role)).into_response())
 }
 
 /// When to be reminded.
@@ -272,7 +274,7 @@ pub struct Reminders {
 #[utoipa::path(put, path = "/v1/me/reminders", request_body = Reminders,
     params(("Idempotency-Key" = String, Header, description = "retry key")),
     security(("bearer" = [])),
-    responses((status = 200, description = "saved", content_type = "application/json"),
+    responses((status = 200, description = "saved: the profile now", body = Me),
               (status = 404, description = "no profile", body = Problem, content_type = "application/problem+json")))]
 pub async fn set_reminders(
     State(state): State<AppState>,
@@ -292,19 +294,21 @@ pub async fn set_reminders(
     let QueryResult::User(Some(u)) = read(&state, q, Consistency::Linearizable).await?.0 else {
         return Err(Problem::not_found());
     };
-    let cmd = Command::UpsertUser {
-        user_id: u.user_id,
-        profile: u.profile,
-        contact: u.contact,
-        reminder: ReminderPreference {
-            lead_ms: i64::from(req.days_before) * 24 * 3600 * 1000,
-            email: req.email,
-            sms: req.sms,
-        },
-        payment_token_sealed: u.payment_token_sealed,
+    let mut u = u;
+    u.reminder = ReminderPreference {
+        lead_ms: i64::from(req.days_before) * 24 * 3600 * 1000,
+        email: req.email,
+        sms: req.sms,
     };
-    let (done, index) = propose(&state, &caller.user_id, &key, cmd).await?;
-    Ok(written(StatusCode::OK, done, index))
+    let cmd = Command::UpsertUser {
+        user_id: u.user_id.clone(),
+        profile: u.profile.clone(),
+        contact: u.contact.clone(),
+        reminder: u.reminder.clone(),
+        payment_token_sealed: u.payment_token_sealed.clone(),
+    };
+    let (_, index) = propose(&state, &caller.user_id, &key, cmd).await?;
+    Ok(written(StatusCode::OK, Me::of(&u, caller.role), index))
 }
 
 /// Longest payment-method token accepted.
@@ -329,7 +333,7 @@ impl std::fmt::Debug for SavePaymentMethod {
 #[utoipa::path(put, path = "/v1/me/payment-method", request_body = SavePaymentMethod,
     params(("Idempotency-Key" = String, Header, description = "retry key")),
     security(("bearer" = [])),
-    responses((status = 200, description = "saved", content_type = "application/json"),
+    responses((status = 200, description = "saved: the profile now", body = Me),
               (status = 404, description = "no profile", body = Problem, content_type = "application/problem+json"),
               (status = 503, description = "UNAVAILABLE: no vault key configured", body = Problem, content_type = "application/problem+json")))]
 pub async fn save_payment_method(
@@ -357,19 +361,17 @@ pub async fn save_payment_method(
     };
     let nonce_seed = state.vault_nonces.bytes(&["vault", &caller.user_id, token]);
     let sealed = vault.seal_with_nonce(token, &caller.user_id, &nonce_seed);
+    let mut u = u;
+    u.payment_token_sealed = Some(sealed);
     let cmd = Command::UpsertUser {
-        user_id: u.user_id,
-        profile: u.profile,
-        contact: u.contact,
-        reminder: u.reminder,
-        payment_token_sealed: Some(sealed),
+        user_id: u.user_id.clone(),
+        profile: u.profile.clone(),
+        contact: u.contact.clone(),
+        reminder: u.reminder.clone(),
+        payment_token_sealed: u.payment_token_sealed.clone(),
     };
     let (_, index) = propose(&state, &caller.user_id, &key, cmd).await?;
-    Ok(written(
-        StatusCode::OK,
-        serde_json::json!({ "saved": true }),
-        index,
-    ))
+    Ok(written(StatusCode::OK, Me::of(&u, caller.role), index))
 }
 
 /// The caller's saved payment-method token, opened.

@@ -11,6 +11,7 @@ use ticketd_store::{Query, QueryResult};
 use super::calls::read;
 use crate::cache::Cached;
 use crate::problem::Problem;
+use crate::resources::catalogue::Venue;
 use crate::state::AppState;
 
 /// Seconds a venue may be kept by a CDN or a browser: layouts change rarely.
@@ -18,7 +19,7 @@ const VENUE_MAX_AGE_S: u64 = 60;
 
 /// A venue and its layout: sections, rows and seats (with x, y) in seat-index order, GA areas.
 #[utoipa::path(get, path = "/v1/venues/{venue_id}", params(("venue_id" = String, Path, description = "venue id")),
-    responses((status = 200, description = "the venue with its address, location and seating map", content_type = "application/json"),
+    responses((status = 200, description = "the venue with its address, location and seating map", body = Venue),
               (status = 404, description = "no such venue", body = Problem, content_type = "application/problem+json")))]
 pub async fn get_venue(
     State(state): State<AppState>,
@@ -40,15 +41,7 @@ pub async fn get_venue(
     let QueryResult::VenueLayout(layout) = layout else {
         return Err(Problem::internal("unexpected query result"));
     };
-    let body = serde_json::json!({
-        "venue_id": venue.venue_id,
-        "name": venue.name,
-        "city": venue.city,
-        "address": layout.as_ref().map(|l| l.address.clone()),
-        "lat": layout.as_ref().map(|l| f64::from(l.geo.lat_e6) / 1e6),
-        "lon": layout.as_ref().map(|l| f64::from(l.geo.lon_e6) / 1e6),
-        "seating_map": layout.map(|l| l.seating_map).unwrap_or_default(),
-    });
+    let body = Venue::of(venue, layout);
     let c = Cached::new(
         serde_json::to_vec(&body).map_err(Problem::internal)?,
         applied,
