@@ -161,6 +161,25 @@ async fn the_whole_flow_in_headless_chromium() -> anyhow::Result<()> {
     a.page("hold").await?;
     let left = a.text("#countdown").await?;
     assert!(left.contains(':'), "a countdown: {left}");
+    // The hold names its seats; each one's price and fee come from its tier in the seat map.
+    let rows = a
+        .eval(
+            "return [...document.querySelectorAll('#hold-items tbody tr')]\
+             .map(r => [...r.cells].map(c => c.textContent.trim()))",
+        )
+        .await?;
+    let rows = rows.as_array().cloned().unwrap_or_default();
+    assert_eq!(rows.len(), 2, "two held seats: {rows:?}");
+    for r in &rows {
+        let cells: Vec<&str> = r
+            .as_array()
+            .map(|c| c.iter().filter_map(|x| x.as_str()).collect())
+            .unwrap_or_default();
+        assert!(
+            cells.len() == 3 && cells.iter().all(|c| !c.is_empty()),
+            "a seat label, its price and its fee: {cells:?}"
+        );
+    }
     a.screenshot("08-hold").await?;
 
     phase("checkout: a declined card, then an approved one; confirmation");
@@ -203,11 +222,11 @@ async fn the_whole_flow_in_headless_chromium() -> anyhow::Result<()> {
     s.fill("#scan-code", &payload).await?;
     s.screenshot("14-scan").await?;
     s.click("#scan-go").await?;
-    s.find("#verdict[data-verdict=\"ADMITTED\"]").await?;
+    s.find("#verdict[data-verdict=\"admitted\"]").await?;
     s.screenshot("15-scan-admitted").await?;
     s.fill("#scan-code", &payload).await?;
     s.click("#scan-go").await?;
-    s.find("#verdict[data-verdict=\"ALREADY_USED\"]").await?;
+    s.find("#verdict[data-verdict=\"already_used\"]").await?;
     let why = s.text("#verdict-reason").await?;
     assert!(why.contains("north-3"), "{why}");
     s.screenshot("16-scan-already-used").await?;

@@ -11,6 +11,9 @@ const CITIES = [
 ];
 const TIER_COLORS = ['#2b6cb0', '#2f855a', '#c05621', '#6b46c1', '#b7791f', '#0987a0', '#97266d', '#4a5568'];
 const STATE_NAMES = ['available', 'held', 'sold', 'not for sale'];
+// The seat map's `seat_states`: one character per seat, by seat index.
+const STATE_CHARS = { f: 0, h: 1, s: 2, x: 3 };
+const NO_TIER = 63;
 const STATE_CLASSES = ['', 'held', 'sold', 'na'];
 const POLL_MS = 5000;
 const MAX_SELECTED = 20;
@@ -52,13 +55,21 @@ function money(minor, currency) {
   }
 }
 
-function when(ms, timeZone) {
+/** A time from the API (an RFC 3339 string), shown in `timeZone` or the browser's own. */
+function when(t, timeZone) {
+  const d = new Date(t);
+  if (t === null || t === undefined || isNaN(d.getTime())) return '';
   const opts = { dateStyle: 'medium', timeStyle: 'short' };
   try {
-    return new Date(ms).toLocaleString(undefined, timeZone ? { ...opts, timeZone } : opts);
+    return d.toLocaleString(undefined, timeZone ? { ...opts, timeZone } : opts);
   } catch (_) {
-    return new Date(ms).toLocaleString();
+    return d.toLocaleString();
   }
+}
+
+/** Unix milliseconds of an RFC 3339 time (NaN when absent or invalid). */
+function ms(t) {
+  return t ? new Date(t).getTime() : NaN;
 }
 
 function newKey() {
@@ -79,7 +90,7 @@ function toast(msg) {
 function session() {
   try {
     const s = JSON.parse(sessionStorage.getItem(SESSION_KEY));
-    if (s && s.expires_at * 1000 > Date.now()) return s;
+    if (s && ms(s.expires_at) > Date.now()) return s;
   } catch (_) { /* none */ }
   return null;
 }
@@ -284,16 +295,21 @@ function seatLabels(layout) {
   return labels;
 }
 
-function itemLabel(item, labels, layout) {
-  if (item.seat.Seat !== undefined) return labels[item.seat.Seat] || `seat ${item.seat.Seat}`;
-  const ga = layout.seating_map.ga_areas[item.seat.Ga];
-  return ga ? ga.name : 'standing';
+/** A held seat's label: the API's, else one from the venue's map. */
+function itemLabel(seat, labels) {
+  if (seat.label) return seat.label;
+  if (seat.seat_index !== null && seat.seat_index !== undefined) return labels[seat.seat_index] || `seat ${seat.seat_index}`;
+  return seat.ga_area_id || 'standing';
 }
 
+/** A ticket's status as shown: the API's own word with spaces ("valid", "used", ...). */
 function ticketStatus(st) {
-  if (st === 'Valid') return 'valid';
-  if (typeof st === 'object' && st) return Object.keys(st)[0].toLowerCase();
-  return String(st);
+  return String(st || '').replace(/_/g, ' ');
+}
+
+const ORDER_STATUS = { confirmed: 'Confirmed', partially_refunded: 'Partially refunded', refunded: 'Refunded', canceled: 'Canceled' };
+function orderStatus(st) {
+  return ORDER_STATUS[st] || ticketStatus(st);
 }
 
 // ---------- pages: browse ----------
@@ -337,12 +353,11 @@ async function homePage(main, params) {
   let cursor = null;
   async function page() {
     const r = await api('GET', url + (cursor ? '&cursor=' + enc(cursor) : ''));
-    for (const hit of r.events) {
-      const e = hit.event;
+    for (const e of r.events) {
       list.append(h('li', { class: 'card event' },
         h('a', { class: 'title', href: `/app/events/${enc(e.event_id)}`, 'data-link': true, dataset: { event: e.event_id } }, e.title),
-        h('div', { class: 'muted' }, `${e.category} · ${when(hit.starts_at_ms)}`),
-        h('div', { class: 'muted' }, hit.venue_id + (hit.distance_m != null ? ` · ${(hit.distance_m / 1000).toFixed(1)} km` : '')),
+        h('div', { class: 'muted' }, `${e.category} · ${when(e.starts_at)}`),
+        h('div', { class: 'muted' }, e.venue_id + (e.distance_m != null ? ` · ${(e.distance_m / 1000).toFixed(1)} km` : '')),
         e.performers.length ? h('div', {}, e.performers.join(', ')) : null));
     }
     if (!list.children.length) list.append(h('li', { class: 'muted' }, 'No events found.'));
@@ -368,25 +383,32 @@ async function eventPage(main, _params, eventId) {
     let place = dt.venue_id;
     try { const v = await venue(dt.venue_id); place = `${v.name}, ${v.city}`; } catch (_) { /* id only */ }
     const now = Date.now();
-    const onSale = dt.status === 'Published' && dt.sale_starts_at_ms <= now && now < dt.sale_ends_at_ms;
+    const published = dt.status === 'published';
+    const onSale = published && ms(dt.sale_starts_at) <= now && now < ms(dt.sale_ends_at);
     list.append(h('li', { class: 'card dt' },
-      h('div', { class: 'title' }, when(dt.starts_at_ms, dt.time_zone)),
+      h('div', { class: 'title' }, when(dt.starts_at, dt.time_zone)),
       h('div', { class: 'muted' }, place),
-      h('div', {}, h('span', { class: 'badge' }, dt.status === 'Published' ? (onSale ? 'on sale' : 'not on sale now') : dt.status.toLowerCase())),
+      h('div', {}, h('span', { class: 'badge', dataset: { status: dt.status } }, published ? (onSale ? 'on sale' : 'not on sale now') : dt.status)),
       onSale ? h('p', {}, h('a', { class: 'button', href: `/app/events/${enc(eventId)}/dts/${enc(dt.dt_id)}`, 'data-link': true, dataset: { dt: dt.dt_id } }, 'Choose seats')) : null));
   }
   if (!dts.dts.length) list.append(h('li', { class: 'muted' }, 'No dates yet.'));
 }
 
-/** Seat state (0 free, 1 held, 2 sold, 3 not for sale) of seat `i` from the packed states. */
+/** Seat state (0 free, 1 held, 2 sold, 3 not for sale) of seat `i` from the states string. */
 function seatState(states, i) {
-  return (states[i >> 2] >> ((i & 3) * 2)) & 3;
+  const st = STATE_CHARS[states[i]];
+  return st === undefined ? 3 : st;
 }
 
-function seatTierIndex(runs, count) {
-  const tiers = new Uint8Array(count).fill(63);
-  for (const [first, len, t] of runs) tiers.fill(t, first, Math.min(count, first + len));
-  return tiers;
+/** Each seat's index in `tiers` (NO_TIER when in none), from the seat map's tier runs. */
+function seatTierIndex(runs, tiers, count) {
+  const byId = new Map(tiers.map((t, i) => [t.tier_id, i]));
+  const out = new Uint8Array(count).fill(NO_TIER);
+  for (const r of runs) {
+    const t = r.tier_id === null || r.tier_id === undefined ? undefined : byId.get(r.tier_id);
+    if (t !== undefined) out.fill(t, r.first_seat, Math.min(count, r.first_seat + r.length));
+  }
+  return out;
 }
 
 async function dtPage(main, _params, eventId, dtId) {
@@ -395,11 +417,11 @@ async function dtPage(main, _params, eventId, dtId) {
   const layout = await venue(first.dt.venue_id);
   const map = first.seat_map;
   const labels = seatLabels(layout);
-  const tierOf = seatTierIndex(map.seat_tiers, map.seat_count);
   const tiers = map.tiers;
+  const tierOf = seatTierIndex(map.tier_runs, tiers, map.seat_count);
   const currency = tiers.length ? tiers[0].currency : 'EUR';
   add(main, h('h1', {}, event.title),
-    h('p', { class: 'muted' }, `${when(first.dt.starts_at_ms, first.dt.time_zone)} · ${layout.name}, ${layout.city}`));
+    h('p', { class: 'muted' }, `${when(first.dt.starts_at, first.dt.time_zone)} · ${layout.name}, ${layout.city}`));
 
   const err = errorLine();
   const legend = h('ul', { class: 'legend', id: 'legend' });
@@ -494,13 +516,13 @@ async function dtPage(main, _params, eventId, dtId) {
       const st = seatState(states, i);
       const t = tierOf[i];
       const c = seats[i];
-      c.setAttribute('fill', t === 63 ? '#eeedf2' : TIER_COLORS[t % TIER_COLORS.length]);
+      c.setAttribute('fill', t === NO_TIER ? '#eeedf2' : TIER_COLORS[t % TIER_COLORS.length]);
       const sel = selected.has(i);
       c.setAttribute('class', 'seat' + (STATE_CLASSES[st] ? ' ' + STATE_CLASSES[st] : '') + (sel ? ' sel' : ''));
       c.dataset.state = STATE_NAMES[st];
       if (focusable) {
         c.setAttribute('aria-checked', sel ? 'true' : 'false');
-        c.setAttribute('aria-label', `${labels[i]}, ${t === 63 ? '' : tiers[t].name + ', '}${STATE_NAMES[st]}`);
+        c.setAttribute('aria-label', `${labels[i]}, ${t === NO_TIER ? '' : tiers[t].name + ', '}${STATE_NAMES[st]}`);
       }
     }
   }
@@ -511,7 +533,7 @@ async function dtPage(main, _params, eventId, dtId) {
   function showChosen() {
     const list = [...selected];
     let total = 0;
-    for (const i of list) { const t = tierOf[i]; if (t !== 63) total += tiers[t].price_minor; }
+    for (const i of list) { const t = tierOf[i]; if (t !== NO_TIER) total += tiers[t].price_minor; }
     chosen.textContent = list.length ? `${list.map(i => labels[i]).join(', ')} · ${money(total, currency)} + fees` : 'Pick seats on the map, or take the best available.';
     holdBtn.disabled = !list.length;
   }
@@ -520,7 +542,7 @@ async function dtPage(main, _params, eventId, dtId) {
     if (!(i >= 0 && i < seats.length)) return;
     if (selected.has(i)) selected.delete(i);
     else {
-      if (seatState(states, i) !== 0 || tierOf[i] === 63) { toast(`${labels[i]} is ${STATE_NAMES[seatState(states, i)]}`); return; }
+      if (seatState(states, i) !== 0 || tierOf[i] === NO_TIER) { toast(`${labels[i]} is ${STATE_NAMES[seatState(states, i)]}`); return; }
       if (selected.size >= MAX_SELECTED) { toast(`At most ${MAX_SELECTED} seats at once`); return; }
       selected.add(i);
     }
@@ -583,8 +605,7 @@ async function dtPage(main, _params, eventId, dtId) {
     err.textContent = '';
     delete err.dataset.code;
     try {
-      const r = await api('POST', `${base}/holds`, body);
-      const hold = r.HoldPlaced;
+      const hold = await api('POST', `${base}/holds`, body);
       go(`/app/holds/${enc(eventId)}/${enc(dtId)}/${enc(hold.hold_id)}`);
     } catch (e) {
       showError(err, e);
@@ -627,7 +648,21 @@ async function loadHold(eventId, dtId, holdId) {
   return { base, hold, dt, layout, labels: seatLabels(layout) };
 }
 
-function countdown(expiresAtMs, onExpire) {
+/** The tier (from the seat map's availability) of a held seat or place, if it has one. */
+function seatTier(seat, seatMap) {
+  let tierId = null;
+  if (seat.seat_index !== null && seat.seat_index !== undefined) {
+    const run = seatMap.tier_runs.find(r => r.first_seat <= seat.seat_index && seat.seat_index < r.first_seat + r.length);
+    tierId = run ? run.tier_id : null;
+  } else if (seat.ga_area_id) {
+    const g = seatMap.ga.find(a => a.area_id === seat.ga_area_id);
+    tierId = g ? g.tier_id : null;
+  }
+  return tierId === null ? null : seatMap.tiers.find(t => t.tier_id === tierId) || null;
+}
+
+function countdown(expiresAt, onExpire) {
+  const expiresAtMs = ms(expiresAt);
   const el = h('div', { class: 'countdown', id: 'countdown', role: 'timer', 'aria-live': 'off' });
   let done = false;
   const tick = () => {
@@ -643,24 +678,27 @@ function countdown(expiresAtMs, onExpire) {
 }
 
 function holdSummary(d) {
-  const { hold, labels, layout } = d;
+  const { hold, labels, dt } = d;
+  // The hold carries its total; each seat's price and fee are its tier's, from the seat map.
+  const cell = (t, k) => h('td', { class: 'num' }, t ? money(t[k], t.currency) : '');
   return h('table', { id: 'hold-items' },
     h('thead', {}, h('tr', {}, h('th', {}, 'Seat'), h('th', { class: 'num' }, 'Price'), h('th', { class: 'num' }, 'Fee'))),
-    h('tbody', {}, hold.items.map(it => h('tr', {},
-      h('td', {}, itemLabel(it, labels, layout)),
-      h('td', { class: 'num' }, money(it.price_minor, hold.currency)),
-      h('td', { class: 'num' }, money(it.fee_minor, hold.currency))))),
+    h('tbody', {}, hold.seats.map(seat => {
+      const t = seatTier(seat, dt.seat_map);
+      return h('tr', {}, h('td', {}, itemLabel(seat, labels)), cell(t, 'price_minor'), cell(t, 'fee_minor'));
+    })),
     h('tfoot', {}, h('tr', {}, h('th', {}, 'Total'), h('th', { class: 'num', id: 'hold-total', colspan: 2 }, money(hold.total_minor, hold.currency)))));
 }
 
 async function holdPage(main, _params, eventId, dtId, holdId) {
   requireRole(['user']);
   const d = await loadHold(eventId, dtId, holdId);
-  const live = d.hold.status === 'Live';
+  const live = d.hold.status === 'live';
   const err = errorLine();
   add(main, h('h1', {}, 'Your seats are held'),
-    h('p', {}, live ? 'They are yours until the timer runs out:' : `This hold is ${Object.keys(d.hold.status)[0].toLowerCase()}.`),
-    live ? countdown(d.hold.expires_at_ms, () => { checkout.disabled = true; toast('The hold expired'); }) : null,
+    h('p', { id: 'hold-status', dataset: { status: d.hold.status } }, live ? 'They are yours until the timer runs out:' : `This hold is ${d.hold.status}.`),
+    d.hold.order_id ? h('p', {}, h('a', { href: `/app/orders/${enc(d.hold.order_id)}`, 'data-link': true }, 'Its order')) : null,
+    live ? countdown(d.hold.expires_at, () => { checkout.disabled = true; toast('The hold expired'); }) : null,
     holdSummary(d), err);
   const checkout = h('button', { type: 'button', id: 'to-checkout', disabled: !live, onclick: () => go(`/app/checkout/${enc(eventId)}/${enc(dtId)}/${enc(holdId)}`) }, 'Checkout');
   const release = h('button', { type: 'button', class: 'secondary', id: 'release', disabled: !live, onclick: async () => {
@@ -694,7 +732,7 @@ async function checkoutPage(main, _params, eventId, dtId, holdId) {
     try {
       const r = await api('POST', d.base, { hold_id: holdId, expected_total_minor: d.hold.total_minor, payment_method_token: card.value }, { key });
       sessionStorage.removeItem(keyName);
-      go(`/app/orders/${enc(r.PurchaseConfirmed.order_id)}?confirmed=1`);
+      go(`/app/orders/${enc(r.order_id)}?confirmed=1`);
     } catch (e2) {
       if (!(e2 instanceof ApiError) || e2.status === 0 || e2.code === 'OUTCOME_UNKNOWN') {
         showError(err, e2);
@@ -710,23 +748,22 @@ async function checkoutPage(main, _params, eventId, dtId, holdId) {
   h('label', {}, 'Card', card),
   h('p', { class: 'muted' }, 'Card details go to the payment provider; ticketd only keeps its token.'),
   pay);
-  add(main, h('h1', {}, 'Checkout'), countdown(d.hold.expires_at_ms, () => { pay.disabled = true; }), holdSummary(d), err, form);
+  add(main, h('h1', {}, 'Checkout'), countdown(d.hold.expires_at, () => { pay.disabled = true; }), holdSummary(d), err, form);
 }
 
 async function orderPage(main, params, orderId) {
   requireRole(['user', 'admin']);
-  const o = await api('GET', `/v1/orders/${enc(orderId)}`);
-  const order = o.order;
-  const confirmed = params.get('confirmed') === '1' && order.status === 'Confirmed';
+  const order = await api('GET', `/v1/orders/${enc(orderId)}`);
+  const confirmed = params.get('confirmed') === '1' && order.status === 'confirmed';
   add(main, h('h1', {}, confirmed ? 'Thank you: payment confirmed' : 'Your order'),
     h('p', {}, 'Confirmation ', h('code', { id: 'order-id' }, order.order_id)),
-    h('p', {}, 'Status: ', h('strong', { id: 'order-status' }, order.status),
+    h('p', {}, 'Status: ', h('strong', { id: 'order-status', dataset: { status: order.status } }, orderStatus(order.status)),
       ` · paid ${money(order.total_minor, order.currency)}`,
       order.refunded_minor ? ` · ${money(order.refunded_minor, order.currency)} back to your card` : ''));
-  add(main, h('h2', {}, 'Tickets'), h('ul', { class: 'cards', id: 'order-tickets' }, o.tickets.map(t => h('li', { class: 'card' },
+  add(main, h('h2', {}, 'Tickets'), h('ul', { class: 'cards', id: 'order-tickets' }, order.tickets.map(t => h('li', { class: 'card' },
     h('a', { class: 'title', href: `/app/tickets/${enc(t.ticket_id)}`, 'data-link': true, dataset: { ticket: t.ticket_id } }, t.seat_label),
     h('div', { class: 'muted' }, `${money(t.price_minor, t.currency)} · ${ticketStatus(t.status)}`)))));
-  if (order.status === 'Confirmed') {
+  if (order.status === 'confirmed') {
     const err = errorLine();
     const reason = h('input', { id: 'cancel-reason', placeholder: 'Why (optional)' });
     const really = h('div', { class: 'card', id: 'cancel-confirm', hidden: true },
@@ -820,13 +857,13 @@ async function scanPage(main) {
     try {
       const a = await api('POST', '/v1/scans', body);
       const why = {
-        ALREADY_USED: a.used_at_ms ? `Already used at gate ${a.used_at_gate}, ${when(a.used_at_ms)}` : 'Already used',
-        CANCELED: 'The ticket was canceled', REFUNDED: 'The ticket was refunded', WRONG_DT: 'A ticket for another date',
-        UNKNOWN_TICKET: 'No such ticket', STALE_CODE: 'An old code: ask for the live QR (a screenshot?)', FORGED_CODE: 'Not a valid code',
+        already_used: a.used_at ? `Already used at gate ${a.used_at_gate}, ${when(a.used_at)}` : 'Already used',
+        canceled: 'The ticket was canceled', refunded: 'The ticket was refunded', wrong_dt: 'A ticket for another date',
+        unknown_ticket: 'No such ticket', stale_code: 'An old code: ask for the live QR (a screenshot?)', forged_code: 'Not a valid code',
       }[a.verdict] || a.verdict;
       result.append(h('div', { class: 'verdict ' + (a.admitted ? 'admitted' : 'refused'), id: 'verdict', dataset: { verdict: a.verdict } },
         a.admitted ? 'ADMITTED' : 'REFUSED'),
-      h('p', { id: 'verdict-reason' }, a.admitted ? `Welcome: ${a.seat_label || ''}` : `${a.verdict}: ${why}`));
+      h('p', { id: 'verdict-reason' }, a.admitted ? `Welcome: ${a.seat_label || ''}` : `${ticketStatus(a.verdict).toUpperCase()}: ${why}`));
       code.value = '';
     } catch (e2) { showError(err, e2); }
     go_.disabled = false;
@@ -926,9 +963,17 @@ function buildSeatingMap(sectionsText, gaText) {
   return { sections, ga_areas };
 }
 
-function localInput(ms) {
-  const d = new Date(ms - new Date(ms).getTimezoneOffset() * 60000);
+/** Unix milliseconds as a datetime-local input's value (the browser's local time). */
+function localInput(t) {
+  const d = new Date(t - new Date(t).getTimezoneOffset() * 60000);
   return d.toISOString().slice(0, 16);
+}
+
+/** A datetime-local input's value (the browser's local time) as RFC 3339 in UTC. */
+function isoTime(value, label) {
+  const d = new Date(value);
+  if (isNaN(d.getTime())) throw new Error(`${label}: not a date and time`);
+  return d.toISOString();
 }
 
 function field(label, input) { return h('label', {}, label, input); }
@@ -953,7 +998,7 @@ async function sellerPage(main) {
     try {
       const seating_map = buildSeatingMap(vSections.value, vGa.value);
       const r = await api('POST', '/v1/venues', { name: vName.value, city: vCity.value, address: vAddr.value, lat: Number(vLat.value), lon: Number(vLon.value), seating_map });
-      const id = r.VenueLayoutSet ? r.VenueLayoutSet.venue_id : Object.values(r)[0].venue_id;
+      const id = r.venue_id;
       rememberSeller('venues', { id, name: vName.value });
       vOut.className = 'ok';
       vOut.textContent = `Venue created: ${id}`;
@@ -975,7 +1020,7 @@ async function sellerPage(main) {
     e.preventDefault();
     try {
       const r = await api('POST', '/v1/events', { title: eTitle.value, category: eCat.value, description: eDesc.value, performers: ePerf.value.split(',').map(s => s.trim()).filter(Boolean) });
-      const id = Object.values(r)[0].event_id;
+      const id = r.event_id;
       rememberSeller('events', { id, name: eTitle.value });
       eOut.className = 'ok';
       eOut.textContent = `Event created: ${id}`;
@@ -1024,10 +1069,10 @@ async function sellerPage(main) {
       });
       const eventId = dEvent.value.trim();
       const r = await api('POST', `/v1/events/${enc(eventId)}/dts`, {
-        venue_id: dVenue.value.trim(), starts_at_ms: new Date(dStart.value).getTime(), time_zone: dTz.value.trim(), tiers,
-        sale_starts_at_ms: new Date(dSaleStart.value).getTime(), sale_ends_at_ms: new Date(dSaleEnd.value).getTime(), publish: dPublish.checked,
+        venue_id: dVenue.value.trim(), starts_at: isoTime(dStart.value, 'Starts'), time_zone: dTz.value.trim(), tiers,
+        sale_starts_at: isoTime(dSaleStart.value, 'Sale opens'), sale_ends_at: isoTime(dSaleEnd.value, 'Sale closes'), publish: dPublish.checked,
       });
-      const id = Object.values(r)[0].dt_id;
+      const id = r.dt_id;
       rememberSeller('dts', { id, event: eventId, name: `${eventId} ${dStart.value}` });
       dOut.className = 'ok';
       dOut.replaceChildren(`Dt created: ${id} · `, h('a', { href: `/app/events/${enc(eventId)}/dts/${enc(id)}`, 'data-link': true }, 'its seat map'));
@@ -1052,7 +1097,7 @@ async function sellerPage(main) {
     e.preventDefault();
     try {
       await api('PUT', `/v1/events/${enc(wEvent.value.trim())}/dts/${enc(wDt.value.trim())}/sale-window`,
-        { sale_starts_at_ms: new Date(wStart.value).getTime(), sale_ends_at_ms: new Date(wEnd.value).getTime() });
+        { sale_starts_at: isoTime(wStart.value, 'Opens'), sale_ends_at: isoTime(wEnd.value, 'Closes') });
       wOut.className = 'ok';
       wOut.textContent = 'Sale window saved';
     } catch (e2) { wOut.className = 'error'; showError(wOut, e2); }
