@@ -240,3 +240,23 @@ pub async fn seeded_stack(extra: &[&str]) -> anyhow::Result<Stack> {
         c,
     })
 }
+
+/// `ms` (Unix milliseconds) as an RFC 3339 time in UTC, the form the API takes and gives times
+/// in (like `2027-06-01T19:30:00.25Z`).
+pub fn rfc3339(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .expect("a time RFC 3339 can say")
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("an RFC 3339 time")
+}
+
+/// An RFC 3339 time of an API body (`v` a JSON string) as Unix milliseconds; `None` when `v`
+/// is not such a time.
+pub fn unix_ms(v: &serde_json::Value) -> Option<i64> {
+    let t = time::OffsetDateTime::parse(
+        v.as_str()?,
+        &time::format_description::well_known::Rfc3339,
+    )
+    .ok()?;
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
+}

@@ -165,7 +165,7 @@ async fn leader_killed_at_each_saga_step_ends_in_tickets_and_capture_or_neither(
     let (h, total) = hold(&api, &tok(5), dt, "h5", &[30, 31]).await?;
     let (s, v) = buy(&api, &tok(5), dt, "buy5", &h, total, "pm_card_visa").await;
     assert_eq!(s, 201, "{v}");
-    let ticket = v["PurchaseConfirmed"]["ticket_ids"][0]
+    let ticket = v["tickets"][0]["ticket_id"]
         .as_str()
         .expect("ticket")
         .to_string();

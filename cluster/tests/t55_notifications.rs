@@ -113,6 +113,8 @@ async fn confirmations_etickets_and_reminders_arrive_once_per_id_across_a_leader
         .await?;
     assert_eq!(r.status(), 200);
     let cancel_idx: u64 = r.headers()["x-log-index"].to_str()?.parse()?;
+    let canceled: serde_json::Value = r.json().await?;
+    assert_eq!(canceled["status"], "canceled", "{canceled}");
     c.respawn(leader)?;
 
     // What is due, by channel: email by preference (and e-tickets always by email), SMS for sms-1.

@@ -96,17 +96,14 @@ async fn hostile_commands_are_refused_and_the_cluster_goes_on() -> anyhow::Resul
     );
     still_selling(&stack, "after-overflow").await;
 
-    phase("a dt starting at i64::MAX ms: refused, 400");
+    phase("a dt starting at the last instant RFC 3339 can say (9999-12-31), far past the store's calendar: refused, 400");
     let venue = json!({
         "name": "Small Hall", "city": "Oslo", "address": "Somewhere 2", "lat": 59.9, "lon": 10.7,
         "seating_map": {"sections": [], "ga_areas": [{"area_id": "floor", "name": "Floor", "capacity": 100}]}
     });
     let (s, v) = post(api, "/v1/venues", &seller, "venue-small", venue).await;
     assert_eq!(s, 201, "{v}");
-    let venue_id = v["VenueLayoutSet"]["venue_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let venue_id = v["venue_id"].as_str().unwrap().to_string();
     let (s, v) = post(
         api,
         "/v1/events",
@@ -116,21 +113,31 @@ async fn hostile_commands_are_refused_and_the_cluster_goes_on() -> anyhow::Resul
     )
     .await;
     assert_eq!(s, 201, "{v}");
-    let event_id = v["EventCreated"]["event_id"].as_str().unwrap().to_string();
-    let dt = |starts: i64| {
-        json!({"venue_id": venue_id, "starts_at_ms": starts, "time_zone": "Europe/Oslo",
+    let event_id = v["event_id"].as_str().unwrap().to_string();
+    let dt = |starts: Value| {
+        json!({"venue_id": venue_id, "starts_at": starts, "time_zone": "Europe/Oslo",
                "tiers": [{"tier_id": "ga", "name": "GA", "price_minor": 1000, "currency": "NOK",
                           "sections": [], "seat_ranges": [], "ga_areas": ["floor"]}],
-               "sale_starts_at_ms": 0, "sale_ends_at_ms": starts, "publish": true})
+               "sale_starts_at": rfc3339(0), "sale_ends_at": starts, "publish": true})
     };
     let path = format!("/v1/events/{event_id}/dts");
-    let (s, v) = post(api, &path, &seller, "dt-forever", dt(i64::MAX)).await;
+    // 9999-12-31T23:59:59.999Z: what RFC 3339 can say at most, past the store's last instant.
+    let last = rfc3339(253_402_300_799_999);
+    assert_eq!(last, "9999-12-31T23:59:59.999Z");
+    let (s, v) = post(api, &path, &seller, "dt-forever", dt(json!(last))).await;
     assert_eq!(
         (s, v["code"].as_str()),
         (400, Some("INVALID_ARGUMENT")),
         "{v}"
     );
     still_selling(&stack, "after-forever").await;
+
+    phase("a dt whose start is the old i64::MAX milliseconds, or not a time at all: refused, 4xx");
+    let (s, v) = post(api, &path, &seller, "dt-forever-ms", dt(json!(i64::MAX))).await;
+    assert!((400..500).contains(&s), "{s} {v}");
+    let (s, v) = post(api, &path, &seller, "dt-not-a-time", dt(json!("9223372036854775807"))).await;
+    assert_eq!((s, v["code"].as_str()), (400, Some("BAD_REQUEST")), "{v}");
+    still_selling(&stack, "after-not-a-time").await;
 
     phase(
         "through a node's client service: a latitude of i32::MIN, a 4 GiB password hash, \

@@ -99,6 +99,8 @@ async fn purchases_and_sms_go_to_the_providers_over_https_with_their_secret_key(
     let (hold_id, total) = hold(&good, &tok, dt, "h-good", &[1]).await?;
     let (s, v) = buy(&good, &tok, dt, "b-good", &hold_id, total, "pm_card_visa").await;
     assert_eq!(s, 201, "{v}");
+    assert_eq!(v["status"], "confirmed", "{v}");
+    assert_eq!(v["hold_id"], hold_id.as_str(), "{v}");
 
     phase("a wrong key, or plain text to the TLS port: no purchase");
     let d2 = tempfile::tempdir()?;

@@ -283,12 +283,10 @@ pub async fn hold(
     let path = format!("/v1/events/{}/dts/{dt_id}/holds", event_of(dt_id));
     let (s, v) = post(api, &path, tok, key, json!({ "seats": seats })).await;
     anyhow::ensure!(s == 201, "hold {key}: {s} {v}");
+    anyhow::ensure!(v["status"] == "live", "hold {key}: {v}");
     Ok((
-        v["HoldPlaced"]["hold_id"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string(),
-        v["HoldPlaced"]["total_minor"].as_i64().unwrap_or_default(),
+        v["hold_id"].as_str().unwrap_or_default().to_string(),
+        v["total_minor"].as_i64().unwrap_or_default(),
     ))
 }
 
