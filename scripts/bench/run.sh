@@ -280,15 +280,21 @@ td_start() { # N: a fresh N-node cluster, seeded, and the API in front of it (an
 td_start 3
 SECTIONS=$(/usr/bin/python3 -c 'print(",".join("\"S%02d\"" % i for i in range(1, 24)))')
 
-# new_dt SYSTEM NAME: a fresh dt on SYSTEM; prints its id.
+# The benchmark dts' times (RFC 3339, as the API takes them): they start (and their sale closes)
+# at 2030-01-01T00:00:00Z; their sale opens at the Unix epoch.
+DT_STARTS_AT=$(date -u -d @1893456000 +%Y-%m-%dT%H:%M:%SZ)
+DT_SALE_STARTS_AT=$(date -u -d @0 +%Y-%m-%dT%H:%M:%SZ)
+
+# new_dt SYSTEM NAME: a fresh dt on SYSTEM, on sale; prints its id (ticketd answers 201 with the
+# Dt resource, `status` "published").
 new_dt() {
   local sys="$1" name="$2"
   case "$sys" in
     ticketd)
       curl -s -X POST "$API/v1/events/$EVENT/dts" -H "authorization: Bearer $SELLER" -H 'content-type: application/json' \
         -H "idempotency-key: bench-dt-$name" \
-        -d "{\"venue_id\":\"ullevaal\",\"starts_at_ms\":1893456000000,\"time_zone\":\"Europe/Oslo\",\"tiers\":[{\"tier_id\":\"gold\",\"name\":\"Gold\",\"price_minor\":12000,\"currency\":\"EUR\",\"sections\":[\"S00\"],\"seat_ranges\":[],\"ga_areas\":[]},{\"tier_id\":\"silver\",\"name\":\"Silver\",\"price_minor\":6000,\"currency\":\"EUR\",\"sections\":[$SECTIONS],\"seat_ranges\":[],\"ga_areas\":[]}],\"sale_starts_at_ms\":0,\"sale_ends_at_ms\":1893456000000,\"publish\":true}" \
-        | jq -r '.DtCreated.dt_id // empty' ;;
+        -d "{\"venue_id\":\"ullevaal\",\"starts_at\":\"$DT_STARTS_AT\",\"time_zone\":\"Europe/Oslo\",\"tiers\":[{\"tier_id\":\"gold\",\"name\":\"Gold\",\"price_minor\":12000,\"currency\":\"EUR\",\"sections\":[\"S00\"],\"seat_ranges\":[],\"ga_areas\":[]},{\"tier_id\":\"silver\",\"name\":\"Silver\",\"price_minor\":6000,\"currency\":\"EUR\",\"sections\":[$SECTIONS],\"seat_ranges\":[],\"ga_areas\":[]}],\"sale_starts_at\":\"$DT_SALE_STARTS_AT\",\"sale_ends_at\":\"$DT_STARTS_AT\",\"publish\":true}" \
+        | jq -r 'select(.status == "published") | .dt_id // empty' ;;
     pg) psql_b -d bench -v dt="$name" -f scripts/bench/pg/seed.sql >/dev/null && echo "$name" ;;
     etcd) echo "$name" ;; # a seat is free while its key is absent
   esac

@@ -7,9 +7,11 @@
 //! Latencies go into an HDR histogram; answers are classed ok (2xx), conflict (409), unknown
 //! (503), other. Also reported: the longest stretch without an ok answer (the write outage when
 //! a node is killed mid-run) and, for holds, every seat the ok answers placed, counted once per
-//! answer: a seat placed twice is an oversell. In the `buy` and `onsale` flows holds expire
-//! during the run and their seats are held again, so there the seats of the bought holds are
-//! counted instead: a seat bought twice is an oversell.
+//! answer: a seat placed twice is an oversell. A hold answer is a `201` whose body is a Hold
+//! resource with `"status":"live"`; its seats are told apart by `seat_index` (general-admission
+//! places have none and are not unique, so they are left out of the count). In the `buy` and
+//! `onsale` flows holds expire during the run and their seats are held again, so there the
+//! seats of the bought holds are counted instead: a seat bought twice is an oversell.
 //!
 //! Flows (`--flow`): `request` sends the one request of `--url` (the default); `buy` places a
 //! hold at `--url` and buys a `--buy-fraction` of the holds placed at `--dt-url` (the purchase
@@ -279,8 +281,8 @@ struct Stats {
     ok_at_us: Vec<u64>,
     /// When the last conflict answer came, from the start.
     last_conflict_us: u64,
-    /// Seats placed by ok hold answers (`HoldPlaced.seats`), as JSON text, one per placement
-    /// (the `request` flow).
+    /// Seats placed by live hold answers (their `seats[].seat_index`), as JSON text, one per
+    /// placement (the `request` flow).
     placed: Vec<String>,
     /// Seats of the holds bought (`buy`, `onsale`), the same way.
     bought: Vec<String>,
@@ -297,21 +299,47 @@ struct Stats {
 /// Most slices of a timeline (a bound on its memory); later requests join the last slice.
 const TIMELINE_SLICES_MAX: usize = 100_000;
 
-/// The seats a hold answer placed, as JSON text each (ticketd's seat refs and the peers' seat
-/// numbers alike).
-fn placed_seats(body: &[u8]) -> Vec<String> {
-    // Only hold answers are parsed (not seat maps and other reads).
-    if !body.starts_with(b"{\"HoldPlaced\"") {
-        return Vec::new();
+/// The fields of a hold answer (ticketd's Hold resource, and the peers' of the same shape) the
+/// generator reads; the rest (labels, times) is skipped unread.
+#[derive(serde::Deserialize)]
+struct HoldAnswer<'a> {
+    #[serde(borrow)]
+    hold_id: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    status: std::borrow::Cow<'a, str>,
+    seats: Vec<HeldSeatAnswer>,
+    total_minor: i64,
+}
+
+/// A seat of a hold answer: its index, none for a general-admission place.
+#[derive(serde::Deserialize)]
+struct HeldSeatAnswer {
+    seat_index: Option<u32>,
+}
+
+/// A hold placed: what its purchase needs, and its seats as JSON text each.
+struct Placed {
+    hold_id: String,
+    total_minor: i64,
+    seats: Vec<String>,
+}
+
+/// The hold of a `201` answer whose body is a live hold; None for any other answer (a seat map,
+/// another resource, a problem). Parsed into the few fields above, not into a JSON tree.
+fn live_hold(status: u16, body: &[u8]) -> Option<Placed> {
+    if status != 201 {
+        return None;
     }
-    let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
-        return Vec::new();
-    };
-    v.get("HoldPlaced")
-        .and_then(|h| h.get("seats"))
-        .and_then(|s| s.as_array())
-        .map(|a| a.iter().map(|x| x.to_string()).collect())
-        .unwrap_or_default()
+    let h: HoldAnswer<'_> = serde_json::from_slice(body).ok()?;
+    (h.status == "live").then(|| Placed {
+        hold_id: h.hold_id.into_owned(),
+        total_minor: h.total_minor,
+        seats: h
+            .seats
+            .iter()
+            .filter_map(|x| x.seat_index.map(|i| i.to_string()))
+            .collect(),
+    })
 }
 
 /// SplitMix64 of (seed, i, salt): reproducible draws, no shared RNG between tasks.
@@ -338,7 +366,7 @@ async fn one(
     due: Instant,
     start: Instant,
     stats: &Mutex<Stats>,
-) -> Option<Vec<u8>> {
+) -> Option<Placed> {
     let url = if args.url.contains("{i}") {
         std::borrow::Cow::Owned(args.url.replace("{i}", &i.to_string()))
     } else {
@@ -357,6 +385,12 @@ async fn one(
     });
     let result = http.send(method, &url, &headers, body).await;
     let latency_us = due.elapsed().as_micros() as u64;
+    // Parsed before the statistics' lock is taken (every task shares it); only a 201 is parsed,
+    // so the seat maps of W5 (200) are not.
+    let mut placed = match &result {
+        Ok((status, body)) => live_hold(*status, body),
+        Err(_) => None,
+    };
     let mut s = stats.lock().await;
     let _ = s.hist.record(latency_us.max(1));
     let _ = s.all_hist.record(latency_us.max(1));
@@ -368,16 +402,15 @@ async fn one(
         slice.1 += latency_us;
         slice.2 = slice.2.max(latency_us);
     }
-    let mut placed = None;
     match result {
-        Ok((status, body)) => match status {
+        Ok((status, _)) => match status {
             200..=299 => {
                 s.tally.ok += 1;
                 s.ok_at_us.push(start.elapsed().as_micros() as u64);
                 if args.flow == Flow::Request {
-                    s.placed.extend(placed_seats(&body));
-                } else {
-                    placed = Some(body.to_vec());
+                    if let Some(hold) = placed.take() {
+                        s.placed.extend(hold.seats);
+                    }
                 }
             }
             409 => {
@@ -418,25 +451,14 @@ fn write_headers<'a>(key: &'a str, auth: &'a Option<String>) -> Vec<(&'a str, &'
     headers
 }
 
-/// Buys the hold of a `HoldPlaced` answer: the purchase route of the dt, the hold's total
-/// (ticketd checks it; the peers take their own), the provider's test card.
-async fn buy(http: &Http, args: &Args, i: u64, hold_answer: &[u8], stats: &Mutex<Stats>) {
+/// Buys a live hold: the purchase route of the dt, the hold's total (ticketd checks it; the
+/// peers record it), the provider's test card. A `201` (an Order) is a purchase made.
+async fn buy(http: &Http, args: &Args, i: u64, hold: Placed, stats: &Mutex<Stats>) {
     let Some(url) = &args.dt_url else { return };
-    let Ok(v) = serde_json::from_slice::<serde_json::Value>(hold_answer) else {
-        return;
-    };
-    let placed = &v["HoldPlaced"];
-    let Some(hold_id) = placed["hold_id"].as_str() else {
-        return;
-    };
-    let seat_refs: Vec<String> = placed["seats"]
-        .as_array()
-        .map(|a| a.iter().map(|x| x.to_string()).collect())
-        .unwrap_or_default();
-    let seats = seat_refs.len() as u64;
+    let seats = hold.seats.len() as u64;
     let body = serde_json::json!({
-        "hold_id": hold_id,
-        "expected_total_minor": placed["total_minor"].as_i64().unwrap_or(0),
+        "hold_id": hold.hold_id,
+        "expected_total_minor": hold.total_minor,
         "payment_method_token": "pm_card_visa",
     });
     let key = format!("load-buy-{}-{i}", args.seed);
@@ -461,7 +483,7 @@ async fn buy(http: &Http, args: &Args, i: u64, hold_answer: &[u8], stats: &Mutex
         Ok(200..=299) => {
             s.extra.purchase_ok += 1;
             s.extra.seats_bought += seats;
-            s.bought.extend(seat_refs);
+            s.bought.extend(hold.seats);
         }
         Ok(status) => *s.extra.purchase_failed.entry(status).or_default() += 1,
         Err(_) => s.extra.purchase_transport += 1,
@@ -499,28 +521,28 @@ async fn read_map(
     free_seats(&body?)
 }
 
-/// Free seats of a seat-map answer: `seat_map.seat_states` packs two bits per seat (0 free),
-/// as a byte array (ticketd) or hex text (the peers).
+/// The part of a seat-map answer (`{"dt": .., "seat_map": ..}`) the generator reads.
+#[derive(serde::Deserialize)]
+struct MapAnswer<'a> {
+    #[serde(borrow)]
+    seat_map: SeatMapAnswer<'a>,
+}
+
+#[derive(serde::Deserialize)]
+struct SeatMapAnswer<'a> {
+    seat_count: u64,
+    /// One character per seat: `f` free, `h` held, `s` sold, `x` not for sale.
+    #[serde(borrow)]
+    seat_states: std::borrow::Cow<'a, str>,
+}
+
+/// Free seats of a seat-map answer: the `f`s of `seat_map.seat_states` (ticketd's and the
+/// peers' alike); None when the answer is not a seat map of `seat_count` seats.
 fn free_seats(body: &[u8]) -> Option<u64> {
-    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
-    let map = &v["seat_map"];
-    let count = map["seat_count"].as_u64()?;
-    let bytes: Vec<u8> = match &map["seat_states"] {
-        serde_json::Value::Array(a) => a.iter().map(|b| b.as_u64().unwrap_or(0) as u8).collect(),
-        serde_json::Value::String(h) => (0..h.len() / 2)
-            .map(|k| u8::from_str_radix(&h[2 * k..2 * k + 2], 16).unwrap_or(0))
-            .collect(),
-        _ => return None,
-    };
-    Some(
-        (0..count)
-            .filter(|&i| {
-                bytes
-                    .get((i / 4) as usize)
-                    .is_some_and(|b| (b >> (2 * (i % 4))) & 3 == 0)
-            })
-            .count() as u64,
-    )
+    let m = serde_json::from_slice::<MapAnswer<'_>>(body).ok()?.seat_map;
+    let states = m.seat_states.as_bytes();
+    (states.len() as u64 == m.seat_count)
+        .then(|| states.iter().filter(|&&c| c == b'f').count() as u64)
 }
 
 /// One unit of load of the chosen flow; `due` is its intended start.
@@ -539,7 +561,7 @@ async fn unit_of_load(
         Flow::Buy => {
             if let Some(answer) = one(http, args, i, due, start, stats).await {
                 if unit(args, i, 1) < args.buy_fraction {
-                    buy(http, args, i, &answer, stats).await;
+                    buy(http, args, i, answer, stats).await;
                 }
             }
         }
@@ -560,7 +582,7 @@ async fn unit_of_load(
             tokio::time::sleep_until(decided.into()).await;
             if let Some(answer) = one(http, args, i, Instant::now(), start, stats).await {
                 if unit(args, i, 1) < args.buy_fraction {
-                    buy(http, args, i, &answer, stats).await;
+                    buy(http, args, i, answer, stats).await;
                 }
             }
             stats.lock().await.extra.users_done += 1;
@@ -596,6 +618,8 @@ async fn main() -> anyhow::Result<()> {
         (None, None) => 0,
     };
     let elapsed = start.elapsed().as_secs_f64();
+    // The load's end, before any wait for the seats to come back (not a stretch without oks).
+    let load_us = start.elapsed().as_micros() as u64;
     let (seats_back_ms, seats_free_last) = seats_back(&http, &args, &stats, free_before).await;
     let mut stats = stats.lock().await;
     let run = Run {
@@ -605,7 +629,7 @@ async fn main() -> anyhow::Result<()> {
         seats_back_ms,
         seats_free_last,
     };
-    let summary = Summary::of(&mut stats, start);
+    let summary = Summary::of(&mut stats, load_us);
     if args.json {
         print_json(&args, &stats, &run, &summary);
     } else {
@@ -809,7 +833,8 @@ fn quantile_ms(histogram: &Histogram<u64>, quantile: f64) -> f64 {
 }
 
 impl Summary {
-    fn of(stats: &mut Stats, start: Instant) -> Self {
+    /// The figures of a load that lasted `load_us` from its start.
+    fn of(stats: &mut Stats, load_us: u64) -> Self {
         // The longest stretch without an ok answer, the run's start and end included; the end is
         // left out when conflicts came after the last ok (the dt sold out: nothing was down).
         stats.ok_at_us.sort_unstable();
@@ -817,7 +842,7 @@ impl Summary {
         let end_us = if stats.last_conflict_us > last_ok_us && last_ok_us > 0 {
             last_ok_us
         } else {
-            start.elapsed().as_micros() as u64
+            load_us.max(last_ok_us)
         };
         let mut last = 0;
         let mut gap_us = 0;

@@ -1,13 +1,22 @@
 //! `ticketd-peer`: the benchmark's peers, PostgreSQL and etcd, behind the same HTTP shape as
-//! ticketd's API for the measured routes, so `ticketd-load` drives all three alike:
+//! ticketd's API for the measured routes, so `ticketd-load` drives all three alike. The bodies
+//! are ticketd's own resource types (`ticketd_http::resources`), so their shapes cannot drift
+//! apart; what a peer does not keep (labels, fees, sale window) is filled in plainly:
 //!
 //! - `POST /v1/events/{e}/dts/{dt}/holds` with `{"tier_id","quantity"}` (best available) or
-//!   `{"seats":[..]}` (chosen seats): `201` with `{"HoldPlaced":{"hold_id","seats"}}`, `409`
-//!   when a seat is taken or the tier has too few free seats.
-//! - `GET /v1/events/{e}/dts/{dt}`: the seat map, two bits per seat (0 free, 1 taken), hex.
-//! - `POST /v1/events/{e}/dts/{dt}` with `{"hold_id"}`: buys a live hold, as ticketd's purchase
-//!   does: the payment provider (`--payments`, ticketd's simulator) authorizes, the store turns
-//!   the hold into an order in one transaction, then the payment is captured; `201`, or `410
+//!   `{"seats":[..]}` (chosen seats): `201`, `Location` the hold's URL, with a Hold
+//!   `{"hold_id","dt_id","status":"live","seats":[{"seat_index","ga_area_id":null,"label"}],
+//!   "total_minor","currency","expires_at","order_id":null}` (labels `seat {i}`, the total the
+//!   seats' tier prices of `--tiers`, no fee); `409` when a seat is taken or the tier has too few
+//!   free seats.
+//! - `GET /v1/events/{e}/dts/{dt}`: `{"dt": Dt, "seat_map": SeatMap}`, `seat_map.seat_states` one
+//!   character per seat (`f` free, `h` held, `s` sold; etcd reads keys only, so there every
+//!   taken seat is `h`), with the tiers' runs and counts.
+//! - `POST /v1/events/{e}/dts/{dt}` with `{"hold_id","expected_total_minor"}`: buys a live hold,
+//!   as ticketd's purchase does: the payment provider (`--payments`, ticketd's simulator)
+//!   authorizes, the store turns the hold into an order in one transaction, then the payment is
+//!   captured; `201`, `Location` `/v1/orders/{id}`, with an Order (`"status":"confirmed"`, the
+//!   amount paid `expected_total_minor`; `tickets` empty: the peers issue none), or `410
 //!   HOLD_EXPIRED` (the authorization voided).
 //!
 //! Any bearer token is accepted and none is checked: the peers are load targets, not services.
@@ -40,7 +49,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -49,6 +58,11 @@ use base64::Engine;
 use clap::{Parser, Subcommand};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use ticketd_http::resources::catalogue::{
+    Dt, DtStatus, DtWithSeatMap, SeatMap, SeatRange, Tier, TierAvailability, TierRun,
+};
+use ticketd_http::resources::rfc3339;
+use ticketd_http::resources::sales::{HeldSeat, Hold, HoldStatus, Order, OrderStatus};
 use ticketd_money::provider::{CreateIntent, HttpProvider, PaymentError, PaymentProvider};
 
 #[derive(Parser)]
@@ -60,9 +74,13 @@ struct Args {
     /// HTTP listen address (loopback).
     #[arg(long, default_value = "127.0.0.1:8180")]
     listen: SocketAddr,
-    /// Tiers of the benchmark dt, in seat-index order: `id:count,...`.
-    #[arg(long, default_value = "gold:2100,silver:48300")]
+    /// Tiers of the benchmark dt, in seat-index order: `id:count[:price_minor],...` (the
+    /// prices, in `CURRENCY`, make the holds' totals; 0 when not given).
+    #[arg(long, default_value = "gold:2100:12000,silver:48300:6000")]
     tiers: String,
+    /// The venue the dts' answers name.
+    #[arg(long, default_value = "ullevaal")]
+    venue_id: String,
     /// Hold TTL in seconds.
     #[arg(long, default_value_t = 600)]
     ttl_s: u32,
@@ -101,21 +119,53 @@ enum Peer {
     },
 }
 
-/// Tier id -> seat index range.
-type Tiers = HashMap<String, (u32, u32)>;
+/// The currency of the peers' prices (the benchmark dt's, on ticketd too).
+const CURRENCY: &str = "EUR";
+/// When the peers' dts start and their sale closes (2030-01-01T00:00:00Z, as the benchmark's
+/// dts on ticketd); their sale opens at the Unix epoch.
+const DT_STARTS_AT_MS: i64 = 1_893_456_000_000;
+
+/// A tier of the benchmark dt: seat indexes `lo..hi`, each at `price_minor`.
+struct TierDef {
+    id: String,
+    lo: u32,
+    hi: u32,
+    price_minor: i64,
+}
+
+/// The tiers, in seat-index order.
+type Tiers = Vec<TierDef>;
 
 fn parse_tiers(s: &str) -> anyhow::Result<(Tiers, u32)> {
-    let mut tiers = HashMap::new();
+    let mut tiers = Vec::new();
     let mut at = 0u32;
     for part in s.split(',') {
-        let (id, n) = part
-            .split_once(':')
-            .ok_or_else(|| anyhow::anyhow!("tier {part:?} is not id:count"))?;
+        let mut fields = part.split(':');
+        let (Some(id), Some(n)) = (fields.next(), fields.next()) else {
+            anyhow::bail!("tier {part:?} is not id:count[:price_minor]");
+        };
         let n: u32 = n.parse()?;
-        tiers.insert(id.to_string(), (at, at + n));
+        let price_minor: i64 = fields.next().map_or(Ok(0), str::parse)?;
+        anyhow::ensure!(
+            fields.next().is_none(),
+            "tier {part:?} is not id:count[:price_minor]"
+        );
+        tiers.push(TierDef {
+            id: id.to_string(),
+            lo: at,
+            hi: at + n,
+            price_minor,
+        });
         at += n;
     }
     Ok((tiers, at))
+}
+
+/// Unix milliseconds now.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 #[derive(Deserialize)]
@@ -168,6 +218,7 @@ enum Backend {
 struct App {
     backend: Backend,
     tiers: Tiers,
+    venue_id: String,
     seats: u32,
     ttl_s: u32,
     holds: AtomicU64,
@@ -191,9 +242,46 @@ fn hold_id(app: &App) -> String {
     )
 }
 
+/// A `201` answer: `body`, its URL in `Location`.
+fn created(body: impl serde::Serialize, location: &str) -> Response {
+    (
+        StatusCode::CREATED,
+        [(header::LOCATION, location.to_string())],
+        Json(body),
+    )
+        .into_response()
+}
+
+/// The Hold resource of a hold just placed on `seats` (ticketd's shape).
+fn placed_hold(app: &App, dt: &str, id: String, seats: &[u32]) -> Hold {
+    let price = |i: u32| {
+        app.tiers
+            .iter()
+            .find(|t| (t.lo..t.hi).contains(&i))
+            .map_or(0, |t| t.price_minor)
+    };
+    Hold {
+        hold_id: id,
+        dt_id: dt.to_string(),
+        status: HoldStatus::Live,
+        seats: seats
+            .iter()
+            .map(|&i| HeldSeat {
+                seat_index: Some(i),
+                ga_area_id: None,
+                label: format!("seat {i}"),
+            })
+            .collect(),
+        total_minor: seats.iter().map(|&i| price(i)).sum(),
+        currency: CURRENCY.to_string(),
+        expires_at: rfc3339(now_ms().saturating_add(i64::from(app.ttl_s) * 1000)),
+        order_id: None,
+    }
+}
+
 async fn hold(
     State(app): State<Arc<App>>,
-    Path((_event, dt)): Path<(String, String)>,
+    Path((event, dt)): Path<(String, String)>,
     Json(req): Json<HoldReq>,
 ) -> Response {
     let id = hold_id(&app);
@@ -208,7 +296,12 @@ async fn hold(
             }
         }
         (None, Some(tier), Some(q)) if (1..=20).contains(&q) => {
-            let Some(&range) = app.tiers.get(tier) else {
+            let Some(range) = app
+                .tiers
+                .iter()
+                .find(|t| t.id == *tier)
+                .map(|t| (t.lo, t.hi))
+            else {
                 return problem(StatusCode::NOT_FOUND, "NO_SUCH_TIER", tier.clone());
             };
             match &app.backend {
@@ -225,11 +318,10 @@ async fn hold(
         }
     };
     match result {
-        Ok(Outcome::Placed(seats)) => (
-            StatusCode::CREATED,
-            Json(json!({"HoldPlaced": {"hold_id": id, "seats": seats}})),
-        )
-            .into_response(),
+        Ok(Outcome::Placed(seats)) => {
+            let location = format!("/v1/events/{event}/dts/{dt}/holds/{id}");
+            created(placed_hold(&app, &dt, id, &seats), &location)
+        }
         Ok(Outcome::Conflict(code)) => problem(StatusCode::CONFLICT, code, "conflict".into()),
         Err(e) => problem(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -239,27 +331,105 @@ async fn hold(
     }
 }
 
+/// The dt `dt` of event `event` as ticketd describes one, from what the peer knows of it.
+fn dt_resource(app: &App, event: &str, dt: &str) -> Dt {
+    Dt {
+        dt_id: dt.to_string(),
+        event_id: event.to_string(),
+        venue_id: app.venue_id.clone(),
+        status: DtStatus::Published,
+        starts_at: rfc3339(DT_STARTS_AT_MS),
+        time_zone: "Europe/Oslo".into(),
+        sale_starts_at: rfc3339(0),
+        sale_ends_at: rfc3339(DT_STARTS_AT_MS),
+        tiers: app
+            .tiers
+            .iter()
+            .map(|t| Tier {
+                tier_id: t.id.clone(),
+                name: t.id.clone(),
+                price_minor: t.price_minor,
+                currency: CURRENCY.into(),
+                sections: Vec::new(),
+                seat_ranges: vec![SeatRange {
+                    start: t.lo,
+                    end: t.hi,
+                }],
+                ga_areas: Vec::new(),
+                capacity: t.hi - t.lo,
+            })
+            .collect(),
+    }
+}
+
+/// The seat map of `dt` whose taken seats are `held` and `sold` (ticketd's shape: one
+/// character per seat, the tiers' runs and counts).
+fn seat_map_resource(app: &App, dt: &str, held: &[u32], sold: &[u32]) -> SeatMap {
+    let mut states = vec![b'f'; app.seats as usize];
+    for (seats, c) in [(held, b'h'), (sold, b's')] {
+        for &i in seats {
+            if let Some(s) = states.get_mut(i as usize) {
+                *s = c;
+            }
+        }
+    }
+    let tiers = app
+        .tiers
+        .iter()
+        .map(|t| {
+            let of = |c: u8| {
+                states[t.lo as usize..t.hi as usize]
+                    .iter()
+                    .filter(|&&s| s == c)
+                    .count() as u32
+            };
+            TierAvailability {
+                tier_id: t.id.clone(),
+                name: t.id.clone(),
+                price_minor: t.price_minor,
+                fee_minor: 0,
+                currency: CURRENCY.into(),
+                capacity: t.hi - t.lo,
+                available: of(b'f'),
+                held: of(b'h'),
+                sold: of(b's'),
+            }
+        })
+        .collect();
+    SeatMap {
+        dt_id: dt.to_string(),
+        venue_id: app.venue_id.clone(),
+        seat_count: app.seats,
+        // Only b'f', b'h' and b's' were written: ASCII.
+        seat_states: String::from_utf8(states).unwrap_or_default(),
+        tier_runs: app
+            .tiers
+            .iter()
+            .map(|t| TierRun {
+                first_seat: t.lo,
+                length: t.hi - t.lo,
+                tier_id: Some(t.id.clone()),
+            })
+            .collect(),
+        tiers,
+        ga: Vec::new(),
+    }
+}
+
 async fn seat_map(
     State(app): State<Arc<App>>,
-    Path((_event, dt)): Path<(String, String)>,
+    Path((event, dt)): Path<(String, String)>,
 ) -> Response {
     let states = match &app.backend {
         Backend::Pg(pg) => pg_map(pg, &dt).await,
-        Backend::Etcd(e) => etcd_map(e, &app, &dt).await,
+        Backend::Etcd(e) => etcd_map(e, &app, &dt).await.map(|held| (held, Vec::new())),
     };
     match states {
-        Ok(held) => {
-            // Two bits per seat, four seats per byte, seat i in bits 2*(i%4).
-            let mut bytes = vec![0u8; app.seats.div_ceil(4) as usize];
-            for i in held {
-                if i < app.seats {
-                    bytes[(i / 4) as usize] |= 1 << (2 * (i % 4));
-                }
-            }
-            let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-            Json(json!({"dt_id": dt, "seat_map": {"seat_count": app.seats, "seat_states": hex}}))
-                .into_response()
-        }
+        Ok((held, sold)) => Json(DtWithSeatMap {
+            dt: dt_resource(&app, &event, &dt),
+            seat_map: seat_map_resource(&app, &dt, &held, &sold),
+        })
+        .into_response(),
         Err(e) => problem(
             StatusCode::SERVICE_UNAVAILABLE,
             "BACKEND_ERROR",
@@ -272,7 +442,7 @@ async fn seat_map(
 /// recovery paths: the peers are load targets).
 async fn purchase(
     State(app): State<Arc<App>>,
-    Path((_event, dt)): Path<(String, String)>,
+    Path((event, dt)): Path<(String, String)>,
     Json(req): Json<PurchaseReq>,
 ) -> Response {
     let Some(provider) = &app.payments else {
@@ -290,7 +460,7 @@ async fn purchase(
             &req.hold_id,
             &CreateIntent {
                 amount: req.expected_total_minor.max(1),
-                currency: "EUR".into(),
+                currency: CURRENCY.into(),
                 payment_method: req
                     .payment_method_token
                     .clone()
@@ -332,11 +502,24 @@ async fn purchase(
     };
     match bought {
         Ok(true) => match provider.capture(&intent.id).await {
-            Ok(_) => (
-                StatusCode::CREATED,
-                Json(json!({"OrderConfirmed": {"order_id": order_id, "hold_id": req.hold_id}})),
-            )
-                .into_response(),
+            Ok(_) => {
+                let location = format!("/v1/orders/{order_id}");
+                let order = Order {
+                    order_id,
+                    status: OrderStatus::Confirmed,
+                    event_id: event,
+                    dt_id: dt,
+                    hold_id: req.hold_id,
+                    tickets: Vec::new(),
+                    subtotal_minor: req.expected_total_minor,
+                    fee_minor: 0,
+                    total_minor: req.expected_total_minor,
+                    refunded_minor: 0,
+                    currency: CURRENCY.into(),
+                    created_at: rfc3339(now_ms()),
+                };
+                created(order, &location)
+            }
             Err(e) => problem(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "CAPTURE_FAILED",
@@ -473,15 +656,18 @@ async fn pg_chosen(
     }
 }
 
-async fn pg_map(pg: &Pg, dt: &str) -> anyhow::Result<Vec<u32>> {
+/// The held seats of `dt` and its sold ones.
+async fn pg_map(pg: &Pg, dt: &str) -> anyhow::Result<(Vec<u32>, Vec<u32>)> {
     let (c, st) = &pg.map[pg.next.fetch_add(1, Ordering::Relaxed) % pg.map.len()];
     let row = c.query_one(st, &[&dt]).await?;
-    let held: Option<Vec<i32>> = row.get(0);
-    Ok(held
-        .unwrap_or_default()
-        .into_iter()
-        .map(|s| s as u32)
-        .collect())
+    let seats = |i: usize| -> Vec<u32> {
+        row.get::<_, Option<Vec<i32>>>(i)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|s| s as u32)
+            .collect()
+    };
+    Ok((seats(0), seats(1)))
 }
 
 async fn pg_connect(dsn: &str, pool: usize) -> anyhow::Result<Pg> {
@@ -509,7 +695,11 @@ async fn pg_connect(dsn: &str, pool: usize) -> anyhow::Result<Pg> {
                 }
             });
             let st = reader
-                .prepare("SELECT array_agg(seat_idx) FROM seats WHERE dt_id = $1 AND status <> 0")
+                .prepare(
+                    "SELECT array_agg(seat_idx) FILTER (WHERE status = 1), \
+                     array_agg(seat_idx) FILTER (WHERE status = 2) \
+                     FROM seats WHERE dt_id = $1 AND status <> 0",
+                )
                 .await?;
             map.push((reader, st));
         }
@@ -726,6 +916,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     let app = Arc::new(App {
         backend,
         tiers,
+        venue_id: args.venue_id.clone(),
         seats,
         ttl_s: args.ttl_s,
         holds: AtomicU64::new(0),
