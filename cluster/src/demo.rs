@@ -67,12 +67,15 @@ fn tier(id: &str, price_minor: i64, sections: &[&str], ga: &[&str]) -> TierSpec 
     }
 }
 
+/// Writes one demo object under its fixed key. Seeding again is a no-op: an object that exists
+/// is kept, and a key already used by an earlier seed (whose times, taken from the clock then,
+/// differ from this one's) keeps that seed's object.
 async fn put(client: &ClusterClient, key: &str, cmd: Command) -> anyhow::Result<()> {
     let w = client.write("demo-seed", key, &cmd).await?;
     match w.reply.outcome {
         Outcome::Done(_)
         | Outcome::Rejected {
-            code: Rejection::AlreadyExists,
+            code: Rejection::AlreadyExists | Rejection::IdempotencyKeyReused,
             ..
         } => Ok(()),
         Outcome::Rejected { code, detail } => {
