@@ -253,10 +253,8 @@ pub fn rfc3339(ms: i64) -> String {
 /// An RFC 3339 time of an API body (`v` a JSON string) as Unix milliseconds; `None` when `v`
 /// is not such a time.
 pub fn unix_ms(v: &serde_json::Value) -> Option<i64> {
-    let t = time::OffsetDateTime::parse(
-        v.as_str()?,
-        &time::format_description::well_known::Rfc3339,
-    )
-    .ok()?;
+    let t =
+        time::OffsetDateTime::parse(v.as_str()?, &time::format_description::well_known::Rfc3339)
+            .ok()?;
     i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
 }

@@ -107,10 +107,7 @@ async fn browse_hold_buy_see_tickets_cancel_and_the_rules_around_it() -> anyhow:
         .await?
         .json()
         .await?;
-    assert_eq!(
-        found["events"][0]["title"], "Aurora Live",
-        "{found}"
-    );
+    assert_eq!(found["events"][0]["title"], "Aurora Live", "{found}");
     let page: Value = http
         .get(api.url("/v1/events?limit=2"))
         .send()

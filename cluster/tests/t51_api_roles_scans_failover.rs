@@ -169,10 +169,7 @@ async fn sellers_scanners_and_a_leader_killed_between_hold_and_purchase() -> any
     );
 
     phase("at the gate: admitted once, then refused with when and where");
-    let ticket_id = v["tickets"][0]["ticket_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let ticket_id = v["tickets"][0]["ticket_id"].as_str().unwrap().to_string();
     let (s, t) = get(api, &format!("/v1/tickets/{ticket_id}"), &user).await?;
     assert_eq!(s, 200);
     let payload = t["qr_payload"].as_str().unwrap().to_string();
@@ -243,11 +240,7 @@ async fn sellers_scanners_and_a_leader_killed_between_hold_and_purchase() -> any
     )
     .await?;
     assert_eq!(s, 200, "{p}");
-    assert_eq!(
-        p["amount_minor"].as_i64().map(|m| m > 0),
-        Some(true),
-        "{p}"
-    );
+    assert_eq!(p["amount_minor"].as_i64().map(|m| m > 0), Some(true), "{p}");
     assert_eq!(p["ticket_id"], other_ticket.as_str(), "{p}");
     assert_eq!(p["order_id"], order_id.as_str(), "{p}");
     let (_, t) = get(api, &format!("/v1/tickets/{other_ticket}"), &user).await?;

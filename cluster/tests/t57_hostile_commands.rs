@@ -135,7 +135,14 @@ async fn hostile_commands_are_refused_and_the_cluster_goes_on() -> anyhow::Resul
     phase("a dt whose start is the old i64::MAX milliseconds, or not a time at all: refused, 4xx");
     let (s, v) = post(api, &path, &seller, "dt-forever-ms", dt(json!(i64::MAX))).await;
     assert!((400..500).contains(&s), "{s} {v}");
-    let (s, v) = post(api, &path, &seller, "dt-not-a-time", dt(json!("9223372036854775807"))).await;
+    let (s, v) = post(
+        api,
+        &path,
+        &seller,
+        "dt-not-a-time",
+        dt(json!("9223372036854775807")),
+    )
+    .await;
     assert_eq!((s, v["code"].as_str()), (400, Some("BAD_REQUEST")), "{v}");
     still_selling(&stack, "after-not-a-time").await;
 
