@@ -214,6 +214,8 @@ pub struct Stack {
     pub api: ApiProcess,
     /// The payment simulator.
     pub paysim: Paysim,
+    /// Its address, `127.0.0.1:PORT`.
+    pub pay_addr: String,
     /// The API's log directory.
     pub dir: tempfile::TempDir,
     /// The nodes.
@@ -226,8 +228,9 @@ pub async fn seeded_stack(extra: &[&str]) -> anyhow::Result<Stack> {
     let c = TestCluster::start(&ticketd_bin(), 3, NodeOpts::default()).await?;
     let dir = tempfile::tempdir()?;
     let (pay_addr, paysim) = start_paysim().await?;
-    let mut flags = vec!["--payments", pay_addr.as_str()];
-    flags.extend_from_slice(extra);
+    let mut flags = vec!["--payments".to_string(), pay_addr.clone()];
+    flags.extend(extra.iter().map(|f| f.to_string()));
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     let api = ApiProcess::start_with(&c, &c.endpoints(), dir.path(), &flags).await?;
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
@@ -236,6 +239,7 @@ pub async fn seeded_stack(extra: &[&str]) -> anyhow::Result<Stack> {
     Ok(Stack {
         api,
         paysim,
+        pay_addr,
         dir,
         c,
     })

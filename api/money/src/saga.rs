@@ -77,6 +77,11 @@ pub enum Refusal {
     /// The cluster refused the request itself (not an unknown outcome).
     #[error("{0}")]
     Cluster(ClientError),
+    /// The provider's answer to the authorization does not match the hold (amount, currency,
+    /// the hold it names, or a status an authorization cannot have): its word is not taken,
+    /// the store never hears of the payment and the intent is voided.
+    #[error("the payment provider's answer does not match the hold: {0}")]
+    Mismatch(String),
 }
 
 impl Refusal {
@@ -86,6 +91,7 @@ impl Refusal {
             Refusal::Store { code, .. } => code.code(),
             Refusal::Voided => "PAYMENT_FAILED",
             Refusal::Cluster(_) => "CLUSTER_REFUSED",
+            Refusal::Mismatch(_) => "PROVIDER_MISMATCH",
         }
     }
 }
@@ -111,11 +117,53 @@ pub enum PurchaseError {
     Broken(String),
 }
 
+/// Whether the provider's answer to an authorization is one for `hold`: an intent with an id,
+/// the hold's amount and currency, the hold named in its metadata, and a status an intent of
+/// this idempotency key can have (authorized; captured or refunded by an earlier attempt of
+/// the same purchase; voided). Anything else is a provider to distrust, whatever it says.
+pub fn answer_matches(intent: &Intent, hold: &Hold) -> Result<(), String> {
+    if intent.id.is_empty() || intent.id.len() > ticketd_store::limits::ID_LEN_MAX {
+        return Err(format!("an intent id of {} bytes", intent.id.len()));
+    }
+    // The provider's own strings are not echoed: they may be anything.
+    if intent.amount != hold.total_minor {
+        return Err(format!(
+            "authorized {} minor units, the hold is {}",
+            intent.amount, hold.total_minor
+        ));
+    }
+    if intent.currency != hold.currency {
+        return Err(format!(
+            "authorized in another currency than {}",
+            hold.currency
+        ));
+    }
+    if intent.metadata.get("hold_id") != Some(&hold.hold_id) {
+        return Err("the intent names another hold".into());
+    }
+    if intent.amount_captured < 0
+        || intent.amount_refunded < 0
+        || intent.amount_captured > intent.amount
+        || intent.amount_refunded > intent.amount_captured
+    {
+        return Err(format!(
+            "captured {} and refunded {} of {}",
+            intent.amount_captured, intent.amount_refunded, intent.amount
+        ));
+    }
+    Ok(())
+}
+
 impl Purchase<'_> {
     /// Runs the saga: the order, or why there is none.
     pub async fn run(&self) -> Result<Confirmed, PurchaseError> {
         let intent = self.authorize().await?;
         self.fault_after_authorize().await;
+        if let Err(mismatch) = answer_matches(&intent, self.hold) {
+            tracing::warn!(payment = %intent.id, hold = %self.hold.hold_id, %mismatch, "the provider's answer does not match the hold");
+            metrics::counter!("ticketd_provider_mismatches_total").increment(1);
+            return self.settle(&intent, Refusal::Mismatch(mismatch)).await;
+        }
         if intent.status == IntentStatus::Canceled {
             // Voided earlier: only an order the store already made with it counts.
             return self.settle(&intent, Refusal::Voided).await;
@@ -135,7 +183,7 @@ impl Purchase<'_> {
     }
 
     /// Step 1, authorization: the hold id is the provider's idempotency key, so a retry finds
-    /// the same intent.
+    /// the same intent (checked against the hold by [`answer_matches`] before any use).
     async fn authorize(&self) -> Result<Intent, PurchaseError> {
         let hold = self.hold;
         let request = CreateIntent {
@@ -332,5 +380,119 @@ impl Purchase<'_> {
     async fn fault_after_confirm(&self) {
         #[cfg(feature = "failpoints")]
         self.fault_after(SagaStep::Confirm).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provider::IntentStatus;
+    use ticketd_store::types::HoldStatus;
+
+    fn hold() -> Hold {
+        Hold {
+            hold_id: "h-1".into(),
+            dt_id: "d-1".into(),
+            user_id: "u-1".into(),
+            items: vec![],
+            subtotal_minor: 4_500,
+            fee_minor: 500,
+            total_minor: 5_000,
+            currency: "EUR".into(),
+            created_at_ms: 0,
+            expires_at_ms: 600_000,
+            pinned_until_ms: None,
+            payment_ref: None,
+            payment_attempts: 0,
+            status: HoldStatus::Live,
+        }
+    }
+
+    fn answer() -> Intent {
+        Intent {
+            id: "pi_1".into(),
+            amount: 5_000,
+            currency: "EUR".into(),
+            status: IntentStatus::RequiresCapture,
+            metadata: [("hold_id".to_string(), "h-1".to_string())].into(),
+            amount_refunded: 0,
+            amount_captured: 0,
+            created_ms: 0,
+        }
+    }
+
+    #[test]
+    fn a_provider_answer_is_taken_only_when_it_is_for_the_hold() {
+        let h = hold();
+        assert_eq!(answer_matches(&answer(), &h), Ok(()));
+        let captured = Intent {
+            status: IntentStatus::Succeeded,
+            amount_captured: 5_000,
+            ..answer()
+        };
+        assert_eq!(
+            answer_matches(&captured, &h),
+            Ok(()),
+            "an earlier attempt's capture"
+        );
+        let wrong: [(&str, Intent); 7] = [
+            (
+                "amount",
+                Intent {
+                    amount: 5_001,
+                    ..answer()
+                },
+            ),
+            (
+                "currency",
+                Intent {
+                    currency: "XXX".repeat(1000),
+                    ..answer()
+                },
+            ),
+            (
+                "hold",
+                Intent {
+                    metadata: [("hold_id".into(), "h-2".into())].into(),
+                    ..answer()
+                },
+            ),
+            (
+                "no hold",
+                Intent {
+                    metadata: Default::default(),
+                    ..answer()
+                },
+            ),
+            (
+                "no id",
+                Intent {
+                    id: String::new(),
+                    ..answer()
+                },
+            ),
+            (
+                "over-captured",
+                Intent {
+                    amount_captured: 5_001,
+                    ..answer()
+                },
+            ),
+            (
+                "over-refunded",
+                Intent {
+                    amount_captured: 10,
+                    amount_refunded: 11,
+                    ..answer()
+                },
+            ),
+        ];
+        for (what, i) in wrong {
+            let e = answer_matches(&i, &h).expect_err(what);
+            assert!(
+                e.len() < 100,
+                "{what}: the provider's strings are not echoed: {e}"
+            );
+        }
     }
 }

@@ -6,7 +6,9 @@
 //! - `pm_card_declined`: 402, nothing authorized;
 //! - `pm_card_slow`: authorized after 2 s;
 //! - `pm_card_timeout`: authorized, then no answer for 60 s (the caller times out);
-//! - `pm_card_fail_after`: authorized, then a 500 (the caller cannot tell).
+//! - `pm_card_fail_after`: authorized, then a 500 (the caller cannot tell);
+//! - `pm_card_wrong_amount`: authorizes one minor unit more than asked, and says so (a provider
+//!   whose answer does not match the request).
 //!
 //! And for the next calls of an operation, through `POST /_control/faults`
 //! `{"op": "capture"|"cancel"|"refund"|"authorize", "fault": "fail_after"|"fail_before"|"timeout"|"slow", "count": N}`.
@@ -206,10 +208,11 @@ async fn create(
             .or_default()
             .push_front(f);
     }
+    let skew = i64::from(token == "pm_card_wrong_amount");
     sim.with_fault("authorize", move |book| {
         if let Some(id) = book.by_key.get(&key) {
             return match book.intents.get(id) {
-                Some(i) if i.amount == req.amount && i.currency == req.currency => {
+                Some(i) if i.amount == req.amount + skew && i.currency == req.currency => {
                     Reply::Ok(i.clone())
                 }
                 Some(_) => Reply::Err(
@@ -228,7 +231,7 @@ async fn create(
         book.next_id += 1;
         let intent = Intent {
             id: format!("pi_{:08}", book.next_id),
-            amount: req.amount,
+            amount: req.amount + skew,
             currency: req.currency.clone(),
             status: IntentStatus::RequiresCapture,
             metadata: req.metadata.clone(),

@@ -36,21 +36,22 @@ pub struct HoldRequest {
     /// Seat indexes from the seat map, for chosen seats.
     #[serde(default)]
     seats: Vec<u32>,
-    /// General-admission places: `[{"area_id": "...", "quantity": n}]`.
+    /// General-admission places.
     #[serde(default)]
-    #[schema(value_type = Vec<Object>)]
-    ga: Vec<GaPickDto>,
+    ga: Vec<GaPlaces>,
     /// For best available: the tier.
     tier_id: Option<String>,
     /// For best available: how many.
     quantity: Option<u32>,
 }
 
-/// GA places in a hold request.
+/// Places of one general-admission area in a hold request.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct GaPickDto {
+pub struct GaPlaces {
+    /// The area (`ga_areas[].area_id` of the venue).
     area_id: String,
+    /// How many places.
     quantity: u32,
 }
 
@@ -243,7 +244,7 @@ impl std::fmt::Debug for PurchaseRequest {
            ("Idempotency-Key" = String, Header, description = "retry key")),
     security(("bearer" = [])),
     responses((status = 201, description = "ack: the order, its URL in `Location`", body = Order, headers(("Location" = String, description = "the new resource's URL"))),
-              (status = 402, description = "PAYMENT_DECLINED, PAYMENT_FAILED (the payment was voided)", body = Problem, content_type = "application/problem+json"),
+              (status = 402, description = "PAYMENT_DECLINED, PAYMENT_FAILED (the payment was voided; also when the provider's answer does not match the hold)", body = Problem, content_type = "application/problem+json"),
               (status = 410, description = "HOLD_EXPIRED", body = Problem, content_type = "application/problem+json"),
               (status = 422, description = "AMOUNT_MISMATCH and other nacks", body = Problem, content_type = "application/problem+json"),
               (status = 503, description = "OUTCOME_UNKNOWN: retry with the same key", body = Problem, content_type = "application/problem+json"),
@@ -320,6 +321,10 @@ fn purchase_problem(e: PurchaseError) -> Problem {
         PurchaseError::Refused(Refusal::Voided) => {
             Problem::new("PAYMENT_FAILED", "the payment was voided; place a new hold")
         }
+        PurchaseError::Refused(Refusal::Mismatch(detail)) => Problem::new(
+            "PAYMENT_FAILED",
+            format!("the payment provider's answer did not match the hold ({detail}); the payment was voided and no ticket issued"),
+        ),
         PurchaseError::Refused(Refusal::Cluster(e)) | PurchaseError::Cluster(e) => e.into(),
         PurchaseError::InFlight => Problem::new(
             "OUTCOME_UNKNOWN",
