@@ -228,9 +228,8 @@ pub async fn seeded_stack(extra: &[&str]) -> anyhow::Result<Stack> {
     let c = TestCluster::start(&ticketd_bin(), 3, NodeOpts::default()).await?;
     let dir = tempfile::tempdir()?;
     let (pay_addr, paysim) = start_paysim().await?;
-    let mut flags = vec!["--payments".to_string(), pay_addr.clone()];
-    flags.extend(extra.iter().map(|f| f.to_string()));
-    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let mut flags = vec!["--payments", pay_addr.as_str()];
+    flags.extend_from_slice(extra);
     let api = ApiProcess::start_with(&c, &c.endpoints(), dir.path(), &flags).await?;
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?

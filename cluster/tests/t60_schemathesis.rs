@@ -37,29 +37,40 @@ const SELLER_OBJECTS: &[(&str, &str)] = &[
 
 /// The document's examples are bodies its schemas accept: checked with the JSON Schema
 /// validator schemathesis itself uses (jsonschema_rs, in its venv).
-#[test]
-fn every_example_in_the_document_matches_its_schema() {
+/// Runs scripts/openapi_examples.py with the venv's python over docs/openapi.json (and, when
+/// given, a file of bodies seen): its report, after asserting it exited 0.
+fn openapi_examples(bodies: Option<&std::path::Path>) -> String {
     let bin = std::env::var("TICKETD_SCHEMATHESIS")
         .unwrap_or_else(|_| "/var/cache/ticketd/venv/bin/schemathesis".into());
     let python = std::path::Path::new(&bin).with_file_name("python");
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-    let out = Command::new(&python)
-        .arg(format!("{root}/scripts/openapi_examples.py"))
-        .arg(format!("{root}/docs/openapi.json"))
-        .output()
-        .unwrap_or_else(|e| {
-            panic!(
-                "{}: {e} (run scripts/test.sh: it installs the venv)",
-                python.display()
-            )
-        });
-    let text = String::from_utf8_lossy(&out.stdout);
+    let mut cmd = Command::new(&python);
+    cmd.arg(format!("{root}/scripts/openapi_examples.py"))
+        .arg(format!("{root}/docs/openapi.json"));
+    if let Some(b) = bodies {
+        cmd.arg(b);
+    }
+    let out = cmd.output().unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (run scripts/test.sh: it installs the venv)",
+            python.display()
+        )
+    });
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
     eprintln!("{text}");
     assert!(
         out.status.success(),
         "{text}{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    text
+}
+
+/// The document's examples are bodies its schemas accept: checked with the JSON Schema
+/// validator schemathesis itself uses (jsonschema_rs, in its venv).
+#[test]
+fn every_example_in_the_document_matches_its_schema() {
+    let text = openapi_examples(None);
     assert!(text.contains("0 problems"), "{text}");
 }
 
@@ -217,7 +228,6 @@ async fn every_route_answers_bodies_its_schema_accepts() -> anyhow::Result<()> {
     let s = seeded_stack(&[]).await?;
     let (api, http) = (&s.api, &s.api.http);
     let mut a = Answers::default();
-    let bearer = |t: &str| ("authorization", format!("Bearer {t}"));
 
     phase("accounts: a buyer and a seller sign up and log in");
     a.call(http.get(api.url("/healthz")), "get", "/healthz", 200)
@@ -251,14 +261,14 @@ async fn every_route_answers_bodies_its_schema_accepts() -> anyhow::Result<()> {
             {"number": "3", "x": 2, "y": 0}, {"number": "4", "x": 3, "y": 0}]}]}], "ga_areas": []}});
     let req = http
         .post(api.url("/v1/venues"))
-        .header(bearer(&seller).0, bearer(&seller).1)
+        .bearer_auth(&seller)
         .header("idempotency-key", "v")
         .json(&venue);
     let v = a.call(req, "post", "/v1/venues", 201).await?;
     let venue_id = v["venue_id"].as_str().unwrap_or_default().to_string();
     let req = http
         .post(api.url("/v1/events"))
-        .header(bearer(&seller).0, bearer(&seller).1)
+        .bearer_auth(&seller)
         .header("idempotency-key", "e")
         .json(&json!({"title": "Walk Show", "category": "comedy"}));
     let e = a.call(req, "post", "/v1/events", 201).await?;
@@ -271,7 +281,7 @@ async fn every_route_answers_bodies_its_schema_accepts() -> anyhow::Result<()> {
     let dts = format!("/v1/events/{event_id}/dts");
     let req = http
         .post(api.url(&dts))
-        .header(bearer(&seller).0, bearer(&seller).1)
+        .bearer_auth(&seller)
         .header("idempotency-key", "d1")
         .json(&dt_body(true));
     let d = a
@@ -280,7 +290,7 @@ async fn every_route_answers_bodies_its_schema_accepts() -> anyhow::Result<()> {
     let dt_id = d["dt_id"].as_str().unwrap_or_default().to_string();
     let req = http
         .post(api.url(&dts))
-        .header(bearer(&seller).0, bearer(&seller).1)
+        .bearer_auth(&seller)
         .header("idempotency-key", "d2")
         .json(&dt_body(false));
     let d2 = a
@@ -289,7 +299,7 @@ async fn every_route_answers_bodies_its_schema_accepts() -> anyhow::Result<()> {
     let draft = format!("{dts}/{}", d2["dt_id"].as_str().unwrap_or_default());
     let req = http
         .put(api.url(&format!("{draft}/sale-window")))
-        .header(bearer(&seller).0, bearer(&seller).1)
+        .bearer_auth(&seller)
         .header("idempotency-key", "w")
         .json(&json!({"sale_starts_at": at(-60), "sale_ends_at": at(3600)}));
     a.call(
@@ -301,7 +311,7 @@ async fn every_route_answers_bodies_its_schema_accepts() -> anyhow::Result<()> {
     .await?;
     let req = http
         .post(api.url(&format!("{draft}/publish")))
-        .header(bearer(&seller).0, bearer(&seller).1)
+        .bearer_auth(&seller)
         .header("idempotency-key", "p");
     a.call(
         req,
@@ -345,7 +355,7 @@ async fn every_route_answers_bodies_its_schema_accepts() -> anyhow::Result<()> {
     .await?;
 
     phase("the buyer: hold, release, hold and buy, read it all back");
-    let b = |r: reqwest::RequestBuilder| r.header("authorization", format!("Bearer {buyer}"));
+    let b = |r: reqwest::RequestBuilder| r.bearer_auth(&buyer);
     let holds = format!("{dt_url}/holds");
     let h = a
         .call(
@@ -504,7 +514,7 @@ async fn every_route_answers_bodies_its_schema_accepts() -> anyhow::Result<()> {
     assert_eq!(c["status"], "canceled", "{c}");
 
     phase("the seller's reports, plan, and the dt called off");
-    let sl = |r: reqwest::RequestBuilder| r.header("authorization", format!("Bearer {seller}"));
+    let sl = |r: reqwest::RequestBuilder| r.bearer_auth(&seller);
     a.call(
         sl(http.get(api.url(&format!("{dt_url}/sales")))),
         "get",
@@ -541,21 +551,6 @@ async fn every_route_answers_bodies_its_schema_accepts() -> anyhow::Result<()> {
     phase("every body against its schema; every success answer seen");
     let bodies = s.dir.path().join("bodies.json");
     std::fs::write(&bodies, serde_json::to_vec(&a.seen)?)?;
-    let bin = std::env::var("TICKETD_SCHEMATHESIS")
-        .unwrap_or_else(|_| "/var/cache/ticketd/venv/bin/schemathesis".into());
-    let python = std::path::Path::new(&bin).with_file_name("python");
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-    let out = Command::new(&python)
-        .arg(format!("{root}/scripts/openapi_examples.py"))
-        .arg(format!("{root}/docs/openapi.json"))
-        .arg(&bodies)
-        .output()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    eprintln!("{text}");
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    openapi_examples(Some(&bodies));
     Ok(())
 }

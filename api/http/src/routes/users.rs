@@ -300,15 +300,19 @@ pub async fn set_reminders(
         email: req.email,
         sms: req.sms,
     };
-    let cmd = Command::UpsertUser {
+    let (_, index) = propose(&state, &caller.user_id, &key, upsert(&u)).await?;
+    Ok(written(StatusCode::OK, Me::of(&u, caller.role), index))
+}
+
+/// The command that writes the user back whole.
+fn upsert(u: &st::User) -> Command {
+    Command::UpsertUser {
         user_id: u.user_id.clone(),
         profile: u.profile.clone(),
         contact: u.contact.clone(),
         reminder: u.reminder.clone(),
         payment_token_sealed: u.payment_token_sealed.clone(),
-    };
-    let (_, index) = propose(&state, &caller.user_id, &key, cmd).await?;
-    Ok(written(StatusCode::OK, Me::of(&u, caller.role), index))
+    }
 }
 
 /// Longest payment-method token accepted.
@@ -363,14 +367,7 @@ pub async fn save_payment_method(
     let sealed = vault.seal_with_nonce(token, &caller.user_id, &nonce_seed);
     let mut u = u;
     u.payment_token_sealed = Some(sealed);
-    let cmd = Command::UpsertUser {
-        user_id: u.user_id.clone(),
-        profile: u.profile.clone(),
-        contact: u.contact.clone(),
-        reminder: u.reminder.clone(),
-        payment_token_sealed: u.payment_token_sealed.clone(),
-    };
-    let (_, index) = propose(&state, &caller.user_id, &key, cmd).await?;
+    let (_, index) = propose(&state, &caller.user_id, &key, upsert(&u)).await?;
     Ok(written(StatusCode::OK, Me::of(&u, caller.role), index))
 }
 
