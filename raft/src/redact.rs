@@ -52,6 +52,9 @@ pub fn redact(r: &mut QueryResult) {
         | QueryResult::Hold(_)
         | QueryResult::Payment(_)
         | QueryResult::Notifications(_)
-        | QueryResult::SellerLedger(_) => {}
+        | QueryResult::SellerLedger(_)
+        | QueryResult::Cursor(_)
+        | QueryResult::Unfinished(_)
+        | QueryResult::Retries(_) => {}
     }
 }

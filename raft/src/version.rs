@@ -22,6 +22,10 @@ pub use ticketd_store::version::{BINARY_VERSION, LEGACY};
 /// `next-version` build), `{"v": 2, "requests": [...]}`.
 pub const ENTRY_FORMAT_MAX: u32 = if cfg!(feature = "next-version") { 2 } else { 1 };
 
+/// The cluster version from which log entries are written in encoding 2: the `next-version`
+/// build's (version 2 of the cluster changed the state, not the entries).
+pub const ENTRY_FORMAT_2_SINCE: u32 = 3;
+
 /// Highest snapshot file format this binary reads: 1 (`TKTSNAP1`: meta, records), 2
 /// (`TKTSNAP2`: a header naming each column family with its version, then records). Written
 /// at 2 only once the cluster is at 2.
@@ -51,7 +55,11 @@ pub fn is_too_new(error: &str) -> bool {
 
 /// The log entry encoding a leader writes at cluster version `cluster`.
 pub fn entry_format(cluster: u32) -> u32 {
-    cluster.clamp(LEGACY, ENTRY_FORMAT_MAX)
+    if cluster >= ENTRY_FORMAT_2_SINCE {
+        ENTRY_FORMAT_MAX.min(2)
+    } else {
+        LEGACY
+    }
 }
 
 /// The snapshot file format a node writes at cluster version `cluster`.
@@ -136,6 +144,11 @@ mod tests {
     fn writers_use_the_cluster_version_within_what_the_binary_writes() {
         assert_eq!(entry_format(0), LEGACY);
         assert_eq!(entry_format(1), 1);
+        assert_eq!(
+            entry_format(2),
+            1,
+            "version 2 keeps the entries of version 1"
+        );
         assert_eq!(entry_format(99), ENTRY_FORMAT_MAX);
         assert_eq!(snapshot_format(1), 1);
         assert_eq!(snapshot_format(2), 2);

@@ -4,8 +4,8 @@
 //! values, in every later binary: a rolling upgrade meets all of them (a node's own log, a
 //! peer's snapshot, an older peer's messages).
 //!
-//! `TICKETD_GOLDEN_WRITE=1` writes the files of the current version instead of reading them;
-//! files of a released version are never rewritten.
+//! `TICKETD_GOLDEN_WRITE=N` writes the files of version `N` instead of reading them (once, when
+//! version `N` is made); files of a released version are never rewritten.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -26,14 +26,19 @@ fn dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
 }
 
-fn writing() -> bool {
-    std::env::var_os("TICKETD_GOLDEN_WRITE").is_some()
+fn writing(version: u32) -> bool {
+    std::env::var("TICKETD_GOLDEN_WRITE").is_ok_and(|v| v == version.to_string())
 }
 
 /// The golden file `name` of version 1: written when asked to, read otherwise.
 fn golden(name: &str, current: &[u8]) -> Vec<u8> {
-    let path = dir().join("v1").join(name);
-    if writing() {
+    golden_of(1, name, current)
+}
+
+/// The golden file `name` of version `version`: written when asked to, read otherwise.
+fn golden_of(version: u32, name: &str, current: &[u8]) -> Vec<u8> {
+    let path = dir().join(format!("v{version}")).join(name);
+    if writing(version) {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, current).unwrap();
     }
@@ -418,4 +423,116 @@ fn snapshot_format_2_names_each_column_family_and_its_version() {
     std::fs::write(&path_9, format_9).unwrap();
     let e = refusal(&path_9);
     assert!(version::is_too_new(&e) && e.contains("version 9"), "{e}");
+}
+
+/// Version 2's commands (the reconciler's cursor, settled payments, a failed delivery) in a
+/// log entry, as a cluster at version 2 writes it (entry encoding 1).
+fn entry_v2() -> EntryOf<TypeConfig> {
+    let reqs = vec![
+        request(
+            "w1",
+            Command::AdvanceCursor {
+                name: "payments".into(),
+                created_ms: 1_767_225_600_000,
+                intent_id: "pi_00000042".into(),
+                unsettled: vec!["pi_00000040".into()],
+            },
+        ),
+        request(
+            "w2",
+            Command::PaymentsSettled {
+                payment_refs: vec!["pi_00000007".into(), "pi_00000008".into()],
+            },
+        ),
+        request(
+            "w3",
+            Command::NotificationFailed {
+                notification_id: "n-12-1".into(),
+                park_after: 8,
+                error: "SMTP: 451 try later".into(),
+            },
+        ),
+    ];
+    EntryOf::<TypeConfig>::new_normal(
+        log_id::<TypeConfig>(3, 1, 40),
+        Proposal::with_format(reqs, version::entry_format(2)),
+    )
+}
+
+#[test]
+fn log_entries_of_version_2_decode_to_their_values() {
+    let entry = entry_v2();
+    let bytes = golden_of(2, "entry-worker-commands.json", &encode(&entry).unwrap());
+    let back: EntryOf<TypeConfig> = decode(&bytes).expect("version 2's entry decodes");
+    assert_eq!(back, entry);
+    assert_eq!(encode(&entry).unwrap(), bytes);
+}
+
+/// A state at cluster version 2 with a cursor and an unfinished payment.
+fn machine_records_v2() -> Vec<(&'static str, Vec<u8>, Vec<u8>)> {
+    let backend = MemBackend::new();
+    let mut m = Machine::open(&backend).unwrap();
+    let cmds = [
+        Command::SetClusterVersion { version: 2 },
+        Command::CreateVenue {
+            venue_id: "v1".into(),
+            name: "Hall".into(),
+            city: "Oslo".into(),
+        },
+        Command::AdvanceCursor {
+            name: "payments".into(),
+            created_ms: 1_767_225_600_000,
+            intent_id: "pi_00000042".into(),
+            unsettled: vec!["pi_00000040".into()],
+        },
+    ];
+    for (i, c) in (1u64..).zip(cmds) {
+        let reply = m.apply(i, &request(&format!("s{i}"), c), &mut WriteSet::new());
+        assert!(
+            matches!(reply.outcome, ticketd_store::Outcome::Done(_)),
+            "{reply:?}"
+        );
+    }
+    let mut out = Vec::new();
+    m.visit_persisted(&mut |cf, k, v| out.push((cf, k.to_vec(), v.to_vec())));
+    out
+}
+
+#[test]
+fn a_snapshot_of_version_2_installs_with_its_cursor_and_unfinished_payments() {
+    let tmp = tempfile::tempdir().unwrap();
+    let built = tmp.path().join("built.snap");
+    let format = version::snapshot_format(2);
+    let mut w =
+        SnapshotWriter::create_at(tmp.path().join("w.part"), &snapshot_meta(), format).unwrap();
+    let records = machine_records_v2();
+    assert!(records.iter().any(|(cf, _, _)| *cf == "sm_cursors"));
+    assert!(records.iter().any(|(cf, _, _)| *cf == "sm_unfinished"));
+    for (cf, k, v) in &records {
+        w.record(cf, k, v).unwrap();
+    }
+    w.finish(&built).unwrap();
+    let bytes = golden_of(2, "snapshot.snap", &std::fs::read(&built).unwrap());
+    assert_eq!(std::fs::read(&built).unwrap(), bytes);
+    let path = tmp.path().join("golden.snap");
+    std::fs::write(&path, bytes).unwrap();
+    let (_, machine) =
+        ticketd_raft::state_machine::stage_snapshot(&snapshot_meta(), &path).unwrap();
+    assert_eq!(machine.cluster_version(), 2);
+    match machine.query(&Query::ReconcileCursor {
+        name: "payments".into(),
+    }) {
+        QueryResult::Cursor(Some(c)) => assert_eq!(c.intent_id, "pi_00000042"),
+        other => panic!("{other:?}"),
+    }
+    match machine.query(&Query::UnfinishedPayments {
+        after: None,
+        limit: 10,
+    }) {
+        QueryResult::Unfinished(u) => {
+            assert_eq!(u.len(), 1);
+            assert_eq!(u[0].0, "pi_00000040");
+        }
+        other => panic!("{other:?}"),
+    }
 }

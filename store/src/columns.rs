@@ -17,6 +17,12 @@ pub(crate) mod column_family {
     pub const OUTBOX: &str = "sm_outbox";
     pub const IDEMPOTENCY: &str = "sm_idempotency";
     pub const STATE: &str = "sm_state";
+    /// Version 2: the reconciler's cursors, by name.
+    pub const CURSORS: &str = "sm_cursors";
+    /// Version 2: payments started and not yet seen settled, by payment ref.
+    pub const UNFINISHED: &str = "sm_unfinished";
+    /// Version 2: failed deliveries of pending notifications, by notification id.
+    pub const RETRIES: &str = "sm_retries";
 }
 
 /// Every column family the state machine persists into; the Raft runtime opens them and
@@ -36,6 +42,17 @@ pub const COLUMN_FAMILIES: &[&str] = &[
     column_family::OUTBOX,
     column_family::IDEMPOTENCY,
     column_family::STATE,
+    column_family::CURSORS,
+    column_family::UNFINISHED,
+    column_family::RETRIES,
+];
+
+/// The column families version 2 introduced: empty (so absent from snapshots and digests)
+/// until the cluster is at version 2, since only commands of version 2 write them.
+pub(crate) const SINCE_VERSION_2: &[&str] = &[
+    column_family::CURSORS,
+    column_family::UNFINISHED,
+    column_family::RETRIES,
 ];
 
 pub(crate) const KEY_LOG_TIME: &[u8] = b"log_time_ms";

@@ -29,12 +29,37 @@ impl Machine {
     /// 6. An account is keyed by its email and belongs to an existing user; a user has at
     ///    most one account.
     /// 7. A canceled dt has no live hold and no order left to cancel.
+    /// 8. There are at most [`crate::limits::UNFINISHED_PAYMENTS_MAX`] unfinished payments;
+    ///    each failed delivery is of a pending notification.
     pub fn check_invariants(&self) -> Result<(), String> {
         self.check_derived()?;
         self.check_dts_and_holds()?;
         let popularity = self.check_orders()?;
         self.check_payments_and_popularity(&popularity)?;
+        self.check_worker_rows()?;
         self.check_accounts_and_tickets()
+    }
+
+    /// The rows the leader's worker keeps in the store name what exists (8).
+    fn check_worker_rows(&self) -> Result<(), String> {
+        if self.unfinished.len() > crate::limits::UNFINISHED_PAYMENTS_MAX {
+            return Err(format!(
+                "{} unfinished payments, more than {}",
+                self.unfinished.len(),
+                crate::limits::UNFINISHED_PAYMENTS_MAX
+            ));
+        }
+        let pending = |id: &str| {
+            self.outbox
+                .get(id)
+                .is_some_and(|n| n.status == crate::types::NotificationStatus::Pending)
+        };
+        if let Some(id) = self.retries.keys().find(|id| !pending(id)) {
+            return Err(format!(
+                "failed delivery {id} is of no pending notification"
+            ));
+        }
+        Ok(())
     }
 
     /// What is derived equals a rebuild, and every seat book counts right (1, 2).

@@ -99,6 +99,25 @@ pub const QUERY_LIMIT_MAX: u32 = 500;
 pub const QUERY_WORDS_MAX: usize = 16;
 /// Length of a notification channel's name ("email", "sms", "provider").
 pub const CHANNEL_LEN_MAX: usize = 32;
+/// Longest name of a reconciler cursor.
+pub const CURSOR_NAME_LEN_MAX: usize = 64;
+/// Payments one `PaymentsSettled` entry names at most.
+pub const SETTLED_PER_ENTRY_MAX: usize = 500;
+/// Unfinished payments the store keeps at most: past it `StartPayment` is refused
+/// ([`crate::Rejection::InvalidState`], "the reconciler is behind") until the reconciler
+/// settles some. Every live hold has at most one payment in flight, so a reconciler that keeps
+/// up holds the set near the payments of the last few minutes.
+pub const UNFINISHED_PAYMENTS_MAX: usize = 200_000;
+/// Failures of one notification before `NotificationFailed` must park it, at most.
+pub const DELIVERY_ATTEMPTS_MAX: u32 = 64;
+/// Longest failure text a `NotificationFailed` carries.
+pub const DELIVERY_ERROR_LEN_MAX: usize = 512;
+/// First retry delay of a failed notification, in log time; doubles per failure.
+pub const RETRY_DELAY_FIRST_MS: i64 = 1_000;
+/// Longest retry delay of a failing notification that is not parked.
+pub const RETRY_DELAY_MAX_MS: i64 = 300_000;
+/// Delay of a parked notification's next attempt.
+pub const PARKED_RETRY_MS: i64 = 60 * 60 * 1000;
 /// Highest cluster version a `SetClusterVersion` may name: far above any binary's, so the
 /// bound only keeps the counter's arithmetic trivially safe.
 pub const CLUSTER_VERSION_MAX: u32 = 65_535;

@@ -26,8 +26,9 @@ use crate::search::SearchIndex;
 use crate::seats::{SeatBook, FREE, HELD, SOLD};
 use crate::table::{HashMap, Table};
 use crate::types::{
-    Account, Dt, DtStatus, Event, Hold, HoldStatus, Notification, NotificationStatus, Order,
-    OrderStatus, Payment, SeatRef, Seller, Ticket, TicketStatus, User, VenueLayout,
+    Account, DeliveryRetry, Dt, DtStatus, Event, Hold, HoldStatus, Notification,
+    NotificationStatus, Order, OrderStatus, Payment, ReconcileCursor, SeatRef, Seller, Ticket,
+    TicketStatus, UnfinishedPayment, User, VenueLayout,
 };
 
 pub use crate::limits::IDEMPOTENCY_WINDOW_MS;
@@ -51,6 +52,12 @@ pub struct Machine {
     pub(crate) orders: Table<Order>,
     pub(crate) tickets: Table<Ticket>,
     pub(crate) outbox: Table<Notification>,
+    /// Version 2: the reconciler's cursors by name.
+    pub(crate) cursors: BTreeMap<String, ReconcileCursor>,
+    /// Version 2: payments started and not yet seen settled, by payment ref.
+    pub(crate) unfinished: BTreeMap<String, UnfinishedPayment>,
+    /// Version 2: failed deliveries of pending notifications, by notification id.
+    pub(crate) retries: BTreeMap<String, DeliveryRetry>,
     /// By `idempotency_key_bytes(client, key)`, the bytes it is persisted under.
     pub(crate) idempotency: HashMap<Vec<u8>, Box<Remembered>>,
     pub(crate) derived: Derived,
@@ -102,6 +109,9 @@ impl Machine {
         load(backend, column_family::ORDERS, &mut m.orders)?;
         load(backend, column_family::TICKETS, &mut m.tickets)?;
         load(backend, column_family::OUTBOX, &mut m.outbox)?;
+        load(backend, column_family::CURSORS, &mut m.cursors)?;
+        load(backend, column_family::UNFINISHED, &mut m.unfinished)?;
+        load(backend, column_family::RETRIES, &mut m.retries)?;
         backend.scan(column_family::IDEMPOTENCY, &mut |k, v| {
             m.idempotency
                 .insert(k.to_vec(), decode(column_family::IDEMPOTENCY, v)?);
@@ -366,6 +376,17 @@ impl Machine {
                 &encode(&self.log_time_ms),
             );
         }
+        each(f, column_family::CURSORS, &self.cursors);
+        each(f, column_family::UNFINISHED, &self.unfinished);
+        each(f, column_family::RETRIES, &self.retries);
+    }
+
+    /// When the outbox offers pending notification `n`: at its next attempt once a delivery
+    /// failed, else when due.
+    pub(crate) fn offered_at(&self, n: &Notification) -> i64 {
+        self.retries
+            .get(&n.notification_id)
+            .map_or(n.due_at_ms, |r| r.next_at_ms)
     }
 
     /// Hex SHA-256 over every persisted key and value in a canonical order ([`StateDigest`]).
@@ -479,7 +500,7 @@ impl Machine {
             if n.status == NotificationStatus::Pending {
                 derived
                     .pending_outbox
-                    .insert((n.due_at_ms, n.notification_id.clone()));
+                    .insert((self.offered_at(n), n.notification_id.clone()));
             }
         }
         for (k, seat) in &self.idempotency {

@@ -1,6 +1,8 @@
 //! Reads of the applied state. Queries never change state and may use floats (distances):
 //! they are answered by one replica, not replayed.
 
+use std::ops::Bound;
+
 use crate::limits::QUERY_LIMIT_MAX;
 use crate::machine::Machine;
 use crate::money::{add_to_totals, ledger_entry, platform_fee_minor};
@@ -78,11 +80,15 @@ fn answer(machine: &Machine, query: &Query) -> QueryResult {
         Query::GetTicket { ticket_id } => {
             QueryResult::Ticket(machine.tickets.get(ticket_id).cloned())
         }
-        Query::DueNotifications { up_to_ms, limit } => QueryResult::Notifications(
+        Query::DueNotifications {
+            up_to_ms,
+            after,
+            limit,
+        } => QueryResult::Notifications(
             machine
                 .derived
                 .pending_outbox
-                .iter()
+                .range((after_bound(after), Bound::Unbounded))
                 .take_while(|(due, _)| due <= up_to_ms)
                 .take(cap(*limit))
                 .filter_map(|(_, id)| machine.outbox.get(id).cloned())
@@ -113,6 +119,14 @@ fn answer(machine: &Machine, query: &Query) -> QueryResult {
         ),
         Query::SearchEvents { text, limit } => {
             QueryResult::Events(machine.search.search(machine, text, cap(*limit)))
+        }
+        Query::GetNotification { .. }
+        | Query::DeliveryRetry { .. }
+        | Query::ReconcileCursor { .. }
+        | Query::UnfinishedPayments { .. }
+        | Query::DeliveryRetries { .. } => {
+            // Every query routed here has its answer there.
+            worker_rows(machine, query).unwrap_or(QueryResult::Notifications(Vec::new()))
         }
     }
 }
@@ -289,6 +303,59 @@ fn seat_map(machine: &Machine, dt_id: &str) -> Option<SeatMapView> {
         seat_states: book.packed_states(),
         seat_tiers: book.tier_runs(),
     })
+}
+
+/// The answers of what the leader's worker keeps (version 2) and of one notification.
+fn worker_rows(machine: &Machine, query: &Query) -> Option<QueryResult> {
+    Some(match query {
+        Query::GetNotification { notification_id } => QueryResult::Notifications(
+            machine
+                .outbox
+                .get(notification_id)
+                .cloned()
+                .into_iter()
+                .collect(),
+        ),
+        Query::DeliveryRetry { notification_id } => QueryResult::Retries(
+            machine
+                .retries
+                .get(notification_id)
+                .map(|r| (notification_id.clone(), r.clone()))
+                .into_iter()
+                .collect(),
+        ),
+        Query::ReconcileCursor { name } => QueryResult::Cursor(machine.cursors.get(name).cloned()),
+        Query::UnfinishedPayments { after, limit } => QueryResult::Unfinished(
+            machine
+                .unfinished
+                .range::<String, _>((after_bound(after), Bound::Unbounded))
+                .take(cap(*limit))
+                .map(|(r, u)| (r.clone(), u.clone()))
+                .collect(),
+        ),
+        Query::DeliveryRetries {
+            after,
+            parked_only,
+            limit,
+        } => QueryResult::Retries(
+            machine
+                .retries
+                .range::<String, _>((after_bound(after), Bound::Unbounded))
+                .filter(|(_, r)| r.parked || !parked_only)
+                .take(cap(*limit))
+                .map(|(id, r)| (id.clone(), r.clone()))
+                .collect(),
+        ),
+        _ => return None,
+    })
+}
+
+/// The lower bound of a page that starts after `after`.
+fn after_bound<K: Clone>(after: &Option<K>) -> Bound<K> {
+    match after {
+        Some(a) => Bound::Excluded(a.clone()),
+        None => Bound::Unbounded,
+    }
 }
 
 #[cfg(test)]

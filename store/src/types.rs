@@ -687,6 +687,41 @@ pub enum NotificationStatus {
     },
 }
 
+/// Where the reconciler's walk over the payment provider's intents stands: the last intent it
+/// visited, in the provider's creation order (version 2, `sm_cursors`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReconcileCursor {
+    /// The provider's creation time of that intent.
+    pub created_ms: i64,
+    /// The intent.
+    pub intent_id: String,
+}
+
+/// A payment the reconciler has not yet seen settled at the provider (version 2,
+/// `sm_unfinished`, keyed by payment ref): every payment the store started, and every intent
+/// the reconciler's cursor passed without settling it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnfinishedPayment {
+    /// The hold it pays for; empty for an intent the store has no payment of.
+    pub hold_id: String,
+    /// Log index of the entry that added it.
+    pub started_index: u64,
+}
+
+/// A pending notification's failed deliveries (version 2, `sm_retries`, keyed by notification
+/// id): the outbox offers it again at `next_at_ms`, not before.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryRetry {
+    /// Failed deliveries so far.
+    pub attempts: u32,
+    /// Log time of its next attempt.
+    pub next_at_ms: i64,
+    /// Whether it is parked: it failed `park_after` times and waits the long delay.
+    pub parked: bool,
+    /// The last failure, as the dispatcher said it.
+    pub last_error: String,
+}
+
 /// An entry of the outbox: something to tell a user, due at a log time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Notification {

@@ -20,13 +20,21 @@ pub const LEGACY: u32 = 1;
 /// The highest version this binary supports. The `next-version` build (for the rolling
 /// upgrade test only, never a release) supports one more: it adds a command and changes the
 /// encoding of log entries.
-pub const BINARY_VERSION: u32 = if cfg!(feature = "next-version") { 2 } else { 1 };
+pub const BINARY_VERSION: u32 = if cfg!(feature = "next-version") { 3 } else { 2 };
+
+/// Version 2: the reconciler's cursor and the set of unfinished payments in the store
+/// (`AdvanceCursor`, `PaymentsSettled`; `StartPayment` records the payment), and failed
+/// deliveries with their next attempt (`NotificationFailed`); three new column families.
+pub const PAYMENTS_IN_STORE: u32 = 2;
 
 /// The encoding version of the state column family `name` this binary writes, and the newest
 /// it reads; `None` for a column family it does not know. Snapshots carry each column
 /// family's version, and a node refuses one with a column family or a version it does not
 /// know instead of guessing.
 pub fn column_family_version(name: &str) -> Option<u32> {
+    if crate::columns::SINCE_VERSION_2.contains(&name) {
+        return Some(PAYMENTS_IN_STORE);
+    }
     crate::columns::COLUMN_FAMILIES
         .contains(&name)
         .then_some(LEGACY)
@@ -53,8 +61,11 @@ impl Command {
     /// rejects it, while the cluster version is lower.
     pub fn required_version(&self) -> u32 {
         match self {
+            Command::AdvanceCursor { .. }
+            | Command::PaymentsSettled { .. }
+            | Command::NotificationFailed { .. } => PAYMENTS_IN_STORE,
             #[cfg(feature = "next-version")]
-            Command::Echo { .. } => 2,
+            Command::Echo { .. } => 3,
             _ => LEGACY,
         }
     }

@@ -174,6 +174,7 @@ fn commands(h: &H, n: usize, step: &Step, orders: &[String]) -> Vec<Command> {
             .unwrap_or_default(),
         Step::MarkSent { pick } => match h.q(Query::DueNotifications {
             up_to_ms: i64::MAX,
+            after: None,
             limit: 64,
         }) {
             QueryResult::Notifications(n) if !n.is_empty() => vec![Command::MarkNotificationSent {

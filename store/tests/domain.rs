@@ -78,6 +78,7 @@ fn t10_purchase_turns_a_hold_into_an_order_and_tickets() {
     assert_eq!(orders[0].tickets.len(), 3);
     let QueryResult::Notifications(due) = h.q(Query::DueNotifications {
         up_to_ms: h.now,
+        after: None,
         limit: 10,
     }) else {
         unreachable!()
@@ -89,6 +90,7 @@ fn t10_purchase_turns_a_hold_into_an_order_and_tickets() {
     );
     let QueryResult::Notifications(all) = h.q(Query::DueNotifications {
         up_to_ms: i64::MAX,
+        after: None,
         limit: 10,
     }) else {
         unreachable!()
@@ -101,6 +103,7 @@ fn t10_purchase_turns_a_hold_into_an_order_and_tickets() {
     });
     let QueryResult::Notifications(due) = h.q(Query::DueNotifications {
         up_to_ms: h.now,
+        after: None,
         limit: 10,
     }) else {
         unreachable!()
@@ -283,6 +286,7 @@ fn t40_cancel_and_refund_give_seats_back_and_owe_money() {
     // The reminder is void; the refunds wait for the dispatcher.
     let QueryResult::Notifications(all) = h.q(Query::DueNotifications {
         up_to_ms: i64::MAX,
+        after: None,
         limit: 50,
     }) else {
         unreachable!()

@@ -798,6 +798,7 @@ fn batched_like_single(h: &H, cuts: &[usize]) {
     );
     let due = Query::DueNotifications {
         up_to_ms: i64::MAX,
+        after: None,
         limit: 10_000,
     };
     let ids = |m: &Machine| match m.query(&due) {

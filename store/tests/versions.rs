@@ -110,11 +110,11 @@ fn the_next_versions_command_is_rejected_until_the_cluster_is_at_it() {
     let echo = || Command::Echo {
         text: "hello".into(),
     };
-    assert_eq!(echo().required_version(), 2);
+    assert_eq!(echo().required_version(), 3);
     match apply(&mut m, &b, 1, req("e1", echo())) {
         Outcome::Rejected { code, detail } => {
             assert_eq!(code, Rejection::InvalidState);
-            assert!(detail.contains("needs cluster version 2"), "{detail}");
+            assert!(detail.contains("needs cluster version 3"), "{detail}");
         }
         other => panic!("{other:?}"),
     }
@@ -122,7 +122,7 @@ fn the_next_versions_command_is_rejected_until_the_cluster_is_at_it() {
         &mut m,
         &b,
         2,
-        req("v2", Command::SetClusterVersion { version: 2 }),
+        req("v3", Command::SetClusterVersion { version: 3 }),
     );
     assert_eq!(
         apply(&mut m, &b, 3, req("e2", echo())),

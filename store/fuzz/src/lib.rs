@@ -90,6 +90,9 @@ pub fn variant(c: &Command) -> &'static str {
         Command::DigestState { .. } => "DigestState",
         Command::CheckDigest { .. } => "CheckDigest",
         Command::SetClusterVersion { .. } => "SetClusterVersion",
+        Command::AdvanceCursor { .. } => "AdvanceCursor",
+        Command::PaymentsSettled { .. } => "PaymentsSettled",
+        Command::NotificationFailed { .. } => "NotificationFailed",
     }
 }
 
@@ -392,6 +395,7 @@ fn order_user(m: &Machine, order_id: &str) -> Option<String> {
 fn pending_notes(m: &Machine) -> Vec<String> {
     match m.query(&Query::DueNotifications {
         up_to_ms: i64::MAX,
+        after: None,
         limit: 64,
     }) {
         QueryResult::Notifications(n) => n.into_iter().map(|n| n.notification_id).collect(),
@@ -731,6 +735,40 @@ fn steer(s: &mut Steer<'_, '_>, m: &Machine, now_ms: i64, cmd: &mut Command) {
             if s.yes() {
                 *channel = "email".into();
             }
+        }
+        Command::AdvanceCursor {
+            name,
+            created_ms,
+            intent_id,
+            unsettled,
+        } => {
+            if s.yes() {
+                *name = "payments".into();
+            }
+            if s.yes() {
+                *created_ms = now_ms;
+            }
+            s.id(intent_id, "pi", 8);
+            for r in unsettled.iter_mut() {
+                s.id(r, "p", 4);
+            }
+        }
+        Command::PaymentsSettled { payment_refs } => {
+            for r in payment_refs.iter_mut() {
+                s.id(r, "p", 4);
+            }
+        }
+        Command::NotificationFailed {
+            notification_id,
+            park_after,
+            error: _,
+        } => {
+            let pending = pending_notes(m);
+            if !pending.is_empty() && s.yes() {
+                let k = s.below(u32::try_from(pending.len()).unwrap_or(u32::MAX));
+                notification_id.clone_from(&pending[k as usize]);
+            }
+            s.small(park_after, 8);
         }
     }
 }

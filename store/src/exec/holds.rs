@@ -531,6 +531,7 @@ impl Machine {
                 ),
             ));
         }
+        self.check_unfinished_room()?;
         let before = hold.effective_expiry_ms();
         // Log time is at most TIME_MS_MAX.
         let pinned_until_ms = context.now_ms.saturating_add(PAYMENT_PIN_MS);
@@ -555,6 +556,7 @@ impl Machine {
             payment_ref,
             payment,
         );
+        self.record_unfinished(context, payment_ref, hold_id);
         put(
             &mut self.holds,
             context.writes,

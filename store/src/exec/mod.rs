@@ -10,6 +10,8 @@
 //! - `users`: profiles, accounts, roles.
 //! - `holds`: holds, their expiry, payments started and failed.
 //! - `orders`: purchases, cancellations, refunds, scans, the outbox.
+//! - `worker`: what the leader's worker keeps (version 2): the reconciler's cursor, unfinished
+//!   payments, failed deliveries.
 
 mod catalogue;
 mod holds;
@@ -17,6 +19,7 @@ mod orders;
 mod refusal;
 mod users;
 mod validate;
+mod worker;
 
 use crate::machine::{ApplyContext, Machine};
 use crate::protocol::{Command, Done, Rejection};
@@ -73,6 +76,20 @@ impl Machine {
             Command::DigestState { .. }
             | Command::CheckDigest { .. }
             | Command::SetClusterVersion { .. } => self.execute_node(context, command),
+            Command::AdvanceCursor {
+                name,
+                created_ms,
+                intent_id,
+                unsettled,
+            } => self.advance_cursor(context, name, (*created_ms, intent_id), unsettled),
+            Command::PaymentsSettled { payment_refs } => {
+                self.payments_settled(context, payment_refs)
+            }
+            Command::NotificationFailed {
+                notification_id,
+                park_after,
+                error,
+            } => self.notification_failed(context, notification_id, *park_after, error),
             #[cfg(feature = "next-version")]
             Command::Echo { .. } => self.execute_node(context, command),
         }

@@ -358,9 +358,7 @@ impl Machine {
             if n.kind != NotificationKind::Reminder || n.status != NotificationStatus::Pending {
                 continue;
             }
-            self.derived
-                .pending_outbox
-                .remove(&(n.due_at_ms, id.clone()));
+            self.leave_outbox(context, &n);
             n.status = NotificationStatus::Void {
                 at_ms: context.now_ms,
             };
@@ -691,9 +689,7 @@ impl Machine {
                 ))
             }
             NotificationStatus::Pending => {
-                self.derived
-                    .pending_outbox
-                    .remove(&(n.due_at_ms, notification_id.to_string()));
+                self.leave_outbox(context, &n);
                 n.status = NotificationStatus::Sent {
                     at_ms: context.now_ms,
                     channel: channel.to_string(),

@@ -5,7 +5,8 @@ use serde::{Deserialize, Serialize};
 use super::ledger::SellerLedger;
 use super::views::{EventHit, OrderView, SeatMapView};
 use crate::types::{
-    Account, Dt, Event, Hold, Notification, Payment, Seller, Ticket, User, Venue, VenueLayout,
+    Account, DeliveryRetry, Dt, Event, Hold, Notification, Payment, ReconcileCursor, Seller,
+    Ticket, UnfinishedPayment, User, Venue, VenueLayout,
 };
 
 /// The answer to a [`Query`].
@@ -47,4 +48,10 @@ pub enum QueryResult {
     Account(Option<Account>),
     /// A seller's ledger, or none for an unknown seller.
     SellerLedger(Option<SellerLedger>),
+    /// A reconciler's cursor, or none.
+    Cursor(Option<ReconcileCursor>),
+    /// Unfinished payments by payment ref.
+    Unfinished(Vec<(String, UnfinishedPayment)>),
+    /// Failed deliveries by notification id.
+    Retries(Vec<(String, DeliveryRetry)>),
 }

@@ -187,6 +187,27 @@ pub enum Done {
         /// The cluster version.
         version: u32,
     },
+    /// The cursor moved.
+    CursorAdvanced {
+        /// The cursor.
+        name: String,
+    },
+    /// Payments left the unfinished set.
+    PaymentsSettled {
+        /// How many left it (pending ones and unknown refs stay out of the count).
+        removed: u32,
+    },
+    /// A failed delivery was recorded.
+    NotificationDeferred {
+        /// The notification.
+        notification_id: String,
+        /// Failures so far.
+        attempts: u32,
+        /// Log time of the next attempt.
+        next_at_ms: i64,
+        /// Whether it is parked.
+        parked: bool,
+    },
     /// What [`Command::Echo`] brought.
     #[cfg(feature = "next-version")]
     Echoed {

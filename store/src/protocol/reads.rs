@@ -102,10 +102,14 @@ pub enum Query {
         /// The ticket.
         ticket_id: String,
     },
-    /// Pending notifications due at or before `up_to_ms`, oldest due first.
+    /// Pending notifications due at or before `up_to_ms`, oldest due first; a failed one is
+    /// due at its next attempt ([`crate::types::DeliveryRetry`]).
     DueNotifications {
         /// Usually the dispatcher's clock.
         up_to_ms: i64,
+        /// Only those after this (due, notification id) position: the next page.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after: Option<(i64, String)>,
         /// At most this many (capped by [`crate::limits::QUERY_LIMIT_MAX`]).
         limit: u32,
     },
@@ -140,6 +144,41 @@ pub enum Query {
     /// Dts being canceled, by id, answered with [`QueryResult::Dts`]: what the leader
     /// continues with [`Command::ContinueCancelDt`].
     CancelingDts {
+        /// At most this many (capped by [`crate::limits::QUERY_LIMIT_MAX`]).
+        limit: u32,
+    },
+    /// One notification, answered with [`QueryResult::Notifications`] (none or one).
+    GetNotification {
+        /// The notification.
+        notification_id: String,
+    },
+    /// One notification's failed deliveries, answered with [`QueryResult::Retries`] (none or
+    /// one).
+    DeliveryRetry {
+        /// The notification.
+        notification_id: String,
+    },
+    /// The reconciler's cursor `name`, answered with [`QueryResult::Cursor`] (none until it
+    /// first moved).
+    ReconcileCursor {
+        /// The cursor.
+        name: String,
+    },
+    /// Payments started and not yet seen settled, by payment ref, answered with
+    /// [`QueryResult::Unfinished`].
+    UnfinishedPayments {
+        /// Only refs after this one: the next page.
+        after: Option<String>,
+        /// At most this many (capped by [`crate::limits::QUERY_LIMIT_MAX`]).
+        limit: u32,
+    },
+    /// Pending notifications with failed deliveries, by notification id, answered with
+    /// [`QueryResult::Retries`].
+    DeliveryRetries {
+        /// Only ids after this one: the next page.
+        after: Option<String>,
+        /// Parked ones only.
+        parked_only: bool,
         /// At most this many (capped by [`crate::limits::QUERY_LIMIT_MAX`]).
         limit: u32,
     },

@@ -312,8 +312,43 @@ pub enum Command {
         /// The new cluster version.
         version: u32,
     },
+    /// System (version 2): the reconciler visited the provider's intents up to `intent_id`,
+    /// created at `created_ms`; the cursor `name` moves there, and the intents it passed
+    /// without seeing them settled join the unfinished set. Only forward: a position at or
+    /// before the cursor's is refused with [`Rejection::InvalidState`] (a deposed leader's
+    /// late step cannot move it back); so is a step that would overfill the set.
+    AdvanceCursor {
+        /// The cursor ([`crate::limits::CURSOR_NAME_LEN_MAX`] bytes at most; one per Raft
+        /// group once events are sharded).
+        name: String,
+        /// The provider's creation time of the intent.
+        created_ms: i64,
+        /// The intent.
+        intent_id: String,
+        /// Intents passed and not settled (at most [`crate::limits::SETTLED_PER_ENTRY_MAX`]).
+        unsettled: Vec<String>,
+    },
+    /// System (version 2): the reconciler saw these payments settled at the provider; they
+    /// leave the set of unfinished payments. A payment the store still shows pending stays
+    /// (its outcome is not known yet); refs not in the set are ignored.
+    PaymentsSettled {
+        /// At most [`crate::limits::SETTLED_PER_ENTRY_MAX`].
+        payment_refs: Vec<String>,
+    },
+    /// System (version 2): a delivery of a pending notification failed. Its next attempt is
+    /// `min(2^(attempts-1) s, 300 s)` of log time later, or, from the `park_after`th failure
+    /// on, [`crate::limits::PARKED_RETRY_MS`] later (parked); the outbox offers it only then,
+    /// so failing notifications never block the ones behind them.
+    NotificationFailed {
+        /// The notification.
+        notification_id: String,
+        /// Failures after which it is parked (1..=[`crate::limits::DELIVERY_ATTEMPTS_MAX`]).
+        park_after: u32,
+        /// What went wrong (at most [`crate::limits::DELIVERY_ERROR_LEN_MAX`] bytes).
+        error: String,
+    },
     /// Echoes a text back, changing nothing: the command the next version's test build adds,
-    /// which needs cluster version 2.
+    /// which needs cluster version 3.
     #[cfg(feature = "next-version")]
     Echo {
         /// What comes back.
