@@ -86,6 +86,8 @@ pub struct NodeFileConfig {
     pub dispatch_period_ms: u64,
     /// Notifications delivered per dispatch pass at most.
     pub dispatch_batch: usize,
+    /// Failed deliveries of one notification before it is parked (retried hourly).
+    pub send_attempts_max: u32,
     /// The cluster's CA certificate(s), PEM: the node accepts callers whose certificates it
     /// signed and peers whose certificates it signed.
     pub cacert: Option<PathBuf>,
@@ -141,6 +143,7 @@ impl Default for NodeFileConfig {
             reconcile_lookback_ms: 24 * 3_600_000,
             dispatch_period_ms: 1_000,
             dispatch_batch: 64,
+            send_attempts_max: 8,
             cacert: None,
             cert: None,
             key: None,
@@ -184,8 +187,14 @@ impl NodeFileConfig {
         ]
         .contains(&0)
             || config.dispatch_batch == 0
+            || !(1..=ticketd_store::limits::DELIVERY_ATTEMPTS_MAX)
+                .contains(&config.send_attempts_max)
         {
-            anyhow::bail!("worker periods, timeouts and batch must be positive");
+            anyhow::bail!(
+                "worker periods, timeouts and batch must be positive, and send attempts \
+                 1..={}",
+                ticketd_store::limits::DELIVERY_ATTEMPTS_MAX
+            );
         }
         if config.snapshot_recv_max_bytes == 0 {
             anyhow::bail!("snapshot_recv_max_bytes must be positive");
@@ -236,8 +245,8 @@ impl NodeFileConfig {
             reconcile_lookback: Duration::from_millis(self.reconcile_lookback_ms),
             dispatch_period: Duration::from_millis(self.dispatch_period_ms),
             dispatch_batch: self.dispatch_batch,
+            send_attempts_max: self.send_attempts_max,
             digest_period: Duration::from_millis(self.digest_period_ms),
-            ..Default::default()
         })
     }
 }

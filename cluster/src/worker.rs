@@ -143,6 +143,7 @@ impl Worker {
                 ReconcilerConfig {
                     grace: config.reconcile_grace,
                     lookback: config.reconcile_lookback,
+                    cluster_version: node.sm.cluster_version().clone(),
                 },
             )),
             None => None,
@@ -158,6 +159,7 @@ impl Worker {
                 sms,
                 batch: config.dispatch_batch,
                 attempts_max: config.send_attempts_max,
+                cluster_version: node.sm.cluster_version().clone(),
             },
         ));
         Ok(Arc::new(Self {

@@ -182,6 +182,7 @@ async fn leader_killed_at_each_saga_step_ends_in_tickets_and_capture_or_neither(
     let refund_pending = || async {
         let q = Query::DueNotifications {
             up_to_ms: i64::MAX,
+            after: None,
             limit: 500,
         };
         anyhow::Ok(

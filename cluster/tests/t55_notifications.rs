@@ -135,6 +135,7 @@ async fn confirmations_etickets_and_reminders_arrive_once_per_id_across_a_leader
     let outbox_empty = || async {
         let q = Query::DueNotifications {
             up_to_ms: i64::MAX,
+            after: None,
             limit: 500,
         };
         anyhow::Ok(

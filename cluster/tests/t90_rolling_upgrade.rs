@@ -1,10 +1,11 @@
-//! A rolling upgrade under a sale load: a 3-node cluster of binary version 1 is upgraded one
-//! node at a time to the next version's build (feature `next-version`: binary version 2, one
-//! more command, `Echo`, and log entries in the version 2 encoding once the cluster is at 2).
+//! A rolling upgrade under a sale load: a 3-node cluster of this binary's version (2) is
+//! upgraded one node at a time to the next version's build (feature `next-version`: binary
+//! version 3, one more command, `Echo`, and log entries in the version 2 encoding once the
+//! cluster is at 3).
 //! The new command is refused until every node runs the new binary and the cluster version is
 //! raised; the raise itself is refused before that; after it the command is applied and the
 //! entries change encoding. The chaos checkers find nothing wrong in the load's history. A node
-//! of version 1 restarted into the upgraded cluster stops with a clear message.
+//! of version 2 restarted into the upgraded cluster stops with a clear message.
 //!
 //! The next version's binary is built apart and named by `TICKETD_NEXT_BIN` (scripts/test.sh,
 //! and so CI, builds it before the tests; `scripts/upgrade-test.sh` builds it and runs this test
@@ -98,7 +99,7 @@ async fn client_loop(
     }
 }
 
-/// Sends `Command::Echo` (a command of version 2, unknown to this test's own build) through
+/// Sends `Command::Echo` (a command of version 3, unknown to this test's own build) through
 /// node `id`; the gRPC status of a refusal, or the reply's JSON.
 async fn echo(c: &TestCluster, id: u64, key: &str) -> Result<String, tonic::Status> {
     let channels = ticketd_raft::channels::Channels::new(c.api_transport());
@@ -109,7 +110,7 @@ async fn echo(c: &TestCluster, id: u64, key: &str) -> Result<String, tonic::Stat
         .write(pb::WriteRequest {
             client_id: "upgrade-test".into(),
             idempotency_key: key.into(),
-            command_json: br#"{"Echo":{"text":"hello from version 2"}}"#.to_vec(),
+            command_json: br#"{"Echo":{"text":"hello from version 3"}}"#.to_vec(),
             forwarded: false,
             format: 1,
         })
@@ -144,7 +145,7 @@ fn versions(c: &TestCluster) -> Vec<(u64, u64)> {
         .collect()
 }
 
-/// Node `data_dir`'s log as this test's own build (version 1) reads it: the entries from
+/// Node `data_dir`'s log as this test's own build (version 2) reads it: the entries from
 /// before the raise decode, in the version 1 encoding; the newest, written after it, are in
 /// the version 2 encoding, which this build refuses, saying so.
 async fn log_changed_encoding(data_dir: &std::path::Path) -> anyhow::Result<()> {
@@ -169,7 +170,7 @@ async fn log_changed_encoding(data_dir: &std::path::Path) -> anyhow::Result<()> 
     let refused = reader
         .try_get_log_entries(first..)
         .await
-        .expect_err("the entries after the raise are of version 2")
+        .expect_err("the entries after the raise are of encoding 2")
         .to_string();
     assert!(
         refused.contains("a log entry encoding of version 2 is newer than this binary knows"),
@@ -191,7 +192,7 @@ async fn a_rolling_upgrade_under_load_gates_the_new_command_until_the_version_is
     let started = Instant::now();
     let old = ticketd_bin();
     let mut c = TestCluster::start(&old, 3, NodeOpts::default()).await?;
-    assert_eq!(versions(&c), vec![(1, 1); 3], "version 1 everywhere");
+    assert_eq!(versions(&c), vec![(2, 2); 3], "version 2 everywhere");
 
     phase("a sale load through every node");
     let dir = tempfile::tempdir()?;
@@ -259,7 +260,7 @@ async fn a_rolling_upgrade_under_load_gates_the_new_command_until_the_version_is
         caught_up(&c, id).await?;
         *dt_phase.lock().unwrap() = step + 1;
         let s = c.status(id).await?;
-        assert_eq!((s.binary_version, s.cluster_version), (2, 1), "node {id}");
+        assert_eq!((s.binary_version, s.cluster_version), (3, 2), "node {id}");
         if step == 1 {
             phase("two of three upgraded: the new command and the raise are refused");
             // Through an upgraded leader, which knows the command and refuses it by version.
@@ -278,40 +279,40 @@ async fn a_rolling_upgrade_under_load_gates_the_new_command_until_the_version_is
                 "{refused:?}"
             );
             assert!(
-                refused.message().contains("needs cluster version 2"),
+                refused.message().contains("needs cluster version 3"),
                 "{refused:?}"
             );
-            // Through the node still of version 1: it does not know the command at all.
+            // Through the node still of version 2: it does not know the command at all.
             let old_node = order[2];
             let refused = echo(&c, old_node, "echo-early-2").await.unwrap_err();
             assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
             let (code, out, err) = ctl(&c, &["cluster", "version", "--raise"]);
             assert_eq!(code, 4, "refused: {out}{err}");
             assert!(
-                err.contains(&format!("node {old_node} runs binary version 1")),
+                err.contains(&format!("node {old_node} runs binary version 2")),
                 "{out}{err}"
             );
             let (code, out, err) = ctl(&c, &["-w", "json", "cluster", "version"]);
             assert_eq!(code, 0, "{out}{err}");
             let v: serde_json::Value = serde_json::from_str(&out)?;
-            assert_eq!(v["cluster_version"], 1, "{out}");
-            assert_eq!(v["supported"], 1, "{out}");
+            assert_eq!(v["cluster_version"], 2, "{out}");
+            assert_eq!(v["supported"], 2, "{out}");
         }
     }
 
     phase("every node upgraded: raise the cluster version, then the new command applies");
     let (code, out, err) = ctl(&c, &["cluster", "version", "--raise"]);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("raised from 1 to 2"), "{out}");
+    assert!(out.contains("raised from 2 to 3"), "{out}");
     let leader = c.wait_leader(Duration::from_secs(20)).await?;
     for id in 1..=3 {
         caught_up(&c, id).await?;
     }
-    assert_eq!(versions(&c), vec![(2, 2); 3], "version 2 everywhere");
+    assert_eq!(versions(&c), vec![(3, 3); 3], "version 3 everywhere");
     let applied = echo(&c, leader, "echo-late").await?;
     assert!(applied.contains("Echoed"), "{applied}");
-    assert!(applied.contains("hello from version 2"), "{applied}");
-    // The load goes on in version 2 entries for a while.
+    assert!(applied.contains("hello from version 3"), "{applied}");
+    // The load goes on in entries of encoding 2 for a while.
     let more = c.status(leader).await?.committed_index + 50;
     c.wait_applied(leader, more, Duration::from_secs(60))
         .await?;
@@ -375,7 +376,7 @@ async fn a_rolling_upgrade_under_load_gates_the_new_command_until_the_version_is
         report.anomalies
     );
 
-    phase("a node of version 1 restarted into the upgraded cluster stops, saying why");
+    phase("a node of version 2 restarted into the upgraded cluster stops, saying why");
     let st = c.stop(3, Duration::from_secs(20)).await?;
     assert!(st.success(), "{st:?}");
     let data_dir = c.nodes().find(|n| n.id == 3).unwrap().data_dir.clone();
@@ -393,7 +394,7 @@ async fn a_rolling_upgrade_under_load_gates_the_new_command_until_the_version_is
     assert_eq!(exit.code(), Some(78), "{exit:?}");
     let log = std::fs::read_to_string(c.log_path(3).unwrap())?;
     assert!(
-        log.contains("the state is at cluster version 2, newer than this binary knows"),
+        log.contains("the state is at cluster version 3, newer than this binary knows"),
         "{}",
         c.logs_tail(20)
     );

@@ -14,6 +14,8 @@ use crate::channels::Channels;
 use crate::pb;
 use crate::tls::Transport;
 
+/// How long `init` waits for the new cluster's leader to raise the cluster version.
+pub const INIT_RAISE_DEADLINE: Duration = Duration::from_secs(30);
 /// Why a call did not give an answer.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -673,8 +675,32 @@ impl ClusterClient {
             .init(self.request(pb::InitRequest { members }))
             .await
             .map_err(|s| classify(&s, false))?;
-        admin_result(r.into_inner())
-            .map_err(|h| ClientError::Rejected(format!("not initialized: leader hint {h:?}")))
+        let done = admin_result(r.into_inner())
+            .map_err(|h| ClientError::Rejected(format!("not initialized: leader hint {h:?}")))?;
+        Ok(format!("{done}; {}", self.raise_new_cluster().await))
+    }
+
+    /// A new cluster starts at the version its members support: once a leader is elected
+    /// (within [`INIT_RAISE_DEADLINE`]), the leader's binary version, when every member runs
+    /// it. What happened, in words (the cluster works at version 1 if the raise did not
+    /// happen, and `ticketctl cluster version --raise` can do it later).
+    async fn raise_new_cluster(&self) -> String {
+        let deadline = tokio::time::Instant::now() + INIT_RAISE_DEADLINE;
+        loop {
+            match self.cluster_version(true, 0).await {
+                Ok(s) if s.message.is_empty() => {
+                    return format!("cluster version {}", s.cluster_version)
+                }
+                Ok(s) => return s.message,
+                Err(ClientError::Rejected(why)) => {
+                    return format!("cluster version not raised: {why}")
+                }
+                Err(e) if tokio::time::Instant::now() >= deadline => {
+                    return format!("cluster version not raised (no leader in time): {e}")
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
     }
 
     /// Triggers a snapshot on the node at `addr` and waits until it is built.

@@ -167,6 +167,41 @@ impl HttpProvider {
         key: Option<&str>,
         body: Option<Vec<u8>>,
     ) -> Result<Vec<u8>, PaymentError> {
+        let (status, body) = self.send(method, path, key, body).await?;
+        match status {
+            200..=299 => Ok(body),
+            402 => Err(PaymentError::Declined(
+                String::from_utf8_lossy(&body).into_owned(),
+            )),
+            400..=499 => Err(PaymentError::Rejected(
+                String::from_utf8_lossy(&body).into_owned(),
+            )),
+            _ => Err(PaymentError::Unknown(format!("provider answered {status}"))),
+        }
+    }
+
+    /// The intent `intent_id`, or `None` when the provider says it has none (404).
+    pub async fn find(&self, intent_id: &str) -> Result<Option<Intent>, PaymentError> {
+        let path = format!("/v1/payment_intents/{}", encode_component(intent_id));
+        match self.send(reqwest::Method::GET, &path, None, None).await? {
+            (404, _) => Ok(None),
+            (200..=299, body) => Self::decode(&body).map(Some),
+            (status @ 400..=499, body) => Err(PaymentError::Rejected(format!(
+                "{status}: {}",
+                String::from_utf8_lossy(&body)
+            ))),
+            (status, _) => Err(PaymentError::Unknown(format!("provider answered {status}"))),
+        }
+    }
+
+    /// One request: the answer's status and body.
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Vec<u8>>,
+    ) -> Result<(u16, Vec<u8>), PaymentError> {
         let mut req = self
             .target
             .authorize(self.http.request(method, format!("{}{path}", self.base)));
@@ -186,16 +221,7 @@ impl HttpProvider {
             .await
             .map_err(|e| PaymentError::Unknown(e.to_string()))?
             .to_vec();
-        match status {
-            200..=299 => Ok(body),
-            402 => Err(PaymentError::Declined(
-                String::from_utf8_lossy(&body).into_owned(),
-            )),
-            400..=499 => Err(PaymentError::Rejected(
-                String::from_utf8_lossy(&body).into_owned(),
-            )),
-            _ => Err(PaymentError::Unknown(format!("provider answered {status}"))),
-        }
+        Ok((status, body))
     }
 
     fn decode<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, PaymentError> {

@@ -1,6 +1,18 @@
 //! The reconciler, run by the leader (periodically, and on demand through `ticketctl
-//! reconcile`): lists the payment provider's intents created since a look-back and heals every
-//! gap between them and the store, by the same rule as the saga ([`decide`]).
+//! reconcile`): visits the payment provider's intents and heals every gap between them and the
+//! store, by the same rule as the saga ([`decide`]).
+//!
+//! Which intents a pass visits (from cluster version 2 on):
+//! - the new ones, in the provider's creation order, from the store's cursor ([`CURSOR`]):
+//!   each page's intents past the grace period are walked, then the cursor moves past them in
+//!   one entry (`AdvanceCursor`) that also adds those not settled to the store's set of
+//!   unfinished payments; a new leader goes on from where the cursor stands;
+//! - the store's unfinished payments (every `StartPayment` adds one), each looked up at the
+//!   provider, so an old intent whose state changes is still seen; those settled leave the set
+//!   (`PaymentsSettled`).
+//!
+//! Both walks are bounded per pass ([`PAGES_MAX`] pages each) and go on the next pass. Before
+//! version 2 (a rolling upgrade not yet raised) a pass lists the look-back, oldest first.
 //!
 //! For each intent older than the grace period (younger ones are left to the API's saga in
 //! flight) it observes the store's payment and whether the hold can still take it, asks
@@ -20,19 +32,26 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
-use ticketd_raft::client::ClusterClient;
+use ticketd_raft::client::{ClusterClient, Consistency};
+use ticketd_raft::version::ClusterVersion;
 use ticketd_store::command::Done;
-use ticketd_store::types::{HoldStatus, Payment, PaymentStatus};
-use ticketd_store::{Command, Outcome, Rejection};
+use ticketd_store::types::{HoldStatus, Payment, PaymentStatus, ReconcileCursor};
+use ticketd_store::version::PAYMENTS_IN_STORE;
+use ticketd_store::{Command, Outcome, Query, QueryResult, Rejection};
 
 use crate::decide::{decide, Action, FailReason, HoldView};
 use crate::provider::{HttpProvider, Intent, PaymentProvider};
 use crate::store::{self, LEADER_CLIENT_ID};
 
-/// Intents per provider list call.
-const PAGE_SIZE: u32 = 100;
-/// Pages one reconcile pass reads at most (bounds a pass to 10,000 intents).
-const PAGES_MAX: u32 = 100;
+/// The store's cursor over the provider's intents (one per Raft group once events are sharded
+/// over several).
+pub const CURSOR: &str = "payments";
+/// Intents per provider list call, and unfinished payments per store read.
+pub const PAGE_SIZE: u32 = 100;
+/// Pages each walk of a pass reads at most (10,000 new intents and 10,000 unfinished ones).
+pub const PAGES_MAX: u32 = 100;
+/// Intents of one page walked at once.
+const WALK_CONCURRENCY: usize = 8;
 /// Longest the reconciler spends on one intent.
 const INTENT_DEADLINE: Duration = Duration::from_secs(30);
 /// Longest one whole reconcile pass may take.
@@ -49,8 +68,11 @@ const SETTLED_MAX: usize = 200_000;
 pub struct ReconcilerConfig {
     /// Intents younger than this are left to the API's saga in flight.
     pub grace: Duration,
-    /// How far back the reconciler lists intents.
+    /// How far back the first pass of a cluster lists intents (before the cursor exists, and
+    /// before version 2).
     pub lookback: Duration,
+    /// The cluster version this node applied: the cursor and the unfinished set need 2.
+    pub cluster_version: ClusterVersion,
 }
 
 /// What one reconcile pass found and did.
@@ -74,6 +96,18 @@ pub struct ReconcileReport {
     pub failed_in_store: u32,
     /// Refunded: captured money without an order.
     pub refunded_orphans: u32,
+    /// Steps of the store's cursor.
+    pub cursor_steps: u32,
+    /// Where the cursor stands after the pass.
+    pub cursor: Option<ReconcileCursor>,
+    /// Intents added to the unfinished set as not settled when the cursor passed them.
+    pub left_unfinished: u32,
+    /// Unfinished payments looked at.
+    pub unfinished_seen: u32,
+    /// Of those, settled and taken out of the set.
+    pub unfinished_settled: u32,
+    /// Payments failed in the store because the provider never had their intent.
+    pub failed_without_intent: u32,
     /// Contradictions that cannot be healed (e.g. an order whose payment is voided).
     pub anomalies: Vec<String>,
     /// What went wrong (retried next pass).
@@ -81,6 +115,30 @@ pub struct ReconcileReport {
 }
 
 impl ReconcileReport {
+    /// Adds what one intent's walk counted.
+    fn merge(&mut self, other: ReconcileReport) {
+        self.intents_seen += other.intents_seen;
+        self.skipped_young += other.skipped_young;
+        self.settled += other.settled;
+        self.captured += other.captured;
+        self.completed += other.completed;
+        self.fenced += other.fenced;
+        self.voided += other.voided;
+        self.failed_in_store += other.failed_in_store;
+        self.refunded_orphans += other.refunded_orphans;
+        self.failed_without_intent += other.failed_without_intent;
+        for a in other.anomalies {
+            if self.anomalies.len() < REPORT_ERRORS_MAX {
+                self.anomalies.push(a);
+            }
+        }
+        for e in other.errors {
+            if self.errors.len() < REPORT_ERRORS_MAX {
+                self.errors.push(e);
+            }
+        }
+    }
+
     fn error(&mut self, e: String) {
         metrics::counter!("ticketd_worker_errors_total", "part" => "reconciler").increment(1);
         if self.errors.len() < REPORT_ERRORS_MAX {
@@ -210,6 +268,282 @@ impl Reconciler {
     }
 
     async fn pages(&self, report: &mut ReconcileReport) {
+        if self.config.cluster_version.get() < PAYMENTS_IN_STORE {
+            return self.lookback(report).await;
+        }
+        self.new_intents(report).await;
+        self.unfinished(report).await;
+    }
+
+    /// The store's cursor; `None` before it first moved.
+    async fn cursor(&self) -> Result<Option<ReconcileCursor>, String> {
+        let query = Query::ReconcileCursor {
+            name: CURSOR.into(),
+        };
+        match self.read(&query).await? {
+            QueryResult::Cursor(c) => Ok(c),
+            other => Err(format!("unexpected answer {other:?}")),
+        }
+    }
+
+    async fn read(&self, query: &Query) -> Result<QueryResult, String> {
+        self.cluster
+            .read(query, Consistency::Linearizable)
+            .await
+            .map(|a| a.result)
+            .map_err(|e| format!("read {query:?}: {e}"))
+    }
+
+    /// Walks the intents created since the cursor, page by page, moving the cursor past each
+    /// page's intents that are past the grace period; stops at the first young one.
+    async fn new_intents(&self, report: &mut ReconcileReport) {
+        let now = now_ms();
+        let young = now - self.config.grace.as_millis() as i64;
+        let (mut since, mut after) = match self.cursor().await {
+            Ok(Some(c)) => {
+                report.cursor = Some(c.clone());
+                (c.created_ms, Some(c.intent_id))
+            }
+            Ok(None) => (now - self.config.lookback.as_millis() as i64, None),
+            Err(e) => return report.error(e),
+        };
+        for _ in 0..PAGES_MAX {
+            let page = match self
+                .provider
+                .list_created_since(since, after.as_deref(), PAGE_SIZE)
+                .await
+            {
+                Ok(page) => page,
+                Err(e) => return report.error(format!("listing intents: {e}")),
+            };
+            let old: Vec<&Intent> = page
+                .data
+                .iter()
+                .take_while(|i| i.created_ms <= young)
+                .collect();
+            let Some(last) = old.last().copied() else {
+                report.skipped_young += page.data.len() as u32;
+                return;
+            };
+            let fates = self.walk(&old, young, report).await;
+            let unsettled: Vec<String> = old
+                .iter()
+                .zip(&fates)
+                .filter(|(_, settled)| !**settled)
+                .map(|(i, _)| i.id.clone())
+                .collect();
+            report.left_unfinished += unsettled.len() as u32;
+            let step = Command::AdvanceCursor {
+                name: CURSOR.into(),
+                created_ms: last.created_ms,
+                intent_id: last.id.clone(),
+                unsettled,
+            };
+            let key = format!("cursor:{CURSOR}:{}", last.id);
+            match self.write(&key, &step).await {
+                Ok(Outcome::Done(_)) => report.cursor_steps += 1,
+                Ok(Outcome::Rejected { code, detail }) => {
+                    return report.error(format!("cursor not moved: {}: {detail}", code.code()))
+                }
+                Err(e) => return report.error(format!("cursor not moved: {e}")),
+            }
+            report.cursor = Some(ReconcileCursor {
+                created_ms: last.created_ms,
+                intent_id: last.id.clone(),
+            });
+            if old.len() < page.data.len() || !page.has_more {
+                report.skipped_young += (page.data.len() - old.len()) as u32;
+                return;
+            }
+            since = last.created_ms;
+            after = Some(last.id.clone());
+        }
+    }
+
+    /// Walks the store's unfinished payments, each looked up at the provider; those settled
+    /// leave the set.
+    async fn unfinished(&self, report: &mut ReconcileReport) {
+        let young = now_ms() - self.config.grace.as_millis() as i64;
+        let mut after: Option<String> = None;
+        for _ in 0..PAGES_MAX {
+            let query = Query::UnfinishedPayments {
+                after: after.clone(),
+                limit: PAGE_SIZE,
+            };
+            let page = match self.read(&query).await {
+                Ok(QueryResult::Unfinished(page)) => page,
+                Ok(other) => return report.error(format!("unexpected answer {other:?}")),
+                Err(e) => return report.error(e),
+            };
+            let Some((last, _)) = page.last() else {
+                return;
+            };
+            after = Some(last.clone());
+            report.unfinished_seen += page.len() as u32;
+            let mut settled = Vec::new();
+            for chunk in page.chunks(WALK_CONCURRENCY) {
+                let looks: Vec<_> = chunk
+                    .iter()
+                    .map(|(payment_ref, row)| self.look_up(payment_ref, &row.hold_id, young))
+                    .collect();
+                let looked = futures::future::join_all(looks).await;
+                for ((payment_ref, _), (done, mine)) in chunk.iter().zip(looked) {
+                    report.merge(mine);
+                    if done {
+                        settled.push(payment_ref.clone());
+                    }
+                }
+            }
+            if !settled.is_empty() {
+                let key = format!("settled:{}", uuid::Uuid::new_v4().simple());
+                let command = Command::PaymentsSettled {
+                    payment_refs: settled,
+                };
+                match self.write(&key, &command).await {
+                    Ok(Outcome::Done(Done::PaymentsSettled { removed })) => {
+                        report.unfinished_settled += removed;
+                    }
+                    Ok(other) => report.error(format!("settling payments: {other:?}")),
+                    Err(e) => report.error(format!("settling payments: {e}")),
+                }
+            }
+            if page.len() < PAGE_SIZE as usize {
+                return;
+            }
+        }
+    }
+
+    /// Looks unfinished payment `payment_ref` up at the provider and walks it; whether it is
+    /// settled. A payment the provider has no intent for, still pending in the store past the
+    /// grace period, can never be authorized by its saga's step any more: it is failed.
+    async fn look_up(
+        &self,
+        payment_ref: &str,
+        hold_id: &str,
+        young_ms: i64,
+    ) -> (bool, ReconcileReport) {
+        let mut report = ReconcileReport::default();
+        let settled = self
+            .look_up_into(payment_ref, hold_id, young_ms, &mut report)
+            .await;
+        (settled, report)
+    }
+
+    async fn look_up_into(
+        &self,
+        payment_ref: &str,
+        hold_id: &str,
+        young_ms: i64,
+        report: &mut ReconcileReport,
+    ) -> bool {
+        if self
+            .settled
+            .lock()
+            .expect("settled lock")
+            .contains(payment_ref)
+        {
+            report.intents_seen += 1;
+            report.settled += 1;
+            return true;
+        }
+        match self.provider.find(payment_ref).await {
+            Ok(Some(intent)) => self.one(&intent, young_ms, report).await,
+            Ok(None) => match self
+                .without_intent(payment_ref, hold_id, young_ms, report)
+                .await
+            {
+                Ok(settled) => settled,
+                Err(e) => {
+                    report.error(format!("{payment_ref}: {e}"));
+                    false
+                }
+            },
+            Err(e) => {
+                report.error(format!("looking up {payment_ref}: {e}"));
+                false
+            }
+        }
+    }
+
+    /// An unfinished payment the provider has no intent for.
+    async fn without_intent(
+        &self,
+        payment_ref: &str,
+        hold_id: &str,
+        young_ms: i64,
+        report: &mut ReconcileReport,
+    ) -> Result<bool, String> {
+        report.intents_seen += 1;
+        let payment = store::payment(&self.cluster, payment_ref)
+            .await
+            .map_err(|e| e.to_string())?;
+        match payment {
+            // The intent vanished, or the cursor added an id the provider forgot: nothing
+            // moved at the provider, and the store has nothing in flight.
+            None => Ok(true),
+            Some(p) if p.status == PaymentStatus::Pending => {
+                if p.started_at_ms > young_ms {
+                    report.skipped_young += 1;
+                    return Ok(false);
+                }
+                let command = Command::PaymentFailed {
+                    hold_id: if hold_id.is_empty() {
+                        p.hold_id.clone()
+                    } else {
+                        hold_id.to_string()
+                    },
+                    payment_ref: payment_ref.to_string(),
+                    reason: "the provider has no intent for it".into(),
+                };
+                let key = format!("reconcile:no-intent:{payment_ref}");
+                if let Outcome::Done(_) = self.write(&key, &command).await? {
+                    report.failed_without_intent += 1;
+                }
+                // Failed now, or decided meanwhile: the next pass sees which.
+                Ok(false)
+            }
+            Some(p) => {
+                if let PaymentStatus::Confirmed { order_id } = &p.status {
+                    report.anomalies.push(format!(
+                        "order {order_id} is paid by {payment_ref}, which the provider does not have"
+                    ));
+                    return Ok(false);
+                }
+                Ok(true)
+            }
+        }
+    }
+
+    /// Walks `intents` (a few at a time); for each, whether it is settled.
+    async fn walk(
+        &self,
+        intents: &[&Intent],
+        young_ms: i64,
+        report: &mut ReconcileReport,
+    ) -> Vec<bool> {
+        let mut fates = Vec::with_capacity(intents.len());
+        for chunk in intents.chunks(WALK_CONCURRENCY) {
+            let walks: Vec<_> = chunk
+                .iter()
+                .map(|intent| self.walk_one(intent, young_ms))
+                .collect();
+            for (settled, mine) in futures::future::join_all(walks).await {
+                report.merge(mine);
+                fates.push(settled);
+            }
+        }
+        fates
+    }
+
+    /// One intent's walk with its own report.
+    async fn walk_one(&self, intent: &Intent, young_ms: i64) -> (bool, ReconcileReport) {
+        let mut mine = ReconcileReport::default();
+        let settled = self.one(intent, young_ms, &mut mine).await;
+        (settled, mine)
+    }
+
+    /// Before version 2: the intents created in the look-back, oldest first.
+    async fn lookback(&self, report: &mut ReconcileReport) {
         let now = now_ms();
         let since = now - self.config.lookback.as_millis() as i64;
         let young = now - self.config.grace.as_millis() as i64;
@@ -227,7 +561,7 @@ impl Reconciler {
                 }
             };
             for intent in &page.data {
-                self.one(intent, young, report).await;
+                let _settled = self.one(intent, young, report).await;
             }
             after = page.data.last().map(|i| i.id.clone());
             if !page.has_more || after.is_none() {
@@ -236,8 +570,8 @@ impl Reconciler {
         }
     }
 
-    /// Reconciles one listed intent, unless it is settled already or young.
-    async fn one(&self, intent: &Intent, young_ms: i64, report: &mut ReconcileReport) {
+    /// Reconciles one intent, unless it is settled already or young; whether it is settled.
+    async fn one(&self, intent: &Intent, young_ms: i64, report: &mut ReconcileReport) -> bool {
         report.intents_seen += 1;
         if self
             .settled
@@ -246,11 +580,11 @@ impl Reconciler {
             .contains(&intent.id)
         {
             report.settled += 1;
-            return;
+            return true;
         }
         if intent.created_ms > young_ms {
             report.skipped_young += 1;
-            return;
+            return false;
         }
         let fate = tokio::time::timeout(INTENT_DEADLINE, self.intent(intent, report)).await;
         match fate {
@@ -261,10 +595,17 @@ impl Reconciler {
                     settled.clear();
                 }
                 settled.insert(intent.id.clone());
+                true
             }
-            Ok(Ok(Fate::Later)) => {}
-            Ok(Err(e)) => report.error(format!("{}: {e}", intent.id)),
-            Err(_) => report.error(format!("{}: ran out of time", intent.id)),
+            Ok(Ok(Fate::Later)) => false,
+            Ok(Err(e)) => {
+                report.error(format!("{}: {e}", intent.id));
+                false
+            }
+            Err(_) => {
+                report.error(format!("{}: ran out of time", intent.id));
+                false
+            }
         }
     }
 

@@ -5,8 +5,15 @@
 //! Notifications are delivered at least once: a message is sent, then marked sent; a leader
 //! change between the two sends it again with the same stable id (`Message-ID`
 //! `<notification id@domain>`, SMS id = notification id), which receivers deduplicate.
+//!
+//! A failed delivery is recorded in the store (from cluster version 2 on:
+//! `NotificationFailed`), which offers the notification again only at its next attempt, with
+//! backoff, and after `attempts_max` failures an hour later (parked); so failing notifications
+//! never stand in front of the others, and a new leader keeps their attempts. A pass pages
+//! through what is due (past what it cannot deliver) until its batch is full. Before version 2
+//! the attempts are this leader's memory.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -14,8 +21,11 @@ use serde::Serialize;
 use ticketd_money::provider::HttpProvider;
 use ticketd_money::store::{self, LEADER_CLIENT_ID};
 use ticketd_raft::client::{ClusterClient, Consistency};
+use ticketd_raft::version::ClusterVersion;
 use ticketd_store::command::OrderView;
+use ticketd_store::limits::{DELIVERY_ATTEMPTS_MAX, DELIVERY_ERROR_LEN_MAX};
 use ticketd_store::types::{Notification, NotificationKind, User};
+use ticketd_store::version::PAYMENTS_IN_STORE;
 use ticketd_store::{Command, Outcome, Query, QueryResult, Rejection};
 
 use crate::email::{Email, SmtpMailer};
@@ -25,8 +35,10 @@ use crate::SendError;
 
 /// Longest the dispatcher spends on one notification (refund, messages, mark).
 const NOTIFY_DEADLINE: Duration = Duration::from_secs(30);
-/// Pending notifications read per dispatch pass (the store's query cap).
-const DUE_SCAN_MAX: u32 = 500;
+/// Pending notifications read per page of due ones (the store's query cap).
+const DUE_PAGE: u32 = 500;
+/// Pages of due notifications one pass reads at most.
+const DUE_PAGES_MAX: u32 = 20;
 /// Notifications delivered concurrently.
 const SEND_CONCURRENCY: usize = 4;
 /// First retry delay of a failed notification; doubles per attempt up to [`RETRY_DELAY_MAX`].
@@ -35,6 +47,8 @@ const RETRY_DELAY_FIRST: Duration = Duration::from_secs(1);
 const RETRY_DELAY_MAX: Duration = Duration::from_secs(300);
 /// Errors kept in a report.
 const REPORT_ERRORS_MAX: usize = 20;
+/// Failed notifications a leader remembers before version 2 (the memory is cleared past it).
+const RETRIES_REMEMBERED_MAX: usize = 100_000;
 
 /// Reads of this node's own state machine, in process: the node's gRPC answers leave secrets
 /// out for every caller but the API, and the e-tickets mailed need the tickets' code secrets.
@@ -50,16 +64,20 @@ pub struct DispatcherConfig {
     pub sms: Option<HttpSms>,
     /// Notifications delivered per dispatch pass at most.
     pub batch: usize,
-    /// Attempts of one notification before it is parked (retried again only by an on-demand
-    /// pass, or by the next leader).
+    /// Attempts of one notification before it is parked (retried an hour later, or by an
+    /// on-demand pass; before version 2, only by an on-demand pass or the next leader).
     pub attempts_max: u32,
+    /// The cluster version this node applied: failed deliveries are kept in the store from 2.
+    pub cluster_version: ClusterVersion,
 }
 
 /// What one dispatch pass found and did.
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct DispatchReport {
-    /// Pending notifications due now (up to the scan cap).
+    /// Pending notifications due now that were read (up to the pages' cap).
     pub due: u32,
+    /// Pages of due notifications read.
+    pub pages: u32,
     /// Delivered and recorded as sent.
     pub sent: u32,
     /// Of those, refunds made at the provider.
@@ -68,8 +86,10 @@ pub struct DispatchReport {
     pub deferred: u32,
     /// Failed this pass (retried later with backoff).
     pub failed: u32,
-    /// Parked after too many attempts.
+    /// Parked after too many attempts (before version 2: skipped as parked).
     pub parked: u32,
+    /// Parked ones given another try by an on-demand pass.
+    pub unparked: u32,
     /// What went wrong.
     pub errors: Vec<String>,
 }
@@ -124,25 +144,47 @@ impl Dispatcher {
     pub async fn pass(self: &Arc<Self>, include_parked: bool) -> DispatchReport {
         let _one = self.pass.lock().await;
         let mut report = DispatchReport::default();
-        let query = Query::DueNotifications {
-            up_to_ms: now_ms(),
-            limit: DUE_SCAN_MAX,
-        };
-        let due = match self.cluster.read(&query, Consistency::Linearizable).await {
-            Ok(answer) => match answer.result {
-                QueryResult::Notifications(due) => due,
-                other => {
-                    report.errors.push(format!("unexpected answer {other:?}"));
-                    return report;
+        let mut picked = Vec::new();
+        if include_parked && self.in_store() {
+            picked = self.parked(&mut report).await;
+        }
+        let now = now_ms();
+        let mut after = None;
+        while picked.len() < self.config.batch && report.pages < DUE_PAGES_MAX {
+            let query = Query::DueNotifications {
+                up_to_ms: now,
+                after: after.clone(),
+                limit: DUE_PAGE,
+            };
+            let due = match self.notifications(&query).await {
+                Ok(due) => due,
+                Err(e) => {
+                    report.errors.push(e);
+                    break;
                 }
-            },
-            Err(e) => {
-                report.errors.push(format!("read {query:?}: {e}"));
-                return report;
+            };
+            report.pages += 1;
+            report.due += due.len() as u32;
+            let Some(last) = due.last() else {
+                break;
+            };
+            // The page's last position: a failed one is offered at its next attempt.
+            let position = (self.offered_at(last), last.notification_id.clone());
+            let full = due.len() == DUE_PAGE as usize;
+            let room = self.config.batch - picked.len();
+            let mut more = self.pick(&due, include_parked, &mut report);
+            more.retain(|n| {
+                !picked
+                    .iter()
+                    .any(|p: &Notification| p.notification_id == n.notification_id)
+            });
+            more.truncate(room);
+            picked.extend(more);
+            if !full {
+                break;
             }
-        };
-        report.due = due.len() as u32;
-        let picked = self.pick(&due, include_parked, &mut report);
+            after = Some(position);
+        }
         let slots = Arc::new(tokio::sync::Semaphore::new(SEND_CONCURRENCY));
         let mut set = tokio::task::JoinSet::new();
         for notification in picked {
@@ -161,9 +203,69 @@ impl Dispatcher {
             let Ok((notification, result)) = joined else {
                 continue;
             };
-            self.record(&notification, result, &mut report);
+            self.record(&notification, result, &mut report).await;
         }
         report
+    }
+
+    /// Whether failed deliveries are kept in the store (cluster version 2 on).
+    fn in_store(&self) -> bool {
+        self.config.cluster_version.get() >= PAYMENTS_IN_STORE
+    }
+
+    /// When the store offers `n`: its next attempt once a delivery failed, else its due time
+    /// (this node's own state, as the page was just read from it or a peer as fresh).
+    fn offered_at(&self, n: &Notification) -> i64 {
+        match (self.local)(&Query::DeliveryRetry {
+            notification_id: n.notification_id.clone(),
+        }) {
+            QueryResult::Retries(r) => r.first().map_or(n.due_at_ms, |(_, r)| r.next_at_ms),
+            _ => n.due_at_ms,
+        }
+    }
+
+    async fn notifications(&self, query: &Query) -> Result<Vec<Notification>, String> {
+        match self.cluster.read(query, Consistency::Linearizable).await {
+            Ok(answer) => match answer.result {
+                QueryResult::Notifications(due) => Ok(due),
+                other => Err(format!("unexpected answer {other:?}")),
+            },
+            Err(e) => Err(format!("read {query:?}: {e}")),
+        }
+    }
+
+    /// The parked notifications (up to the batch), for an on-demand pass.
+    async fn parked(&self, report: &mut DispatchReport) -> Vec<Notification> {
+        let query = Query::DeliveryRetries {
+            after: None,
+            parked_only: true,
+            limit: u32::try_from(self.config.batch).unwrap_or(u32::MAX),
+        };
+        let parked = match self.cluster.read(&query, Consistency::Linearizable).await {
+            Ok(answer) => match answer.result {
+                QueryResult::Retries(r) => r,
+                other => {
+                    report.errors.push(format!("unexpected answer {other:?}"));
+                    return Vec::new();
+                }
+            },
+            Err(e) => {
+                report.errors.push(format!("read {query:?}: {e}"));
+                return Vec::new();
+            }
+        };
+        let mut picked = Vec::new();
+        for (id, _) in parked {
+            let one = Query::GetNotification {
+                notification_id: id,
+            };
+            match self.notifications(&one).await {
+                Ok(n) => picked.extend(n.into_iter().filter(|n| self.can_deliver(&n.kind))),
+                Err(e) => report.errors.push(e),
+            }
+        }
+        report.unparked = picked.len() as u32;
+        picked
     }
 
     /// The due notifications to try now: those it can deliver, not parked (unless asked) and
@@ -175,8 +277,6 @@ impl Dispatcher {
         report: &mut DispatchReport,
     ) -> Vec<Notification> {
         let mut retries = self.retries.lock().expect("retries lock");
-        let ids: HashSet<&str> = due.iter().map(|n| n.notification_id.as_str()).collect();
-        retries.retain(|id, _| ids.contains(id.as_str()));
         let now = Instant::now();
         let max = self.config.attempts_max;
         due.iter()
@@ -203,8 +303,9 @@ impl Dispatcher {
             .collect()
     }
 
-    /// Counts one delivery's result, and schedules its retry when it failed.
-    fn record(
+    /// Counts one delivery's result, and schedules its retry when it failed: in the store
+    /// from version 2 on, else in this leader's memory.
+    async fn record(
         &self,
         notification: &Notification,
         result: Result<(), String>,
@@ -230,7 +331,13 @@ impl Dispatcher {
                 if report.errors.len() < REPORT_ERRORS_MAX {
                     report.errors.push(format!("{id}: {e}"));
                 }
+                if self.in_store() {
+                    return self.failed_in_store(notification, &e, report).await;
+                }
                 let mut retries = self.retries.lock().expect("retries lock");
+                if retries.len() >= RETRIES_REMEMBERED_MAX {
+                    retries.clear();
+                }
                 let retry = retries.entry(id.clone()).or_insert(Retry {
                     attempts: 0,
                     next_at: Instant::now(),
@@ -240,6 +347,59 @@ impl Dispatcher {
                     .saturating_mul(1 << retry.attempts.min(16).saturating_sub(1))
                     .min(RETRY_DELAY_MAX);
                 retry.next_at = Instant::now() + delay;
+            }
+        }
+    }
+
+    /// Records a failed delivery in the store, which offers the notification again at its next
+    /// attempt (parked after `attempts_max`).
+    async fn failed_in_store(
+        &self,
+        notification: &Notification,
+        error: &str,
+        report: &mut DispatchReport,
+    ) {
+        let id = &notification.notification_id;
+        let mut text = error.to_string();
+        if text.len() > DELIVERY_ERROR_LEN_MAX {
+            let mut end = DELIVERY_ERROR_LEN_MAX;
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            text.truncate(end);
+        }
+        let command = Command::NotificationFailed {
+            notification_id: id.clone(),
+            park_after: self.config.attempts_max.clamp(1, DELIVERY_ATTEMPTS_MAX),
+            error: text,
+        };
+        let key = format!("failed:{id}:{}", uuid::Uuid::new_v4().simple());
+        match store::write(&self.cluster, LEADER_CLIENT_ID, &key, &command).await {
+            Ok(w) => match w.outcome {
+                Outcome::Done(ticketd_store::command::Done::NotificationDeferred {
+                    parked: true,
+                    ..
+                }) => report.parked += 1,
+                Outcome::Done(_) => {}
+                // Sent or voided meanwhile.
+                Outcome::Rejected {
+                    code: Rejection::InvalidState,
+                    ..
+                } => {}
+                Outcome::Rejected { code, detail } => {
+                    if report.errors.len() < REPORT_ERRORS_MAX {
+                        report
+                            .errors
+                            .push(format!("{id}: {}: {detail}", code.code()));
+                    }
+                }
+            },
+            Err(e) => {
+                if report.errors.len() < REPORT_ERRORS_MAX {
+                    report
+                        .errors
+                        .push(format!("{id}: recording the failure: {e}"));
+                }
             }
         }
     }

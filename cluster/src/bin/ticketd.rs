@@ -356,6 +356,10 @@ struct NodeArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     dispatch_batch: Option<usize>,
+    /// Failed deliveries of one notification before it is parked (retried hourly).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    send_attempts_max: Option<u32>,
     /// Period of the leader's replica digests, ms (0: only on demand, `ticketctl endpoint
     /// hashkv`).
     #[arg(long)]
