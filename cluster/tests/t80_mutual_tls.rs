@@ -802,3 +802,80 @@ async fn a_snapshot_past_the_cap_or_the_free_disk_is_refused_before_a_byte_is_wr
     .await?;
     Ok(())
 }
+
+/// A learner fed a snapshot older than the leader that feeds it (the snapshot's membership
+/// names neither) still takes that leader's appends: it is joining, and learns the membership
+/// with both from them. (A chaos membership run left such a learner refusing its leader for
+/// good.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_learner_whose_snapshot_predates_its_leader_catches_up() -> anyhow::Result<()> {
+    let opts = NodeOpts {
+        logs_kept_after_snapshot: 0,
+        snapshot_every_entries: 100_000,
+        ..NodeOpts::default()
+    };
+    let mut c = TestCluster::start(&ticketd_bin(), 3, opts).await?;
+    let client = c.client();
+    let admin = c.admin_client();
+
+    phase("a snapshot of membership {1, 2, 3} everywhere, the log purged");
+    let mut last = 0;
+    for i in 0..20 {
+        last = client
+            .write(
+                "t80-join",
+                &format!("a{i}"),
+                &create_venue(&format!("va{i}")),
+            )
+            .await?
+            .log_index;
+    }
+    for id in 1..=3 {
+        c.wait_applied(id, last, Duration::from_secs(10)).await?;
+        admin.trigger_snapshot(&c.addr(id)).await?;
+    }
+
+    phase("node 4 joins (fed that snapshot) and leads");
+    c.add_node(4)?;
+    admin
+        .admin_on_leader(ticketd_raft::client::AdminOp::AddLearner {
+            id: 4,
+            addr: c.addr(4),
+        })
+        .await?;
+    admin
+        .admin_on_leader(ticketd_raft::client::AdminOp::Promote(4))
+        .await?;
+    admin
+        .admin_on_leader(ticketd_raft::client::AdminOp::TransferLeader(4))
+        .await?;
+    c.wait_status(4, "node 4 leads", Duration::from_secs(20), |s| s.is_leader)
+        .await?;
+    let s4 = c.status(4).await?;
+    assert!(
+        s4.snapshot_index >= last,
+        "node 4's snapshot predates it: {s4:?}"
+    );
+
+    phase("node 5 joins through leader 4, fed the same snapshot, and catches up");
+    for i in 0..10 {
+        last = client
+            .write(
+                "t80-join",
+                &format!("b{i}"),
+                &create_venue(&format!("vb{i}")),
+            )
+            .await?
+            .log_index;
+    }
+    c.add_node(5)?;
+    admin
+        .admin_on_leader(ticketd_raft::client::AdminOp::AddLearner {
+            id: 5,
+            addr: c.addr(5),
+        })
+        .await?;
+    let s5 = c.wait_applied(5, last, Duration::from_secs(30)).await?;
+    assert!(s5.is_learner, "{s5:?}");
+    Ok(())
+}

@@ -11,8 +11,10 @@
 //! | `Client.ReadIndex` | yes | - | - |
 //! | `Admin.*` (Init, AddLearner, Promote, Remove, TransferLeader, TriggerSnapshot, Status, Reconcile, ProposeDigest, Digest, ClusterVersion) | - | - | yes |
 //!
-//! (\*) A node that knows a membership accepts Raft calls only from its members and learners;
-//! one that knows none yet (a fresh node, a learner being added) from any node of the CA. The
+//! (\*) A node that knows a membership with itself in it accepts Raft calls only from its
+//! members and learners; one that knows none yet, or only one without itself (a fresh node, a
+//! learner being added, whose first snapshot may predate the leader feeding it), from any node
+//! of the CA. The
 //! Raft service also checks that the node a message says it comes from is the caller.
 //!
 //! Followers forward writes to the leader and the leader's worker writes through its own
@@ -220,7 +222,12 @@ impl Gate {
         }
         if let (true, Some(id)) = (path.starts_with(RAFT_SERVICE), identity.node_id()) {
             let members = self.members();
-            if !members.is_empty() && !members.contains(&id) {
+            // A node not yet in the membership it knows is joining: the snapshot it was fed may
+            // predate the leader that feeds it now, which it must not refuse (it would never
+            // learn the membership naming both). It takes Raft calls from any node of the CA,
+            // as a fresh node does, until it knows a membership with itself.
+            let joining = !members.contains(&self.node_id);
+            if !joining && !members.contains(&id) {
                 return Err(self.refuse(
                     method,
                     Refusal::NotMember,
