@@ -105,6 +105,24 @@ async fn read(c: &ClusterClient, q: Query) -> anyhow::Result<QueryResult> {
     Ok(c.read(&q, Consistency::Linearizable).await?.result)
 }
 
+/// Waits until every node applied the cluster version this binary supports (init raised it).
+async fn at_binary_version(c: &ticketd_testkit::cluster::TestCluster) -> anyhow::Result<()> {
+    let want = u64::from(ticketd_store::version::BINARY_VERSION);
+    wait_for(
+        "the new cluster at this binary's version",
+        Duration::from_secs(30),
+        || async {
+            for id in 1..=3 {
+                if u64::from(c.status(id).await?.cluster_version) != want {
+                    return Ok(None);
+                }
+            }
+            Ok(Some(()))
+        },
+    )
+    .await
+}
+
 fn count(v: &Value, field: &str) -> u64 {
     v[field].as_u64().unwrap_or(0)
 }
@@ -117,6 +135,7 @@ async fn the_reconciler_visits_every_intent_of_a_busy_day_across_a_leader_change
     // Passes only on demand (ticketctl reconcile), so the test counts them.
     let grace_ms = 2_000;
     let mut c = worker_cluster(worker_env(&pay_addr, None, None, grace_ms, 3_600_000)).await?;
+    at_binary_version(&c).await?;
     let client = c.client();
 
     phase("a payment the provider never got: started in the store, no intent");
@@ -399,6 +418,7 @@ async fn six_hundred_parked_notifications_block_none_behind_them_under_any_leade
     // Parked at the first failure: retried an hour later, or on demand.
     env.push(("TICKETD_SEND_ATTEMPTS_MAX".into(), "1".into()));
     let mut c = worker_cluster(env).await?;
+    at_binary_version(&c).await?;
     let client = c.client();
 
     phase("300 purchases whose buyers' mail is refused: 600 notifications fail and park");

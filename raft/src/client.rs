@@ -692,7 +692,11 @@ impl ClusterClient {
                     return format!("cluster version {}", s.cluster_version)
                 }
                 Ok(s) => return s.message,
-                Err(ClientError::Rejected(why)) => {
+                // A member too slow to say its version (a loaded machine) is asked again.
+                Err(ClientError::Rejected(why))
+                    if !why.contains("did not answer")
+                        || tokio::time::Instant::now() >= deadline =>
+                {
                     return format!("cluster version not raised: {why}")
                 }
                 Err(e) if tokio::time::Instant::now() >= deadline => {

@@ -209,6 +209,9 @@ pub struct Reconciler {
     config: ReconcilerConfig,
     /// Intents that need nothing more (terminal at the provider and in the store).
     settled: Mutex<HashSet<String>>,
+    /// Where the walk of the unfinished set goes on (a pass reads at most [`PAGES_MAX`]
+    /// pages; `None`: from the start).
+    unfinished_from: Mutex<Option<String>>,
     /// One pass at a time.
     pass: tokio::sync::Mutex<()>,
 }
@@ -232,6 +235,7 @@ impl Reconciler {
             provider,
             config,
             settled: Mutex::default(),
+            unfinished_from: Mutex::default(),
             pass: tokio::sync::Mutex::new(()),
         }
     }
@@ -361,10 +365,15 @@ impl Reconciler {
     }
 
     /// Walks the store's unfinished payments, each looked up at the provider; those settled
-    /// leave the set.
+    /// leave the set. A pass goes on where the last one stopped, and from the start once it
+    /// reached the end.
     async fn unfinished(&self, report: &mut ReconcileReport) {
         let young = now_ms() - self.config.grace.as_millis() as i64;
-        let mut after: Option<String> = None;
+        let mut after = self
+            .unfinished_from
+            .lock()
+            .expect("unfinished position lock")
+            .take();
         for _ in 0..PAGES_MAX {
             let query = Query::UnfinishedPayments {
                 after: after.clone(),
@@ -411,6 +420,10 @@ impl Reconciler {
                 return;
             }
         }
+        *self
+            .unfinished_from
+            .lock()
+            .expect("unfinished position lock") = after;
     }
 
     /// Looks unfinished payment `payment_ref` up at the provider and walks it; whether it is
