@@ -50,8 +50,8 @@ shipped_extras=$(cargo tree -p ticketd-cluster -e normal --prefix none --format 
   | grep -E '^(tokio-postgres|hdrhistogram|ticketd-(testkit|bench|chaos|checker|sim|workload|house))$' || true)
 [ -z "$shipped_extras" ] || die "the ticketd binaries' crate depends on what must not ship: $shipped_extras"
 # The rolling upgrade test (t90) runs a cluster of this version upgraded to the next one: the
-# next version's ticketd (feature next-version: binary version 2, one more command, log entries
-# in the version 2 form) is built first, which rebuilds only the workspace's crates (about a
+# next version's ticketd (feature next-version: binary version 3, one more command, log entries
+# in the encoding 2 form) is built first, which rebuilds only the workspace's crates (about a
 # minute); the test build below makes this version's binaries again.
 log "building the next version's ticketd for the rolling upgrade test"
 cargo build --workspace --bin ticketd --features ticketd-cluster/next-version \

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The rolling upgrade test (cluster/tests/t90_rolling_upgrade.rs) with the next version's build:
-# builds `ticketd` with feature `next-version` (binary version 2), keeps a copy of it, builds
+# builds `ticketd` with feature `next-version` (binary version 3), keeps a copy of it, builds
 # the test against the current version and runs it with TICKETD_NEXT_BIN pointing at the copy.
 #
 # The next version's build shares the build cache: only the workspace's own crates build again

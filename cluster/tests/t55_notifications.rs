@@ -59,6 +59,7 @@ async fn confirmations_etickets_and_reminders_arrive_once_per_id_across_a_leader
 
     phase("four purchases: each writes a confirmation, e-tickets and a reminder to the outbox");
     let mut orders: BTreeMap<&str, (String, u64)> = BTreeMap::new();
+    let mut answers = ticketd_checker::money::BuyerAnswers::default();
     for (name, u, seats) in [
         ("A", "mail-1", [0, 1]),
         ("B", "mail-1", [2, 3]),
@@ -79,6 +80,9 @@ async fn confirmations_etickets_and_reminders_arrive_once_per_id_across_a_leader
         .await;
         assert_eq!(s, 201, "{v}");
         let order = order_of_hold(&client, &h).await?.expect("ordered");
+        answers
+            .acked
+            .insert(h.clone(), order.order.order_id.clone());
         orders.insert(name, (order.order.order_id, order.order.created_index));
     }
     // Notification ids are `n-{log index}-{k}`, k counting over the entry's batch: the test
@@ -221,5 +225,26 @@ async fn confirmations_etickets_and_reminders_arrive_once_per_id_across_a_leader
     .await?;
     eprintln!("captured {captured}, fees {fees}, sales {sales} (minor units)");
     assert_eq!(captured, 3 * 21_000);
+
+    phase("the money and messages checkers of the full-stack runs find nothing wrong");
+    let b = read_books(
+        &client,
+        &books,
+        &["mail-1", "mail-2", "sms-1"],
+        &["seller-notify"],
+    )
+    .await?;
+    let money = ticketd_checker::money::check_money(&b.intents, &b.refunds, &b.store, &answers);
+    eprintln!("money: {}", serde_json::to_string(&money)?);
+    assert!(money.anomalies.is_empty(), "{money:#?}");
+    assert_eq!((money.purchases, money.refunds), (4, 1));
+    let mut got: Vec<String> = received
+        .iter()
+        .map(|m| m.id.trim_end_matches("@ticketd.example").to_string())
+        .collect();
+    got.extend(sms.inbox().await?.1);
+    let messages = ticketd_checker::messages::check_messages(&b.notes, &got, now_ms());
+    eprintln!("messages: {}", serde_json::to_string(&messages)?);
+    assert!(messages.anomalies.is_empty(), "{messages:#?}");
     Ok(())
 }

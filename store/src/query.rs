@@ -121,6 +121,7 @@ fn answer(machine: &Machine, query: &Query) -> QueryResult {
             QueryResult::Events(machine.search.search(machine, text, cap(*limit)))
         }
         Query::GetNotification { .. }
+        | Query::OrderNotifications { .. }
         | Query::DeliveryRetry { .. }
         | Query::ReconcileCursor { .. }
         | Query::UnfinishedPayments { .. }
@@ -314,6 +315,11 @@ fn worker_rows(machine: &Machine, query: &Query) -> Option<QueryResult> {
                 .get(notification_id)
                 .cloned()
                 .into_iter()
+                .collect(),
+        ),
+        Query::OrderNotifications { order_id } => QueryResult::Notifications(
+            crate::derived::rows_of(&machine.derived.order_notes, order_id)
+                .filter_map(|id| machine.outbox.get(&id).cloned())
                 .collect(),
         ),
         Query::DeliveryRetry { notification_id } => QueryResult::Retries(

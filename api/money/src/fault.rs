@@ -23,6 +23,9 @@ pub enum SagaFault {
     CrashAfter(SagaStep),
     /// Sleep this long right after the step.
     PauseAfter(SagaStep, Duration),
+    /// A deliberately broken saga: it leaves an authorization the store refused instead of
+    /// voiding it, so a real run shows the money checker flags what a bug like it does.
+    SkipVoid,
 }
 
 impl SagaFault {
@@ -36,13 +39,14 @@ impl SagaFault {
             _ => Err(format!("unknown saga step {t:?}")),
         };
         match text.split(':').collect::<Vec<_>>().as_slice() {
+            ["skip-void"] => Ok(SagaFault::SkipVoid),
             ["crash-after", t] => Ok(SagaFault::CrashAfter(step(t)?)),
             ["pause-after", t, ms] => Ok(SagaFault::PauseAfter(
                 step(t)?,
                 Duration::from_millis(ms.parse().map_err(|_| format!("bad pause {ms:?}"))?),
             )),
             _ => Err(format!(
-                "fault must be crash-after:STEP or pause-after:STEP:MS, not {text:?}"
+                "fault must be crash-after:STEP, pause-after:STEP:MS or skip-void, not {text:?}"
             )),
         }
     }

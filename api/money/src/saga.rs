@@ -357,6 +357,11 @@ impl Purchase<'_> {
     }
 
     async fn void(&self, intent: &Intent) {
+        #[cfg(feature = "failpoints")]
+        if self.fault == Some(SagaFault::SkipVoid) {
+            tracing::error!(payment = %intent.id, "FAULT INJECTION: the refused authorization is not voided");
+            return;
+        }
         if let Err(e) = self.provider.cancel(&intent.id).await {
             tracing::warn!(payment = %intent.id, error = %e, "void failed; the reconciler will void");
         }

@@ -722,3 +722,149 @@ impl Drop for SmsSim {
         let _ = self.child.wait();
     }
 }
+
+/// The money checker's and the messages checker's inputs, read after a run settled: the
+/// provider's books from the simulator itself, the store's orders of `users`, their
+/// notifications, the sellers' ledgers.
+pub struct Books {
+    /// The provider's intents.
+    pub intents: Vec<ticketd_checker::money::ProviderIntent>,
+    /// The provider's refunds by key.
+    pub refunds: Vec<ticketd_checker::money::ProviderRefund>,
+    /// The store's side.
+    pub store: ticketd_checker::money::StoreBooks,
+    /// Every notification of those orders, as the store ends with it.
+    pub notes: Vec<ticketd_checker::messages::Note>,
+}
+
+/// Reads [`Books`] from the simulator at `books` and the store through `c`.
+pub async fn read_books(
+    c: &ClusterClient,
+    books: &PaysimBooks,
+    users: &[&str],
+    sellers: &[&str],
+) -> anyhow::Result<Books> {
+    use ticketd_checker::messages::{Note, NoteEnd};
+    use ticketd_checker::money::{ProviderIntent, ProviderRefund, RefundOwed, StoreBooks};
+    use ticketd_store::types::{NotificationKind, NotificationStatus};
+    let intents = books
+        .intents()
+        .await?
+        .into_iter()
+        .map(|i| ProviderIntent {
+            hold_id: i.metadata.get("hold_id").cloned(),
+            amount: i.amount,
+            captured: i.amount_captured,
+            refunded: i.amount_refunded,
+            voided: i.status == IntentStatus::Canceled,
+            id: i.id,
+        })
+        .collect();
+    let refunds: Vec<Value> = books
+        .http
+        .get(format!("{}/_control/refunds", books.base))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let refunds = refunds
+        .iter()
+        .map(|r| ProviderRefund {
+            key: r["key"].as_str().unwrap_or_default().to_string(),
+            intent_id: r["intent_id"].as_str().unwrap_or_default().to_string(),
+            amount: r["amount"].as_i64().unwrap_or(0),
+        })
+        .collect();
+    let orders = orders(c, users).await?;
+    let mut store = StoreBooks::default();
+    let mut notes = Vec::new();
+    for o in &orders {
+        let q = Query::OrderNotifications {
+            order_id: o.order.order_id.clone(),
+        };
+        let QueryResult::Notifications(ns) = c.read(&q, Consistency::Linearizable).await?.result
+        else {
+            anyhow::bail!("unexpected answer to {q:?}");
+        };
+        for n in ns {
+            if let NotificationKind::Refund { amount_minor, .. } = &n.kind {
+                store.refunds_owed.push(RefundOwed {
+                    notification_id: n.notification_id.clone(),
+                    order_id: n.order_id.clone(),
+                    amount: *amount_minor,
+                });
+            }
+            let parked = match c
+                .read(
+                    &Query::DeliveryRetry {
+                        notification_id: n.notification_id.clone(),
+                    },
+                    Consistency::Linearizable,
+                )
+                .await?
+                .result
+            {
+                QueryResult::Retries(r) => r.first().is_some_and(|(_, r)| r.parked),
+                other => anyhow::bail!("unexpected {other:?}"),
+            };
+            let end = match &n.status {
+                NotificationStatus::Pending => NoteEnd::Pending {
+                    due_at_ms: n.due_at_ms,
+                    parked,
+                },
+                NotificationStatus::Sent { channel, .. } => {
+                    NoteEnd::Sent(channel.split('+').map(str::to_string).collect())
+                }
+                NotificationStatus::Void { .. } => NoteEnd::Void,
+            };
+            let kind = match &n.kind {
+                NotificationKind::Confirmation => "confirmation",
+                NotificationKind::ETickets => "etickets",
+                NotificationKind::Reminder => "reminder",
+                NotificationKind::Cancellation => "cancellation",
+                NotificationKind::Refund { .. } => "refund",
+            };
+            notes.push(Note {
+                id: n.notification_id,
+                kind: kind.into(),
+                end,
+            });
+        }
+        store
+            .seller_of_event
+            .entry(o.order.event_id.clone())
+            .or_insert_with(String::new);
+    }
+    for seller in sellers {
+        let q = Query::SellerLedger {
+            seller_id: seller.to_string(),
+            limit: 1,
+        };
+        let QueryResult::SellerLedger(Some(l)) =
+            c.read(&q, Consistency::Linearizable).await?.result
+        else {
+            anyhow::bail!("no ledger of {seller}");
+        };
+        let net: i64 = l
+            .totals
+            .iter()
+            .map(|t| t.sales_minor - t.refunds_minor)
+            .sum();
+        store.seller_net.insert(seller.to_string(), net);
+    }
+    for (event, seller) in store.seller_of_event.iter_mut() {
+        let q = Query::GetEvent {
+            event_id: event.clone(),
+        };
+        if let QueryResult::Event(Some(e)) = c.read(&q, Consistency::Linearizable).await?.result {
+            *seller = e.seller_id;
+        }
+    }
+    store.orders = orders;
+    Ok(Books {
+        intents,
+        refunds,
+        store,
+        notes,
+    })
+}

@@ -13,6 +13,10 @@
 //!    write never takes effect, one idempotency key has one answer and one object, replicas that
 //!    applied the same index have the same state digest.
 //!
+//! 4. **Money and messages** of a full-stack run ([`money`], [`messages`]): the payment
+//!    provider's books against the store's orders and what buyers were told; the outbox
+//!    against what the SMTP and SMS receivers got.
+//!
 //! Unknown (`info`) ops are never treated as failed: the final reads decide whether they took
 //! effect.
 
@@ -23,6 +27,8 @@ pub mod wgl;
 
 pub mod digests;
 pub mod invariants;
+pub mod messages;
+pub mod money;
 pub mod realtime;
 pub mod replay;
 pub mod seats;

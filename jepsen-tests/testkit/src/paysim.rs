@@ -15,7 +15,8 @@
 //!
 //! Refunds are partial and keyed (`POST /v1/refunds` with an `Idempotency-Key`): the same key
 //! refunds once. `GET /v1/payment_intents?created_gte=MS&starting_after=ID&limit=N` pages through
-//! intents oldest first; `GET /v1/payment_intents/search?key=K&value=V` finds them by metadata.
+//! intents oldest first; `GET /v1/payment_intents/search?key=K&value=V` finds them by metadata;
+//! `GET /_control/refunds` lists every refund made by key (the books, for checkers).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
@@ -105,6 +106,7 @@ impl Simulator {
             .route("/v1/payment_intents/{id}/cancel", post(cancel))
             .route("/v1/refunds", post(refund))
             .route("/_control/faults", post(inject))
+            .route("/_control/refunds", get(refunds))
             .route("/healthz", get(|| async { "ok" }))
             .with_state(self)
     }
@@ -340,6 +342,29 @@ async fn refund(
         r
     })
     .await
+}
+
+/// One refund of the books, for checkers: its key, intent and amount.
+#[derive(Serialize)]
+struct RefundRow {
+    key: String,
+    intent_id: String,
+    amount: i64,
+}
+
+/// Every refund made, by key: the simulator's own books, for checkers.
+async fn refunds(State(sim): State<Simulator>) -> Json<Vec<RefundRow>> {
+    let book = sim.book.lock().expect("book lock");
+    Json(
+        book.refunds
+            .iter()
+            .map(|(key, (intent_id, amount))| RefundRow {
+                key: key.clone(),
+                intent_id: intent_id.clone(),
+                amount: *amount,
+            })
+            .collect(),
+    )
 }
 
 async fn fetch(State(sim): State<Simulator>, Path(id): Path<String>) -> Response {

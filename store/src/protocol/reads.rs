@@ -152,6 +152,11 @@ pub enum Query {
         /// The notification.
         notification_id: String,
     },
+    /// Every notification of an order, answered with [`QueryResult::Notifications`], by id.
+    OrderNotifications {
+        /// The order.
+        order_id: String,
+    },
     /// One notification's failed deliveries, answered with [`QueryResult::Retries`] (none or
     /// one).
     DeliveryRetry {
