@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # The long chaos run: every fault kind combined on a 5-node cluster for 10 minutes (a fault every
-# few seconds), then heal, final reads and every checker. Prints the summary table; exits
-# non-zero on any anomaly or if the run did not complete.
+# few seconds), then heal, final reads and every checker; then the full-stack run
+# (cluster/tests/t84_fullstack_chaos.rs: nodes with their worker, two API processes, the payment
+# and SMS simulators, a real SMTP server, provider faults, API crashes per saga step, node and
+# leader kills) for FULLSTACK_SECONDS (600) under the same seed, judged by the money and
+# messages checkers. Prints the summary table; exits non-zero on any anomaly or if a run did
+# not complete.
 #
 #   scripts/chaos-long.sh
 #   CHAOS_SEED=1234 CHAOS_DURATION=600 CHAOS_NODES=5 scripts/chaos-long.sh
 #   CHAOS_WORKLOAD=register scripts/chaos-long.sh   # venue registers instead of the seat sale
+#   FULLSTACK_SECONDS=0 scripts/chaos-long.sh       # without the full-stack run
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
@@ -56,3 +61,14 @@ echo
 table_rc=$?
 [ $table_rc -eq 0 ] || { log "anomalies found: history in $OUT"; exit 1; }
 log "no anomalies; history in $OUT"
+
+FULLSTACK_SECONDS="${FULLSTACK_SECONDS:-600}"
+if [ "$FULLSTACK_SECONDS" -gt 0 ]; then
+  if ! /usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1; then try_pkg /nonexistent-aiosmtpd python3-aiosmtpd; fi
+  log "full-stack run: seed $SEED, ${FULLSTACK_SECONDS}s"
+  TICKETD_FULLSTACK_SECONDS="$FULLSTACK_SECONDS" TICKETD_FULLSTACK_SEED="$SEED" \
+    cargo nextest run --workspace -E 'binary(t84_fullstack_chaos)' --no-capture 2>&1 \
+    | tee "$OUT/fullstack.out" | grep -E '^(full-stack|seed|money|messages)|anomal|panicked'
+  [ "${PIPESTATUS[0]}" -eq 0 ] || { log "the full-stack run failed: $OUT/fullstack.out"; exit 1; }
+  log "full-stack run: no money or message anomaly"
+fi

@@ -97,7 +97,7 @@ pub struct ApiProcess {
     pub base: String,
     /// Its Prometheus listener, `http://127.0.0.1:PORT/metrics`.
     pub metrics_url: String,
-    child: std::process::Child,
+    child: std::sync::Mutex<std::process::Child>,
     /// The HTTP client.
     pub http: reqwest::Client,
 }
@@ -150,7 +150,7 @@ impl ApiProcess {
         Ok(Self {
             base,
             metrics_url: format!("http://{metrics}/metrics"),
-            child,
+            child: std::sync::Mutex::new(child),
             http,
         })
     }
@@ -159,12 +159,28 @@ impl ApiProcess {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
+
+    /// Kills the process at once (SIGKILL), as a crash.
+    pub fn kill9(&self) {
+        let mut child = self.child.lock().expect("child lock");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// Its exit status once it exited by itself or was killed; `None` while it runs.
+    pub fn exited(&self) -> Option<std::process::ExitStatus> {
+        self.child
+            .lock()
+            .expect("child lock")
+            .try_wait()
+            .ok()
+            .flatten()
+    }
 }
 
 impl Drop for ApiProcess {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill9();
     }
 }
 
@@ -194,16 +210,28 @@ impl Drop for Paysim {
 /// Starts the payment provider simulator on a free port; its address and handle.
 pub async fn start_paysim() -> anyhow::Result<(String, Paysim)> {
     let addr = ticketd_testkit::cluster::free_addr()?;
-    let child = std::process::Command::new(sim_bin())
-        .args(["pay", "--listen", &addr])
-        .stderr(std::process::Stdio::null())
-        .spawn()?;
+    let paysim = start_paysim_on(&addr, None).await?;
+    Ok((addr, paysim))
+}
+
+/// Starts the payment provider simulator on `addr`, keeping its books in `state_file` across
+/// restarts when given.
+pub async fn start_paysim_on(
+    addr: &str,
+    state_file: Option<&std::path::Path>,
+) -> anyhow::Result<Paysim> {
+    let mut cmd = std::process::Command::new(sim_bin());
+    cmd.args(["pay", "--listen", addr]);
+    if let Some(f) = state_file {
+        cmd.arg("--state-file").arg(f);
+    }
+    let child = cmd.stderr(std::process::Stdio::null()).spawn()?;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while std::net::TcpStream::connect(&addr).is_err() {
+    while std::net::TcpStream::connect(addr).is_err() {
         anyhow::ensure!(std::time::Instant::now() < deadline, "paysim did not start");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    Ok((addr, Paysim(child)))
+    Ok(Paysim(child))
 }
 
 /// What most API tests run against: 3 nodes with the demo data (no stadium), the payment
