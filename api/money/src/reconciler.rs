@@ -449,12 +449,7 @@ impl Reconciler {
         young_ms: i64,
         report: &mut ReconcileReport,
     ) -> bool {
-        if self
-            .settled
-            .lock()
-            .expect("settled lock")
-            .contains(payment_ref)
-        {
+        if self.known_settled(payment_ref) {
             report.intents_seen += 1;
             report.settled += 1;
             return true;
@@ -583,15 +578,15 @@ impl Reconciler {
         }
     }
 
+    /// Whether this leader already saw intent `id` settled.
+    fn known_settled(&self, id: &str) -> bool {
+        self.settled.lock().expect("settled lock").contains(id)
+    }
+
     /// Reconciles one intent, unless it is settled already or young; whether it is settled.
     async fn one(&self, intent: &Intent, young_ms: i64, report: &mut ReconcileReport) -> bool {
         report.intents_seen += 1;
-        if self
-            .settled
-            .lock()
-            .expect("settled lock")
-            .contains(&intent.id)
-        {
+        if self.known_settled(&intent.id) {
             report.settled += 1;
             return true;
         }
